@@ -1,0 +1,9 @@
+//! twincast-media: the pure media core of twincast.
+//!
+//! Architecture Invariant: this crate does no I/O. No tokio, no GStreamer, no sockets, no files.
+//! Callers push plain Rust values in and get bytes or values out, so everything here is tested
+//! with plain `#[test]`s and fuzzed without a runtime.
+
+pub mod track;
+
+pub use track::{Codec, Sample, TrackInfo, TrackKind};
