@@ -7,3 +7,4 @@
 pub mod track;
 
 pub use track::{Codec, Sample, TrackInfo, TrackKind};
+pub mod timeline;
