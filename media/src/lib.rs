@@ -8,3 +8,4 @@ pub mod track;
 
 pub use track::{Codec, Sample, TrackInfo, TrackKind};
 pub mod timeline;
+pub mod fragmenter;
