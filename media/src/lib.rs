@@ -9,3 +9,4 @@ pub mod track;
 pub use track::{Codec, Sample, TrackInfo, TrackKind};
 pub mod timeline;
 pub mod fragmenter;
+pub mod hls;

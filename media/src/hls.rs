@@ -1,0 +1,473 @@
+//! HLS playlist text (RFC 8216bis, "HTTP Live Streaming 2nd Edition"): the multivariant
+//! playlist (§4.4.6) and the media playlists (§4.4.3–4.4.5) of the local origin (design §4).
+//!
+//! Plain values in, `String` out. Quoted-string attribute values cannot hold `"`, CR or LF
+//! (§4.2), so those characters are removed rather than written; URI lines lose CR and LF.
+//! Floats that are not finite (or negative durations) are written as 0 or left out, so every
+//! output is a syntactically valid playlist.
+
+use std::fmt::Write as _;
+
+/// `EXT-X-VERSION` of every playlist: 7 is needed for `EXT-X-MAP` in a playlist without
+/// `EXT-X-I-FRAMES-ONLY` (fMP4 segments) and service-level features of the 2nd edition.
+pub const HLS_VERSION: u32 = 7;
+
+/// Default `GROUP-ID` of the audio rendition group.
+pub const DEFAULT_AUDIO_GROUP: &str = "aud";
+
+/// Default init segment URI, relative to the media playlist.
+pub const DEFAULT_MAP_URI: &str = "init.mp4";
+
+/// One video variant of the multivariant playlist (`EXT-X-STREAM-INF`, §4.4.6.2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// Media playlist URI, e.g. `720p/index.m3u8`.
+    pub uri: String,
+    /// Peak bits per second, audio included.
+    pub bandwidth: u64,
+    /// Average bits per second, audio included.
+    pub average_bandwidth: Option<u64>,
+    /// RFC 6381 codecs, e.g. `avc1.64001f,mp4a.40.2`.
+    pub codecs: String,
+    /// Width × height in pixels.
+    pub resolution: Option<(u32, u32)>,
+    /// Frames per second; written with three decimals (29.970).
+    pub frame_rate: Option<f64>,
+}
+
+/// The audio rendition group (`EXT-X-MEDIA:TYPE=AUDIO`, §4.4.6.1), referenced by every variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioGroup {
+    pub group_id: String,
+    pub name: String,
+    pub channels: u16,
+    /// Media playlist URI, e.g. `audio/index.m3u8`.
+    pub uri: String,
+}
+
+impl AudioGroup {
+    /// The group `aud`, named `audio`.
+    pub fn new(channels: u16, uri: impl Into<String>) -> Self {
+        Self {
+            group_id: DEFAULT_AUDIO_GROUP.to_owned(),
+            name: "audio".to_owned(),
+            channels,
+            uri: uri.into(),
+        }
+    }
+}
+
+/// The multivariant ("master") playlist.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MasterPlaylist {
+    pub variants: Vec<Variant>,
+    pub audio: Option<AudioGroup>,
+}
+
+impl MasterPlaylist {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("#EXTM3U\n");
+        let _ = writeln!(out, "#EXT-X-VERSION:{HLS_VERSION}");
+        out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+        if let Some(a) = &self.audio {
+            let _ = writeln!(
+                out,
+                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{}\",NAME=\"{}\",DEFAULT=YES,AUTOSELECT=YES,\
+                 CHANNELS=\"{}\",URI=\"{}\"",
+                quoted(&a.group_id),
+                quoted(&a.name),
+                a.channels,
+                quoted(&a.uri)
+            );
+        }
+        for v in &self.variants {
+            let _ = write!(out, "#EXT-X-STREAM-INF:BANDWIDTH={}", v.bandwidth);
+            if let Some(avg) = v.average_bandwidth {
+                let _ = write!(out, ",AVERAGE-BANDWIDTH={avg}");
+            }
+            let _ = write!(out, ",CODECS=\"{}\"", quoted(&v.codecs));
+            if let Some((w, h)) = v.resolution {
+                let _ = write!(out, ",RESOLUTION={w}x{h}");
+            }
+            if let Some(fps) = v.frame_rate.filter(|f| f.is_finite() && *f > 0.0) {
+                let _ = write!(out, ",FRAME-RATE={fps:.3}");
+            }
+            if let Some(a) = &self.audio {
+                let _ = write!(out, ",AUDIO=\"{}\"", quoted(&a.group_id));
+            }
+            out.push('\n');
+            let _ = writeln!(out, "{}", uri_line(&v.uri));
+        }
+        out
+    }
+}
+
+/// One media segment of a media playlist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentEntry {
+    /// Segment URI, relative to the playlist: [`segment_uri`] of its start time.
+    pub uri: String,
+    /// Start of the segment in ns since the epoch (`EXT-X-PROGRAM-DATE-TIME`).
+    pub start_ns: u64,
+    /// Duration in seconds (`EXTINF`, written with 5 decimals).
+    pub duration_secs: f64,
+    /// `EXT-X-DISCONTINUITY` before this segment (after an outage or an encoder restart).
+    pub discontinuity: bool,
+    /// `EXT-X-GAP`: the segment is missing (not available from this origin).
+    pub gap: bool,
+}
+
+/// A media playlist of one rendition or of the audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaPlaylist {
+    /// `EXT-X-TARGETDURATION` in seconds. `None`: the ceiling of the longest `EXTINF` as
+    /// written (at least 1). RFC 8216bis §6.2.1 forbids changing it during a live stream, so
+    /// an origin should pin it (from the nominal segment duration) rather than let an odd
+    /// long segment in the window change it.
+    pub target_duration: Option<u64>,
+    /// `EXT-X-MEDIA-SEQUENCE`: the sequence number of the first segment listed.
+    pub media_sequence: u64,
+    /// `EXT-X-DISCONTINUITY-SEQUENCE`, written when given.
+    pub discontinuity_sequence: Option<u64>,
+    /// `EXT-X-INDEPENDENT-SEGMENTS` (every segment starts with an IDR).
+    pub independent_segments: bool,
+    /// `EXT-X-MAP` URI of the init segment.
+    pub map_uri: String,
+    pub segments: Vec<SegmentEntry>,
+    /// `EXT-X-ENDLIST`: the stream has ended.
+    pub endlist: bool,
+}
+
+impl Default for MediaPlaylist {
+    fn default() -> Self {
+        Self {
+            target_duration: None,
+            media_sequence: 0,
+            discontinuity_sequence: None,
+            independent_segments: false,
+            map_uri: DEFAULT_MAP_URI.to_owned(),
+            segments: Vec::new(),
+            endlist: false,
+        }
+    }
+}
+
+impl MediaPlaylist {
+    /// The target duration written: the configured one, or the ceiling of the longest
+    /// segment's `EXTINF` as written (rounded to 5 decimals first), at least 1.
+    pub fn effective_target_duration(&self) -> u64 {
+        self.target_duration.unwrap_or_else(|| {
+            let longest = self
+                .segments
+                .iter()
+                .map(|s| extinf_hundred_thousandths(s.duration_secs))
+                .max()
+                .unwrap_or(0);
+            longest.div_ceil(100_000).max(1)
+        })
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("#EXTM3U\n");
+        let _ = writeln!(out, "#EXT-X-VERSION:{HLS_VERSION}");
+        let _ = writeln!(
+            out,
+            "#EXT-X-TARGETDURATION:{}",
+            self.effective_target_duration()
+        );
+        let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{}", self.media_sequence);
+        if let Some(d) = self.discontinuity_sequence {
+            let _ = writeln!(out, "#EXT-X-DISCONTINUITY-SEQUENCE:{d}");
+        }
+        if self.independent_segments {
+            out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+        }
+        let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", quoted(&self.map_uri));
+        for s in &self.segments {
+            if s.discontinuity {
+                out.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            let _ = writeln!(
+                out,
+                "#EXT-X-PROGRAM-DATE-TIME:{}",
+                program_date_time(s.start_ns)
+            );
+            let h = extinf_hundred_thousandths(s.duration_secs);
+            let _ = writeln!(out, "#EXTINF:{}.{:05},", h / 100_000, h % 100_000);
+            if s.gap {
+                out.push_str("#EXT-X-GAP\n");
+            }
+            let _ = writeln!(out, "{}", uri_line(&s.uri));
+        }
+        if self.endlist {
+            out.push_str("#EXT-X-ENDLIST\n");
+        }
+        out
+    }
+}
+
+/// The URI of the segment starting at `t` in the track timescale: `<t>.m4s` (design §4).
+pub fn segment_uri(t: u64) -> String {
+    format!("{t}.m4s")
+}
+
+/// A duration in units of 10 µs, rounded; 0 for negative or non-finite input. `as` saturates
+/// at `u64::MAX` for huge values.
+fn extinf_hundred_thousandths(secs: f64) -> u64 {
+    if secs.is_finite() && secs > 0.0 {
+        (secs * 100_000.0).round() as u64
+    } else {
+        0
+    }
+}
+
+/// ISO 8601 UTC with milliseconds, e.g. `2026-03-01T12:00:00.000Z`, for ns since the epoch.
+pub fn program_date_time(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let millis = (ns % 1_000_000_000) / 1_000_000;
+    let (days, sod) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+/// Proleptic Gregorian (year, month, day) of `days` since 1970-01-01. Counts in 400-year eras
+/// of 146 097 days that start on March 1st, so the leap day is the last day of its year.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    // 0000-03-01 is 719 468 days before 1970-01-01.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097; // day of era, 0..146096
+    // Year of era: remove the leap days before `doe` (every 4 years, except centuries, except
+    // the era's last day) and divide by 365.
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // 0..399
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of the March-based year, 0..365
+    let mp = (5 * doy + 2) / 153; // month from March = 0
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = era * 400 + yoe + u64::from(month <= 2);
+    (year, month, day)
+}
+
+fn quoted(s: &str) -> String {
+    s.chars()
+        .filter(|c| !matches!(c, '"' | '\r' | '\n'))
+        .collect()
+}
+
+fn uri_line(s: &str) -> String {
+    s.chars().filter(|c| !matches!(c, '\r' | '\n')).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const Y2026: u64 = 1_772_366_400_000_000_000;
+
+    #[test]
+    fn master_playlist_text() {
+        let m = MasterPlaylist {
+            variants: vec![
+                Variant {
+                    uri: "720p/index.m3u8".into(),
+                    bandwidth: 3_300_000,
+                    average_bandwidth: Some(3_128_000),
+                    codecs: "avc1.64001f,mp4a.40.2".into(),
+                    resolution: Some((1280, 720)),
+                    frame_rate: Some(30000.0 / 1001.0),
+                },
+                Variant {
+                    uri: "360p/index.m3u8".into(),
+                    bandwidth: 700_000,
+                    average_bandwidth: None,
+                    codecs: "avc1.42c01e,mp4a.40.2".into(),
+                    resolution: None,
+                    frame_rate: Some(25.0),
+                },
+            ],
+            audio: Some(AudioGroup::new(2, "audio/index.m3u8")),
+        };
+        assert_eq!(
+            m.render(),
+            "#EXTM3U\n\
+             #EXT-X-VERSION:7\n\
+             #EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio/index.m3u8\"\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=3300000,AVERAGE-BANDWIDTH=3128000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=29.970,AUDIO=\"aud\"\n\
+             720p/index.m3u8\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=700000,CODECS=\"avc1.42c01e,mp4a.40.2\",FRAME-RATE=25.000,AUDIO=\"aud\"\n\
+             360p/index.m3u8\n"
+        );
+    }
+
+    #[test]
+    fn master_without_audio_and_hostile_strings() {
+        let m = MasterPlaylist {
+            variants: vec![Variant {
+                uri: "a\r\n#EXT-X-ENDLIST\nb".into(),
+                bandwidth: 1,
+                average_bandwidth: None,
+                codecs: "avc1\",x=\"y".into(),
+                resolution: Some((2, 2)),
+                frame_rate: Some(f64::NAN),
+            }],
+            audio: None,
+        };
+        assert_eq!(
+            m.render(),
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=1,CODECS=\"avc1,x=y\",RESOLUTION=2x2\n\
+             a#EXT-X-ENDLISTb\n"
+        );
+    }
+
+    fn seg(t: u64, start_ns: u64, d: f64) -> SegmentEntry {
+        SegmentEntry {
+            uri: segment_uri(t),
+            start_ns,
+            duration_secs: d,
+            discontinuity: false,
+            gap: false,
+        }
+    }
+
+    #[test]
+    fn video_media_playlist_text() {
+        // 30/1, 2 s fragments, 3 per segment: 6 s segments at 90 kHz.
+        let t0 = Y2026 / 1_000_000_000 * 90_000;
+        let mut segs = vec![
+            seg(t0, Y2026, 6.0),
+            seg(t0 + 540_000, Y2026 + 6_000_000_000, 6.0),
+            seg(t0 + 1_080_000, Y2026 + 12_000_000_000, 6.0),
+        ];
+        segs[2].discontinuity = true;
+        segs[1].gap = true;
+        let p = MediaPlaylist {
+            media_sequence: 295_394_400,
+            discontinuity_sequence: Some(3),
+            independent_segments: true,
+            segments: segs,
+            ..MediaPlaylist::default()
+        };
+        assert_eq!(
+            p.render(),
+            "#EXTM3U\n\
+             #EXT-X-VERSION:7\n\
+             #EXT-X-TARGETDURATION:6\n\
+             #EXT-X-MEDIA-SEQUENCE:295394400\n\
+             #EXT-X-DISCONTINUITY-SEQUENCE:3\n\
+             #EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-MAP:URI=\"init.mp4\"\n\
+             #EXT-X-PROGRAM-DATE-TIME:2026-03-01T12:00:00.000Z\n\
+             #EXTINF:6.00000,\n\
+             159512976000000.m4s\n\
+             #EXT-X-PROGRAM-DATE-TIME:2026-03-01T12:00:06.000Z\n\
+             #EXTINF:6.00000,\n\
+             #EXT-X-GAP\n\
+             159512976540000.m4s\n\
+             #EXT-X-DISCONTINUITY\n\
+             #EXT-X-PROGRAM-DATE-TIME:2026-03-01T12:00:12.000Z\n\
+             #EXTINF:6.00000,\n\
+             159512977080000.m4s\n"
+        );
+    }
+
+    #[test]
+    fn audio_media_playlist_with_endlist_and_ntsc_durations() {
+        // Audio at 48 kHz on a 30000/1001 grid: 2.002 s fragments are 93.84 AAC frames, so
+        // audio fragments are 93 or 94 frames (1.98400 s or 2.00533 s).
+        let p = MediaPlaylist {
+            media_sequence: 7,
+            segments: vec![
+                seg(0, 1_500, 94.0 * 1024.0 / 48_000.0),
+                seg(96_256, 2_005_333_333, 93.0 * 1024.0 / 48_000.0),
+            ],
+            endlist: true,
+            ..MediaPlaylist::default()
+        };
+        assert_eq!(p.effective_target_duration(), 3);
+        assert_eq!(
+            p.render(),
+            "#EXTM3U\n\
+             #EXT-X-VERSION:7\n\
+             #EXT-X-TARGETDURATION:3\n\
+             #EXT-X-MEDIA-SEQUENCE:7\n\
+             #EXT-X-MAP:URI=\"init.mp4\"\n\
+             #EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:00.000Z\n\
+             #EXTINF:2.00533,\n\
+             0.m4s\n\
+             #EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:02.005Z\n\
+             #EXTINF:1.98400,\n\
+             96256.m4s\n\
+             #EXT-X-ENDLIST\n"
+        );
+    }
+
+    #[test]
+    fn target_duration_rules() {
+        let mut p = MediaPlaylist::default();
+        assert_eq!(p.effective_target_duration(), 1);
+        p.segments.push(seg(0, 0, 6.006));
+        assert_eq!(p.effective_target_duration(), 7);
+        // Floating noise below the printed precision does not push it up.
+        p.segments[0].duration_secs = 6.000000001;
+        assert_eq!(p.effective_target_duration(), 6);
+        p.segments.push(seg(1, 0, f64::INFINITY));
+        p.segments.push(seg(2, 0, -3.0));
+        assert_eq!(p.effective_target_duration(), 6);
+        p.target_duration = Some(8);
+        assert_eq!(p.effective_target_duration(), 8);
+        assert!(p.render().contains("#EXTINF:0.00000,\n1.m4s\n"));
+        // Huge values saturate instead of panicking.
+        p.target_duration = None;
+        p.segments.push(seg(3, u64::MAX, 1e300));
+        let _ = p.render();
+    }
+
+    #[test]
+    fn program_date_times() {
+        let cases = [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (951_782_400_123_999_999, "2000-02-29T00:00:00.123Z"),
+            (951_868_799_999_000_000, "2000-02-29T23:59:59.999Z"),
+            (Y2026, "2026-03-01T12:00:00.000Z"),
+            (4_102_444_800_000_000_000, "2100-01-01T00:00:00.000Z"),
+            (u64::MAX, "2554-07-21T23:34:33.709Z"),
+        ];
+        for (ns, text) in cases {
+            assert_eq!(program_date_time(ns), text, "{ns}");
+        }
+    }
+
+    #[test]
+    fn civil_dates_match_a_day_by_day_count() {
+        // Walk 1970-01-01 .. 2401-01-01 one day at a time with a naive calendar.
+        let (mut y, mut m, mut d) = (1970u64, 1u64, 1u64);
+        for days in 0..157_000u64 {
+            assert_eq!(civil_from_days(days), (y, m, d), "{days}");
+            let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+            let len = match m {
+                2 if leap => 29,
+                2 => 28,
+                4 | 6 | 9 | 11 => 30,
+                _ => 31,
+            };
+            d += 1;
+            if d > len {
+                d = 1;
+                m += 1;
+                if m > 12 {
+                    m = 1;
+                    y += 1;
+                }
+            }
+        }
+    }
+}
