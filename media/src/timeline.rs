@@ -65,8 +65,6 @@ pub enum TimelineError {
     FragmentGopsZero(u64),
     #[error("fragment of {gop_frames} × {fragment_gops} frames is too long")]
     FragmentTooLong { gop_frames: u64, fragment_gops: u64 },
-    #[error("sample rate must be non-zero")]
-    SampleRateZero,
 }
 
 /// `floor(x·m/d)` without overflow in the intermediate product, saturating the result at
@@ -365,15 +363,15 @@ pub struct AudioTimeline {
 }
 
 impl AudioTimeline {
-    pub fn new(sample_rate: u32) -> Result<Self, TimelineError> {
-        if sample_rate == 0 {
-            return Err(TimelineError::SampleRateZero);
-        }
+    /// A timeline at `sample_rate` Hz. A zero rate (rejected by config validation) is taken
+    /// as 1 Hz so that nothing here divides by zero.
+    pub fn new(sample_rate: u32) -> Self {
+        let sample_rate = sample_rate.max(1);
         let num = u128::from(AAC_FRAME_SAMPLES) * u128::from(NS_PER_SEC);
-        Ok(Self {
+        Self {
             sample_rate,
             ticker: Ticker::new(num, u128::from(sample_rate)),
-        })
+        }
     }
 
     pub fn sample_rate(&self) -> u32 {
@@ -401,8 +399,21 @@ impl AudioTimeline {
         mul_div_floor(j, self.ticker.period_num, self.ticker.period_den)
     }
 
-    /// Index for an AAC frame whose first sample is at `pts_ns` (ns since the epoch).
-    pub fn assign(&mut self, pts_ns: u64) -> FrameAssign {
+    /// Index `j` for an AAC frame whose first sample is at `pts_ns` (ns since the epoch).
+    ///
+    /// When the policy drops the frame (its nearest index was already given out), this
+    /// returns that nearest index anyway: it is at or below the last index given out, so a
+    /// consumer that requires increasing indices (the [`Fragmenter`](crate::fragmenter::Fragmenter)
+    /// does, and counts it) discards it. Use [`AudioTimeline::assign_frame`] to see the decision.
+    pub fn assign(&mut self, pts_ns: u64) -> u64 {
+        match self.ticker.assign(pts_ns) {
+            FrameAssign::Frame { k, .. } => k,
+            FrameAssign::Drop => self.ticker.nearest(pts_ns),
+        }
+    }
+
+    /// Like [`AudioTimeline::assign`], with the decision: an index, or a drop.
+    pub fn assign_frame(&mut self, pts_ns: u64) -> FrameAssign {
         self.ticker.assign(pts_ns)
     }
 
@@ -424,7 +435,8 @@ impl AudioTimeline {
 /// where `j_n` is the first AAC frame starting at or after the video fragment start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Grid {
-    rate: FrameRate,
+    /// The frame rate the grid counts in.
+    pub rate: FrameRate,
     gop_ns: u64,
     gop_frames: u64,
     fragment_gops: u64,
@@ -887,11 +899,13 @@ mod tests {
                 let _ = g.fragment_duration_ns();
             }
         }
-        let mut a = AudioTimeline::new(1).unwrap();
+        let mut a = AudioTimeline::new(1);
         for w in [u64::MAX, 0, u64::MAX] {
             let _ = a.assign(w);
         }
-        assert!(AudioTimeline::new(0).is_err());
+        let mut zero = AudioTimeline::new(0);
+        assert_eq!(zero.sample_rate(), 1);
+        let _ = zero.assign(u64::MAX);
         assert_eq!(AudioTimeline::samples_to_trim(u64::MAX, 0), 0);
     }
 
@@ -1021,28 +1035,33 @@ mod tests {
 
     #[test]
     fn audio_timeline_counts_and_reanchors() {
-        let mut a = AudioTimeline::new(48_000).unwrap();
+        let mut a = AudioTimeline::new(48_000);
         let j0 = 1_730_000_000u64;
         let mut rng = Prng(7);
         for i in 0..1000 {
             // ±5 ms of jitter on a 21.3 ms frame.
             let w = add(a.frame_time_ns(j0 + i), rng.jitter(5_000_000));
-            assert_eq!(frame(a.assign(w)), j0 + i);
+            assert_eq!(a.assign(w), j0 + i);
         }
         // A 100 ms gap in the input: re-anchor forward to the nearest frame (4.69 frames late),
         // skipping j0+1000..=j0+1004.
         let w = a.frame_time_ns(j0 + 1000) + 100_000_000;
         assert_eq!(
-            a.assign(w),
+            a.assign_frame(w),
             FrameAssign::Frame {
                 k: j0 + 1005,
                 reanchored: true
             }
         );
         // Timestamps going back: dropped.
-        assert_eq!(a.assign(a.frame_time_ns(j0 + 1003)), FrameAssign::Drop);
+        assert_eq!(
+            a.assign_frame(a.frame_time_ns(j0 + 1003)),
+            FrameAssign::Drop
+        );
+        // The plain form returns the rejected (non-increasing) index.
+        assert_eq!(a.assign(a.frame_time_ns(j0 + 1002)), j0 + 1002);
         let c = a.counters();
-        assert_eq!((c.frames, c.frames_skipped, c.drops_behind), (1001, 5, 1));
+        assert_eq!((c.frames, c.frames_skipped, c.drops_behind), (1001, 5, 2));
     }
 
     #[test]
