@@ -10,3 +10,6 @@ pub use track::{Codec, Sample, TrackInfo, TrackKind};
 pub mod timeline;
 pub mod fragmenter;
 pub mod hls;
+pub mod aac;
+pub mod h264;
+pub mod mp4;
