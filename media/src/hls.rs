@@ -18,9 +18,6 @@ pub const DEFAULT_AUDIO_GROUP: &str = "aud";
 /// Default init segment URI, relative to the media playlist.
 pub const DEFAULT_MAP_URI: &str = "init.mp4";
 
-/// URI of the audio media playlist, relative to the multivariant playlist.
-pub const AUDIO_PLAYLIST_URI: &str = "audio/index.m3u8";
-
 /// One video variant of the multivariant playlist (`EXT-X-STREAM-INF`, §4.4.6.2).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variant {
@@ -29,24 +26,42 @@ pub struct Variant {
     /// Peak bits per second, audio included.
     pub bandwidth: u64,
     /// Average bits per second, audio included.
-    pub average_bandwidth: u64,
+    pub average_bandwidth: Option<u64>,
     /// RFC 6381 codecs, e.g. `avc1.64001f,mp4a.40.2`.
     pub codecs: String,
     /// Width × height in pixels.
-    pub resolution: (u32, u32),
-    /// Frames per second; written with three decimals (29.970), left out unless finite and
-    /// positive.
-    pub frame_rate: f64,
+    pub resolution: Option<(u32, u32)>,
+    /// Frames per second; written with three decimals (29.970).
+    pub frame_rate: Option<f64>,
+}
+
+/// The audio rendition group (`EXT-X-MEDIA:TYPE=AUDIO`, §4.4.6.1), referenced by every variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioGroup {
+    pub group_id: String,
+    pub name: String,
+    pub channels: u16,
+    /// Media playlist URI, e.g. `audio/index.m3u8`.
+    pub uri: String,
+}
+
+impl AudioGroup {
+    /// The group `aud`, named `audio`.
+    pub fn new(channels: u16, uri: impl Into<String>) -> Self {
+        Self {
+            group_id: DEFAULT_AUDIO_GROUP.to_owned(),
+            name: "audio".to_owned(),
+            channels,
+            uri: uri.into(),
+        }
+    }
 }
 
 /// The multivariant ("master") playlist.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MasterPlaylist {
     pub variants: Vec<Variant>,
-    /// Channel count of the audio rendition, if there is audio: the group
-    /// [`DEFAULT_AUDIO_GROUP`] named `audio` at [`AUDIO_PLAYLIST_URI`], which every variant
-    /// references.
-    pub audio: Option<u16>,
+    pub audio: Option<AudioGroup>,
 }
 
 impl MasterPlaylist {
@@ -55,24 +70,31 @@ impl MasterPlaylist {
         out.push_str("#EXTM3U\n");
         let _ = writeln!(out, "#EXT-X-VERSION:{HLS_VERSION}");
         out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
-        if let Some(channels) = self.audio {
+        if let Some(a) = &self.audio {
             let _ = writeln!(
                 out,
-                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{DEFAULT_AUDIO_GROUP}\",NAME=\"audio\",\
-                 DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{channels}\",URI=\"{AUDIO_PLAYLIST_URI}\""
+                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{}\",NAME=\"{}\",DEFAULT=YES,AUTOSELECT=YES,\
+                 CHANNELS=\"{}\",URI=\"{}\"",
+                quoted(&a.group_id),
+                quoted(&a.name),
+                a.channels,
+                quoted(&a.uri)
             );
         }
         for v in &self.variants {
             let _ = write!(out, "#EXT-X-STREAM-INF:BANDWIDTH={}", v.bandwidth);
-            let _ = write!(out, ",AVERAGE-BANDWIDTH={}", v.average_bandwidth);
-            let _ = write!(out, ",CODECS=\"{}\"", quoted(&v.codecs));
-            let (w, h) = v.resolution;
-            let _ = write!(out, ",RESOLUTION={w}x{h}");
-            if v.frame_rate.is_finite() && v.frame_rate > 0.0 {
-                let _ = write!(out, ",FRAME-RATE={:.3}", v.frame_rate);
+            if let Some(avg) = v.average_bandwidth {
+                let _ = write!(out, ",AVERAGE-BANDWIDTH={avg}");
             }
-            if self.audio.is_some() {
-                let _ = write!(out, ",AUDIO=\"{DEFAULT_AUDIO_GROUP}\"");
+            let _ = write!(out, ",CODECS=\"{}\"", quoted(&v.codecs));
+            if let Some((w, h)) = v.resolution {
+                let _ = write!(out, ",RESOLUTION={w}x{h}");
+            }
+            if let Some(fps) = v.frame_rate.filter(|f| f.is_finite() && *f > 0.0) {
+                let _ = write!(out, ",FRAME-RATE={fps:.3}");
+            }
+            if let Some(a) = &self.audio {
+                let _ = write!(out, ",AUDIO=\"{}\"", quoted(&a.group_id));
             }
             out.push('\n');
             let _ = writeln!(out, "{}", uri_line(&v.uri));
@@ -256,21 +278,21 @@ mod tests {
                 Variant {
                     uri: "720p/index.m3u8".into(),
                     bandwidth: 3_300_000,
-                    average_bandwidth: 3_128_000,
+                    average_bandwidth: Some(3_128_000),
                     codecs: "avc1.64001f,mp4a.40.2".into(),
-                    resolution: (1280, 720),
-                    frame_rate: 30000.0 / 1001.0,
+                    resolution: Some((1280, 720)),
+                    frame_rate: Some(30000.0 / 1001.0),
                 },
                 Variant {
                     uri: "360p/index.m3u8".into(),
                     bandwidth: 700_000,
-                    average_bandwidth: 640_000,
+                    average_bandwidth: None,
                     codecs: "avc1.42c01e,mp4a.40.2".into(),
-                    resolution: (640, 360),
-                    frame_rate: 25.0,
+                    resolution: None,
+                    frame_rate: Some(25.0),
                 },
             ],
-            audio: Some(2),
+            audio: Some(AudioGroup::new(2, "audio/index.m3u8")),
         };
         assert_eq!(
             m.render(),
@@ -280,7 +302,7 @@ mod tests {
              #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio/index.m3u8\"\n\
              #EXT-X-STREAM-INF:BANDWIDTH=3300000,AVERAGE-BANDWIDTH=3128000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=29.970,AUDIO=\"aud\"\n\
              720p/index.m3u8\n\
-             #EXT-X-STREAM-INF:BANDWIDTH=700000,AVERAGE-BANDWIDTH=640000,CODECS=\"avc1.42c01e,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=25.000,AUDIO=\"aud\"\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=700000,CODECS=\"avc1.42c01e,mp4a.40.2\",FRAME-RATE=25.000,AUDIO=\"aud\"\n\
              360p/index.m3u8\n"
         );
     }
@@ -291,17 +313,17 @@ mod tests {
             variants: vec![Variant {
                 uri: "a\r\n#EXT-X-ENDLIST\nb".into(),
                 bandwidth: 1,
-                average_bandwidth: 1,
+                average_bandwidth: None,
                 codecs: "avc1\",x=\"y".into(),
-                resolution: (2, 2),
-                frame_rate: f64::NAN,
+                resolution: Some((2, 2)),
+                frame_rate: Some(f64::NAN),
             }],
             audio: None,
         };
         assert_eq!(
             m.render(),
             "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
-             #EXT-X-STREAM-INF:BANDWIDTH=1,AVERAGE-BANDWIDTH=1,CODECS=\"avc1,x=y\",RESOLUTION=2x2\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=1,CODECS=\"avc1,x=y\",RESOLUTION=2x2\n\
              a#EXT-X-ENDLISTb\n"
         );
     }
