@@ -1,1 +1,420 @@
-//! Configuration: TOML file → validated `Config`. (being written)
+//! Configuration: TOML file → validated [`Config`] (design §8, reference in
+//! `docs/ref/config.md`).
+//!
+//! Every section (and every `[[rendition]]` / `[[output]]` element) is deserialized on its
+//! own, and a section with an error is retried without the offending key, so that one run of
+//! `twincast check-config` reports every error at once. Semantic checks (`validate`) then look up
+//! the position of the offending key in the spanned document. Each finding is printed as
+//! `path:line:column: error: message (legal values: …)`.
+
+mod allow;
+mod diagnostic;
+mod duration;
+mod parse;
+mod spans;
+mod url;
+mod validate;
+mod values;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use allow::AllowEntry;
+pub use diagnostic::{ConfigErrors, Diagnostic, Severity};
+pub use duration::{format_duration, parse_duration};
+pub use url::sanitize_url;
+pub use values::{
+    AudioInput, EncoderKind, FrameRateSpec, HttpMethod, InputKind, Protocol, RtmpTimestamps,
+    parse_listen, parse_size,
+};
+
+/// sysexits EX_CONFIG: the configuration is invalid or unreadable.
+pub const EXIT_CONFIG: u8 = 78;
+
+/// `encoder.name` when not set.
+pub const DEFAULT_ENCODER_NAME: &str = "twincast";
+/// `encoder.pair` when not set.
+pub const DEFAULT_PAIR: &str = "twincast";
+/// `input.kind` when not set.
+pub const DEFAULT_INPUT_KIND: InputKind = InputKind::Test;
+/// `input.width` when not set.
+pub const DEFAULT_INPUT_WIDTH: u32 = 1280;
+/// `input.height` when not set.
+pub const DEFAULT_INPUT_HEIGHT: u32 = 720;
+/// `input.framerate` when not set.
+pub const DEFAULT_FRAMERATE: FrameRateSpec = FrameRateSpec { num: 30, den: 1 };
+/// `input.slate_after` when not set.
+pub const DEFAULT_SLATE_AFTER: Duration = Duration::from_millis(500);
+/// `timeline.gop` when not set.
+pub const DEFAULT_GOP: Duration = Duration::from_secs(2);
+/// `timeline.fragment_gops` when not set.
+pub const DEFAULT_FRAGMENT_GOPS: u32 = 1;
+/// `rendition.encoder` when not set.
+pub const DEFAULT_ENCODER: EncoderKind = EncoderKind::Auto;
+/// `audio.bitrate_kbps` when not set.
+pub const DEFAULT_AUDIO_BITRATE_KBPS: u32 = 128;
+/// `audio.sample_rate` when not set.
+pub const DEFAULT_AUDIO_SAMPLE_RATE: u32 = 48_000;
+/// `audio.channels` when not set.
+pub const DEFAULT_AUDIO_CHANNELS: u16 = 2;
+/// `origin.listen` when not set.
+pub const DEFAULT_ORIGIN_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+/// `origin.dvr_window` when not set.
+pub const DEFAULT_DVR_WINDOW: Duration = Duration::from_secs(10 * 60);
+/// `origin.dvr_dir` when not set.
+pub const DEFAULT_DVR_DIR: &str = "/var/lib/twincast/dvr";
+/// `origin.dvr_max_bytes` when not set (2 GiB).
+pub const DEFAULT_DVR_MAX_BYTES: u64 = 2 << 30;
+/// `control.listen` when not set.
+pub const DEFAULT_CONTROL_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
+/// `control.heartbeat` when not set.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(20);
+/// `output.backlog` when not set.
+pub const DEFAULT_BACKLOG: Duration = Duration::from_secs(30);
+/// `output.rtmp_timestamps` when not set.
+pub const DEFAULT_RTMP_TIMESTAMPS: RtmpTimestamps = RtmpTimestamps::Epoch;
+/// `output.method` when not set.
+pub const DEFAULT_HTTP_METHOD: HttpMethod = HttpMethod::Post;
+
+/// The whole configuration file. Only `[[rendition]]` is required; other sections take their
+/// defaults when omitted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[encoder]`: who this box is.
+    #[serde(default)]
+    pub encoder: EncoderSection,
+    /// `[input]`: what is captured.
+    #[serde(default)]
+    pub input: InputSection,
+    /// `[timeline]`: GOP and fragment grid.
+    #[serde(default)]
+    pub timeline: TimelineSection,
+    /// `[[rendition]]`: the video ladder, at least one.
+    pub rendition: Vec<Rendition>,
+    /// `[audio]`: the AAC track.
+    #[serde(default)]
+    pub audio: AudioSection,
+    /// `[origin]`: the local HLS/DASH origin.
+    #[serde(default)]
+    pub origin: OriginSection,
+    /// `[control]`: status, metrics and events listener.
+    #[serde(default)]
+    pub control: ControlSection,
+    /// `[[output]]`: ingest services, any number.
+    #[serde(default)]
+    pub output: Vec<Output>,
+}
+
+/// `[encoder]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncoderSection {
+    /// This box's name; shown in logs, status and metrics.
+    pub name: String,
+    /// Name of the redundant pair; both boxes of a pair use the same value.
+    pub pair: String,
+}
+
+impl Default for EncoderSection {
+    fn default() -> Self {
+        EncoderSection {
+            name: DEFAULT_ENCODER_NAME.into(),
+            pair: DEFAULT_PAIR.into(),
+        }
+    }
+}
+
+/// `[input]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InputSection {
+    /// Source kind: test | v4l2 | file | rtsp | rtp.
+    pub kind: InputKind,
+    /// V4L2 device node (required for `v4l2`), e.g. `/dev/video0`.
+    pub device: Option<String>,
+    /// Source URI (required for `file`, `rtsp`, `rtp`): a path for file, `rtsp://…`, `rtp://0.0.0.0:5004`.
+    pub uri: Option<String>,
+    /// Source picture width in pixels (even).
+    pub width: u32,
+    /// Source picture height in pixels (even).
+    pub height: u32,
+    /// Frame rate "N/D" or "N".
+    pub framerate: FrameRateSpec,
+    /// Audio source: test | none | input | alsa:<device>.
+    pub audio: AudioInput,
+    /// Input silent this long → slate (filler) until it returns.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub slate_after: Duration,
+}
+
+impl Default for InputSection {
+    fn default() -> Self {
+        InputSection {
+            kind: DEFAULT_INPUT_KIND,
+            device: None,
+            uri: None,
+            width: DEFAULT_INPUT_WIDTH,
+            height: DEFAULT_INPUT_HEIGHT,
+            framerate: DEFAULT_FRAMERATE,
+            audio: AudioInput::Test,
+            slate_after: DEFAULT_SLATE_AFTER,
+        }
+    }
+}
+
+/// `[timeline]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimelineSection {
+    /// GOP duration; a whole number of frames, identical for every rendition.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub gop: Duration,
+    /// GOPs per fragment (≥ 1).
+    pub fragment_gops: u32,
+}
+
+impl Default for TimelineSection {
+    fn default() -> Self {
+        TimelineSection {
+            gop: DEFAULT_GOP,
+            fragment_gops: DEFAULT_FRAGMENT_GOPS,
+        }
+    }
+}
+
+impl TimelineSection {
+    /// Fragment duration: `gop × fragment_gops`.
+    pub fn fragment(&self) -> Duration {
+        self.gop.saturating_mul(self.fragment_gops)
+    }
+}
+
+/// One `[[rendition]]` of the video ladder.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rendition {
+    /// URL-safe name ([A-Za-z0-9_-]+, not "audio"), unique; used in origin URLs and stream names.
+    pub name: String,
+    /// Width in pixels (even, ≤ the input width).
+    pub width: u32,
+    /// Height in pixels (even, ≤ the input height).
+    pub height: u32,
+    /// Video bitrate in kbit/s (50..=100000).
+    pub bitrate_kbps: u32,
+    /// H.264 encoder: auto | x264 | openh264 | vaapi | v4l2 | nvv4l2.
+    #[serde(default = "default_encoder")]
+    pub encoder: EncoderKind,
+}
+
+fn default_encoder() -> EncoderKind {
+    DEFAULT_ENCODER
+}
+
+/// `[audio]`: the AAC track.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AudioSection {
+    /// AAC bitrate in kbit/s.
+    pub bitrate_kbps: u32,
+    /// Sample rate in Hz (8000, 16000, 22050, 24000, 32000, 44100, 48000).
+    pub sample_rate: u32,
+    /// Channel count (1..=8).
+    pub channels: u16,
+}
+
+impl Default for AudioSection {
+    fn default() -> Self {
+        AudioSection {
+            bitrate_kbps: DEFAULT_AUDIO_BITRATE_KBPS,
+            sample_rate: DEFAULT_AUDIO_SAMPLE_RATE,
+            channels: DEFAULT_AUDIO_CHANNELS,
+        }
+    }
+}
+
+/// `[origin]`: the local HTTP origin.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OriginSection {
+    /// Listen address IP:port.
+    #[serde(deserialize_with = "values::deserialize_listen")]
+    pub listen: SocketAddr,
+    /// DVR window (time-shift depth), 5m..=25h.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub dvr_window: Duration,
+    /// Clients allowed; empty means anyone.
+    pub allow: Vec<AllowEntry>,
+    /// Fragments per HLS segment; `None` follows the GOP rule (≤3 s → 3, ≤5 s → 2, else 1).
+    pub segment_fragments: Option<u32>,
+    /// Directory for the on-disk part of the DVR window (absolute).
+    pub dvr_dir: PathBuf,
+    /// Upper bound of the on-disk DVR in bytes (integer, or "2GiB").
+    #[serde(deserialize_with = "values::deserialize_size")]
+    pub dvr_max_bytes: u64,
+}
+
+impl Default for OriginSection {
+    fn default() -> Self {
+        OriginSection {
+            listen: DEFAULT_ORIGIN_LISTEN,
+            dvr_window: DEFAULT_DVR_WINDOW,
+            allow: Vec::new(),
+            segment_fragments: None,
+            dvr_dir: PathBuf::from(DEFAULT_DVR_DIR),
+            dvr_max_bytes: DEFAULT_DVR_MAX_BYTES,
+        }
+    }
+}
+
+/// `[control]`: status, metrics and events.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlSection {
+    /// Listen address IP:port.
+    #[serde(deserialize_with = "values::deserialize_listen")]
+    pub listen: SocketAddr,
+    /// Interval of the per-track heartbeat event.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub heartbeat: Duration,
+    /// Clients allowed; empty means anyone who can reach the listener.
+    pub allow: Vec<AllowEntry>,
+}
+
+impl Default for ControlSection {
+    fn default() -> Self {
+        ControlSection {
+            listen: DEFAULT_CONTROL_LISTEN,
+            heartbeat: DEFAULT_HEARTBEAT,
+            allow: Vec::new(),
+        }
+    }
+}
+
+/// One `[[output]]`: an ingest service pushed to a primary and an optional secondary URL.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Output {
+    /// Unique name; shown in logs, status and metrics.
+    pub name: String,
+    /// rtmp | smooth | cmaf.
+    pub protocol: Protocol,
+    /// Primary ingest URL (rtmp://, rtmps:// for rtmp; http://, https:// for smooth and cmaf).
+    pub primary: String,
+    /// Secondary ingest URL, same scheme rules; pushed at the same time, independently.
+    #[serde(default)]
+    pub secondary: Option<String>,
+    /// RTMP stream name prefix; stream names are `<stream>_<rendition>`.
+    #[serde(default)]
+    pub stream: Option<String>,
+    /// File holding a secret appended to the stream name / URL (absolute path, mode 0600).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Subset of renditions to push; `None` = all.
+    #[serde(default)]
+    pub renditions: Option<Vec<String>>,
+    /// Undelivered data kept per destination for resend after a reconnect.
+    #[serde(
+        default = "default_backlog",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub backlog: Duration,
+    /// RTMP timestamps: epoch | zero.
+    #[serde(default = "default_rtmp_timestamps")]
+    pub rtmp_timestamps: RtmpTimestamps,
+    /// HTTP method of CMAF ingest segments: POST | PUT.
+    #[serde(default = "default_http_method")]
+    pub method: HttpMethod,
+}
+
+fn default_backlog() -> Duration {
+    DEFAULT_BACKLOG
+}
+
+fn default_rtmp_timestamps() -> RtmpTimestamps {
+    DEFAULT_RTMP_TIMESTAMPS
+}
+
+fn default_http_method() -> HttpMethod {
+    DEFAULT_HTTP_METHOD
+}
+
+impl Output {
+    /// Primary and (if set) secondary URL, in that order.
+    pub fn urls(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.primary.as_str()).chain(self.secondary.as_deref())
+    }
+}
+
+/// A valid configuration and the warnings found while checking it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    /// Sorted by position.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Reads and checks a configuration file.
+pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_str(&text, path),
+        Err(e) => Err(ConfigErrors {
+            path: path.to_path_buf(),
+            errors: vec![Diagnostic {
+                path: path.to_path_buf(),
+                line: None,
+                column: None,
+                severity: Severity::Error,
+                message: format!("cannot read configuration file: {e}"),
+            }],
+            warnings: Vec::new(),
+        }),
+    }
+}
+
+/// Checks configuration text; `path_for_messages` is only used in diagnostics.
+pub fn parse_str(text: &str, path_for_messages: &Path) -> Result<Loaded, ConfigErrors> {
+    let (config, report) = parse::parse_and_validate(text);
+    let failed = report.has_errors();
+    let (errors, warnings) = report.finish(path_for_messages, text);
+    match config {
+        Some(config) if !failed => Ok(Loaded { config, warnings }),
+        _ => Err(ConfigErrors {
+            path: path_for_messages.to_path_buf(),
+            errors,
+            warnings,
+        }),
+    }
+}
+
+/// `twincast check-config PATH`: prints every error and warning (stderr) and a summary;
+/// exit 0 when valid (warnings allowed), 78 when invalid or unreadable.
+pub fn check_config_cli(path: &Path) -> ExitCode {
+    match load(path) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("{w}");
+            }
+            println!(
+                "{}: configuration is valid ({}, {})",
+                path.display(),
+                diagnostic::plural(loaded.config.rendition.len(), "rendition"),
+                diagnostic::plural(loaded.warnings.len(), "warning")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for d in errors.all() {
+                eprintln!("{d}");
+            }
+            eprintln!("{}", errors.summary());
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
