@@ -39,9 +39,11 @@ pub(crate) struct Parsed<'a, 'i> {
     /// Key paths (`input.width`, or a whole section `input`) whose value had an error and was
     /// replaced by its default.
     pub(crate) tainted: HashSet<String>,
-    /// The `name` of every `[[rendition]]` in the file that has a string name, even when the
-    /// element has other errors.
-    pub(crate) rendition_names: Vec<String>,
+    /// The `name` of every `[[rendition]]` element of the file (`None` if it has no string
+    /// name), even when the element has other errors.
+    pub(crate) rendition_names: Vec<Option<String>>,
+    /// The same for `[[output]]`.
+    pub(crate) output_names: Vec<Option<String>>,
     /// For `config.rendition[i]`, its index among the `[[rendition]]` elements of the file.
     pub(crate) rendition_src: Vec<usize>,
     /// For `config.output[i]`, its index among the `[[output]]` elements of the file.
@@ -94,28 +96,27 @@ pub(crate) fn parse_and_validate(text: &str) -> (Option<Config>, Report) {
         control,
         output,
     };
-    let rendition_names = match root.get("rendition").map(|v| v.get_ref()) {
-        Some(DeValue::Array(items)) => items
-            .iter()
-            .filter_map(|item| {
-                item.get_ref()
-                    .get("name")?
-                    .get_ref()
-                    .as_str()
-                    .map(str::to_string)
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
     let parsed = Parsed {
         spans: Spans::new(&doc),
         tainted,
-        rendition_names,
+        rendition_names: element_names(root, "rendition"),
+        output_names: element_names(root, "output"),
         rendition_src,
         output_src,
     };
     validate::validate(&config, &parsed, &mut report);
     (Some(config), report)
+}
+
+/// The `name` of each element of an array-of-tables section.
+fn element_names(root: &DeTable<'_>, section: &str) -> Vec<Option<String>> {
+    match root.get(section).map(|v| v.get_ref()) {
+        Some(DeValue::Array(items)) => items
+            .iter()
+            .map(|item| Some(item.get_ref().get("name")?.get_ref().as_str()?.to_string()))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// A table section; its default when absent or beyond repair.

@@ -59,6 +59,8 @@ pub(crate) fn validate(c: &Config, p: &Parsed<'_, '_>, r: &mut Report) {
     v.origin();
     v.control();
     v.outputs();
+    v.duplicates("rendition", &p.rendition_names);
+    v.duplicates("output", &p.output_names);
 }
 
 struct Checker<'c, 'p, 'a, 'i> {
@@ -309,7 +311,6 @@ impl Checker<'_, '_, '_, '_> {
         }
         let width_ok = !self.tainted(&["input.width"]);
         let height_ok = !self.tainted(&["input.height"]);
-        let mut seen: HashMap<&str, usize> = HashMap::new();
         let mut total_kbps: u64 = 0;
         let mut warned_total = false;
         for (i, rend) in renditions.iter().enumerate() {
@@ -328,17 +329,6 @@ impl Checker<'_, '_, '_, '_> {
                     &s.join("name"),
                     "\"audio\" is reserved for the audio track".into(),
                 );
-            }
-            if let Some(first) = seen.insert(&rend.name, file_index) {
-                self.err(
-                    &s.join("name"),
-                    format!(
-                        "duplicate rendition name \"{}\" (already used by [[rendition]] #{})",
-                        rend.name,
-                        first + 1
-                    ),
-                );
-                seen.insert(&rend.name, first);
             }
             let wmax = width_ok.then_some((self.c.input.width, "width"));
             let hmax = height_ok.then_some((self.c.input.height, "height"));
@@ -475,7 +465,6 @@ impl Checker<'_, '_, '_, '_> {
     }
 
     fn outputs(&mut self) {
-        let mut seen: HashMap<&str, usize> = HashMap::new();
         let timeline_ok = !self.tainted(&["timeline.gop", "timeline.fragment_gops"]);
         for (i, out) in self.c.output.iter().enumerate() {
             let file_index = self.p.output_src[i];
@@ -488,17 +477,6 @@ impl Checker<'_, '_, '_, '_> {
                         out.name
                     ),
                 );
-            }
-            if let Some(first) = seen.insert(&out.name, file_index) {
-                self.err(
-                    &s.join("name"),
-                    format!(
-                        "duplicate output name \"{}\" (already used by [[output]] #{})",
-                        out.name,
-                        first + 1
-                    ),
-                );
-                seen.insert(&out.name, first);
             }
             self.output_url(&s.join("primary"), out.protocol, &out.primary);
             if let Some(sec) = &out.secondary {
@@ -572,6 +550,27 @@ impl Checker<'_, '_, '_, '_> {
         }
     }
 
+    /// Names must be unique within `[[rendition]]` and within `[[output]]`.
+    fn duplicates(&mut self, section: &str, names: &[Option<String>]) {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, name) in names.iter().enumerate() {
+            let Some(name) = name.as_deref() else {
+                continue;
+            };
+            if let Some(&first) = seen.get(name) {
+                self.err(
+                    &KeyPath::index(section, i).join("name"),
+                    format!(
+                        "duplicate {section} name \"{name}\" (already used by [[{section}]] #{})",
+                        first + 1
+                    ),
+                );
+            } else {
+                seen.insert(name, i);
+            }
+        }
+    }
+
     fn output_url(&mut self, path: &KeyPath, protocol: Protocol, url: &str) {
         let schemes = protocol.schemes();
         let legal = schemes
@@ -602,7 +601,13 @@ impl Checker<'_, '_, '_, '_> {
             );
             return;
         }
-        let mut names: Vec<&str> = self.p.rendition_names.iter().map(String::as_str).collect();
+        let mut names: Vec<&str> = self
+            .p
+            .rendition_names
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
         names.sort_unstable();
         names.dedup();
         for (j, name) in list.iter().enumerate() {
