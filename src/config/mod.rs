@@ -418,3 +418,264 @@ pub fn check_config_cli(path: &Path) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../../config/twincast.toml");
+
+    fn parse(text: &str) -> Result<Loaded, ConfigErrors> {
+        parse_str(text, Path::new("t.toml"))
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(text) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e.errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const ONE: &str =
+        "[[rendition]]\nname = \"a\"\nwidth = 640\nheight = 360\nbitrate_kbps = 600\n";
+
+    #[test]
+    fn shipped_config_key_for_key() {
+        let loaded = parse(SHIPPED).unwrap();
+        assert!(loaded.warnings.is_empty());
+        let c = loaded.config;
+        assert_eq!(c.encoder.name, "hall-a");
+        assert_eq!(c.encoder.pair, "main-hall");
+        assert_eq!(c.input.kind, InputKind::Test);
+        assert_eq!((c.input.width, c.input.height), (1280, 720));
+        assert_eq!(c.input.framerate, FrameRateSpec { num: 30, den: 1 });
+        assert_eq!(c.input.audio, AudioInput::Test);
+        assert_eq!(c.input.slate_after, Duration::from_millis(500));
+        assert_eq!(c.timeline.gop, Duration::from_secs(2));
+        assert_eq!(c.timeline.fragment_gops, 1);
+        let names: Vec<&str> = c.rendition.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["720p", "480p", "360p"]);
+        assert_eq!(c.rendition[0].encoder, EncoderKind::Auto);
+        assert_eq!(
+            (c.rendition[1].width, c.rendition[1].bitrate_kbps),
+            (854, 1200)
+        );
+        assert_eq!(c.audio, AudioSection::default());
+        assert_eq!(c.origin.listen, DEFAULT_ORIGIN_LISTEN);
+        assert_eq!(c.origin.dvr_window, Duration::from_secs(600));
+        assert!(c.origin.allow.is_empty());
+        assert_eq!(c.control.listen, DEFAULT_CONTROL_LISTEN);
+        assert_eq!(c.control.heartbeat, Duration::from_secs(20));
+        assert!(c.output.is_empty());
+    }
+
+    #[test]
+    fn commented_output_of_the_shipped_file_is_valid() {
+        let uncommented: String = SHIPPED
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|_| l.contains('=') || l.contains("[[output]]"))
+            })
+            .map(|l| l.map(str::to_string).unwrap_or_default())
+            .filter(|l| !l.starts_with("device") && !l.starts_with("uri"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let text = format!("{SHIPPED}\n{uncommented}\n");
+        let c = parse(&text).unwrap().config;
+        let o = &c.output[0];
+        assert_eq!(o.protocol, Protocol::Rtmp);
+        assert_eq!(
+            o.secondary.as_deref(),
+            Some("rtmp://ingest-b.example.net/live")
+        );
+        assert_eq!(
+            o.renditions.as_deref(),
+            Some(&["720p".to_string(), "480p".to_string()][..])
+        );
+        assert_eq!(
+            o.key_file.as_deref(),
+            Some(Path::new("/etc/twincast/keys/cloud"))
+        );
+        assert_eq!(o.backlog, DEFAULT_BACKLOG);
+        assert_eq!(o.rtmp_timestamps, RtmpTimestamps::Epoch);
+    }
+
+    #[test]
+    fn omitted_sections_take_defaults() {
+        let c = parse(ONE).unwrap().config;
+        assert_eq!(c.encoder, EncoderSection::default());
+        assert_eq!(c.input, InputSection::default());
+        assert_eq!(c.timeline, TimelineSection::default());
+        assert_eq!(c.origin, OriginSection::default());
+        assert_eq!(c.origin.dvr_dir, Path::new(DEFAULT_DVR_DIR));
+        assert_eq!(c.origin.dvr_max_bytes, 2 << 30);
+        assert_eq!(c.control, ControlSection::default());
+        assert_eq!(c.timeline.fragment(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn more_keys_are_accepted() {
+        let text = format!(
+            "{ONE}[origin]\nsegment_fragments = 2\ndvr_dir = \"/srv/dvr\"\ndvr_max_bytes = \"10GiB\"\n\
+             allow = [\"10.0.0.0/8\", \"192.168.1.0(255.255.255.0)\", \"127.0.0.1\", \"::1\"]\n\
+             [control]\nallow = [\"127.0.0.1\"]\n\
+             [[output]]\nname = \"c\"\nprotocol = \"cmaf\"\nprimary = \"https://i.example/x\"\nmethod = \"PUT\"\n"
+        );
+        let c = parse(&text).unwrap().config;
+        assert_eq!(c.origin.segment_fragments, Some(2));
+        assert_eq!(c.origin.dvr_max_bytes, 10 << 30);
+        assert_eq!(c.origin.allow.len(), 4);
+        assert!(c.origin.allow[1].contains("192.168.1.9".parse().unwrap()));
+        assert_eq!(c.output[0].method, HttpMethod::Put);
+    }
+
+    #[test]
+    fn no_rendition_is_an_error() {
+        let e = errors("[encoder]\nname = \"x\"\n");
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("t.toml:1:1: error: no video renditions"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn missing_required_key() {
+        let e = errors("[[rendition]]\nname = \"a\"\nwidth = 640\nheight = 360\n");
+        assert!(
+            e[0].contains("missing required key `bitrate_kbps` in [[rendition]] #1"),
+            "{e:?}"
+        );
+        assert!(e[0].starts_with("t.toml:1:"), "{e:?}");
+    }
+
+    #[test]
+    fn several_errors_in_one_section() {
+        let e = errors(&format!(
+            "{ONE}[input]\nwidth = \"x\"\nheight = -2\nkind = \"usb\"\nframerate = \"30/0\"\n"
+        ));
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert!(
+            e[0].contains("7:9") && e[0].contains("input.width"),
+            "{e:?}"
+        );
+        assert!(e[1].contains("8:10"), "{e:?}");
+        assert!(
+            e[2].contains("legal values: test, v4l2, file, rtsp, rtp"),
+            "{e:?}"
+        );
+        assert!(e[3].contains("framerate"), "{e:?}");
+    }
+
+    #[test]
+    fn input_kind_requires_its_key() {
+        let e = errors(&format!("{ONE}[input]\nkind = \"rtsp\"\n"));
+        assert!(e[0].contains("requires `uri`"), "{e:?}");
+        let e = errors(&format!(
+            "{ONE}[input]\nkind = \"rtsp\"\nuri = \"http://u:pw@cam/x\"\n"
+        ));
+        assert!(
+            e[0].contains("legal schemes: rtsp://, rtsps://") && !e[0].contains("pw"),
+            "{e:?}"
+        );
+        assert!(
+            parse(&format!(
+                "{ONE}[input]\nkind = \"v4l2\"\ndevice = \"/dev/video0\"\n"
+            ))
+            .is_ok()
+        );
+        assert!(
+            parse(&format!(
+                "{ONE}[input]\nkind = \"rtp\"\nuri = \"rtp://0.0.0.0:5004\"\naudio = \"input\"\n"
+            ))
+            .is_ok()
+        );
+        let e = errors(&format!("{ONE}[input]\naudio = \"input\"\n"));
+        assert!(e[0].contains("carries audio"), "{e:?}");
+    }
+
+    #[test]
+    fn rendition_rules() {
+        let text = "[input]\nwidth = 640\nheight = 360\n\
+            [[rendition]]\nname = \"a b\"\nwidth = 642\nheight = 361\nbitrate_kbps = 200000\n";
+        let e = errors(text);
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert!(e[0].contains("URL-safe"));
+        assert!(e[1].contains("no upscaling"));
+        assert!(e[2].contains("even numbers"));
+        assert!(e[3].contains("50..=100000"));
+    }
+
+    #[test]
+    fn gop_rules() {
+        let ok = |fr: &str, gop: &str| {
+            parse(&format!(
+                "{ONE}[input]\nframerate = \"{fr}\"\n[timeline]\ngop = \"{gop}\"\n"
+            ))
+            .is_ok()
+        };
+        assert!(ok("30000/1001", "2002ms"));
+        assert!(ok("25", "2s"));
+        assert!(ok("25", "1.2s"));
+        assert!(!ok("30000/1001", "2s"));
+        assert!(!ok("25", "10ms"));
+        assert!(!ok("30/1", "0s"));
+    }
+
+    #[test]
+    fn output_rules() {
+        let out = |extra: &str| {
+            format!(
+                "{ONE}[[output]]\nname = \"o\"\nprotocol = \"smooth\"\nprimary = \"https://i.example/ingest.isml\"\n{extra}"
+            )
+        };
+        assert!(parse(&out("")).is_ok());
+        let e = errors(&out("secondary = \"rtmp://user:pw@x/live?k=1\"\n"));
+        assert!(
+            e[0].contains("rtmp://x/live") && !e[0].contains("pw") && !e[0].contains("k=1"),
+            "{e:?}"
+        );
+        let e = errors(&out("renditions = []\n"));
+        assert!(e[0].contains("at least one rendition"), "{e:?}");
+        let e = errors(&out("key_file = \"rel\"\n"));
+        assert!(e[0].contains("absolute"), "{e:?}");
+        let e = errors(&out("backlog = \"3s\"\n"));
+        assert!(e[0].contains("two fragments"), "{e:?}");
+        let w = parse(&out("stream = \"cam\"\n")).unwrap().warnings;
+        assert!(w[0].message.contains("ignored"), "{w:?}");
+        let e = errors(&format!("{ONE}[control]\nlisten = \"0.0.0.0:8080\"\n"));
+        assert!(e[0].contains("conflicts with origin.listen"), "{e:?}");
+    }
+
+    #[test]
+    fn warnings_do_not_fail() {
+        let mut text = String::new();
+        for i in 0..11 {
+            text.push_str(&format!(
+                "[[rendition]]\nname = \"r{i}\"\nwidth = 640\nheight = 360\nbitrate_kbps = 500\n"
+            ));
+        }
+        let w = parse(&text).unwrap().warnings;
+        assert_eq!(w.len(), 1);
+        assert!(w[0].message.contains("11 video renditions"));
+    }
+
+    #[test]
+    fn unknown_section_and_non_array_rendition() {
+        let e = errors(&format!("{ONE}[outputs]\nname = \"x\"\n"));
+        assert!(
+            e[0].contains("unknown section `outputs`") && e[0].contains("legal values: encoder"),
+            "{e:?}"
+        );
+        let e = errors("[rendition]\nname = \"a\"\n");
+        assert!(e[0].contains("[[rendition]]"), "{e:?}");
+    }
+
+    #[test]
+    fn load_reports_unreadable_file() {
+        let e = load(Path::new("/nonexistent/twincast.toml")).unwrap_err();
+        assert_eq!(e.errors.len(), 1);
+        assert!(e.to_string().contains("cannot read configuration file"));
+    }
+}
