@@ -106,7 +106,7 @@ pub fn format_duration(d: Duration) -> String {
     ]
     .iter()
     {
-        if ns % scale == 0 {
+        if ns.is_multiple_of(scale) {
             return format!("{}{name}", ns / scale);
         }
     }

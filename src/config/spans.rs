@@ -138,10 +138,10 @@ pub(crate) fn locate(value: &DeValue<'_>, span: &Range<usize>) -> Option<Vec<Seg
             return None;
         }
         let mut path = vec![seg];
-        if child.span() != *span {
-            if let Some(rest) = locate(child.get_ref(), span) {
-                path.extend(rest);
-            }
+        if child.span() != *span
+            && let Some(rest) = locate(child.get_ref(), span)
+        {
+            path.extend(rest);
         }
         Some(path)
     };

@@ -81,7 +81,8 @@ pub fn is_url_safe(name: &str) -> bool {
 pub fn gop_frames(gop: Duration, rate: FrameRateSpec) -> Option<u64> {
     let num = gop.as_nanos() * u128::from(rate.num);
     let den = u128::from(rate.den) * NS_PER_SEC;
-    (num % den == 0).then(|| u64::try_from(num / den).unwrap_or(u64::MAX))
+    num.is_multiple_of(den)
+        .then(|| u64::try_from(num / den).unwrap_or(u64::MAX))
 }
 
 /// Duration of `frames` frames at `rate`, rounded down to whole nanoseconds.
@@ -227,12 +228,12 @@ impl Checker<'_, '_, '_, '_> {
 
     /// A picture dimension: > 0, even, ≤ `max` (the source) when given.
     fn dimension(&mut self, path: &KeyPath, value: u32, max: Option<(u32, &str)>) {
-        if value == 0 || value % 2 != 0 || value > MAX_DIMENSION {
+        if value == 0 || !value.is_multiple_of(2) || value > MAX_DIMENSION {
             self.err(path, format!("{value} is not a legal picture size (legal values: even numbers 2..={MAX_DIMENSION})"));
-        } else if let Some((max, what)) = max {
-            if value > max {
-                self.err(path, format!("{value} is larger than the input's {what} {max} (legal values: even numbers 2..={max}; no upscaling)"));
-            }
+        } else if let Some((max, what)) = max
+            && value > max
+        {
+            self.err(path, format!("{value} is larger than the input's {what} {max} (legal values: even numbers 2..={max}; no upscaling)"));
         }
     }
 
@@ -488,25 +489,24 @@ impl Checker<'_, '_, '_, '_> {
                     );
                 }
             }
-            if let Some(stream) = &out.stream {
-                if stream.is_empty()
+            if let Some(stream) = &out.stream
+                && (stream.is_empty()
                     || stream.chars().any(|ch| {
                         ch.is_whitespace() || ch.is_control() || matches!(ch, '/' | '?' | '#')
-                    })
-                {
-                    self.err(
-                        &s.join("stream"),
-                        "must be a non-empty name without spaces, '/', '?' or '#'".into(),
-                    );
-                }
+                    }))
+            {
+                self.err(
+                    &s.join("stream"),
+                    "must be a non-empty name without spaces, '/', '?' or '#'".into(),
+                );
             }
-            if let Some(key_file) = &out.key_file {
-                if !key_file.is_absolute() {
-                    self.err(
-                        &s.join("key_file"),
-                        format!("\"{}\" must be an absolute path", key_file.display()),
-                    );
-                }
+            if let Some(key_file) = &out.key_file
+                && !key_file.is_absolute()
+            {
+                self.err(
+                    &s.join("key_file"),
+                    format!("\"{}\" must be an absolute path", key_file.display()),
+                );
             }
             if let Some(list) = &out.renditions {
                 self.output_renditions(&s, list);
