@@ -673,6 +673,20 @@ mod tests {
     }
 
     #[test]
+    fn reference_example_is_valid() {
+        let doc = include_str!("../../docs/ref/config.md");
+        let example = doc
+            .split("## Complete example")
+            .nth(1)
+            .and_then(|s| s.split("```toml\n").nth(1))
+            .and_then(|s| s.split("```").next())
+            .expect("example in docs/ref/config.md");
+        let loaded = parse(example).unwrap();
+        assert!(loaded.warnings.is_empty());
+        assert_eq!(loaded.config.input.kind, InputKind::Rtsp);
+    }
+
+    #[test]
     fn load_reports_unreadable_file() {
         let e = load(Path::new("/nonexistent/twincast.toml")).unwrap_err();
         assert_eq!(e.errors.len(), 1);
