@@ -1,4 +1,10 @@
 //! twincast daemon: everything with I/O, in data-path order.
 //! capture → timeline → package → hub → (publish, origin).
 
+pub mod capture;
 pub mod config;
+pub mod hub;
+pub mod logging;
+pub mod origin;
+pub mod package;
+pub mod run;

@@ -1,1 +1,55 @@
-fn main() {}
+//! `twincast` command line: run, check-config, probe, status.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Default configuration path (design §5).
+const DEFAULT_CONFIG: &str = "/etc/twincast/twincast.toml";
+
+#[derive(Parser)]
+#[command(
+    name = "twincast",
+    version,
+    about = "Epoch-locked live encoder: ladder, double push, local origin"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Run {
+        /// Configuration file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Show which sources, encoders and devices this box has.
+    Probe,
+    /// Check a configuration file: every error at once, exit 78 when invalid.
+    CheckConfig {
+        /// Configuration file.
+        path: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => twincast::run::run(&config),
+        Command::Probe => probe(),
+        Command::CheckConfig { path } => twincast::config::check_config_cli(&path),
+    }
+}
+
+fn probe() -> ExitCode {
+    if let Err(e) = gstreamer::init() {
+        eprintln!("GStreamer could not start: {e} (install libgstreamer1.0-0)");
+        return ExitCode::from(twincast::run::EX_UNAVAILABLE);
+    }
+    print!("{}", twincast::capture::elements::probe_report());
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,143 @@
+//! Hub: the one shared point between packaging and every consumer (origin, publishers).
+//!
+//! Per track: the current init segment (a `watch`: consumers always see the latest) and a
+//! bounded broadcast of fragments. Publishing never blocks: a consumer that falls more than
+//! `FRAGMENT_CAPACITY` fragments behind loses the oldest ones and is told how many it lost
+//! (tokio's `RecvError::Lagged`), which it counts as drops.
+//!
+//! Architecture Invariant: no consumer can block the producer or another consumer.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{broadcast, watch};
+use twincast_media::TrackInfo;
+
+/// Fragments a consumer may fall behind before it loses some (per track). 64 fragments of 2 s
+/// is two minutes; consumers keep their own, longer, bounded backlogs.
+pub const FRAGMENT_CAPACITY: usize = 64;
+
+/// An init segment with the track description it was written from.
+#[derive(Debug)]
+pub struct InitSegment {
+    pub info: TrackInfo,
+    pub bytes: Bytes,
+}
+
+/// One packaged CMAF fragment.
+#[derive(Debug)]
+pub struct PackagedFragment {
+    /// Fragment sequence number n from the epoch (design §2).
+    pub sequence: u64,
+    /// Decode time of the first sample, in the track timescale.
+    pub base_dts: u64,
+    /// Duration in the track timescale.
+    pub duration: u64,
+    pub sample_count: u32,
+    /// Built from slate frames.
+    pub filler: bool,
+    /// `styp`..`mdat`, ready to serve or send.
+    pub bytes: Bytes,
+    /// The media samples' total size (without box overhead), for bitrate figures.
+    pub media_bytes: u64,
+}
+
+/// The hub's view of one track.
+pub struct TrackHub {
+    /// Track name (rendition name, or "audio").
+    pub name: String,
+    init: watch::Sender<Option<Arc<InitSegment>>>,
+    fragments: broadcast::Sender<Arc<PackagedFragment>>,
+}
+
+impl TrackHub {
+    fn new(name: String) -> Self {
+        let (init, _) = watch::channel(None);
+        let (fragments, _) = broadcast::channel(FRAGMENT_CAPACITY);
+        TrackHub {
+            name,
+            init,
+            fragments,
+        }
+    }
+
+    /// Replaces the init segment (first time, or after a codec change).
+    pub fn set_init(&self, init: InitSegment) {
+        self.init.send_replace(Some(Arc::new(init)));
+    }
+
+    /// Publishes a fragment to every current subscriber; never blocks.
+    pub fn publish(&self, fragment: PackagedFragment) {
+        // An error only means nobody is subscribed right now.
+        let _ = self.fragments.send(Arc::new(fragment));
+    }
+
+    pub fn init(&self) -> Option<Arc<InitSegment>> {
+        self.init.borrow().clone()
+    }
+
+    pub fn watch_init(&self) -> watch::Receiver<Option<Arc<InitSegment>>> {
+        self.init.subscribe()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<PackagedFragment>> {
+        self.fragments.subscribe()
+    }
+}
+
+/// All tracks, in track order (renditions in config order, then audio).
+pub struct Hub {
+    pub tracks: Vec<TrackHub>,
+}
+
+impl Hub {
+    pub fn new(names: impl IntoIterator<Item = String>) -> Arc<Self> {
+        Arc::new(Hub {
+            tracks: names.into_iter().map(TrackHub::new).collect(),
+        })
+    }
+
+    pub fn track(&self, name: &str) -> Option<&TrackHub> {
+        self.tracks.iter().find(|t| t.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frag(n: u64) -> PackagedFragment {
+        PackagedFragment {
+            sequence: n,
+            base_dts: n * 180_000,
+            duration: 180_000,
+            sample_count: 60,
+            filler: false,
+            bytes: Bytes::from_static(b"x"),
+            media_bytes: 1,
+        }
+    }
+
+    #[test]
+    fn slow_consumer_lags_without_blocking_the_producer() {
+        let hub = Hub::new(["720p".to_string()]);
+        let track = &hub.tracks[0];
+        let mut slow = track.subscribe();
+        for n in 0..(FRAGMENT_CAPACITY as u64 + 10) {
+            track.publish(frag(n));
+        }
+        match slow.try_recv() {
+            Err(broadcast::error::TryRecvError::Lagged(lost)) => assert_eq!(lost, 10),
+            other => panic!("expected a lag, got {other:?}"),
+        }
+        assert_eq!(slow.try_recv().map(|f| f.sequence).ok(), Some(10));
+    }
+
+    #[test]
+    fn publishing_without_subscribers_is_fine() {
+        let hub = Hub::new(["audio".to_string()]);
+        hub.tracks[0].publish(frag(1));
+        assert!(hub.track("audio").is_some());
+        assert!(hub.track("nope").is_none());
+    }
+}

@@ -1,0 +1,230 @@
+//! Package: encoded units from capture → timeline indices → whole CMAF fragments → hub.
+//!
+//! Runs on one plain thread, synchronous and deterministic: everything here is pure media-crate
+//! work (index from the epoch time, fragment cutting, box writing) plus a non-blocking publish.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+
+use bytes::Bytes;
+use twincast_media::fragmenter::{Fragment, Fragmenter};
+use twincast_media::mp4::{self, FragmentBrands, FragmentParams, Prft};
+use twincast_media::timeline::{AudioTimeline, FrameAssign, FrameRate, Grid};
+use twincast_media::{Codec, TrackInfo};
+
+use crate::capture::EncodedUnit;
+use crate::hub::{Hub, InitSegment, PackagedFragment};
+
+/// Video timescale (design §2).
+pub const VIDEO_TIMESCALE: u32 = 90_000;
+
+/// What the packager needs to know about a track before its codec data arrives.
+#[derive(Debug, Clone)]
+pub enum TrackSpec {
+    Video {
+        name: String,
+        width: u32,
+        height: u32,
+        bitrate: u32,
+    },
+    Audio {
+        sample_rate: u32,
+        channels: u16,
+        bitrate: u32,
+    },
+}
+
+/// Live counters per track, read by status and readiness checks.
+#[derive(Debug, Default)]
+pub struct TrackCounters {
+    pub units: AtomicU64,
+    pub fragments: AtomicU64,
+    pub media_bytes: AtomicU64,
+    /// Sequence number of the last fragment + 1 (0: none yet).
+    pub next_sequence: AtomicU64,
+    /// Units that arrived before the codec configuration and were dropped.
+    pub units_without_config: AtomicU64,
+}
+
+struct TrackState {
+    spec: TrackSpec,
+    info: Option<TrackInfo>,
+    fragmenter: Fragmenter,
+    audio_timeline: Option<AudioTimeline>,
+}
+
+/// The package stage for all tracks.
+pub struct Packager {
+    rate: FrameRate,
+    hub: Arc<Hub>,
+    tracks: Vec<TrackState>,
+    pub counters: Arc<Vec<TrackCounters>>,
+}
+
+impl Packager {
+    pub fn new(grid: Grid, specs: Vec<TrackSpec>, hub: Arc<Hub>) -> Self {
+        let counters = Arc::new(specs.iter().map(|_| TrackCounters::default()).collect());
+        let tracks = specs
+            .into_iter()
+            .map(|spec| {
+                let (fragmenter, audio_timeline) = match spec {
+                    // Only whole fragments that start on their grid boundary: a partial first
+                    // fragment would carry a number the other box of the pair fills differently.
+                    TrackSpec::Video { .. } => (
+                        Fragmenter::video(grid, VIDEO_TIMESCALE).require_grid_start(true),
+                        None,
+                    ),
+                    TrackSpec::Audio { sample_rate, .. } => (
+                        Fragmenter::audio(grid, sample_rate).require_grid_start(true),
+                        Some(AudioTimeline::new(sample_rate)),
+                    ),
+                };
+                TrackState {
+                    spec,
+                    info: None,
+                    fragmenter,
+                    audio_timeline,
+                }
+            })
+            .collect();
+        Packager {
+            rate: grid.rate(),
+            hub,
+            tracks,
+            counters,
+        }
+    }
+
+    /// Consumes units until the capture side hangs up, then flushes.
+    pub fn run(mut self, units: Receiver<EncodedUnit>) {
+        while let Ok(unit) = units.recv() {
+            self.push(unit);
+        }
+        for track in 0..self.tracks.len() {
+            if let Some(fragment) = self.tracks[track].fragmenter.flush() {
+                self.emit(track, fragment, true);
+            }
+        }
+    }
+
+    /// Handles one encoded unit.
+    pub fn push(&mut self, unit: EncodedUnit) {
+        let Some(state) = self.tracks.get_mut(unit.track) else {
+            return;
+        };
+        let counters = &self.counters[unit.track];
+        counters.units.fetch_add(1, Ordering::Relaxed);
+        if let Some(codec_data) = unit.codec_data {
+            let info = track_info(unit.track, &state.spec, codec_data);
+            let bytes = Bytes::from(mp4::write_init(&info));
+            state.info = Some(info.clone());
+            self.hub.tracks[unit.track].set_init(InitSegment { info, bytes });
+        }
+        if state.info.is_none() {
+            counters
+                .units_without_config
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // Video frames were restamped to t_k before the encoders, so the nearest index is
+        // exact; audio frames go through their own keep-counting timeline.
+        let index = match &mut state.audio_timeline {
+            Some(timeline) => match timeline.assign_frame(unit.wall_ns) {
+                FrameAssign::Frame { k, .. } => k,
+                FrameAssign::Drop => return,
+            },
+            None => self.rate.frame_index_nearest(unit.dts_wall_ns),
+        };
+        let cts_offset = 0;
+        if let Some(fragment) =
+            state
+                .fragmenter
+                .push(index, unit.keyframe, cts_offset, unit.data, unit.filler)
+        {
+            self.emit(unit.track, fragment, false);
+        }
+    }
+
+    fn emit(&self, track: usize, fragment: Fragment, last: bool) {
+        let Some(info) = &self.tracks[track].info else {
+            return;
+        };
+        let base_dts = fragment.base_dts();
+        let brands = if last {
+            FragmentBrands::Last
+        } else if fragment.filler {
+            FragmentBrands::Filler
+        } else {
+            FragmentBrands::Normal
+        };
+        // The producer reference time is the epoch time of the first sample: media time *is*
+        // wall-clock time here, and both boxes of a pair write the same value.
+        let unix_ns = (u128::from(base_dts) * 1_000_000_000 / u128::from(info.timescale)) as u64;
+        let params = FragmentParams {
+            sequence: fragment.sequence as u32,
+            samples: &fragment.samples,
+            prft: Some(Prft {
+                ntp_timestamp: mp4::ntp_from_unix_ns(unix_ns),
+                media_time: base_dts,
+            }),
+            brands,
+        };
+        let bytes = mp4::write_fragment(info, &params);
+        let media_bytes: u64 = fragment.samples.iter().map(|s| s.data.len() as u64).sum();
+        let counters = &self.counters[track];
+        counters.fragments.fetch_add(1, Ordering::Relaxed);
+        counters
+            .media_bytes
+            .fetch_add(media_bytes, Ordering::Relaxed);
+        counters
+            .next_sequence
+            .store(fragment.sequence + 1, Ordering::Relaxed);
+        self.hub.tracks[track].publish(PackagedFragment {
+            sequence: fragment.sequence,
+            base_dts,
+            duration: fragment.duration(),
+            sample_count: fragment.samples.len() as u32,
+            filler: fragment.filler,
+            bytes: Bytes::from(bytes),
+            media_bytes,
+        });
+    }
+}
+
+fn track_info(index: usize, spec: &TrackSpec, codec_data: Vec<u8>) -> TrackInfo {
+    let id = index as u32 + 1;
+    match spec {
+        TrackSpec::Video {
+            name,
+            width,
+            height,
+            bitrate,
+        } => TrackInfo {
+            id,
+            name: name.clone(),
+            timescale: VIDEO_TIMESCALE,
+            bitrate: *bitrate,
+            codec: Codec::H264 {
+                avcc: codec_data,
+                width: *width,
+                height: *height,
+            },
+        },
+        TrackSpec::Audio {
+            sample_rate,
+            channels,
+            bitrate,
+        } => TrackInfo {
+            id,
+            name: "audio".to_string(),
+            timescale: *sample_rate,
+            bitrate: *bitrate,
+            codec: Codec::Aac {
+                asc: codec_data,
+                sample_rate: *sample_rate,
+                channels: *channels,
+            },
+        },
+    }
+}

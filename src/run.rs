@@ -1,0 +1,249 @@
+//! `twincast run`: wires capture → package → hub → origin, and stops in order.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use tokio_util::sync::CancellationToken;
+use twincast_media::timeline::{FrameRate, Grid, segment_fragments_for_gop};
+
+use crate::capture::{Capture, CaptureError, CaptureStats, UNIT_QUEUE_CAPACITY, UnitSender};
+use crate::config::{self, AudioInput, Config};
+use crate::hub::Hub;
+use crate::origin::{self, Origin, OriginSettings};
+use crate::package::{Packager, TrackSpec};
+
+/// sysexits: a required element or device is missing.
+pub const EX_UNAVAILABLE: u8 = 69;
+/// sysexits: internal software error (the pipeline failed while running).
+pub const EX_SOFTWARE: u8 = 70;
+/// sysexits: cannot bind or create an OS resource.
+pub const EX_OSERR: u8 = 71;
+/// sysexits: configuration error.
+pub const EX_CONFIG: u8 = 78;
+
+/// Bytes kept per track in the RAM window (the disk DVR tier comes on top).
+const RAM_WINDOW_BYTES_PER_TRACK: u64 = 512 * 1024 * 1024;
+
+/// The epoch grid of a validated config.
+pub fn grid_of(config: &Config) -> Result<Grid, String> {
+    let rate = FrameRate::new(config.input.framerate.num, config.input.framerate.den)
+        .ok_or_else(|| "invalid frame rate".to_string())?;
+    let gop_ns = u64::try_from(config.timeline.gop.as_nanos()).map_err(|e| e.to_string())?;
+    Grid::new(rate, gop_ns)
+        .and_then(|g| g.with_fragment_gops(u64::from(config.timeline.fragment_gops)))
+        .map_err(|e| e.to_string())
+}
+
+/// Track names in track order: renditions, then audio.
+pub fn track_specs(config: &Config) -> Vec<TrackSpec> {
+    let mut specs: Vec<TrackSpec> = config
+        .rendition
+        .iter()
+        .map(|r| TrackSpec::Video {
+            name: r.name.clone(),
+            width: r.width,
+            height: r.height,
+            bitrate: r.bitrate_kbps * 1000,
+        })
+        .collect();
+    if config.input.audio != AudioInput::None {
+        specs.push(TrackSpec::Audio {
+            sample_rate: config.audio.sample_rate,
+            channels: config.audio.channels,
+            bitrate: config.audio.bitrate_kbps * 1000,
+        });
+    }
+    specs
+}
+
+pub fn run(config_path: &Path) -> ExitCode {
+    crate::logging::init();
+    let loaded = match config::load(config_path) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprint!("{errors}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    for warning in &loaded.warnings {
+        log::warn!("{warning}");
+    }
+    let config = loaded.config;
+    if let Err(e) = gst::init() {
+        log::error!("GStreamer could not start: {e}");
+        return ExitCode::from(EX_UNAVAILABLE);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::error!("could not start the async runtime: {e}");
+            return ExitCode::from(EX_OSERR);
+        }
+    };
+    runtime.block_on(run_async(config))
+}
+
+async fn run_async(config: Config) -> ExitCode {
+    let grid = match grid_of(&config) {
+        Ok(g) => g,
+        Err(e) => {
+            log::error!("timeline: {e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let specs = track_specs(&config);
+    let names = specs.iter().map(|s| match s {
+        TrackSpec::Video { name, .. } => name.clone(),
+        TrackSpec::Audio { .. } => "audio".to_string(),
+    });
+    let hub = Hub::new(names);
+    let cancel = CancellationToken::new();
+
+    // Origin first: a port that is taken is a start-up error, before any capture.
+    let fragments_per_segment = config
+        .origin
+        .segment_fragments
+        .unwrap_or_else(|| segment_fragments_for_gop(grid.gop_ns() * grid.fragment_gops()));
+    let origin = Origin::new(
+        OriginSettings {
+            fragments_per_segment,
+            window_ns: u64::try_from(config.origin.dvr_window.as_nanos()).unwrap_or(u64::MAX),
+            max_bytes_per_track: RAM_WINDOW_BYTES_PER_TRACK,
+            frame_rate: grid.rate().as_f64(),
+            segment_ns: grid.fragment_duration_ns() * u64::from(fragments_per_segment),
+        },
+        &hub,
+    );
+    let listener = match origin::bind(config.origin.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("origin: cannot listen on {}: {e}", config.origin.listen);
+            return ExitCode::from(EX_OSERR);
+        }
+    };
+    origin.spawn_feeders(&hub, cancel.clone());
+    let server = tokio::spawn(origin::serve(listener, origin.clone(), cancel.clone()));
+
+    // Capture → package.
+    let stats = Arc::new(CaptureStats::default());
+    let (units, unit_rx) = UnitSender::new(UNIT_QUEUE_CAPACITY, stats.clone());
+    let packager = Packager::new(grid, specs, hub.clone());
+    let package_thread = std::thread::Builder::new()
+        .name("package".into())
+        .spawn(move || packager.run(unit_rx));
+    let capture = match Capture::build(&config, grid, units, stats.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("capture: {e}");
+            let code = match e {
+                CaptureError::Element(_) => EX_UNAVAILABLE,
+                _ => EX_SOFTWARE,
+            };
+            return ExitCode::from(code);
+        }
+    };
+    let encoders: Vec<&str> = capture.encoders.iter().map(|e| e.element()).collect();
+    log::info!(
+        "encoder {} (pair {}): {} renditions {}/{} fps, encoders {:?}, audio {:?}",
+        config.encoder.name,
+        config.encoder.pair,
+        config.rendition.len(),
+        grid.rate().num(),
+        grid.rate().den(),
+        encoders,
+        capture.aac_encoder
+    );
+    if let Err(e) = capture.start() {
+        log::error!("capture: {e}");
+        return ExitCode::from(EX_SOFTWARE);
+    }
+    log::info!("origin: http://{}/live/master.m3u8", config.origin.listen);
+
+    let (bus_tx, mut bus_rx) = tokio::sync::mpsc::channel::<String>(4);
+    if let Some(bus) = capture.bus() {
+        std::thread::Builder::new()
+            .name("gst-bus".into())
+            .spawn(move || watch_bus(bus, bus_tx))
+            .ok();
+    }
+
+    let code = tokio::select! {
+        _ = shutdown_signal() => {
+            log::info!("stopping: signal received");
+            ExitCode::SUCCESS
+        }
+        Some(error) = bus_rx.recv() => {
+            log::error!("capture failed: {error}");
+            ExitCode::from(EX_SOFTWARE)
+        }
+    };
+    // Stop in order: capture (no new units), packager (flushes), consumers, server.
+    log::info!("stopping: capture");
+    capture.stop();
+    drop(capture);
+    log::info!("stopping: packager");
+    if let Ok(handle) = package_thread {
+        let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+    }
+    log::info!("stopping: origin");
+    cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    log::info!("stopped");
+    code
+}
+
+/// Logs GStreamer warnings and forwards the first error.
+fn watch_bus(bus: gst::Bus, errors: tokio::sync::mpsc::Sender<String>) {
+    for msg in bus.iter_timed(gst::ClockTime::NONE) {
+        match msg.view() {
+            gst::MessageView::Error(e) => {
+                let src = msg
+                    .src()
+                    .map(|s| s.path_string().to_string())
+                    .unwrap_or_default();
+                let _ = errors.blocking_send(format!("{src}: {} ({:?})", e.error(), e.debug()));
+                return;
+            }
+            gst::MessageView::Warning(w) => {
+                log::warn!("GStreamer: {} ({:?})", w.error(), w.debug());
+            }
+            gst::MessageView::Eos(_) => {
+                let _ = errors.blocking_send("the input ended (end of stream)".to_string());
+                return;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT; a second one exits at once.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        log::warn!("second signal: stopping now");
+        std::process::exit(1);
+    });
+}

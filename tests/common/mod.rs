@@ -1,0 +1,378 @@
+//! Shared harness for end-to-end tests: start the real daemon on free loopback ports, wait on
+//! conditions with deadlines, fetch over HTTP, and read CMAF boxes with a small independent
+//! parser (written from ISO/IEC 14496-12, not from our writer).
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// End-to-end tests that start daemons run one at a time (a shipped-ladder daemon costs ~60 %
+/// of a core; CI has two).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; tests run serially).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Polls `check` until it returns Some or the deadline passes.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A config file derived from the shipped one with other ports (and optional replacements).
+pub fn config_from_shipped(
+    dir: &Path,
+    name: &str,
+    origin_port: u16,
+    control_port: u16,
+    replace: &[(&str, &str)],
+) -> PathBuf {
+    let mut text =
+        std::fs::read_to_string(repo_root().join("config/twincast.toml")).expect("shipped config");
+    text = text.replace("127.0.0.1:8080", &format!("127.0.0.1:{origin_port}"));
+    text = text.replace("127.0.0.1:9090", &format!("127.0.0.1:{control_port}"));
+    for (from, to) in replace {
+        assert!(text.contains(from), "config has no {from:?}");
+        text = text.replace(from, to);
+    }
+    let path = dir.join(name);
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .expect("write config");
+    path
+}
+
+/// The small ladder for tests where size does not matter: two renditions, cheap to encode.
+pub const SMALL_LADDER: &str = r#"
+[[rendition]]
+name = "240p"
+width = 426
+height = 240
+bitrate_kbps = 400
+
+[[rendition]]
+name = "180p"
+width = 320
+height = 180
+bitrate_kbps = 250
+"#;
+
+/// A config for a small, cheap daemon.
+pub fn small_config(dir: &Path, name: &str, origin_port: u16, control_port: u16) -> PathBuf {
+    let text = format!(
+        r#"
+[encoder]
+name = "{name}"
+pair = "test-pair"
+
+[input]
+kind = "test"
+width = 640
+height = 360
+framerate = "30/1"
+audio = "test"
+
+[timeline]
+gop = "1s"
+fragment_gops = 1
+
+{SMALL_LADDER}
+
+[audio]
+bitrate_kbps = 64
+sample_rate = 48000
+channels = 2
+
+[origin]
+listen = "127.0.0.1:{origin_port}"
+dvr_window = "5m"
+
+[control]
+listen = "127.0.0.1:{control_port}"
+"#
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// A running daemon; SIGTERM and wait on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub origin: String,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(config: &Path, origin_port: u16, log: PathBuf) -> Daemon {
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_twincast"))
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start twincast");
+        Daemon {
+            child,
+            origin: format!("http://127.0.0.1:{origin_port}"),
+            log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.origin, path)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (up to 10 s) for the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        self.child.wait().ok()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+/// GET `url`: Some((status, body)) when the server answered.
+pub fn http_get(url: &str) -> Option<(u16, Vec<u8>)> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let resp = client.get(url).send().ok()?;
+    let status = resp.status().as_u16();
+    Some((status, resp.bytes().ok()?.to_vec()))
+}
+
+pub fn get_ok(url: &str) -> Option<Vec<u8>> {
+    match http_get(url) {
+        Some((200, body)) => Some(body),
+        _ => None,
+    }
+}
+
+pub fn get_text(url: &str) -> Option<String> {
+    get_ok(url).and_then(|b| String::from_utf8(b).ok())
+}
+
+/// Segment URIs of a media playlist, in order.
+pub fn playlist_segments(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+pub fn media_sequence(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// What the test parser reads from one moof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FragmentFacts {
+    pub sequence: u32,
+    pub tfdt: u64,
+    pub sample_count: u32,
+    pub durations: Vec<u32>,
+    pub first_sample_sync: bool,
+    /// First NAL unit types of the first sample (video only; empty for audio).
+    pub first_sample_nal_types: Vec<u8>,
+}
+
+fn boxes(data: &[u8]) -> Vec<([u8; 4], &[u8])> {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while pos + 8 <= data.len() {
+        let size = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
+        let kind: [u8; 4] = data[pos + 4..pos + 8].try_into().unwrap();
+        let (header, size) = if size == 1 {
+            let s = u64::from_be_bytes(data[pos + 8..pos + 16].try_into().unwrap()) as usize;
+            (16, s)
+        } else if size == 0 {
+            (8, data.len() - pos)
+        } else {
+            (8, size)
+        };
+        assert!(
+            size >= header && pos + size <= data.len(),
+            "box {:?} overruns",
+            String::from_utf8_lossy(&kind)
+        );
+        out.push((kind, &data[pos + header..pos + size]));
+        pos += size;
+    }
+    assert_eq!(pos, data.len(), "trailing bytes after the last box");
+    out
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+/// Parses every moof/mdat pair in a segment.
+pub fn parse_segment(data: &[u8], video: bool) -> Vec<FragmentFacts> {
+    let top = boxes(data);
+    let mut out = Vec::new();
+    for (i, (kind, body)) in top.iter().enumerate() {
+        if kind != b"moof" {
+            continue;
+        }
+        let mut facts = FragmentFacts {
+            sequence: 0,
+            tfdt: 0,
+            sample_count: 0,
+            durations: vec![],
+            first_sample_sync: false,
+            first_sample_nal_types: vec![],
+        };
+        let mut first_size = 0usize;
+        let mut data_offset = 0i64;
+        for (k, b) in boxes(body) {
+            match &k {
+                b"mfhd" => facts.sequence = be32(b, 4),
+                b"traf" => {
+                    let mut default_flags = 0u32;
+                    for (k2, b2) in boxes(b) {
+                        match &k2 {
+                            b"tfhd" => {
+                                let flags = be32(b2, 0) & 0xff_ffff;
+                                let mut at = 8;
+                                for (bit, len) in [(1, 8), (2, 4), (8, 4), (0x10, 4)] {
+                                    if flags & bit != 0 {
+                                        at += len;
+                                    }
+                                }
+                                if flags & 0x20 != 0 {
+                                    default_flags = be32(b2, at);
+                                }
+                            }
+                            b"tfdt" => {
+                                facts.tfdt = if b2[0] == 1 {
+                                    u64::from_be_bytes(b2[4..12].try_into().unwrap())
+                                } else {
+                                    u64::from(be32(b2, 4))
+                                }
+                            }
+                            b"trun" => {
+                                let flags = be32(b2, 0) & 0xff_ffff;
+                                facts.sample_count = be32(b2, 4);
+                                let mut at = 8;
+                                if flags & 1 != 0 {
+                                    data_offset = i64::from(be32(b2, at) as i32);
+                                    at += 4;
+                                }
+                                let mut first_flags = None;
+                                if flags & 4 != 0 {
+                                    first_flags = Some(be32(b2, at));
+                                    at += 4;
+                                }
+                                for s in 0..facts.sample_count {
+                                    let mut sample_flags = default_flags;
+                                    if flags & 0x100 != 0 {
+                                        facts.durations.push(be32(b2, at));
+                                        at += 4;
+                                    }
+                                    if flags & 0x200 != 0 {
+                                        if s == 0 {
+                                            first_size = be32(b2, at) as usize;
+                                        }
+                                        at += 4;
+                                    }
+                                    if flags & 0x400 != 0 {
+                                        sample_flags = be32(b2, at);
+                                        at += 4;
+                                    }
+                                    if flags & 0x800 != 0 {
+                                        at += 4;
+                                    }
+                                    if s == 0 {
+                                        let f = first_flags.unwrap_or(sample_flags);
+                                        // sample_is_non_sync_sample is bit 16.
+                                        facts.first_sample_sync = f & 0x1_0000 == 0;
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if video {
+            // data_offset is relative to the moof start (default-base-is-moof).
+            let moof_start = top[..i].iter().map(|(_, b)| b.len() + 8).sum::<usize>();
+            let start = moof_start + data_offset as usize;
+            let sample = &data[start..start + first_size];
+            let mut p = 0;
+            while p + 4 < sample.len() {
+                let len = be32(sample, p) as usize;
+                facts.first_sample_nal_types.push(sample[p + 4] & 0x1f);
+                p += 4 + len;
+            }
+        }
+        out.push(facts);
+    }
+    out
+}
+
+/// Runs a command, returning (success, stdout, stderr).
+pub fn run(cmd: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd} could not run: {e} (run scripts/install-deps)"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

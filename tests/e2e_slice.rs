@@ -1,0 +1,232 @@
+//! End-to-end: the daemon with real GStreamer encoders, read back over HTTP and checked with
+//! ffmpeg/ffprobe and an independent box parser. Daemons run one at a time.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+
+/// Waits until every media playlist lists at least `n` segments; returns the playlists.
+fn wait_segments(
+    d: &Daemon,
+    tracks: &[&str],
+    n: usize,
+    timeout: Duration,
+) -> BTreeMap<String, String> {
+    wait_for(&format!("{n} segments in every playlist"), timeout, || {
+        let mut all = BTreeMap::new();
+        for t in tracks {
+            let text = get_text(&d.url(&format!("/live/{t}/index.m3u8")))?;
+            if playlist_segments(&text).len() < n {
+                return None;
+            }
+            all.insert(t.to_string(), text);
+        }
+        Some(all)
+    })
+}
+
+/// init + segment bytes of one track's segment.
+fn fetch_segment(d: &Daemon, track: &str, uri: &str) -> Vec<u8> {
+    get_ok(&d.url(&format!("/live/{track}/{uri}"))).unwrap_or_else(|| panic!("GET {track}/{uri}"))
+}
+
+#[test]
+fn shipped_config_serves_an_epoch_locked_ladder() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (op, cp) = (free_port(), free_port());
+    let config = config_from_shipped(dir.path(), "shipped.toml", op, cp, &[]);
+    let d = Daemon::start(&config, op, dir.path().join("daemon.log"));
+
+    // The master playlist within 10 s of start.
+    let master = wait_for("master playlist", Duration::from_secs(10), || {
+        get_text(&d.url("/live/master.m3u8"))
+    });
+    for r in [
+        "720p/index.m3u8",
+        "480p/index.m3u8",
+        "360p/index.m3u8",
+        "RESOLUTION=1280x720",
+        "CODECS=\"avc1.",
+    ] {
+        assert!(master.contains(r), "master lacks {r}:\n{master}");
+    }
+    assert!(master.contains("TYPE=AUDIO"), "no audio group:\n{master}");
+
+    let tracks = ["720p", "480p", "360p", "audio"];
+    let playlists = wait_segments(&d, &tracks, 2, Duration::from_secs(40));
+
+    // ffmpeg reads the whole ladder through HLS for 10 s without an error.
+    let url = d.url("/live/master.m3u8");
+    let (ok, _, err) = run(
+        "ffmpeg",
+        &[
+            "-v", "error", "-i", &url, "-map", "0", "-t", "10", "-f", "null", "-",
+        ],
+    );
+    assert!(
+        ok && err.trim().is_empty(),
+        "ffmpeg failed on the HLS ladder: {err}\n{}",
+        d.log_text()
+    );
+
+    // Each rendition: configured size, bitrate within ±20 %, every fragment starts with an IDR
+    // on the 2 s epoch grid, and all renditions agree on fragment start times.
+    let mut starts_by_track: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for (track, (w, h, kbps)) in [
+        ("720p", (1280, 720, 3000)),
+        ("480p", (854, 480, 1200)),
+        ("360p", (640, 360, 600)),
+    ] {
+        let uris = playlist_segments(&playlists[track]);
+        let init = fetch_segment(&d, track, "init.mp4");
+        let seg = fetch_segment(&d, track, &uris[0]);
+        let path = dir.path().join(format!("{track}.mp4"));
+        std::fs::write(&path, [init.as_slice(), seg.as_slice()].concat()).unwrap();
+        let p = path.to_str().unwrap();
+        let (ok, out, err) = run(
+            "ffprobe",
+            &[
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=width,height,codec_name",
+                "-of",
+                "csv=p=0",
+                p,
+            ],
+        );
+        assert!(ok && err.is_empty(), "ffprobe {track}: {err}");
+        assert_eq!(out.trim(), format!("h264,{w},{h}"), "{track} size");
+
+        let frags = parse_segment(&seg, true);
+        assert_eq!(
+            frags.len(),
+            3,
+            "{track}: a 6 s segment holds three 2 s fragments"
+        );
+        for f in &frags {
+            assert_eq!(
+                f.tfdt % 180_000,
+                0,
+                "{track}: fragment at {} is not on the 2 s grid",
+                f.tfdt
+            );
+            assert_eq!(
+                u64::from(f.sequence),
+                f.tfdt / 180_000 % (1 << 32),
+                "{track}: sequence is n from the epoch"
+            );
+            assert_eq!(f.sample_count, 60, "{track}: 60 frames per 2 s fragment");
+            assert!(
+                f.durations.iter().all(|d| *d == 3000),
+                "{track}: frame durations"
+            );
+            assert!(f.first_sample_sync, "{track}: first sample not marked sync");
+            assert!(
+                f.first_sample_nal_types.contains(&5),
+                "{track}: first sample has no IDR: {:?}",
+                f.first_sample_nal_types
+            );
+        }
+        starts_by_track.insert(track, frags.iter().map(|f| f.tfdt).collect());
+
+        // Bitrate from the media bytes of the window's segments.
+        let mut bytes = 0usize;
+        let mut secs = 0.0;
+        for uri in &uris {
+            let seg = fetch_segment(&d, track, uri);
+            bytes += seg.len();
+            secs += parse_segment(&seg, true)
+                .iter()
+                .map(|f| f.durations.iter().map(|d| *d as f64).sum::<f64>())
+                .sum::<f64>()
+                / 90_000.0;
+        }
+        let measured = bytes as f64 * 8.0 / secs / 1000.0;
+        let ratio = measured / f64::from(kbps);
+        assert!(
+            (0.8..=1.2).contains(&ratio),
+            "{track}: {measured:.0} kbps vs {kbps} configured"
+        );
+    }
+    // Same segment names (start times) in every rendition.
+    let names: Vec<Vec<String>> = ["720p", "480p", "360p"]
+        .iter()
+        .map(|t| playlist_segments(&playlists[*t]))
+        .collect();
+    let first = names[0][0].clone();
+    assert!(
+        names.iter().all(|n| n.contains(&first)),
+        "renditions disagree on segment names: {names:?}"
+    );
+
+    // Audio fragments follow the formula: fragment n starts at AAC frame ceil(n·2 s·48000/1024).
+    let uris = playlist_segments(&playlists["audio"]);
+    let seg = fetch_segment(&d, "audio", &uris[0]);
+    for f in parse_segment(&seg, false) {
+        let n = u64::from(f.sequence);
+        let j_n = (n * 2 * 48_000).div_ceil(1024);
+        let j_next = ((n + 1) * 2 * 48_000).div_ceil(1024);
+        assert_eq!(f.tfdt, j_n * 1024, "audio fragment {n} start");
+        assert_eq!(
+            u64::from(f.sample_count),
+            j_next - j_n,
+            "audio fragment {n} frame count"
+        );
+        assert!(f.durations.iter().all(|d| *d == 1024));
+    }
+
+    let mut d = d;
+    let status = d.stop().expect("daemon exits");
+    assert!(status.success(), "exit status {status:?}\n{}", d.log_text());
+}
+
+#[test]
+fn two_daemons_started_apart_cut_identical_segments() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (op_a, cp_a, op_b, cp_b) = (free_port(), free_port(), free_port(), free_port());
+    let config_a = small_config(dir.path(), "box-a", op_a, cp_a);
+    let a = Daemon::start(&config_a, op_a, dir.path().join("a.log"));
+    std::thread::sleep(Duration::from_millis(1700)); // started "a second or more apart"
+    let config_b = small_config(dir.path(), "box-b", op_b, cp_b);
+    let b = Daemon::start(&config_b, op_b, dir.path().join("b.log"));
+
+    let tracks = ["240p", "180p", "audio"];
+    let pa = wait_segments(&a, &tracks, 3, Duration::from_secs(40));
+    let pb = wait_segments(&b, &tracks, 3, Duration::from_secs(40));
+    let mut compared = 0;
+    for t in tracks {
+        let sa = playlist_segments(&pa[t]);
+        let sb = playlist_segments(&pb[t]);
+        let common: Vec<&String> = sa.iter().filter(|s| sb.contains(s)).collect();
+        assert!(
+            common.len() >= 2,
+            "{t}: boxes share too few segment names: {sa:?} vs {sb:?}"
+        );
+        // The same segment has the same media sequence number in both playlists.
+        let msn_a = media_sequence(&pa[t]).unwrap()
+            + sa.iter().position(|s| s == common[0]).unwrap() as u64;
+        let msn_b = media_sequence(&pb[t]).unwrap()
+            + sb.iter().position(|s| s == common[0]).unwrap() as u64;
+        assert_eq!(msn_a, msn_b, "{t}: media sequence of {}", common[0]);
+        for uri in common {
+            let fa = parse_segment(&fetch_segment(&a, t, uri), t != "audio");
+            let fb = parse_segment(&fetch_segment(&b, t, uri), t != "audio");
+            let strip = |v: Vec<FragmentFacts>| -> Vec<(u32, u64, u32, Vec<u32>)> {
+                v.into_iter()
+                    .map(|f| (f.sequence, f.tfdt, f.sample_count, f.durations))
+                    .collect()
+            };
+            assert_eq!(strip(fa), strip(fb), "{t}/{uri} differs between the boxes");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 6, "compared only {compared} segments");
+}
