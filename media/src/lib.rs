@@ -7,9 +7,9 @@
 pub mod track;
 
 pub use track::{Codec, Sample, TrackInfo, TrackKind};
-pub mod timeline;
-pub mod fragmenter;
-pub mod hls;
 pub mod aac;
+pub mod fragmenter;
 pub mod h264;
+pub mod hls;
 pub mod mp4;
+pub mod timeline;

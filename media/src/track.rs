@@ -13,10 +13,18 @@ pub enum TrackKind {
 pub enum Codec {
     /// H.264; `avcc` is the AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3.1), exactly
     /// the body of the `avcC` box. Samples are length-prefixed (4-byte) NAL units.
-    H264 { avcc: Vec<u8>, width: u32, height: u32 },
+    H264 {
+        avcc: Vec<u8>,
+        width: u32,
+        height: u32,
+    },
     /// AAC; `asc` is the AudioSpecificConfig (ISO/IEC 14496-3 §1.6.2.1). Samples are raw AAC
     /// frames of 1024 samples, without ADTS headers.
-    Aac { asc: Vec<u8>, sample_rate: u32, channels: u16 },
+    Aac {
+        asc: Vec<u8>,
+        sample_rate: u32,
+        channels: u16,
+    },
 }
 
 /// One track of the output: a video rendition or the audio.

@@ -105,7 +105,7 @@ impl TrackWindow {
                 p.media_bytes += fragment.media_bytes;
                 p.next_sequence += 1;
             }
-            None if fragment.sequence % f == 0 => {
+            None if fragment.sequence.is_multiple_of(f) => {
                 let mut bytes = BytesMut::with_capacity(fragment.bytes.len() * f as usize);
                 bytes.extend_from_slice(&fragment.bytes);
                 self.pending = Some(Pending {
@@ -199,7 +199,7 @@ impl TrackWindow {
             .segments
             .iter()
             .fold((0, 0), |(b, d), s| (b + s.media_bytes, d + s.duration));
-        Some((peak, if dur > 0 { bytes * 8 * ts / dur } else { peak }))
+        Some((peak, (bytes * 8 * ts).checked_div(dur).unwrap_or(peak)))
     }
 }
 
