@@ -8,3 +8,4 @@ pub mod logging;
 pub mod origin;
 pub mod package;
 pub mod run;
+pub mod status;

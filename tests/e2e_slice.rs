@@ -230,3 +230,78 @@ fn two_daemons_started_apart_cut_identical_segments() {
     }
     assert!(compared >= 6, "compared only {compared} segments");
 }
+
+#[test]
+fn file_input_loops_with_its_own_audio() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clip.mp4");
+    let f = file.to_str().unwrap();
+    let (ok, _, err) = run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-g",
+            "25",
+            "-c:a",
+            "aac",
+            "-shortest",
+            f,
+        ],
+    );
+    assert!(ok, "ffmpeg could not make the clip: {err}");
+    let (op, cp) = (free_port(), free_port());
+    let input = format!("kind = \"file\"\nuri = \"{f}\"\naudio = \"input\"");
+    let config = small_config_with_input(dir.path(), "file", op, cp, &input);
+    let d = Daemon::start(&config, op, dir.path().join("file.log"));
+    // 4 segments of 3 s: the 4 s clip has looped at least twice.
+    let playlists = wait_segments(&d, &["240p", "audio"], 4, Duration::from_secs(60));
+    for (track, text) in &playlists {
+        assert!(
+            !text.contains("#EXT-X-DISCONTINUITY"),
+            "{track}: the loop broke the timeline:\n{text}"
+        );
+        let uris = playlist_segments(text);
+        let video = track != "audio";
+        let mut expected_start = None;
+        for uri in &uris {
+            for f in parse_segment(&fetch_segment(&d, track, uri), video) {
+                if let Some(start) = expected_start {
+                    assert_eq!(
+                        f.tfdt, start,
+                        "{track}: hole before fragment {}",
+                        f.sequence
+                    );
+                }
+                expected_start =
+                    Some(f.tfdt + f.durations.iter().map(|d| u64::from(*d)).sum::<u64>());
+            }
+        }
+    }
+    let url = d.url("/live/master.m3u8");
+    let (ok, _, err) = run(
+        "ffmpeg",
+        &[
+            "-v", "error", "-i", &url, "-map", "0", "-t", "4", "-f", "null", "-",
+        ],
+    );
+    assert!(
+        ok && err.trim().is_empty(),
+        "ffmpeg on the looped file: {err}\n{}",
+        d.log_text()
+    );
+}

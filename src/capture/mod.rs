@@ -12,6 +12,7 @@
 //! GStreamer→Rust seam: each pushes `EncodedUnit`s into one bounded channel (drops counted).
 
 pub mod elements;
+mod file_input;
 mod pipeline;
 mod probes;
 

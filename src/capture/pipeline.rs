@@ -9,6 +9,7 @@ use gstreamer_audio as gst_audio;
 use twincast_media::timeline::Grid;
 
 use super::elements::{self, ElementError, H264Encoder};
+use super::file_input::{self, FileInput};
 use super::{CaptureStats, EncodedUnit, UnitSender, probes};
 use crate::config::{AudioInput, Config, InputKind};
 
@@ -53,6 +54,8 @@ pub struct Capture {
     pub encoders: Vec<H264Encoder>,
     /// AAC encoder element, when audio is on.
     pub aac_encoder: Option<&'static str>,
+    /// The decoding side of a `file` input.
+    file: Option<FileInput>,
 }
 
 impl Capture {
@@ -72,7 +75,7 @@ impl Capture {
 
         let input = &config.input;
         let rate = gst::Fraction::new(input.framerate.num as i32, input.framerate.den as i32);
-        let (video_src, audio_src) = build_source(&pipeline, config)?;
+        let (video_src, audio_src, file) = build_source(&pipeline, config)?;
 
         // Common video head: normalise to the source size and frame rate.
         let convert = make("videoconvert")?;
@@ -126,7 +129,6 @@ impl Capture {
                     .field("alignment", "au")
                     .build(),
             )?;
-            let parse = make("h264parse")?;
             let sink = appsink(
                 gst::Caps::builder("video/x-h264")
                     .field("stream-format", "avc")
@@ -140,7 +142,6 @@ impl Capture {
                 &scale,
                 &caps,
                 &encoder,
-                &parse,
                 &out_caps,
                 sink.upcast_ref(),
             ];
@@ -198,6 +199,7 @@ impl Capture {
             pipeline,
             encoders,
             aac_encoder,
+            file,
         })
     }
 
@@ -206,6 +208,9 @@ impl Capture {
         self.pipeline
             .set_state(gst::State::Playing)
             .map_err(|e| CaptureError::Start(e.to_string()))?;
+        if let Some(file) = &self.file {
+            file.start().map_err(CaptureError::Start)?;
+        }
         Ok(())
     }
 
@@ -216,6 +221,9 @@ impl Capture {
 
     /// Stops the pipeline (to NULL).
     pub fn stop(&self) {
+        if let Some(file) = &self.file {
+            file.stop();
+        }
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
@@ -262,10 +270,9 @@ fn link_source(src: &SourceOut, to: &gst::Element) -> Result<(), CaptureError> {
 }
 
 /// Builds the configured source; returns its video output and, when audio is wanted, its audio.
-fn build_source(
-    pipeline: &gst::Pipeline,
-    config: &Config,
-) -> Result<(SourceOut, Option<SourceOut>), CaptureError> {
+type Sources = (SourceOut, Option<SourceOut>, Option<FileInput>);
+
+fn build_source(pipeline: &gst::Pipeline, config: &Config) -> Result<Sources, CaptureError> {
     let input = &config.input;
     let video = match input.kind {
         InputKind::Test => {
@@ -284,21 +291,31 @@ fn build_source(
             pipeline.add(&src).map_err(build_err)?;
             SourceOut::Static(src)
         }
-        InputKind::File | InputKind::Rtsp | InputKind::Rtp => {
-            let uri = input.uri.clone().unwrap_or_default();
-            let uri = if input.kind == InputKind::File && !uri.contains("://") {
-                let path = std::path::Path::new(&uri);
-                let abs = std::fs::canonicalize(path)
-                    .map_err(|e| build_err(format!("input file {uri}: {e}")))?;
-                gst::glib::filename_to_uri(abs, None)
-                    .map_err(build_err)?
-                    .to_string()
-            } else {
-                uri
+        InputKind::File => {
+            let uri = file_uri(input.uri.as_deref().unwrap_or_default())?;
+            let video = file_input::live_appsrc();
+            let audio = (input.audio == AudioInput::Input).then(file_input::live_appsrc);
+            let file = FileInput::new(&uri, video.clone(), audio.clone()).map_err(build_err)?;
+            pipeline.add(&video).map_err(build_err)?;
+            let audio = match audio {
+                Some(a) => {
+                    pipeline.add(&a).map_err(build_err)?;
+                    Some(SourceOut::Static(a.upcast()))
+                }
+                None => build_audio_source(pipeline, config)?,
             };
-            let dec = make("uridecodebin")?;
-            dec.set_property("uri", &uri);
-            pipeline.add(&dec).map_err(build_err)?;
+            return Ok((SourceOut::Static(video.upcast()), audio, Some(file)));
+        }
+        InputKind::Rtsp | InputKind::Rtp => {
+            let uri = input.uri.clone().unwrap_or_default();
+            let dec = if input.kind == InputKind::Rtp {
+                rtp_ts_source(pipeline, &uri)?
+            } else {
+                let dec = make("uridecodebin")?;
+                dec.set_property("uri", &uri);
+                pipeline.add(&dec).map_err(build_err)?;
+                dec
+            };
             let out = SourceOut::Dynamic {
                 decodebin: dec.clone(),
                 media: "video/",
@@ -310,14 +327,49 @@ fn build_source(
                 }),
                 _ => build_audio_source(pipeline, config)?,
             };
-            return Ok((out, audio));
+            return Ok((out, audio, None));
         }
     };
     let audio = match input.audio {
         AudioInput::Input => None,
         _ => build_audio_source(pipeline, config)?,
     };
-    Ok((video, audio))
+    Ok((video, audio, None))
+}
+
+/// A `file` input's path or URI as a URI.
+fn file_uri(uri: &str) -> Result<String, CaptureError> {
+    if uri.contains("://") {
+        return Ok(uri.to_string());
+    }
+    let abs =
+        std::fs::canonicalize(uri).map_err(|e| build_err(format!("input file {uri}: {e}")))?;
+    Ok(gst::glib::filename_to_uri(abs, None)
+        .map_err(build_err)?
+        .to_string())
+}
+
+/// `rtp://host:port`: MPEG-TS over RTP (the usual contribution feed) → jitter buffer → depay →
+/// decodebin. Returns the decodebin (its pads appear once the stream is known).
+fn rtp_ts_source(pipeline: &gst::Pipeline, uri: &str) -> Result<gst::Element, CaptureError> {
+    let udp_uri = uri.replacen("rtp://", "udp://", 1);
+    let src = make("udpsrc")?;
+    src.set_property("uri", &udp_uri);
+    src.set_property(
+        "caps",
+        gst::Caps::builder("application/x-rtp")
+            .field("media", "video")
+            .field("encoding-name", "MP2T")
+            .field("clock-rate", 90_000i32)
+            .build(),
+    );
+    let jitter = make("rtpjitterbuffer")?;
+    let depay = make("rtpmp2tdepay")?;
+    let dec = make("decodebin")?;
+    let chain = [&src, &jitter, &depay, &dec];
+    pipeline.add_many(chain).map_err(build_err)?;
+    gst::Element::link_many(chain).map_err(build_err)?;
+    Ok(dec)
 }
 
 fn build_audio_source(

@@ -85,6 +85,23 @@ bitrate_kbps = 250
 
 /// A config for a small, cheap daemon.
 pub fn small_config(dir: &Path, name: &str, origin_port: u16, control_port: u16) -> PathBuf {
+    small_config_with_input(
+        dir,
+        name,
+        origin_port,
+        control_port,
+        "kind = \"test\"\naudio = \"test\"",
+    )
+}
+
+/// A small config with other `[input]` lines (kind, uri, audio).
+pub fn small_config_with_input(
+    dir: &Path,
+    name: &str,
+    origin_port: u16,
+    control_port: u16,
+    input: &str,
+) -> PathBuf {
     let text = format!(
         r#"
 [encoder]
@@ -92,11 +109,10 @@ name = "{name}"
 pair = "test-pair"
 
 [input]
-kind = "test"
+{input}
 width = 640
 height = 360
 framerate = "30/1"
-audio = "test"
 
 [timeline]
 gop = "1s"
