@@ -11,11 +11,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
-use twincast_media::TrackInfo;
+use twincast_media::{Sample, TrackInfo};
 
-/// Fragments a consumer may fall behind before it loses some (per track). 64 fragments of 2 s
-/// is two minutes; consumers keep their own, longer, bounded backlogs.
-pub const FRAGMENT_CAPACITY: usize = 64;
+/// Fragments a consumer may fall behind before it loses some (per track). The ring keeps this
+/// many fragments alive whether or not anyone still needs them, so it is small: consumers copy
+/// what they need into their own bounded backlogs as soon as it arrives.
+pub const FRAGMENT_CAPACITY: usize = 16;
 
 /// An init segment with the track description it was written from.
 #[derive(Debug)]
@@ -40,6 +41,9 @@ pub struct PackagedFragment {
     pub bytes: Bytes,
     /// The media samples' total size (without box overhead), for bitrate figures.
     pub media_bytes: u64,
+    /// The samples themselves (timestamps in the track timescale, AVCC / raw AAC data), for
+    /// consumers that package differently (FLV for RTMP, Smooth's 10 MHz fragments).
+    pub samples: Arc<Vec<Sample>>,
 }
 
 /// The hub's view of one track.
@@ -115,6 +119,7 @@ mod tests {
             filler: false,
             bytes: Bytes::from_static(b"x"),
             media_bytes: 1,
+            samples: Arc::new(Vec::new()),
         }
     }
 

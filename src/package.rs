@@ -188,6 +188,7 @@ impl Packager {
             filler: fragment.filler,
             bytes: Bytes::from(bytes),
             media_bytes,
+            samples: Arc::new(fragment.samples),
         });
     }
 }

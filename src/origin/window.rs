@@ -216,6 +216,7 @@ mod tests {
             filler: false,
             bytes: Bytes::from(vec![n as u8; 10]),
             media_bytes: 10,
+            samples: std::sync::Arc::new(Vec::new()),
         }
     }
 
