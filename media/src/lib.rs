@@ -13,3 +13,4 @@ pub mod h264;
 pub mod hls;
 pub mod mp4;
 pub mod timeline;
+pub mod dash;
