@@ -8,9 +8,12 @@ pub mod track;
 
 pub use track::{Codec, Sample, TrackInfo, TrackKind};
 pub mod aac;
+pub mod amf0;
+pub mod flv;
 pub mod fragmenter;
 pub mod h264;
 pub mod hls;
 pub mod mp4;
+pub mod rtmp;
 pub mod timeline;
 pub mod dash;
