@@ -18,3 +18,4 @@ pub use fragment::{
 };
 pub use init::write_init;
 pub use writer::{BoxPos, BoxWriter};
+pub mod smooth;
