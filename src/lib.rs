@@ -3,9 +3,12 @@
 
 pub mod capture;
 pub mod config;
+pub mod control;
 pub mod hub;
 pub mod logging;
+pub mod notify;
 pub mod origin;
 pub mod package;
+pub mod reload;
 pub mod run;
 pub mod status;

@@ -1,0 +1,283 @@
+//! `GET /metrics`: Prometheus text exposition (format 0.0.4).
+//!
+//! Naming scheme (one for every metric): `twincast_<name>_<unit>[_total]`, where `<unit>` is a
+//! base unit (`bytes`, `seconds`, `bits_per_second`, `frames_per_second`) or the counted thing
+//! (`frames`, `fragments`, `units`, `requests`, `reloads`), `_total` marks counters, and 0/1
+//! gauges end in `_state`-free adjectives (`_up`, `_locked`, `_synchronised`). Every series of a
+//! daemon carries `encoder` and `pair` labels so a pair's two boxes sit side by side.
+
+use std::fmt::Write;
+
+use super::snapshot::Status;
+
+struct Writer {
+    out: String,
+    base: String,
+}
+
+impl Writer {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP twincast_{name} {help}");
+        let _ = writeln!(self.out, "# TYPE twincast_{name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        let mut l = self.base.clone();
+        for (k, v) in labels {
+            let _ = write!(l, ",{k}=\"{}\"", escape(v));
+        }
+        let _ = writeln!(self.out, "twincast_{name}{{{l}}} {value}");
+    }
+
+    /// A family with one sample.
+    fn one(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+        self.family(name, kind, help);
+        self.sample(name, &[], value);
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn b(v: bool) -> u8 {
+    u8::from(v)
+}
+
+/// Renders every metric of a status snapshot.
+pub fn render(s: &Status, denied_requests: u64) -> String {
+    let mut w = Writer {
+        out: String::new(),
+        base: format!(
+            "encoder=\"{}\",pair=\"{}\"",
+            escape(&s.encoder.name),
+            escape(&s.encoder.pair)
+        ),
+    };
+    w.family("build_info", "gauge", "Version of the running daemon.");
+    w.sample("build_info", &[("version", s.encoder.version)], 1);
+    w.one(
+        "uptime_seconds",
+        "gauge",
+        "Seconds since the daemon started.",
+        s.encoder.uptime_s,
+    );
+    w.one(
+        "ready_up",
+        "gauge",
+        "1 once every track has cut its first fragment and the origin listens.",
+        b(s.ready),
+    );
+    w.one(
+        "clock_synchronised",
+        "gauge",
+        "1 when the kernel reports the system clock synchronised.",
+        b(s.clock.is_some_and(|c| c.synchronised)),
+    );
+    w.one(
+        "clock_estimated_error_seconds",
+        "gauge",
+        "Estimated error of the system clock (kernel esterror).",
+        s.clock
+            .map(|c| c.estimated_error_us as f64 / 1e6)
+            .unwrap_or(f64::NAN),
+    );
+    w.one(
+        "pair_locked",
+        "gauge",
+        "1 when the clock is synchronised well under half a frame.",
+        b(s.pair_locked),
+    );
+    w.one(
+        "input_up",
+        "gauge",
+        "1 while raw frames arrive.",
+        b(s.input.state == "ok"),
+    );
+    w.one(
+        "input_frames_total",
+        "counter",
+        "Raw frames that entered the timeline.",
+        s.input.frames_in,
+    );
+    w.one(
+        "input_dropped_frames_total",
+        "counter",
+        "Raw frames dropped by the timeline.",
+        s.input.frames_dropped,
+    );
+    w.one(
+        "timeline_reanchors_total",
+        "counter",
+        "Times the timeline re-anchored across a gap.",
+        s.input.reanchors,
+    );
+    w.one(
+        "capture_dropped_units_total",
+        "counter",
+        "Encoded units dropped because the packager queue was full.",
+        s.input.units_dropped,
+    );
+
+    type TrackField = fn(&super::snapshot::TrackInfo) -> String;
+    let track_families: [(&str, &str, &str, TrackField); 7] = [
+        (
+            "track_bits_per_second",
+            "gauge",
+            "Media bitrate over the last fragments.",
+            |t| t.bitrate_bps.to_string(),
+        ),
+        (
+            "track_frames_per_second",
+            "gauge",
+            "Frames (AAC frames for audio) per second over the last fragments.",
+            |t| t.fps.to_string(),
+        ),
+        (
+            "track_last_timestamp_seconds",
+            "gauge",
+            "End of the last fragment, seconds since the epoch.",
+            |t| format!("{:.3}", t.last_time_ns as f64 / 1e9),
+        ),
+        ("track_fragments_total", "counter", "Fragments cut.", |t| {
+            t.fragments.to_string()
+        }),
+        (
+            "track_units_total",
+            "counter",
+            "Encoded access units packaged.",
+            |t| t.units.to_string(),
+        ),
+        (
+            "track_media_bytes_total",
+            "counter",
+            "Media bytes packaged (without box overhead).",
+            |t| t.media_bytes.to_string(),
+        ),
+        (
+            "track_discontinuities_total",
+            "counter",
+            "Breaks in the fragment sequence.",
+            |t| t.discontinuities.to_string(),
+        ),
+    ];
+    for (name, kind, help, get) in track_families {
+        w.family(name, kind, help);
+        for t in &s.tracks {
+            w.sample(name, &[("track", &t.name)], get(t));
+        }
+    }
+
+    let dests: Vec<_> = s.outputs.iter().flat_map(|o| &o.destinations).collect();
+    w.family(
+        "output_publishing_up",
+        "gauge",
+        "1 while the destination is publishing.",
+    );
+    for d in &dests {
+        let labels = [
+            ("output", d.output.as_str()),
+            ("dest", d.dest),
+            ("track", d.track.as_str()),
+        ];
+        w.sample(
+            "output_publishing_up",
+            &labels,
+            b(d.state == crate::status::DestState::Publishing),
+        );
+    }
+    type DestField = fn(&crate::status::DestStatus) -> u64;
+    let dest_families: [(&str, &str, &str, DestField); 7] = [
+        (
+            "output_sent_bytes_total",
+            "counter",
+            "Bytes sent to the destination.",
+            |d| d.bytes_sent,
+        ),
+        (
+            "output_sent_fragments_total",
+            "counter",
+            "Fragments sent to the destination.",
+            |d| d.fragments_sent,
+        ),
+        (
+            "output_connect_attempts_total",
+            "counter",
+            "Connection attempts.",
+            |d| d.attempts,
+        ),
+        (
+            "output_backlog_bytes",
+            "gauge",
+            "Bytes waiting in the destination's backlog.",
+            |d| d.backlog_bytes,
+        ),
+        (
+            "output_backlog_fragments",
+            "gauge",
+            "Fragments waiting in the destination's backlog.",
+            |d| d.backlog_fragments,
+        ),
+        (
+            "output_dropped_fragments_total",
+            "counter",
+            "Whole fragments dropped because the backlog was full.",
+            |d| d.dropped_fragments,
+        ),
+        (
+            "output_resent_fragments_total",
+            "counter",
+            "Fragments sent again after a reconnect.",
+            |d| d.resent_fragments,
+        ),
+    ];
+    for (name, kind, help, get) in dest_families {
+        w.family(name, kind, help);
+        for d in &dests {
+            let labels = [
+                ("output", d.output.as_str()),
+                ("dest", d.dest),
+                ("track", d.track.as_str()),
+            ];
+            w.sample(name, &labels, get(d));
+        }
+    }
+
+    w.family(
+        "origin_window_segments",
+        "gauge",
+        "Segments in the origin window.",
+    );
+    for t in &s.origin.tracks {
+        w.sample("origin_window_segments", &[("track", &t.name)], t.segments);
+    }
+    w.one(
+        "config_reloads_total",
+        "counter",
+        "Configurations reloaded on SIGHUP.",
+        s.config.reloads,
+    );
+    w.one(
+        "config_rejected_reloads_total",
+        "counter",
+        "Reloads rejected because the new file was invalid.",
+        s.config.reload_failures,
+    );
+    w.one(
+        "control_denied_requests_total",
+        "counter",
+        "Control requests refused by the allow-list.",
+        denied_requests,
+    );
+    w.out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escapes_label_values() {
+        assert_eq!(super::escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,337 @@
+//! `GET /status`: one JSON document with everything an operator looks at (design §5), and the
+//! one-line summary that goes to systemd's `STATUS=`.
+
+use std::sync::atomic::Ordering;
+
+use serde::Serialize;
+
+use crate::config::sanitize_url;
+use crate::status::{DestState, DestStatus};
+
+use super::clock::{self, ClockSync};
+use super::state::Ops;
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub encoder: EncoderInfo,
+    /// Kernel clock discipline; `null` when it cannot be read.
+    pub clock: Option<ClockSync>,
+    /// Clock synchronised with an error well under half a frame.
+    pub pair_locked: bool,
+    /// READY=1 sent: every track has cut its first fragment and the origin listens.
+    pub ready: bool,
+    pub input: InputInfo,
+    pub tracks: Vec<TrackInfo>,
+    pub outputs: Vec<OutputInfo>,
+    pub origin: OriginInfo,
+    pub config: ConfigInfo,
+    /// The line systemd shows as the unit's status.
+    pub summary: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EncoderInfo {
+    pub name: String,
+    pub pair: String,
+    pub version: &'static str,
+    pub pid: u32,
+    pub uptime_s: u64,
+    /// Configured frame rate "N/D".
+    pub framerate: String,
+    pub gop_ms: u64,
+    pub fragment_ms: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InputInfo {
+    pub kind: String,
+    /// "starting" (no frame yet), "ok" or "lost".
+    pub state: &'static str,
+    pub last_frame_age_ms: Option<u64>,
+    pub frames_in: u64,
+    pub frames_dropped: u64,
+    pub reanchors: u64,
+    pub units_dropped: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TrackInfo {
+    pub name: String,
+    pub kind: &'static str,
+    pub fps: f64,
+    pub bitrate_bps: u64,
+    /// End of the last fragment in the track timescale.
+    pub last_timestamp: u64,
+    pub timescale: u32,
+    /// The same as ns since the epoch.
+    pub last_time_ns: u64,
+    pub discontinuities: u64,
+    pub fragments: u64,
+    pub filler_fragments: u64,
+    /// Sequence number of the next fragment.
+    pub next_sequence: u64,
+    pub units: u64,
+    pub media_bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutputInfo {
+    pub name: String,
+    pub protocol: String,
+    /// Sanitised URLs (no credentials).
+    pub primary: String,
+    pub secondary: Option<String>,
+    /// One entry per (URL × track) task the publishers run.
+    pub destinations: Vec<DestStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OriginInfo {
+    pub listen: String,
+    pub dvr_window_s: u64,
+    pub tracks: Vec<OriginTrackInfo>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OriginTrackInfo {
+    pub name: String,
+    pub segments: usize,
+    /// Media sequence of the first and last segment in the window.
+    pub first_segment: Option<u64>,
+    pub last_segment: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConfigInfo {
+    pub path: String,
+    pub reloads: u64,
+    pub reload_failures: u64,
+    /// Accepted changes that wait for a restart.
+    pub restart_needed: Vec<String>,
+}
+
+/// Builds the status document.
+pub fn status(ops: &Ops) -> Status {
+    let config = ops.config();
+    let clock = clock::read();
+    let rate = ops.grid.rate();
+    let frame_ns = u64::from(rate.den()) * 1_000_000_000 / u64::from(rate.num().max(1));
+    let tracks: Vec<TrackInfo> = ops
+        .tracks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let f = ops.figures(i);
+            let c = ops.counters.get(i);
+            let load =
+                |get: fn(&crate::package::TrackCounters) -> &std::sync::atomic::AtomicU64| {
+                    c.map(|c| get(c).load(Ordering::Relaxed)).unwrap_or(0)
+                };
+            TrackInfo {
+                name: t.name.clone(),
+                kind: if t.video { "video" } else { "audio" },
+                fps: (f.fps() * 100.0).round() / 100.0,
+                bitrate_bps: f.bitrate_bps(),
+                last_timestamp: f.last_timestamp,
+                timescale: f.timescale,
+                last_time_ns: f.last_time_ns(),
+                discontinuities: f.discontinuities,
+                fragments: f.fragments,
+                filler_fragments: f.filler_fragments,
+                next_sequence: load(|c| &c.next_sequence),
+                units: load(|c| &c.units),
+                media_bytes: load(|c| &c.media_bytes),
+            }
+        })
+        .collect();
+    let dests = ops.registry.dests();
+    let outputs = config
+        .output
+        .iter()
+        .map(|o| OutputInfo {
+            name: o.name.clone(),
+            protocol: format!("{:?}", o.protocol).to_ascii_lowercase(),
+            primary: sanitize_url(&o.primary),
+            secondary: o.secondary.as_deref().map(sanitize_url),
+            destinations: dests
+                .iter()
+                .filter(|d| d.output == o.name)
+                .cloned()
+                .collect(),
+        })
+        .collect();
+    let origin_tracks: Vec<OriginTrackInfo> = ops
+        .origin
+        .tracks
+        .iter()
+        .map(|t| match t.window.read() {
+            Ok(w) => OriginTrackInfo {
+                name: t.name.clone(),
+                segments: w.segments().count(),
+                first_segment: w.segments().next().map(|s| s.index),
+                last_segment: w.segments().last().map(|s| s.index),
+            },
+            Err(_) => OriginTrackInfo {
+                name: t.name.clone(),
+                segments: 0,
+                first_segment: None,
+                last_segment: None,
+            },
+        })
+        .collect();
+    let input_state = match ops.last_frame_age_ms() {
+        None => "starting",
+        Some(_) if ops.input_lost.load(Ordering::Relaxed) => "lost",
+        Some(_) => "ok",
+    };
+    let restart_needed = ops
+        .reload
+        .restart_needed
+        .lock()
+        .map(|r| r.clone())
+        .unwrap_or_default();
+    let mut status = Status {
+        encoder: EncoderInfo {
+            name: config.encoder.name.clone(),
+            pair: config.encoder.pair.clone(),
+            version: env!("CARGO_PKG_VERSION"),
+            pid: std::process::id(),
+            uptime_s: ops.started_at.elapsed().as_secs(),
+            framerate: format!("{}/{}", ops.grid.rate().num(), ops.grid.rate().den()),
+            gop_ms: ops.grid.gop_ns() / 1_000_000,
+            fragment_ms: ops.grid.fragment_duration_ns() / 1_000_000,
+        },
+        clock,
+        pair_locked: clock::pair_locked(clock, frame_ns),
+        ready: ops.ready.load(Ordering::Relaxed),
+        input: InputInfo {
+            kind: format!("{:?}", config.input.kind).to_ascii_lowercase(),
+            state: input_state,
+            last_frame_age_ms: ops.last_frame_age_ms(),
+            frames_in: ops.capture.frames_in.load(Ordering::Relaxed),
+            frames_dropped: ops.capture.frames_dropped.load(Ordering::Relaxed),
+            reanchors: ops.capture.reanchors.load(Ordering::Relaxed),
+            units_dropped: ops.capture.units_dropped.load(Ordering::Relaxed),
+        },
+        tracks,
+        outputs,
+        origin: OriginInfo {
+            listen: config.origin.listen.to_string(),
+            dvr_window_s: config.origin.dvr_window.as_secs(),
+            tracks: origin_tracks,
+        },
+        config: ConfigInfo {
+            path: ops.config_path.display().to_string(),
+            reloads: ops.reload.reloads.load(Ordering::Relaxed),
+            reload_failures: ops.reload.failures.load(Ordering::Relaxed),
+            restart_needed,
+        },
+        summary: String::new(),
+    };
+    status.summary = summary(&status);
+    status
+}
+
+fn ordinal(n: u64) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+/// The state of one URL of an output, over all its tracks: the worst one wins.
+fn dest_phrase(dests: &[&DestStatus]) -> String {
+    if dests.is_empty() {
+        return "not started".to_string();
+    }
+    let rank = |s: DestState| match s {
+        DestState::Publishing => 0,
+        DestState::Idle => 1,
+        DestState::Connecting => 2,
+        DestState::Backoff => 3,
+        DestState::Failed => 4,
+    };
+    let worst = dests.iter().max_by_key(|d| rank(d.state)).map(|d| d.state);
+    let attempts = dests.iter().map(|d| d.attempts).max().unwrap_or(0);
+    match worst {
+        Some(DestState::Publishing) => "publishing".to_string(),
+        Some(DestState::Idle) => "idle".to_string(),
+        Some(DestState::Failed) => "failed".to_string(),
+        Some(DestState::Connecting | DestState::Backoff) if attempts > 1 => {
+            format!("reconnecting ({} try)", ordinal(attempts))
+        }
+        _ => "connecting".to_string(),
+    }
+}
+
+/// "2 renditions 30 fps; cloud: primary publishing, secondary reconnecting (3rd try)".
+pub fn summary(s: &Status) -> String {
+    let renditions = s.tracks.iter().filter(|t| t.kind == "video").count();
+    let fps = s
+        .tracks
+        .iter()
+        .find(|t| t.kind == "video")
+        .map(|t| t.fps)
+        .unwrap_or(0.0);
+    let mut line = format!(
+        "{renditions} rendition{} {} fps",
+        if renditions == 1 { "" } else { "s" },
+        (fps * 10.0).round() / 10.0
+    );
+    match s.input.state {
+        "lost" => line.push_str(", input lost"),
+        "starting" => line.push_str(", waiting for input"),
+        _ => {}
+    }
+    for o in &s.outputs {
+        let primary: Vec<&DestStatus> = o
+            .destinations
+            .iter()
+            .filter(|d| d.dest == "primary")
+            .collect();
+        line.push_str(&format!("; {}: primary {}", o.name, dest_phrase(&primary)));
+        if o.secondary.is_some() {
+            let secondary: Vec<&DestStatus> = o
+                .destinations
+                .iter()
+                .filter(|d| d.dest == "secondary")
+                .collect();
+            line.push_str(&format!(", secondary {}", dest_phrase(&secondary)));
+        }
+    }
+    if !s.config.restart_needed.is_empty() {
+        line.push_str("; restart needed for config changes");
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinals() {
+        assert_eq!(ordinal(1), "1st");
+        assert_eq!(ordinal(2), "2nd");
+        assert_eq!(ordinal(3), "3rd");
+        assert_eq!(ordinal(4), "4th");
+        assert_eq!(ordinal(11), "11th");
+        assert_eq!(ordinal(22), "22nd");
+    }
+
+    #[test]
+    fn worst_destination_wins() {
+        let mut a = DestStatus::new("cloud", "secondary", "720p", "rtmp://b/live");
+        a.state = DestState::Publishing;
+        let mut b = a.clone();
+        b.state = DestState::Backoff;
+        b.attempts = 3;
+        assert_eq!(dest_phrase(&[&a]), "publishing");
+        assert_eq!(dest_phrase(&[&a, &b]), "reconnecting (3rd try)");
+        assert_eq!(dest_phrase(&[]), "not started");
+    }
+}

@@ -1,0 +1,273 @@
+//! The state the control listener, the heartbeat, sd_notify and reload share: the running
+//! configuration, references to the live counters of every stage, and per-track figures measured
+//! from the fragments themselves (a hub consumer, so it can never slow the producer).
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::broadcast;
+use twincast_media::timeline::Grid;
+
+use crate::capture::CaptureStats;
+use crate::config::Config;
+use crate::hub::{Hub, PackagedFragment};
+use crate::notify::Notifier;
+use crate::origin::Origin;
+use crate::package::TrackCounters;
+use crate::status::Registry;
+
+use super::events::Event;
+
+/// Events kept for a slow `/events` reader before it loses the oldest.
+const EVENT_CAPACITY: usize = 256;
+/// Fragments the bitrate and frame-rate figures are measured over.
+const RATE_FRAGMENTS: usize = 5;
+
+/// Figures of one track, measured from its fragments.
+#[derive(Debug, Clone, Default)]
+pub struct TrackFigures {
+    pub timescale: u32,
+    /// (duration in timescale, media bytes, samples) of the last fragments.
+    recent: VecDeque<(u64, u64, u32)>,
+    /// End of the last fragment (base_dts + duration), track timescale.
+    pub last_timestamp: u64,
+    pub last_sequence: Option<u64>,
+    /// Sequence breaks (next ≠ last + 1).
+    pub discontinuities: u64,
+    pub fragments: u64,
+    pub filler_fragments: u64,
+}
+
+impl TrackFigures {
+    fn push(&mut self, f: &PackagedFragment, timescale: u32) {
+        self.timescale = timescale;
+        if let Some(last) = self.last_sequence
+            && f.sequence != last + 1
+        {
+            self.discontinuities += 1;
+        }
+        self.last_sequence = Some(f.sequence);
+        self.last_timestamp = f.base_dts + f.duration;
+        self.fragments += 1;
+        if f.filler {
+            self.filler_fragments += 1;
+        }
+        self.recent
+            .push_back((f.duration, f.media_bytes, f.sample_count));
+        while self.recent.len() > RATE_FRAGMENTS {
+            self.recent.pop_front();
+        }
+    }
+
+    fn span_secs(&self) -> Option<f64> {
+        let duration: u64 = self.recent.iter().map(|r| r.0).sum();
+        (duration > 0 && self.timescale > 0).then(|| duration as f64 / f64::from(self.timescale))
+    }
+
+    /// Media bitrate over the last fragments, bit/s.
+    pub fn bitrate_bps(&self) -> u64 {
+        let bytes: u64 = self.recent.iter().map(|r| r.1).sum();
+        self.span_secs()
+            .map(|s| (bytes as f64 * 8.0 / s) as u64)
+            .unwrap_or(0)
+    }
+
+    /// Samples per second over the last fragments.
+    pub fn fps(&self) -> f64 {
+        let samples: u64 = self.recent.iter().map(|r| u64::from(r.2)).sum();
+        self.span_secs().map(|s| samples as f64 / s).unwrap_or(0.0)
+    }
+
+    /// End of the last fragment in ns since the epoch.
+    pub fn last_time_ns(&self) -> u64 {
+        if self.timescale == 0 {
+            return 0;
+        }
+        (u128::from(self.last_timestamp) * 1_000_000_000 / u128::from(self.timescale)) as u64
+    }
+}
+
+/// One track as operations see it.
+pub struct TrackMonitor {
+    pub name: String,
+    pub video: bool,
+    pub figures: Mutex<TrackFigures>,
+}
+
+/// Outcome counters of SIGHUP reloads.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    pub reloads: AtomicU64,
+    pub failures: AtomicU64,
+    /// Changes accepted in a reload that only a restart applies.
+    pub restart_needed: Mutex<Vec<String>>,
+}
+
+/// Everything operations read; one per daemon.
+pub struct Ops {
+    /// The configuration in force (outputs and control settings follow reloads).
+    pub config: RwLock<Arc<Config>>,
+    pub config_path: PathBuf,
+    pub grid: Grid,
+    pub capture: Arc<CaptureStats>,
+    pub counters: Arc<Vec<TrackCounters>>,
+    pub tracks: Vec<TrackMonitor>,
+    pub registry: Arc<Registry>,
+    pub origin: Arc<Origin>,
+    pub notifier: Arc<Notifier>,
+    pub events: broadcast::Sender<Event>,
+    pub started: SystemTime,
+    pub started_at: Instant,
+    /// READY=1 has been sent (the first fragment of every track is cut).
+    pub ready: AtomicBool,
+    pub input_lost: AtomicBool,
+    pub reload: ReloadStats,
+    /// Requests refused by the control allow-list.
+    pub denied: AtomicU64,
+}
+
+/// The parts `Ops` is built from.
+pub struct OpsParts {
+    pub config: Config,
+    pub config_path: PathBuf,
+    pub grid: Grid,
+    pub capture: Arc<CaptureStats>,
+    pub counters: Arc<Vec<TrackCounters>>,
+    pub hub: Arc<Hub>,
+    pub registry: Arc<Registry>,
+    pub origin: Arc<Origin>,
+    pub notifier: Arc<Notifier>,
+}
+
+impl Ops {
+    pub fn new(parts: OpsParts) -> Arc<Ops> {
+        let tracks = parts
+            .hub
+            .tracks
+            .iter()
+            .map(|t| TrackMonitor {
+                name: t.name.clone(),
+                video: t.name != "audio",
+                figures: Mutex::new(TrackFigures::default()),
+            })
+            .collect();
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        Arc::new(Ops {
+            config: RwLock::new(Arc::new(parts.config)),
+            config_path: parts.config_path,
+            grid: parts.grid,
+            capture: parts.capture,
+            counters: parts.counters,
+            tracks,
+            registry: parts.registry,
+            origin: parts.origin,
+            notifier: parts.notifier,
+            events,
+            started: SystemTime::now(),
+            started_at: Instant::now(),
+            ready: AtomicBool::new(false),
+            input_lost: AtomicBool::new(false),
+            reload: ReloadStats::default(),
+            denied: AtomicU64::new(0),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn set_config(&self, config: Config) {
+        match self.config.write() {
+            Ok(mut c) => *c = Arc::new(config),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(config),
+        }
+    }
+
+    /// Sends an event to `/events` readers and the log.
+    pub fn emit(&self, event: Event) {
+        event.log();
+        // An error only means nobody listens right now.
+        let _ = self.events.send(event);
+    }
+
+    pub fn figures(&self, track: usize) -> TrackFigures {
+        self.tracks
+            .get(track)
+            .and_then(|t| t.figures.lock().ok().map(|f| f.clone()))
+            .unwrap_or_default()
+    }
+
+    /// Total fragments cut, all tracks.
+    pub fn fragments_total(&self) -> u64 {
+        self.counters
+            .iter()
+            .map(|c| c.fragments.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Every track has cut at least one fragment.
+    pub fn every_track_cut(&self) -> bool {
+        !self.counters.is_empty()
+            && self
+                .counters
+                .iter()
+                .all(|c| c.fragments.load(Ordering::Relaxed) > 0)
+    }
+
+    /// ms since the last raw frame, `None` before the first.
+    pub fn last_frame_age_ms(&self) -> Option<u64> {
+        let last = self.capture.last_frame_wall_ns.load(Ordering::Relaxed);
+        (last > 0).then(|| now_ns().saturating_sub(last) / 1_000_000)
+    }
+
+    /// Feeds the per-track figures from the hub until the hub closes or `cancel` fires.
+    pub fn spawn_track_monitors(
+        self: &Arc<Self>,
+        hub: &Arc<Hub>,
+        cancel: tokio_util::sync::CancellationToken,
+    ) {
+        for (i, track) in hub.tracks.iter().enumerate() {
+            let mut fragments = track.subscribe();
+            let hub = hub.clone();
+            let ops = self.clone();
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                loop {
+                    let received = tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        r = fragments.recv() => r,
+                    };
+                    match received {
+                        Ok(f) => {
+                            let timescale = hub.tracks[i]
+                                .init()
+                                .map(|init| init.info.timescale)
+                                .unwrap_or(90_000);
+                            if let Ok(mut figures) = ops.tracks[i].figures.lock() {
+                                figures.push(&f, timescale);
+                            }
+                        }
+                        // Missing a few fragments only blurs the figures.
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Wall clock in ns since the epoch.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,226 @@
+//! SIGHUP: re-read and validate the configuration, apply what can change live (design §5).
+//!
+//! - Invalid file: every error is logged, `config_rejected` is emitted, the running
+//!   configuration stays.
+//! - `[[output]]` changes (added, removed, URL, key or any other key changed) go to the
+//!   publishers' `reconcile` without touching capture or the origin.
+//! - `[control] heartbeat` and `allow` apply at once.
+//! - Changes to capture (`[input]`, `[timeline]`, `[[rendition]]`, `[audio]`), `[encoder]`,
+//!   `[origin]` or `[control] listen` are reported as needing a restart (logged, in `/status`
+//!   and in `STATUS=`); the running values stay until then.
+//!
+//! systemd sees `RELOADING=1` before and `READY=1` after, whatever the outcome.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config, Output};
+use crate::control::{Event, Ops};
+
+/// Applies a new list of outputs to the running publishers.
+pub type ApplyOutputsFn = dyn Fn(&[Output]) + Send + Sync;
+/// An owned [`ApplyOutputsFn`].
+pub type ApplyOutputs = Box<ApplyOutputsFn>;
+
+/// Installs the SIGHUP handler now (so an early SIGHUP never kills the daemon) and reloads on
+/// every SIGHUP until `cancel`.
+pub fn spawn(
+    ops: Arc<Ops>,
+    apply_outputs: Option<ApplyOutputs>,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                received = hangup.recv() => if received.is_none() { return },
+            }
+            log::info!(state = "reloading"; "SIGHUP: reloading {}", ops.config_path.display());
+            reload(&ops, apply_outputs.as_deref());
+        }
+    });
+    Ok(())
+}
+
+/// One reload: validate, apply, report.
+pub fn reload(ops: &Ops, apply_outputs: Option<&ApplyOutputsFn>) {
+    ops.notifier.reloading();
+    match config::load(&ops.config_path) {
+        Err(errors) => {
+            ops.reload.failures.fetch_add(1, Ordering::Relaxed);
+            ops.emit(Event::ConfigRejected {
+                errors: errors.all().iter().map(|d| d.to_string()).collect(),
+            });
+        }
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                log::warn!("{w}");
+            }
+            let running = ops.config();
+            let plan = plan(&running, &loaded.config);
+            if plan.outputs_changed {
+                match apply_outputs {
+                    Some(apply) => apply(&plan.next.output),
+                    None => log::warn!(
+                        state = "reloaded";
+                        "outputs changed but no publishers run in this build; only the status shows them"
+                    ),
+                }
+            }
+            if let Ok(mut r) = ops.reload.restart_needed.lock() {
+                r.clone_from(&plan.restart_needed);
+            }
+            ops.set_config(plan.next);
+            ops.reload.reloads.fetch_add(1, Ordering::Relaxed);
+            ops.emit(Event::ConfigReloaded {
+                applied: plan.applied,
+                restart_needed: plan.restart_needed,
+            });
+        }
+    }
+    ops.notifier.ready();
+}
+
+/// What a reload does.
+#[derive(Debug)]
+pub struct Plan {
+    /// The configuration that will be in force: the running one with the live-changeable parts
+    /// taken from the file.
+    pub next: Config,
+    pub outputs_changed: bool,
+    pub applied: Vec<String>,
+    pub restart_needed: Vec<String>,
+}
+
+/// Compares the running configuration with the new file.
+pub fn plan(running: &Config, file: &Config) -> Plan {
+    let mut next = running.clone();
+    let mut applied = Vec::new();
+    let mut restart_needed = Vec::new();
+
+    let outputs_changed = running.output != file.output;
+    if outputs_changed {
+        for o in &file.output {
+            match running.output.iter().find(|r| r.name == o.name) {
+                None => applied.push(format!("output {} added", o.name)),
+                Some(r) if r != o => applied.push(format!("output {} changed", o.name)),
+                Some(_) => {}
+            }
+        }
+        for r in &running.output {
+            if !file.output.iter().any(|o| o.name == r.name) {
+                applied.push(format!("output {} removed", r.name));
+            }
+        }
+        next.output = file.output.clone();
+    }
+    if running.control.heartbeat != file.control.heartbeat {
+        applied.push(format!(
+            "control heartbeat {}",
+            config::format_duration(file.control.heartbeat)
+        ));
+        next.control.heartbeat = file.control.heartbeat;
+    }
+    if running.control.allow != file.control.allow {
+        applied.push("control allow".to_string());
+        next.control.allow = file.control.allow.clone();
+    }
+    if running.control.listen != file.control.listen {
+        restart_needed.push("control listen".to_string());
+    }
+    let sections = [
+        ("encoder", running.encoder != file.encoder),
+        ("input", running.input != file.input),
+        ("timeline", running.timeline != file.timeline),
+        ("rendition", running.rendition != file.rendition),
+        ("audio", running.audio != file.audio),
+        ("origin", running.origin != file.origin),
+    ];
+    restart_needed.extend(
+        sections
+            .iter()
+            .filter(|(_, changed)| *changed)
+            .map(|(name, _)| (*name).to_string()),
+    );
+    Plan {
+        next,
+        outputs_changed,
+        applied,
+        restart_needed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn parse(text: &str) -> Config {
+        config::parse_str(text, Path::new("t.toml")).unwrap().config
+    }
+
+    const BASE: &str = r#"
+[[rendition]]
+name = "a"
+width = 640
+height = 360
+bitrate_kbps = 600
+
+[[output]]
+name = "cloud"
+protocol = "rtmp"
+primary = "rtmp://a.example/live"
+secondary = "rtmp://b.example/live"
+stream = "cam"
+"#;
+
+    #[test]
+    fn same_file_changes_nothing() {
+        let c = parse(BASE);
+        let p = plan(&c, &c);
+        assert!(!p.outputs_changed);
+        assert!(p.applied.is_empty() && p.restart_needed.is_empty());
+    }
+
+    #[test]
+    fn secondary_url_applies_live() {
+        let old = parse(BASE);
+        let new = parse(&BASE.replace("rtmp://b.example", "rtmp://c.example"));
+        let p = plan(&old, &new);
+        assert!(p.outputs_changed);
+        assert_eq!(p.applied, ["output cloud changed"]);
+        assert!(p.restart_needed.is_empty());
+        assert_eq!(
+            p.next.output[0].secondary.as_deref(),
+            Some("rtmp://c.example/live")
+        );
+    }
+
+    #[test]
+    fn capture_changes_wait_for_a_restart() {
+        let old = parse(BASE);
+        let new = parse(&format!(
+            "{}\n[input]\nframerate = \"25/1\"\n[control]\nheartbeat = \"5s\"\n",
+            BASE.replace("bitrate_kbps = 600", "bitrate_kbps = 700")
+        ));
+        let p = plan(&old, &new);
+        assert_eq!(p.restart_needed, ["input", "rendition"]);
+        assert_eq!(p.applied, ["control heartbeat 5s"]);
+        // The running ladder stays until the restart.
+        assert_eq!(p.next.rendition[0].bitrate_kbps, 600);
+        assert_eq!(p.next.input.framerate, old.input.framerate);
+        assert_eq!(p.next.control.heartbeat, std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn outputs_added_and_removed() {
+        let old = parse(BASE);
+        let new = parse(&BASE.replace("name = \"cloud\"", "name = \"cdn\""));
+        let p = plan(&old, &new);
+        assert_eq!(p.applied, ["output cdn added", "output cloud removed"]);
+    }
+}
