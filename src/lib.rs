@@ -9,6 +9,7 @@ pub mod logging;
 pub mod notify;
 pub mod origin;
 pub mod package;
+pub mod publish;
 pub mod reload;
 pub mod run;
 pub mod status;

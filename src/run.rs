@@ -158,7 +158,18 @@ async fn run_async(config: Config, config_path: &Path) -> ExitCode {
         notifier: notifier.clone(),
     });
     crate::control::spawn(&ops, &hub, control_listener, cancel.clone());
-    if let Err(e) = crate::reload::spawn(ops.clone(), None, cancel.clone()) {
+    // Publishers: tasks connect on their own, so a dead URL never delays start-up.
+    let publishers = crate::publish::Publishers::start(
+        &config,
+        &hub,
+        registry.clone(),
+        cancel.child_token(),
+    );
+    let apply_outputs: crate::reload::ApplyOutputs = {
+        let publishers = publishers.clone();
+        Box::new(move |outputs| publishers.reconcile(outputs))
+    };
+    if let Err(e) = crate::reload::spawn(ops.clone(), Some(apply_outputs), cancel.clone()) {
         log::warn!("SIGHUP reload is not available: {e}");
     }
     let package_thread = std::thread::Builder::new()
@@ -219,6 +230,8 @@ async fn run_async(config: Config, config_path: &Path) -> ExitCode {
     if let Ok(handle) = package_thread {
         let _ = tokio::task::spawn_blocking(move || handle.join()).await;
     }
+    log::info!("stopping: publishers");
+    publishers.shutdown().await;
     log::info!("stopping: origin");
     cancel.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;

@@ -1,0 +1,164 @@
+//! The CMAF ingest driver (DASH-IF Live Media Ingest v1.2, Interface-1): per track one
+//! connection; on it the CMAF header, then one CMAF segment (here: one fragment) per request,
+//! each acknowledged by a 2xx before the next.
+//!
+//! Paths: every object of track `T` goes to `<url>/Streams(T)` (the `Streams(<track>)` form
+//! the specification and Smooth ingest share), so one receiver URL serves both protocols; the
+//! receiver tells the header (`ftyp`) from segments (`styp`). The method is `output.method`
+//! (POST by default, or PUT). Segments keep the hub's bytes: `styp`, `prft`, `moof` (with
+//! `mfhd` = the epoch fragment number, +1 per fragment), `mdat`; the last one sent at shutdown
+//! carries the `lmsg` brand.
+//!
+//! Responses: 2xx acknowledges; 403 means "not allowed" (backs off and shows in status);
+//! anything else, a timeout or a closed connection makes the session retry. Only
+//! unacknowledged segments are sent again.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::http::{self, Body, HttpUrl};
+use super::net::{self, BoxStream};
+use super::{Carry, PublishError, SHUTDOWN_GRACE, Task, Unit};
+use crate::config::HttpMethod;
+use crate::status::DestState;
+
+/// Shortest time we wait for an answer.
+const MIN_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError> {
+    let url = HttpUrl::parse(&task.spec.url).map_err(PublishError::Url)?;
+    let Some(init) = task.wait_init(&task.spec.track).await else {
+        return Ok(());
+    };
+    let path = format!("/Streams({})", task.spec.track);
+    let method = match task.spec.method {
+        HttpMethod::Post => "POST",
+        HttpMethod::Put => "PUT",
+    };
+    let wait = task.spec.stall.max(MIN_ANSWER_WAIT);
+    let mut conn = Conn {
+        url: &url,
+        path: &path,
+        method,
+        task,
+        stream: None,
+        wait,
+    };
+    conn.send(&init.bytes, "the CMAF header").await?;
+    carry.published_at = Some(Instant::now());
+    task.set_state(DestState::Publishing, None);
+    task.rewind();
+    loop {
+        if let Some((id, unit)) = task.next_unsent() {
+            let Some(f) = &unit.main else {
+                task.mark_sent(id, 0);
+                continue;
+            };
+            conn.send(&f.bytes, "a segment").await?;
+            task.mark_sent(id, f.bytes.len() as u64);
+            carry.last_sent = Some(unit.clone());
+            continue;
+        }
+        tokio::select! {
+            biased;
+            _ = task.cancel.cancelled() => break,
+            _ = task.wait_unit() => {}
+        }
+    }
+    // Shutdown: the rest, the last one with `lmsg` (or the last acknowledged one again).
+    let grace = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    let _ = tokio::time::timeout_at(grace, async {
+        // Send one behind, so that the very last segment goes out with `lmsg`.
+        let mut held: Option<Arc<Unit>> = None;
+        while let Some((id, unit)) = task.next_unsent() {
+            if let Some(f) = held.take().and_then(|u| u.main.clone())
+                && conn.send(&f.bytes, "a segment").await.is_err()
+            {
+                return;
+            }
+            task.shared.lock().mark_sent(id);
+            held = Some(unit);
+        }
+        let last = held.or_else(|| carry.last_sent.clone());
+        if let Some(f) = last.and_then(|u| u.main.clone()) {
+            let _ = conn.send(&with_lmsg(&f.bytes), "the last segment").await;
+        }
+    })
+    .await;
+    Ok(())
+}
+
+/// One keep-alive connection, re-opened when the server closes it.
+struct Conn<'a> {
+    url: &'a HttpUrl,
+    path: &'a str,
+    method: &'static str,
+    task: &'a Task,
+    stream: Option<BoxStream>,
+    wait: std::time::Duration,
+}
+
+impl Conn<'_> {
+    async fn send(&mut self, body: &[u8], what: &'static str) -> Result<(), PublishError> {
+        let mut stream = match self.stream.take() {
+            Some(s) => s,
+            None => net::connect(&self.url.host, self.url.port, self.url.tls).await?,
+        };
+        let head = self.url.request_head(
+            self.method,
+            self.path,
+            Body::Length(body.len()),
+            self.task.spec.key.as_deref(),
+        );
+        let mut req = Vec::with_capacity(head.len() + body.len());
+        req.extend_from_slice(head.as_bytes());
+        req.extend_from_slice(body);
+        net::write_all_progress(&mut stream, &req, self.task.spec.stall).await?;
+        let resp = http::read_response(&mut stream, self.wait).await?;
+        if !(200..300).contains(&resp.status) {
+            return Err(PublishError::Http {
+                status: resp.status,
+                what,
+            });
+        }
+        if !resp.close {
+            self.stream = Some(stream);
+        }
+        Ok(())
+    }
+}
+
+/// The segment with `lmsg` added to its `styp` compatible brands.
+pub fn with_lmsg(segment: &[u8]) -> Vec<u8> {
+    let size = segment
+        .get(..4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    if segment.get(4..8) != Some(b"styp") || size < 8 || size > segment.len() {
+        return segment.to_vec();
+    }
+    let mut out = Vec::with_capacity(segment.len() + 4);
+    let new_size = u32::try_from(size + 4).unwrap_or(u32::MAX);
+    out.extend_from_slice(&new_size.to_be_bytes());
+    out.extend_from_slice(&segment[4..size]);
+    out.extend_from_slice(b"lmsg");
+    out.extend_from_slice(&segment[size..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lmsg_is_appended_to_styp() {
+        let mut seg = vec![
+            0, 0, 0, 16, b's', b't', b'y', b'p', b'm', b's', b'd', b'h', 0, 0, 0, 0,
+        ];
+        seg.extend_from_slice(&[0, 0, 0, 8, b'm', b'o', b'o', b'f']);
+        let out = with_lmsg(&seg);
+        assert_eq!(&out[..4], &[0, 0, 0, 20]);
+        assert_eq!(&out[16..20], b"lmsg");
+        assert_eq!(&out[20..], &seg[16..]);
+        assert_eq!(with_lmsg(b"junk"), b"junk");
+    }
+}

@@ -1,0 +1,715 @@
+//! Double push (design §3): every (output × URL × rendition-or-track) is its own task with its
+//! own bounded backlog, fed from the hub by its own collector, so a dead or slow destination
+//! only ever grows its own backlog.
+//!
+//! ```text
+//! hub ──► collector (never waits) ──► Backlog ──► supervisor run() ⟲ run_once() ──► socket
+//!                                                  Idle → Connecting → Publishing → Backoff …
+//! ```
+//! Drivers: [`rtmp`] (one publish per rendition, audio interleaved), [`smooth`] (one chunked
+//! POST per track), [`cmaf`] (one POST/PUT per segment, acknowledged).
+//!
+//! Architecture Invariant: a publish task never blocks the hub, the origin or another task;
+//! the only thing it shares is the hub's broadcast, which drops for a lagging receiver.
+
+pub mod backlog;
+pub mod cmaf;
+pub mod http;
+pub mod net;
+pub mod rtmp;
+pub mod smooth;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, broadcast};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, HttpMethod, Output, Protocol, RtmpTimestamps, sanitize_url};
+use crate::hub::{Hub, InitSegment, PackagedFragment};
+use crate::status::{DestHandle, DestState, DestStatus, Registry};
+use backlog::Backlog;
+
+/// Bytes a backlog may hold besides its duration bound (per task).
+pub const MAX_BACKLOG_BYTES: u64 = 256 * 1024 * 1024;
+/// Delay before the first retry; doubles up to [`BACKOFF_MAX`].
+pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// Longest wait between tries, jitter included: the push resumes within this long of the
+/// ingest coming back.
+pub const BACKOFF_MAX: Duration = Duration::from_millis(1800);
+/// A session that published this long resets the backoff.
+const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(10);
+/// Time allowed for the polite end of every session at shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Name of the audio track in the hub.
+pub const AUDIO: &str = "audio";
+
+/// One unit of the backlog: a video or audio fragment, and for RTMP the audio fragment with
+/// the same sequence number that travels in the same publish.
+#[derive(Debug)]
+pub struct Unit {
+    pub seq: u64,
+    pub main: Option<Arc<PackagedFragment>>,
+    pub audio: Option<Arc<PackagedFragment>>,
+    duration: Duration,
+    bytes: u64,
+}
+
+impl backlog::Unit for Unit {
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
+    fn duration(&self) -> Duration {
+        self.duration
+    }
+}
+
+/// Why a session ended. Messages never carry credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Net(#[from] net::NetError),
+    #[error(transparent)]
+    Rtmp(#[from] twincast_media::rtmp::RtmpError),
+    #[error("ingest answered HTTP {status} to {what}")]
+    Http { status: u16, what: &'static str },
+    #[error("URL: {0}")]
+    Url(String),
+    #[error("the ingest closed the stream")]
+    Closed,
+}
+
+/// What one task pushes where.
+#[derive(Debug, Clone)]
+pub struct TaskSpec {
+    pub output: String,
+    pub dest: &'static str,
+    /// Rendition or track name (hub track).
+    pub track: String,
+    /// The URL with any credentials; never logged (see `url_safe`).
+    pub url: String,
+    pub url_safe: String,
+    pub protocol: Protocol,
+    /// RTMP: the audio track that travels in this publish.
+    pub audio: Option<String>,
+    /// RTMP stream name (`<stream>_<rendition>` + key).
+    pub stream_name: String,
+    /// Secret from `key_file`, scrubbed from every error text.
+    pub key: Option<String>,
+    pub backlog: Duration,
+    pub timestamps: RtmpTimestamps,
+    pub method: HttpMethod,
+    /// A send without progress for this long resets the connection (2× fragment).
+    pub stall: Duration,
+    pub frame_rate: f64,
+    /// Every track of this output (for Smooth's Live Server Manifest).
+    pub all_tracks: Vec<String>,
+}
+
+/// What the collector and the session of one task share.
+pub struct Shared {
+    backlog: Mutex<Backlog<Arc<Unit>>>,
+    notify: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Backlog<Arc<Unit>>> {
+        self.backlog.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One running task: its spec, its backlog, its status entry.
+pub struct Task {
+    pub spec: TaskSpec,
+    pub shared: Arc<Shared>,
+    pub status: DestHandle,
+    pub hub: Arc<Hub>,
+    pub cancel: CancellationToken,
+}
+
+impl Task {
+    /// Records a state change: status entry and one log line with structured fields.
+    pub fn set_state(&self, state: DestState, error: Option<&str>) {
+        let error = error.map(|e| self.scrub(e));
+        let mut changed = false;
+        self.status.update(|s| {
+            changed = s.state != state || (error.is_some() && s.last_error != error);
+            s.state = state;
+            if state == DestState::Connecting {
+                s.attempts += 1;
+            }
+            if error.is_some() {
+                s.last_error.clone_from(&error);
+            }
+            if changed {
+                s.since = Some(std::time::SystemTime::now());
+            }
+        });
+        if !changed {
+            return;
+        }
+        let spec = &self.spec;
+        let err = error.as_deref().unwrap_or("");
+        let line = format!(
+            "publish {} {} {} ({}): {}",
+            spec.output,
+            spec.dest,
+            spec.track,
+            spec.url_safe,
+            state.as_str()
+        );
+        match state {
+            DestState::Backoff | DestState::Failed => log::warn!(
+                output = spec.output.as_str(), dest = spec.dest, track = spec.track.as_str(),
+                state = state.as_str(), error = err; "{line}: {err}"),
+            _ => log::info!(
+                output = spec.output.as_str(), dest = spec.dest, track = spec.track.as_str(),
+                state = state.as_str(); "{line}"),
+        }
+    }
+
+    /// Removes the key and any credentials from a text bound for logs or status.
+    fn scrub(&self, text: &str) -> String {
+        let mut t = text.replace(&self.spec.url, &self.spec.url_safe);
+        if let Some(k) = self.spec.key.as_deref().filter(|k| !k.is_empty()) {
+            t = t.replace(k, "***");
+        }
+        t
+    }
+
+    /// The current init segment of a hub track; waits until there is one. None when
+    /// cancelled.
+    pub async fn wait_init(&self, track: &str) -> Option<Arc<InitSegment>> {
+        let hub_track = self.hub.track(track)?;
+        let mut rx = hub_track.watch_init();
+        loop {
+            if let Some(init) = rx.borrow_and_update().clone() {
+                return Some(init);
+            }
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return None },
+                _ = self.cancel.cancelled() => return None,
+            }
+        }
+    }
+
+    /// The next undelivered unit.
+    pub fn next_unsent(&self) -> Option<(u64, Arc<Unit>)> {
+        self.shared.lock().next_unsent()
+    }
+
+    /// Waits until a unit may be available (or cancellation).
+    pub async fn wait_unit(&self) {
+        self.shared.notify.notified().await;
+    }
+
+    /// Records a delivered unit and refreshes the counters.
+    pub fn mark_sent(&self, id: u64, bytes: u64) {
+        let (len, held) = {
+            let mut b = self.shared.lock();
+            b.mark_sent(id);
+            (b.unsent() as u64, b.bytes())
+        };
+        self.status.update(|s| {
+            s.bytes_sent += bytes;
+            s.fragments_sent += 1;
+            s.backlog_fragments = len;
+            s.backlog_bytes = held;
+        });
+    }
+
+    /// After a (re)connect: the kept delivered units go again first.
+    pub fn rewind(&self) -> u64 {
+        let (again, total) = {
+            let mut b = self.shared.lock();
+            let again = b.rewind();
+            (again, b.resent)
+        };
+        self.status.update(|s| s.resent_fragments = total);
+        again
+    }
+}
+
+/// Milliseconds of a timestamp (timescale units) since the epoch.
+pub fn to_ms(t: u64, timescale: u32) -> u64 {
+    (u128::from(t) * 1000 / u128::from(timescale.max(1))) as u64
+}
+
+/// Collects fragments from the hub into the task's backlog; never waits on the session.
+async fn collect(task: Arc<Task>) {
+    let Some(main_hub) = task.hub.track(&task.spec.track) else {
+        return;
+    };
+    let mut main_rx = main_hub.subscribe();
+    let mut audio_rx = task
+        .spec
+        .audio
+        .as_deref()
+        .and_then(|a| task.hub.track(a))
+        .map(|t| t.subscribe());
+    collect_from(&task, &mut main_rx, audio_rx.as_mut()).await;
+}
+
+async fn collect_from(
+    task: &Task,
+    main_rx: &mut broadcast::Receiver<Arc<PackagedFragment>>,
+    mut audio_rx: Option<&mut broadcast::Receiver<Arc<PackagedFragment>>>,
+) {
+    let timescale = |name: &str| {
+        task.hub
+            .track(name)
+            .and_then(|t| t.init())
+            .map_or(90_000, |i| i.info.timescale)
+    };
+    let mut pairing = Pairing::default();
+    let mut drops_pending = 0u64;
+    let mut lag_total = 0u64;
+    let mut last_drop_log = Instant::now() - Duration::from_secs(2);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let has_audio = audio_rx.is_some();
+    loop {
+        let mut lost = 0u64;
+        let mut ready: Vec<Unit> = Vec::new();
+        tokio::select! {
+            _ = task.cancel.cancelled() => return,
+            _ = tick.tick() => {}
+            r = main_rx.recv() => match r {
+                Ok(f) => {
+                    if has_audio {
+                        pairing.video(f, &mut ready);
+                    } else {
+                        ready.push(unit(Some(f), None, &timescale(&task.spec.track)));
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => lost += n,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            r = async {
+                match audio_rx.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match r {
+                Ok(f) => pairing.audio(f, &mut ready),
+                Err(broadcast::error::RecvError::Lagged(n)) => lost += n,
+                Err(broadcast::error::RecvError::Closed) => audio_rx = None,
+            },
+        }
+        if has_audio {
+            let ts = timescale(&task.spec.track);
+            let ats = task.spec.audio.as_deref().map_or(48_000, timescale);
+            for u in ready.iter_mut() {
+                u.duration = unit_duration(u, ts, ats);
+            }
+        }
+        if !ready.is_empty() {
+            let (dropped, len, held, total) = {
+                let mut b = task.shared.lock();
+                let mut d = 0;
+                for u in ready {
+                    d += b.push(Arc::new(u));
+                }
+                (d, b.unsent() as u64, b.bytes(), b.dropped)
+            };
+            drops_pending += dropped;
+            task.status.update(|s| {
+                s.backlog_fragments = len;
+                s.backlog_bytes = held;
+                s.dropped_fragments = total + lag_total;
+            });
+            task.shared.notify.notify_one();
+        }
+        if lost > 0 {
+            drops_pending += lost;
+            lag_total += lost;
+            let total = task.shared.lock().dropped;
+            task.status
+                .update(|s| s.dropped_fragments = total + lag_total);
+        }
+        if drops_pending > 0 && last_drop_log.elapsed() >= Duration::from_secs(1) {
+            let spec = &task.spec;
+            log::warn!(
+                output = spec.output.as_str(), dest = spec.dest, track = spec.track.as_str();
+                "publish {} {} {}: backlog full, dropped {drops_pending} whole fragment(s)",
+                spec.output, spec.dest, spec.track
+            );
+            drops_pending = 0;
+            last_drop_log = Instant::now();
+        }
+    }
+}
+
+fn unit(
+    main: Option<Arc<PackagedFragment>>,
+    audio: Option<Arc<PackagedFragment>>,
+    ts: &u32,
+) -> Unit {
+    let mut u = Unit {
+        seq: main.as_ref().or(audio.as_ref()).map_or(0, |f| f.sequence),
+        bytes: main.as_ref().map_or(0, |f| f.bytes.len() as u64)
+            + audio.as_ref().map_or(0, |f| f.bytes.len() as u64),
+        duration: Duration::ZERO,
+        main,
+        audio,
+    };
+    u.duration = unit_duration(&u, *ts, 48_000);
+    u
+}
+
+fn unit_duration(u: &Unit, ts: u32, audio_ts: u32) -> Duration {
+    if let Some(f) = &u.main {
+        Duration::from_nanos(
+            (u128::from(f.duration) * 1_000_000_000 / u128::from(ts.max(1))) as u64,
+        )
+    } else if let Some(f) = &u.audio {
+        Duration::from_nanos(
+            (u128::from(f.duration) * 1_000_000_000 / u128::from(audio_ts.max(1))) as u64,
+        )
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// A video fragment and the audio fragment with the same number, as far as they arrived.
+type Pair = (Option<Arc<PackagedFragment>>, Option<Arc<PackagedFragment>>);
+
+/// Pairs video fragment n with audio fragment n (RTMP carries both in one publish). A unit is
+/// released when both halves are there, or when a later fragment shows the other half is
+/// not coming (dropped upstream).
+#[derive(Default)]
+struct Pairing {
+    pending: std::collections::BTreeMap<u64, Pair>,
+    max_seen: u64,
+}
+
+/// Pending pairs kept at most (a bound, not a tuning knob).
+const MAX_PENDING_PAIRS: usize = 4;
+
+impl Pairing {
+    fn video(&mut self, f: Arc<PackagedFragment>, ready: &mut Vec<Unit>) {
+        self.max_seen = self.max_seen.max(f.sequence);
+        let seq = f.sequence;
+        self.pending.entry(seq).or_default().0 = Some(f);
+        self.release(ready);
+    }
+
+    fn audio(&mut self, f: Arc<PackagedFragment>, ready: &mut Vec<Unit>) {
+        self.max_seen = self.max_seen.max(f.sequence);
+        let seq = f.sequence;
+        self.pending.entry(seq).or_default().1 = Some(f);
+        self.release(ready);
+    }
+
+    fn release(&mut self, ready: &mut Vec<Unit>) {
+        while let Some((&seq, pair)) = self.pending.first_key_value() {
+            let complete = pair.0.is_some() && pair.1.is_some();
+            if !(complete || seq + 1 < self.max_seen || self.pending.len() > MAX_PENDING_PAIRS) {
+                return;
+            }
+            if let Some((_, (v, a))) = self.pending.pop_first() {
+                ready.push(unit(v, a, &90_000));
+            }
+        }
+    }
+}
+
+/// Jittered exponential backoff, capped at [`BACKOFF_MAX`].
+#[derive(Debug, Default)]
+pub struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    pub fn next_delay(&mut self) -> Duration {
+        let exp = BACKOFF_MIN.saturating_mul(1 << self.failures.min(8));
+        self.failures = self.failures.saturating_add(1);
+        let capped = exp.min(BACKOFF_MAX);
+        // Full jitter in [50 %, 100 %]: two tasks that failed together do not retry together.
+        capped.mul_f64(0.5 + fastrand::f64() * 0.5)
+    }
+
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+/// Per-task state that survives reconnects.
+#[derive(Debug, Default)]
+pub struct Carry {
+    /// RTMP zero-based timestamps: the first millisecond ever sent.
+    pub zero_base_ms: Option<u64>,
+    /// CMAF: the last acknowledged unit (re-sent with `lmsg` at shutdown if nothing newer).
+    pub last_sent: Option<Arc<Unit>>,
+    /// Set by a driver when its session reached Publishing.
+    pub published_at: Option<Instant>,
+}
+
+/// The supervisor: `run_once` until cancelled, with backoff between tries.
+async fn supervise(task: Arc<Task>) {
+    let mut backoff = Backoff::default();
+    let mut carry = Carry::default();
+    while !task.cancel.is_cancelled() {
+        task.set_state(DestState::Connecting, None);
+        carry.published_at = None;
+        let result = match task.spec.protocol {
+            Protocol::Rtmp => rtmp::run_once(&task, &mut carry).await,
+            Protocol::Smooth => smooth::run_once(&task, &mut carry).await,
+            Protocol::Cmaf => cmaf::run_once(&task, &mut carry).await,
+        };
+        if task.cancel.is_cancelled() {
+            break;
+        }
+        let error = match result {
+            Ok(()) => "session ended".to_string(),
+            Err(e) => e.to_string(),
+        };
+        if carry
+            .published_at
+            .is_some_and(|t| t.elapsed() >= BACKOFF_RESET_AFTER)
+        {
+            backoff.reset();
+        }
+        let delay = backoff.next_delay();
+        task.set_state(DestState::Backoff, Some(&error));
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = task.cancel.cancelled() => break,
+        }
+    }
+    task.set_state(DestState::Idle, None);
+}
+
+/// Settings every task derives from the whole config.
+#[derive(Debug, Clone)]
+struct Settings {
+    renditions: Vec<String>,
+    has_audio: bool,
+    stall: Duration,
+    frame_rate: f64,
+}
+
+struct Running {
+    output: Output,
+    cancel: CancellationToken,
+    handles: Vec<JoinHandle<()>>,
+}
+
+/// Every output's tasks.
+pub struct Publishers {
+    hub: Arc<Hub>,
+    registry: Arc<Registry>,
+    cancel: CancellationToken,
+    settings: Settings,
+    running: Mutex<HashMap<String, Running>>,
+}
+
+impl Publishers {
+    /// Starts a task pair (collector + supervisor) per (output × URL × track). Returns at
+    /// once: connections are made by the tasks, so a dead URL never delays start-up.
+    pub fn start(
+        config: &Config,
+        hub: &Arc<Hub>,
+        registry: Arc<Registry>,
+        cancel: CancellationToken,
+    ) -> Arc<Publishers> {
+        let fragment = crate::run::grid_of(config)
+            .map(|g| Duration::from_nanos(g.fragment_duration_ns()))
+            .unwrap_or(Duration::from_secs(2));
+        let frame_rate =
+            f64::from(config.input.framerate.num) / f64::from(config.input.framerate.den.max(1));
+        let settings = Settings {
+            renditions: config.rendition.iter().map(|r| r.name.clone()).collect(),
+            has_audio: hub.track(AUDIO).is_some(),
+            stall: fragment * 2,
+            frame_rate,
+        };
+        let publishers = Arc::new(Publishers {
+            hub: hub.clone(),
+            registry,
+            cancel,
+            settings,
+            running: Mutex::new(HashMap::new()),
+        });
+        publishers.reconcile(&config.output);
+        publishers
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Brings the running outputs in line with `outputs`: removed ones stop, new ones start,
+    /// changed ones restart; unchanged ones are not touched.
+    pub fn reconcile(&self, outputs: &[Output]) {
+        let mut running = self.running();
+        let wanted: HashMap<&str, &Output> = outputs.iter().map(|o| (o.name.as_str(), o)).collect();
+        let names: Vec<String> = running.keys().cloned().collect();
+        for name in names {
+            let keep = wanted
+                .get(name.as_str())
+                .is_some_and(|o| running.get(&name).is_some_and(|r| r.output == **o));
+            if !keep && let Some(r) = running.remove(&name) {
+                log::info!(output = name.as_str(); "publish {name}: stopping (configuration changed)");
+                r.cancel.cancel();
+                self.registry.remove_output(&name);
+            }
+        }
+        for o in outputs {
+            if running.contains_key(&o.name) {
+                continue;
+            }
+            let r = self.spawn_output(o);
+            running.insert(o.name.clone(), r);
+        }
+    }
+
+    fn spawn_output(&self, o: &Output) -> Running {
+        let cancel = self.cancel.child_token();
+        let key = o.key_file.as_ref().map(|p| {
+            std::fs::read_to_string(p)
+                .map(|k| k.trim().to_string())
+                .map_err(|e| format!("key_file {}: {e}", p.display()))
+        });
+        let mut tracks: Vec<String> = match &o.renditions {
+            Some(r) => r.clone(),
+            None => self.settings.renditions.clone(),
+        };
+        tracks.retain(|t| self.hub.track(t).is_some());
+        let audio = self.settings.has_audio.then(|| AUDIO.to_string());
+        let per_task_tracks: Vec<String> = match o.protocol {
+            Protocol::Rtmp => tracks.clone(),
+            Protocol::Smooth | Protocol::Cmaf => {
+                tracks.iter().cloned().chain(audio.clone()).collect()
+            }
+        };
+        let all_tracks = per_task_tracks.clone();
+        let mut handles = Vec::new();
+        for (dest, url) in ["primary", "secondary"].into_iter().zip(o.urls()) {
+            for track in &per_task_tracks {
+                let url_safe = sanitize_url(url);
+                let status = self
+                    .registry
+                    .register(DestStatus::new(&o.name, dest, track, &url_safe));
+                let stream = o.stream.clone().unwrap_or_else(|| o.name.clone());
+                let (key, key_error) = match &key {
+                    Some(Ok(k)) => (Some(k.clone()), None),
+                    Some(Err(e)) => (None, Some(e.clone())),
+                    None => (None, None),
+                };
+                let spec = TaskSpec {
+                    output: o.name.clone(),
+                    dest,
+                    track: track.clone(),
+                    url: url.to_string(),
+                    url_safe,
+                    protocol: o.protocol,
+                    audio: if o.protocol == Protocol::Rtmp {
+                        audio.clone()
+                    } else {
+                        None
+                    },
+                    stream_name: format!("{stream}_{track}{}", key.as_deref().unwrap_or("")),
+                    key,
+                    backlog: o.backlog,
+                    timestamps: o.rtmp_timestamps,
+                    method: o.method,
+                    stall: self.settings.stall,
+                    frame_rate: self.settings.frame_rate,
+                    all_tracks: all_tracks.clone(),
+                };
+                let keep_sent = if o.protocol == Protocol::Cmaf { 0 } else { 2 };
+                let task = Arc::new(Task {
+                    shared: Arc::new(Shared {
+                        backlog: Mutex::new(Backlog::new(keep_sent, o.backlog, MAX_BACKLOG_BYTES)),
+                        notify: Notify::new(),
+                    }),
+                    spec,
+                    status,
+                    hub: self.hub.clone(),
+                    cancel: cancel.clone(),
+                });
+                if let Some(e) = key_error {
+                    task.set_state(DestState::Failed, Some(&e));
+                    continue;
+                }
+                // Subscribe now, synchronously, so nothing published from here on is missed.
+                handles.push(tokio::spawn(collect(task.clone())));
+                handles.push(tokio::spawn(supervise(task)));
+            }
+        }
+        Running {
+            output: o.clone(),
+            cancel,
+            handles,
+        }
+    }
+
+    /// Stops every task: each ends its session politely within [`SHUTDOWN_GRACE`]; whatever
+    /// is still running a little later is aborted.
+    pub async fn shutdown(&self) {
+        let all: Vec<Running> = self.running().drain().map(|(_, r)| r).collect();
+        for r in &all {
+            r.cancel.cancel();
+        }
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE + Duration::from_millis(500);
+        for r in all {
+            for mut h in r.handles {
+                if tokio::time::timeout_at(deadline, &mut h).await.is_err() {
+                    h.abort();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_jittered_capped_and_resets() {
+        let mut b = Backoff::default();
+        let delays: Vec<Duration> = (0..12).map(|_| b.next_delay()).collect();
+        assert!(delays[0] <= BACKOFF_MIN && delays[0] >= BACKOFF_MIN / 2);
+        assert!(delays.iter().all(|d| *d <= BACKOFF_MAX));
+        assert!(delays[11] >= BACKOFF_MAX / 2);
+        b.reset();
+        assert!(b.next_delay() <= BACKOFF_MIN);
+    }
+
+    fn frag(seq: u64) -> Arc<PackagedFragment> {
+        Arc::new(PackagedFragment {
+            sequence: seq,
+            base_dts: seq * 90_000,
+            duration: 90_000,
+            sample_count: 30,
+            filler: false,
+            bytes: bytes::Bytes::from_static(b"xx"),
+            media_bytes: 2,
+            samples: Arc::new(Vec::new()),
+        })
+    }
+
+    #[test]
+    fn pairing_releases_complete_pairs_and_gives_up_on_lost_halves() {
+        let mut p = Pairing::default();
+        let mut ready = Vec::new();
+        p.video(frag(1), &mut ready);
+        assert!(ready.is_empty());
+        p.audio(frag(1), &mut ready);
+        assert_eq!(ready.len(), 1);
+        assert!(ready[0].main.is_some() && ready[0].audio.is_some());
+        ready.clear();
+        // Audio 2 lost upstream: video 2 goes alone once fragment 4 shows up.
+        p.video(frag(2), &mut ready);
+        p.video(frag(3), &mut ready);
+        p.audio(frag(3), &mut ready);
+        assert!(ready.is_empty(), "3 waits behind 2");
+        p.video(frag(4), &mut ready);
+        let seqs: Vec<u64> = ready.iter().map(|u| u.seq).collect();
+        assert_eq!(seqs, [2, 3]);
+        assert!(ready[0].audio.is_none());
+    }
+}

@@ -1,0 +1,293 @@
+//! The RTMP/RTMPS driver: a small tokio loop around the sans-IO
+//! [`twincast_media::rtmp::ClientSession`].
+//!
+//! One session = one connection = one publish of one rendition, named
+//! `<stream>_<rendition>[key]`, carrying that rendition's video and the audio, interleaved by
+//! timestamp. Order after every (re)connect: handshake and publish, `onMetaData`, AVC and AAC
+//! sequence headers, the last two fragments delivered before the break, the backlog, live.
+
+use std::time::Instant;
+
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use twincast_media::rtmp::{ClientSession, Event, RtmpUrl};
+use twincast_media::{Codec, Sample, flv};
+
+use super::net::{self, CONNECT_TIMEOUT, NetError};
+use super::{Carry, PublishError, SHUTDOWN_GRACE, Task, Unit, to_ms};
+use crate::config::RtmpTimestamps;
+use crate::hub::InitSegment;
+use crate::status::DestState;
+
+/// Aborts the reader task when the session ends, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError> {
+    let url = RtmpUrl::parse(&task.spec.url)?;
+    let Some(video) = task.wait_init(&task.spec.track).await else {
+        return Ok(());
+    };
+    let audio = match task.spec.audio.as_deref() {
+        Some(a) => match task.wait_init(a).await {
+            Some(i) => Some(i),
+            None => return Ok(()),
+        },
+        None => None,
+    };
+    let stream = net::connect(&url.host, url.port, url.tls).await?;
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (mut session, c0c1) = ClientSession::new(
+        &url.app,
+        &url.tc_url,
+        &task.spec.stream_name,
+        fastrand::u64(..),
+    );
+    net::write_all_progress(&mut wr, &c0c1, CONNECT_TIMEOUT).await?;
+
+    // Handshake, connect, createStream, publish: all within the connect timeout.
+    let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut published = false;
+    while !published {
+        let n = tokio::select! {
+            _ = task.cancel.cancelled() => return Ok(()),
+            r = tokio::time::timeout_at(deadline, rd.read(&mut buf)) => match r {
+                Err(_) => return Err(NetError::ReadTimeout(CONNECT_TIMEOUT).into()),
+                Ok(Err(e)) => return Err(NetError::Read(e).into()),
+                Ok(Ok(0)) => return Err(NetError::Closed.into()),
+                Ok(Ok(n)) => n,
+            },
+        };
+        for event in session.handle_input(&buf[..n])? {
+            match event {
+                Event::Send(bytes) => {
+                    net::write_all_progress(&mut wr, &bytes, CONNECT_TIMEOUT).await?
+                }
+                Event::Published => published = true,
+            }
+        }
+    }
+    carry.published_at = Some(Instant::now());
+    task.set_state(DestState::Publishing, None);
+
+    // From here on a reader task feeds what the server sends.
+    let (tx, mut rx) = mpsc::channel::<Result<Vec<u8>, NetError>>(8);
+    let _reader = AbortOnDrop(tokio::spawn(async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let r = match rd.read(&mut buf).await {
+                Ok(0) => Err(NetError::Closed),
+                Ok(n) => Ok(buf[..n].to_vec()),
+                Err(e) => Err(NetError::Read(e)),
+            };
+            let end = r.is_err();
+            if tx.send(r).await.is_err() || end {
+                return;
+            }
+        }
+    }));
+
+    task.rewind();
+    let stall = task.spec.stall;
+    let mut out = Vec::with_capacity(256 * 1024);
+    let mut headers_sent = false;
+    loop {
+        while let Ok(r) = rx.try_recv() {
+            for event in session.handle_input(&r?)? {
+                if let Event::Send(b) = event {
+                    net::write_all_progress(&mut wr, &b, stall).await?;
+                }
+            }
+        }
+        if let Some((id, unit)) = task.next_unsent() {
+            out.clear();
+            if !headers_sent {
+                write_headers(
+                    task,
+                    &session,
+                    &video,
+                    audio.as_deref(),
+                    &unit,
+                    carry,
+                    &mut out,
+                );
+                headers_sent = true;
+            }
+            write_unit(
+                task,
+                &session,
+                &video,
+                audio.as_deref(),
+                &unit,
+                carry,
+                &mut out,
+            );
+            net::write_all_progress(&mut wr, &out, stall).await?;
+            task.mark_sent(id, out.len() as u64);
+            continue;
+        }
+        tokio::select! {
+            biased;
+            _ = task.cancel.cancelled() => break,
+            r = rx.recv() => {
+                let data = r.ok_or(PublishError::Closed)??;
+                for event in session.handle_input(&data)? {
+                    if let Event::Send(b) = event {
+                        net::write_all_progress(&mut wr, &b, stall).await?;
+                    }
+                }
+            }
+            _ = task.wait_unit() => {}
+        }
+    }
+
+    // Shutdown: what is left (within the grace time), then FCUnpublish + deleteStream.
+    let grace = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    let _ = tokio::time::timeout_at(grace, async {
+        while let Some((id, unit)) = task.next_unsent() {
+            out.clear();
+            if !headers_sent {
+                write_headers(
+                    task,
+                    &session,
+                    &video,
+                    audio.as_deref(),
+                    &unit,
+                    carry,
+                    &mut out,
+                );
+                headers_sent = true;
+            }
+            write_unit(
+                task,
+                &session,
+                &video,
+                audio.as_deref(),
+                &unit,
+                carry,
+                &mut out,
+            );
+            if net::write_all_progress(&mut wr, &out, stall).await.is_err() {
+                return;
+            }
+            task.mark_sent(id, out.len() as u64);
+        }
+        out.clear();
+        session.write_unpublish(&mut out);
+        let _ = net::write_all_progress(&mut wr, &out, stall).await;
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut wr).await;
+    })
+    .await;
+    Ok(())
+}
+
+/// The RTMP timestamp of `t` (track timescale units): epoch ms mod 2^32, or ms since the first
+/// one this task sent.
+fn rtmp_ts(task: &Task, carry: &mut Carry, t: u64, timescale: u32) -> u32 {
+    let ms = to_ms(t, timescale);
+    match task.spec.timestamps {
+        RtmpTimestamps::Epoch => (ms & 0xffff_ffff) as u32,
+        RtmpTimestamps::Zero => {
+            let base = *carry.zero_base_ms.get_or_insert(ms);
+            (ms.saturating_sub(base) & 0xffff_ffff) as u32
+        }
+    }
+}
+
+/// Decode time of the unit's first sample, and whether it is video.
+fn first_dts(unit: &Unit) -> Option<(u64, bool)> {
+    let v = unit
+        .main
+        .as_ref()
+        .and_then(|f| f.samples.first())
+        .map(|s| (s.dts, true));
+    let a = unit
+        .audio
+        .as_ref()
+        .and_then(|f| f.samples.first())
+        .map(|s| (s.dts, false));
+    v.or(a)
+}
+
+fn write_headers(
+    task: &Task,
+    session: &ClientSession,
+    video: &InitSegment,
+    audio: Option<&InitSegment>,
+    first: &Unit,
+    carry: &mut Carry,
+    out: &mut Vec<u8>,
+) {
+    // Headers carry the first unit's timestamp, so timestamps never go backwards.
+    let ts = match first_dts(first) {
+        Some((dts, true)) => rtmp_ts(task, carry, dts, video.info.timescale),
+        Some((dts, false)) => rtmp_ts(task, carry, dts, audio.map_or(48_000, |a| a.info.timescale)),
+        None => 0,
+    };
+    session.write_metadata(
+        out,
+        &flv::metadata(
+            Some(&video.info),
+            audio.map(|a| &a.info),
+            task.spec.frame_rate,
+        ),
+    );
+    if let Codec::H264 { avcc, .. } = &video.info.codec {
+        session.write_video(out, ts, &flv::avc_sequence_header(avcc));
+    }
+    if let Some(Codec::Aac { asc, .. }) = audio.map(|a| &a.info.codec) {
+        session.write_audio(out, ts, &flv::aac_sequence_header(asc));
+    }
+}
+
+/// Appends the unit's video and audio messages, interleaved by decode time.
+fn write_unit(
+    task: &Task,
+    session: &ClientSession,
+    video: &InitSegment,
+    audio: Option<&InitSegment>,
+    unit: &Unit,
+    carry: &mut Carry,
+    out: &mut Vec<u8>,
+) {
+    let vts = video.info.timescale.max(1);
+    let ats = audio.map_or(48_000, |a| a.info.timescale.max(1));
+    let mut items: Vec<(u128, bool, &Sample)> = Vec::new();
+    if let Some(f) = &unit.main {
+        items.extend(
+            f.samples
+                .iter()
+                .map(|s| (u128::from(s.dts) * 1_000_000_000 / u128::from(vts), true, s)),
+        );
+    }
+    if let Some(f) = &unit.audio {
+        items.extend(f.samples.iter().map(|s| {
+            (
+                u128::from(s.dts) * 1_000_000_000 / u128::from(ats),
+                false,
+                s,
+            )
+        }));
+    }
+    items.sort_by_key(|(t, is_video, _)| (*t, !*is_video));
+    let mut body = Vec::with_capacity(64 * 1024);
+    for (_, is_video, s) in items {
+        body.clear();
+        if is_video {
+            let ts = rtmp_ts(task, carry, s.dts, vts);
+            let cts = i64::from(s.cts_offset) * 1000 / i64::from(vts);
+            flv::avc_frame_into(&mut body, s.keyframe, cts as i32, &s.data);
+            session.write_video(out, ts, &body);
+        } else {
+            let ts = rtmp_ts(task, carry, s.dts, ats);
+            flv::aac_frame_into(&mut body, &s.data);
+            session.write_audio(out, ts, &body);
+        }
+    }
+}
