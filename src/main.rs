@@ -34,6 +34,18 @@ enum Command {
         /// Configuration file.
         path: PathBuf,
     },
+    /// Show the running daemon's status (from its control listener).
+    Status {
+        /// Control listener address; default: `[control] listen` of the config file.
+        #[arg(long)]
+        control: Option<std::net::SocketAddr>,
+        /// Configuration file to find the control listener in.
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Print the raw JSON document.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -42,6 +54,11 @@ fn main() -> ExitCode {
         Command::Run { config } => twincast::run::run(&config),
         Command::Probe => probe(),
         Command::CheckConfig { path } => twincast::config::check_config_cli(&path),
+        Command::Status {
+            control,
+            config,
+            json,
+        } => twincast::control::client::status_cli(control, &config, json),
     }
 }
 

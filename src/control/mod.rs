@@ -12,6 +12,7 @@
 //! lost/restored, output transitions, heartbeats, `STATUS=`), readiness (`READY=1`) and the
 //! watchdog (`WATCHDOG=1` only on fresh progress, see [`crate::notify::Freshness`]).
 
+pub mod client;
 pub mod clock;
 pub mod events;
 pub mod metrics;

@@ -1,0 +1,302 @@
+//! `twincast status`: reads `GET /status` from the control listener and prints it for a person
+//! (or raw with `--json`). A tiny HTTP/1.1 GET over a plain socket: the control listener is
+//! local, and the CLI should not need an HTTP client stack.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// sysexits EX_UNAVAILABLE: the daemon does not answer.
+const EX_UNAVAILABLE: u8 = 69;
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the control listener is: `--control`, else the config file's `[control] listen`,
+/// else the default.
+pub fn control_address(explicit: Option<SocketAddr>, config: &Path) -> SocketAddr {
+    if let Some(addr) = explicit {
+        return addr;
+    }
+    match crate::config::load(config) {
+        Ok(loaded) => loaded.config.control.listen,
+        Err(_) => crate::config::DEFAULT_CONTROL_LISTEN,
+    }
+}
+
+/// GET `path` from `addr`; the body on a 200.
+pub fn get(addr: SocketAddr, path: &str) -> Result<String, String> {
+    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)
+        .map_err(|e| format!("cannot reach the control listener at {addr}: {e}"))?;
+    stream.set_read_timeout(Some(TIMEOUT)).ok();
+    stream.set_write_timeout(Some(TIMEOUT)).ok();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("control listener at {addr}: {e}"))?;
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("control listener at {addr}: {e}"))?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("control listener at {addr}: malformed answer"))?;
+    let status_line = head.lines().next().unwrap_or_default();
+    if !status_line.contains(" 200 ") {
+        return Err(format!(
+            "control listener at {addr} answered {status_line:?}: {}",
+            body.trim()
+        ));
+    }
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
+    Ok(if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    })
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// The `status` subcommand.
+pub fn status_cli(explicit: Option<SocketAddr>, config: &Path, json: bool) -> ExitCode {
+    let addr = control_address(explicit, config);
+    let body = match get(addr, "/status") {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("twincast status: {e} (is the daemon running? systemctl status twincast)");
+            return ExitCode::from(EX_UNAVAILABLE);
+        }
+    };
+    if json {
+        print!("{body}");
+        return ExitCode::SUCCESS;
+    }
+    match serde_json::from_str::<Value>(&body) {
+        Ok(v) => {
+            print!("{}", render(&v));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("twincast status: the control listener at {addr} sent invalid JSON: {e}");
+            ExitCode::from(EX_UNAVAILABLE)
+        }
+    }
+}
+
+fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("?")
+}
+
+fn n(v: &Value, key: &str) -> u64 {
+    v.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = b as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{b} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn human_duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d}d{h:02}h{m:02}m")
+    } else if h > 0 {
+        format!("{h}h{m:02}m")
+    } else {
+        format!("{m}m{s:02}s")
+    }
+}
+
+/// The readable form of a status document.
+pub fn render(v: &Value) -> String {
+    let mut out = String::new();
+    let enc = &v["encoder"];
+    out.push_str(&format!(
+        "{} (pair {})  twincast {}  up {}  {}\n",
+        s(enc, "name"),
+        s(enc, "pair"),
+        s(enc, "version"),
+        human_duration(n(enc, "uptime_s")),
+        if v["ready"].as_bool() == Some(true) {
+            "ready"
+        } else {
+            "starting"
+        }
+    ));
+    let clock = match v.get("clock").filter(|c| !c.is_null()) {
+        Some(c) => format!(
+            "{}, estimated error {:.3} ms",
+            if c["synchronised"].as_bool() == Some(true) {
+                "synchronised"
+            } else {
+                "NOT synchronised"
+            },
+            c["estimated_error_us"].as_i64().unwrap_or(0) as f64 / 1000.0
+        ),
+        None => "unknown (adjtimex failed)".to_string(),
+    };
+    let lock = if v["pair_locked"].as_bool() == Some(true) {
+        "pair lock OK"
+    } else {
+        "NO pair lock"
+    };
+    out.push_str(&format!("clock:  {clock}; {lock}\n"));
+    let input = &v["input"];
+    out.push_str(&format!(
+        "input:  {} {}  grid {} fps, gop {} ms  frames {} dropped {} reanchors {}\n",
+        s(input, "kind"),
+        s(input, "state"),
+        s(enc, "framerate"),
+        n(enc, "gop_ms"),
+        n(input, "frames_in"),
+        n(input, "frames_dropped"),
+        n(input, "reanchors"),
+    ));
+    out.push_str("tracks:\n");
+    for t in v["tracks"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  {:<8} {:<5} {:>6.2} fps {:>6} kbit/s  next seq {:<8} discontinuities {}\n",
+            s(t, "name"),
+            s(t, "kind"),
+            t["fps"].as_f64().unwrap_or(0.0),
+            n(t, "bitrate_bps") / 1000,
+            n(t, "next_sequence"),
+            n(t, "discontinuities"),
+        ));
+    }
+    let outputs = v["outputs"].as_array().cloned().unwrap_or_default();
+    if outputs.is_empty() {
+        out.push_str("outputs: none configured\n");
+    } else {
+        out.push_str("outputs:\n");
+    }
+    for o in &outputs {
+        out.push_str(&format!("  {} ({})\n", s(o, "name"), s(o, "protocol")));
+        let urls = [
+            ("primary", o.get("primary")),
+            ("secondary", o.get("secondary")),
+        ];
+        for (dest, url) in urls {
+            let Some(url) = url.and_then(Value::as_str) else {
+                continue;
+            };
+            out.push_str(&format!("    {dest:<9} {url}\n"));
+            let dests = o["destinations"].as_array().cloned().unwrap_or_default();
+            let mine: Vec<&Value> = dests.iter().filter(|d| s(d, "dest") == dest).collect();
+            if mine.is_empty() {
+                out.push_str("      (no publisher task)\n");
+            }
+            for d in mine {
+                out.push_str(&format!(
+                    "      {:<8} {:<11} tries {:<3} sent {:<10} backlog {} / {}  dropped {}  resent {}{}\n",
+                    s(d, "track"),
+                    s(d, "state"),
+                    n(d, "attempts"),
+                    human_bytes(n(d, "bytes_sent")),
+                    n(d, "backlog_fragments"),
+                    human_bytes(n(d, "backlog_bytes")),
+                    n(d, "dropped_fragments"),
+                    n(d, "resent_fragments"),
+                    d.get("last_error")
+                        .and_then(Value::as_str)
+                        .map(|e| format!("  last error: {e}"))
+                        .unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    let origin = &v["origin"];
+    let tracks = origin["tracks"].as_array().cloned().unwrap_or_default();
+    let segments: Vec<String> = tracks
+        .iter()
+        .map(|t| format!("{} {}", s(t, "name"), n(t, "segments")))
+        .collect();
+    out.push_str(&format!(
+        "origin: http://{}/live/master.m3u8  DVR window {}  segments: {}\n",
+        s(origin, "listen"),
+        human_duration(n(origin, "dvr_window_s")),
+        segments.join(", ")
+    ));
+    let config = &v["config"];
+    out.push_str(&format!(
+        "config: {}  reloads {} (rejected {})\n",
+        s(config, "path"),
+        n(config, "reloads"),
+        n(config, "reload_failures")
+    ));
+    if let Some(pending) = config["restart_needed"]
+        .as_array()
+        .filter(|a| !a.is_empty())
+    {
+        let names: Vec<&str> = pending.iter().filter_map(Value::as_str).collect();
+        out.push_str(&format!(
+            "        restart needed to apply: {}\n",
+            names.join(", ")
+        ));
+    }
+    out.push_str(&format!("summary: {}\n", s(v, "summary")));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dechunks() {
+        assert_eq!(dechunk("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "abcde");
+    }
+
+    #[test]
+    fn renders_a_minimal_document() {
+        let v: Value = serde_json::json!({
+            "encoder": {"name": "hall-a", "pair": "main", "version": "0.1.0", "uptime_s": 3700},
+            "ready": true,
+            "clock": null,
+            "outputs": [],
+            "summary": "1 rendition 30 fps"
+        });
+        let text = render(&v);
+        assert!(text.starts_with("hall-a (pair main)  twincast 0.1.0  up 1h01m  ready\n"));
+        assert!(text.contains("outputs: none configured"));
+        assert!(text.contains("summary: 1 rendition 30 fps"));
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_duration(59), "0m59s");
+        assert_eq!(human_duration(90061), "1d01h01m");
+    }
+}
