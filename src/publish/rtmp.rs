@@ -187,14 +187,24 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
     Ok(())
 }
 
-/// The RTMP timestamp of `t` (track timescale units): epoch ms mod 2^32, or ms since the first
-/// one this task sent.
+/// The RTMP timestamp of `t` (track timescale units) for this task.
 fn rtmp_ts(task: &Task, carry: &mut Carry, t: u64, timescale: u32) -> u32 {
+    rtmp_timestamp(task.spec.timestamps, &mut carry.zero_base_ms, t, timescale)
+}
+
+/// Epoch milliseconds modulo 2^32 (the same on both boxes of a pair), or milliseconds since
+/// the first timestamp this task ever sent (`zero_base`, kept across reconnects).
+pub fn rtmp_timestamp(
+    mode: RtmpTimestamps,
+    zero_base: &mut Option<u64>,
+    t: u64,
+    timescale: u32,
+) -> u32 {
     let ms = to_ms(t, timescale);
-    match task.spec.timestamps {
+    match mode {
         RtmpTimestamps::Epoch => (ms & 0xffff_ffff) as u32,
         RtmpTimestamps::Zero => {
-            let base = *carry.zero_base_ms.get_or_insert(ms);
+            let base = *zero_base.get_or_insert(ms);
             (ms.saturating_sub(base) & 0xffff_ffff) as u32
         }
     }
@@ -289,5 +299,35 @@ fn write_unit(
             flv::aac_frame_into(&mut body, &s.data);
             session.write_audio(out, ts, &body);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_epoch_ms_mod_2_32_or_zero_based() {
+        let t = 1_763_000_000_123u64 * 90; // 90 kHz ticks of an epoch time in ms
+        let mut base = None;
+        assert_eq!(
+            rtmp_timestamp(RtmpTimestamps::Epoch, &mut base, t, 90_000),
+            (1_763_000_000_123u64 % (1 << 32)) as u32
+        );
+        assert_eq!(base, None);
+        assert_eq!(
+            rtmp_timestamp(RtmpTimestamps::Zero, &mut base, t, 90_000),
+            0
+        );
+        assert_eq!(
+            rtmp_timestamp(RtmpTimestamps::Zero, &mut base, t + 3000, 90_000),
+            33
+        );
+        // Audio at 48 kHz lands on the same millisecond scale.
+        let a = 1_763_000_000_123u64 * 48;
+        assert_eq!(
+            rtmp_timestamp(RtmpTimestamps::Epoch, &mut None, a, 48_000),
+            (1_763_000_000_123u64 % (1 << 32)) as u32
+        );
     }
 }

@@ -1,0 +1,573 @@
+//! Real peers for the publish tests, all on 127.0.0.1: nginx with the RTMP module (recording
+//! what it receives), an HTTP ingest receiver that records request bodies as they arrive and
+//! can be stopped, restarted and stalled, a TCP proxy that can stop forwarding, and a
+//! TLS-terminating proxy with a test CA (for RTMPS).
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+
+/// An nginx process with one RTMP application `live` that records every publish.
+pub struct Nginx {
+    pub port: u16,
+    pub dir: PathBuf,
+    pub records: PathBuf,
+    child: Option<Child>,
+}
+
+impl Nginx {
+    pub fn start(dir: &Path, port: u16) -> Nginx {
+        let records = dir.join("records");
+        std::fs::create_dir_all(&records).expect("record dir");
+        let conf = format!(
+            r#"load_module {RTMP_MODULE};
+daemon off;
+master_process off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log info;
+events {{ worker_connections 64; }}
+rtmp {{
+    server {{
+        listen 127.0.0.1:{port};
+        chunk_size 4096;
+        application live {{
+            live on;
+            record all;
+            record_path {records};
+            record_unique on;
+        }}
+    }}
+}}
+"#,
+            dir = dir.display(),
+            records = records.display()
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
+        let mut n = Nginx {
+            port,
+            dir: dir.to_path_buf(),
+            records,
+            child: None,
+        };
+        n.restart();
+        n
+    }
+
+    /// Starts nginx (again) and waits until it accepts connections.
+    pub fn restart(&mut self) {
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(&self.dir)
+            .arg("-e")
+            .arg(self.dir.join("error.log"))
+            .arg("-c")
+            .arg(self.dir.join("nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        self.child = Some(child);
+        let port = self.port;
+        wait_until(Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+    }
+
+    /// SIGKILL: the peer vanishes without a goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Recordings (`.flv`) of `stream`, oldest first.
+    pub fn recordings(&self, stream: &str) -> Vec<PathBuf> {
+        recordings_in(&self.records, stream)
+    }
+}
+
+/// Recordings (`.flv`) of `stream` in an nginx record directory, oldest first.
+pub fn recordings_in(records: &Path, stream: &str) -> Vec<PathBuf> {
+    let prefix = format!("{stream}-");
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(records)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".flv"))
+                })
+                .map(|p| {
+                    let t = std::fs::metadata(&p)
+                        .and_then(|m| m.created().or_else(|_| m.modified()))
+                        .unwrap_or(std::time::UNIX_EPOCH);
+                    (t, p)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files.into_iter().map(|(_, p)| p).collect()
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Video and audio packet times (ms) of an FLV file, read by ffprobe.
+#[derive(Debug, Default, Clone)]
+pub struct FlvFacts {
+    pub width: u32,
+    pub height: u32,
+    pub video_codec: String,
+    pub audio_codec: String,
+    pub video_ms: Vec<i64>,
+    /// Size of each video packet (same order as `video_ms`): a fingerprint of the frame.
+    pub video_size: Vec<u64>,
+    pub audio_ms: Vec<i64>,
+}
+
+pub fn probe_flv(path: &Path) -> FlvFacts {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name,width,height",
+        ])
+        .args([
+            "-show_entries",
+            "packet=codec_type,pts,size",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut f = FlvFacts::default();
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split(',').collect();
+        match cols.as_slice() {
+            ["video", pts, size] => {
+                if let (Ok(v), Ok(n)) = (pts.parse(), size.parse()) {
+                    f.video_ms.push(v);
+                    f.video_size.push(n);
+                }
+            }
+            ["audio", pts, _] => {
+                if let Ok(v) = pts.parse() {
+                    f.audio_ms.push(v)
+                }
+            }
+            [name, "video", w, h] => {
+                f.video_codec = name.to_string();
+                f.width = w.parse().unwrap_or(0);
+                f.height = h.parse().unwrap_or(0);
+            }
+            [name, "audio", ..] => f.audio_codec = name.to_string(),
+            _ => {}
+        }
+    }
+    f
+}
+
+/// Decodes a file fully with ffmpeg; true when it reports no error.
+pub fn decodes(path: &Path) -> bool {
+    Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// One request the receiver saw.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    /// Body as received so far (de-chunked).
+    pub body: Vec<u8>,
+    pub complete: bool,
+    pub chunked: bool,
+    pub started: Instant,
+    /// Connection number (requests on one keep-alive connection share it).
+    pub conn: u64,
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    requests: Vec<Request>,
+    conns: Vec<TcpStream>,
+    next_conn: u64,
+}
+
+/// An HTTP/1.1 ingest receiver (Smooth and CMAF ingest).
+pub struct Receiver {
+    pub port: u16,
+    state: Arc<Mutex<ReceiverState>>,
+    running: Arc<AtomicBool>,
+    pub stall: Arc<AtomicBool>,
+    /// Status code answered to every request (200 normally).
+    pub answer: Arc<Mutex<u16>>,
+}
+
+impl Receiver {
+    pub fn start(port: u16) -> Receiver {
+        let r = Receiver {
+            port,
+            state: Arc::default(),
+            running: Arc::new(AtomicBool::new(false)),
+            stall: Arc::new(AtomicBool::new(false)),
+            answer: Arc::new(Mutex::new(200)),
+        };
+        r.restart();
+        r
+    }
+
+    pub fn restart(&self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("bind receiver");
+        listener.set_nonblocking(true).expect("nonblocking");
+        self.running.store(true, Ordering::SeqCst);
+        let running = self.running.clone();
+        let state = self.state.clone();
+        let stall = self.stall.clone();
+        let answer = self.answer.clone();
+        std::thread::spawn(move || {
+            while running.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        let id = {
+                            let mut st = state.lock().unwrap();
+                            st.next_conn += 1;
+                            if let Ok(c) = s.try_clone() {
+                                st.conns.push(c);
+                            }
+                            st.next_conn
+                        };
+                        let (state, running, stall, answer) = (
+                            state.clone(),
+                            running.clone(),
+                            stall.clone(),
+                            answer.clone(),
+                        );
+                        std::thread::spawn(move || serve(s, id, state, running, stall, answer));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+    }
+
+    /// Closes the listener and every connection (like a crashed server).
+    pub fn stop(&self) {
+        self.running.store(false, Ordering::SeqCst);
+        let mut st = self.state.lock().unwrap();
+        for c in st.conns.drain(..) {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+        drop(st);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.state.lock().unwrap().requests.clone()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn serve(
+    mut s: TcpStream,
+    conn: u64,
+    state: Arc<Mutex<ReceiverState>>,
+    running: Arc<AtomicBool>,
+    stall: Arc<AtomicBool>,
+    answer: Arc<Mutex<u16>>,
+) {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut tmp = vec![0u8; 64 * 1024];
+    let mut read_more = |s: &mut TcpStream, buf: &mut Vec<u8>| -> bool {
+        while stall.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if !running.load(Ordering::SeqCst) {
+            return false;
+        }
+        match s.read(&mut tmp) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                buf.extend_from_slice(&tmp[..n]);
+                true
+            }
+        }
+    };
+    loop {
+        // Head.
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            if !read_more(&mut s, &mut buf) {
+                return;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        buf.drain(..head_end);
+        let mut lines = head.split("\r\n");
+        let mut first = lines.next().unwrap_or("").split_whitespace();
+        let method = first.next().unwrap_or("").to_string();
+        let path = first.next().unwrap_or("").to_string();
+        let mut length = 0usize;
+        let mut chunked = false;
+        for l in lines {
+            if let Some((k, v)) = l.split_once(':') {
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "content-length" => length = v.trim().parse().unwrap_or(0),
+                    "transfer-encoding" => chunked = v.to_ascii_lowercase().contains("chunked"),
+                    _ => {}
+                }
+            }
+        }
+        let index = {
+            let mut st = state.lock().unwrap();
+            st.requests.push(Request {
+                method,
+                path,
+                body: Vec::new(),
+                complete: false,
+                chunked,
+                started: Instant::now(),
+                conn,
+            });
+            st.requests.len() - 1
+        };
+        let append = |data: &[u8]| {
+            state.lock().unwrap().requests[index]
+                .body
+                .extend_from_slice(data);
+        };
+        if chunked {
+            loop {
+                let line_end = loop {
+                    if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+                        break i;
+                    }
+                    if !read_more(&mut s, &mut buf) {
+                        return;
+                    }
+                };
+                let size =
+                    usize::from_str_radix(String::from_utf8_lossy(&buf[..line_end]).trim(), 16)
+                        .unwrap_or(0);
+                buf.drain(..line_end + 2);
+                while buf.len() < size + 2 {
+                    if !read_more(&mut s, &mut buf) {
+                        return;
+                    }
+                }
+                if size == 0 {
+                    buf.drain(..2);
+                    break;
+                }
+                append(&buf[..size]);
+                buf.drain(..size + 2);
+            }
+        } else {
+            while buf.len() < length {
+                if !read_more(&mut s, &mut buf) {
+                    return;
+                }
+            }
+            append(&buf[..length]);
+            buf.drain(..length);
+        }
+        let code = *answer.lock().unwrap();
+        if !running.load(Ordering::SeqCst) {
+            return;
+        }
+        state.lock().unwrap().requests[index].complete = true;
+        let reply = format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n");
+        if s.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A TCP proxy that forwards to `target` until told to stop forwarding (then it neither
+/// reads nor writes: a stalled peer).
+pub struct Proxy {
+    pub port: u16,
+    pub forwarding: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    pub fn start(port: u16, target: u16) -> Proxy {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind proxy");
+        let forwarding = Arc::new(AtomicBool::new(true));
+        let fwd = forwarding.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ]
+                .into_iter()
+                .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
+                {
+                    let fwd = fwd.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            while !fwd.load(Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                            match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        let _ = to.shutdown(Shutdown::Both);
+                        let _ = from.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { port, forwarding }
+    }
+}
+
+/// A test CA and a server certificate for "localhost" signed by it.
+pub struct TestCa {
+    pub ca_pem: String,
+    pub cert_der: Vec<u8>,
+    pub key_der: Vec<u8>,
+}
+
+pub fn test_ca() -> TestCa {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("ca key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "twincast test CA");
+    let ca = ca_params.self_signed(&ca_key).expect("ca cert");
+    let key = KeyPair::generate().expect("server key");
+    let params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    let cert = params.signed_by(&key, &ca, &ca_key).expect("server cert");
+    TestCa {
+        ca_pem: ca.pem(),
+        cert_der: cert.der().to_vec(),
+        key_der: key.serialize_der(),
+    }
+}
+
+/// A TLS-terminating proxy: TLS on `port` (certificate from `ca`), plain TCP to `target`.
+pub fn tls_proxy(port: u16, target: u16, ca: &TestCa) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(ca.cert_der.clone())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ca.key_der.clone())),
+        )
+        .expect("server config");
+    let config = Arc::new(config);
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind tls proxy");
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    return;
+                };
+                let _ = client.set_read_timeout(Some(Duration::from_millis(5)));
+                let _ = server.set_read_timeout(Some(Duration::from_millis(5)));
+                let mut tls = rustls::StreamOwned::new(conn, client);
+                let mut server = server;
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    let mut idle = true;
+                    match tls.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            idle = false;
+                            if server.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) => {}
+                        Err(_) => return,
+                    }
+                    match server.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            idle = false;
+                            if tls.write_all(&buf[..n]).is_err() || tls.flush().is_err() {
+                                return;
+                            }
+                        }
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) => {}
+                        Err(_) => return,
+                    }
+                    if idle {
+                        std::thread::yield_now();
+                    }
+                }
+            });
+        }
+    });
+}
