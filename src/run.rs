@@ -8,14 +8,13 @@ use std::time::Duration;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use tokio_util::sync::CancellationToken;
-use twincast_media::timeline::{FrameRate, Grid, segment_fragments_for_gop};
+use twincast_media::timeline::{FrameRate, Grid};
 
 use crate::capture::{Capture, CaptureError, CaptureStats, UNIT_QUEUE_CAPACITY, UnitSender};
 use crate::config::{self, AudioInput, Config};
 use crate::hub::Hub;
 use crate::origin::{self, Origin, OriginSettings};
 use crate::package::{Packager, TrackSpec};
-use crate::status::Registry;
 
 /// sysexits: a required element or device is missing.
 pub const EX_UNAVAILABLE: u8 = 69;
@@ -25,9 +24,6 @@ pub const EX_SOFTWARE: u8 = 70;
 pub const EX_OSERR: u8 = 71;
 /// sysexits: configuration error.
 pub const EX_CONFIG: u8 = 78;
-
-/// Bytes kept per track in the RAM window (the disk DVR tier comes on top).
-const RAM_WINDOW_BYTES_PER_TRACK: u64 = 512 * 1024 * 1024;
 
 /// The epoch grid of a validated config.
 pub fn grid_of(config: &Config) -> Result<Grid, String> {
@@ -89,12 +85,10 @@ pub fn run(config_path: &Path) -> ExitCode {
             return ExitCode::from(EX_OSERR);
         }
     };
-    runtime.block_on(run_async(config, config_path))
+    runtime.block_on(run_async(config))
 }
 
-async fn run_async(config: Config, config_path: &Path) -> ExitCode {
-    let notifier = Arc::new(crate::notify::Notifier::from_env());
-    let registry = Registry::new();
+async fn run_async(config: Config) -> ExitCode {
     let grid = match grid_of(&config) {
         Ok(g) => g,
         Err(e) => {
@@ -111,20 +105,7 @@ async fn run_async(config: Config, config_path: &Path) -> ExitCode {
     let cancel = CancellationToken::new();
 
     // Origin first: a port that is taken is a start-up error, before any capture.
-    let fragments_per_segment = config
-        .origin
-        .segment_fragments
-        .unwrap_or_else(|| segment_fragments_for_gop(grid.gop_ns() * grid.fragment_gops()));
-    let origin = Origin::new(
-        OriginSettings {
-            fragments_per_segment,
-            window_ns: u64::try_from(config.origin.dvr_window.as_nanos()).unwrap_or(u64::MAX),
-            max_bytes_per_track: RAM_WINDOW_BYTES_PER_TRACK,
-            frame_rate: grid.rate().as_f64(),
-            segment_ns: grid.fragment_duration_ns() * u64::from(fragments_per_segment),
-        },
-        &hub,
-    );
+    let origin = Origin::new(OriginSettings::from_config(&config.origin, &grid), &hub);
     let listener = match origin::bind(config.origin.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -134,44 +115,11 @@ async fn run_async(config: Config, config_path: &Path) -> ExitCode {
     };
     origin.spawn_feeders(&hub, cancel.clone());
     let server = tokio::spawn(origin::serve(listener, origin.clone(), cancel.clone()));
-    let control_listener = match crate::control::bind(config.control.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            log::error!("control: cannot listen on {}: {e}", config.control.listen);
-            return ExitCode::from(EX_OSERR);
-        }
-    };
 
     // Capture → package.
     let stats = Arc::new(CaptureStats::default());
     let (units, unit_rx) = UnitSender::new(UNIT_QUEUE_CAPACITY, stats.clone());
     let packager = Packager::new(grid, specs, hub.clone());
-    let ops = crate::control::Ops::new(crate::control::OpsParts {
-        config: config.clone(),
-        config_path: config_path.to_path_buf(),
-        grid,
-        capture: stats.clone(),
-        counters: packager.counters.clone(),
-        hub: hub.clone(),
-        registry: registry.clone(),
-        origin: origin.clone(),
-        notifier: notifier.clone(),
-    });
-    crate::control::spawn(&ops, &hub, control_listener, cancel.clone());
-    // Publishers: tasks connect on their own, so a dead URL never delays start-up.
-    let publishers = crate::publish::Publishers::start(
-        &config,
-        &hub,
-        registry.clone(),
-        cancel.child_token(),
-    );
-    let apply_outputs: crate::reload::ApplyOutputs = {
-        let publishers = publishers.clone();
-        Box::new(move |outputs| publishers.reconcile(outputs))
-    };
-    if let Err(e) = crate::reload::spawn(ops.clone(), Some(apply_outputs), cancel.clone()) {
-        log::warn!("SIGHUP reload is not available: {e}");
-    }
     let package_thread = std::thread::Builder::new()
         .name("package".into())
         .spawn(move || packager.run(unit_rx));
@@ -213,7 +161,6 @@ async fn run_async(config: Config, config_path: &Path) -> ExitCode {
 
     let code = tokio::select! {
         _ = shutdown_signal() => {
-            notifier.stopping();
             log::info!("stopping: signal received");
             ExitCode::SUCCESS
         }
@@ -230,8 +177,6 @@ async fn run_async(config: Config, config_path: &Path) -> ExitCode {
     if let Ok(handle) = package_thread {
         let _ = tokio::task::spawn_blocking(move || handle.join()).await;
     }
-    log::info!("stopping: publishers");
-    publishers.shutdown().await;
     log::info!("stopping: origin");
     cancel.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;

@@ -229,7 +229,11 @@ impl Mpd {
         );
         out.push_str("          <SegmentTimeline>\n");
         for run in &r.timeline {
-            let _ = write!(out, "            <S t=\"{}\" d=\"{}\"", run.start, run.duration);
+            let _ = write!(
+                out,
+                "            <S t=\"{}\" d=\"{}\"",
+                run.start, run.duration
+            );
             if run.repeat > 0 {
                 let _ = write!(out, " r=\"{}\"", run.repeat);
             }

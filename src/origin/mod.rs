@@ -1,33 +1,53 @@
-//! Local origin: HLS (and later DASH) over HTTP from the segment window (design §4).
+//! Local origin: HLS and DASH over HTTP from one set of segments, with a DVR window in RAM and on
+//! disk (design §4).
 //!
 //! URL layout (contract):
-//! - `GET /live/master.m3u8`
-//! - `GET /live/<track>/index.m3u8`, `GET /live/<track>/init.mp4`, `GET /live/<track>/<t>.m4s`
+//! - `GET /live/master.m3u8`, `GET /live/<track>/index.m3u8`
+//! - `GET /live/<track>/init.mp4`, `GET /live/<track>/<t>.m4s` (`<t>`: start in the track timescale)
+//! - `GET /live/manifest.mpd` (DASH over the same files), `GET /time` (the clock for UTCTiming)
+//! - `GET /` (preview page with the embedded hls.js), `GET /dash.html`, `GET /assets/<file>`
 //!
-//! Requests are routed by parsed path components, never by joining a path onto the filesystem.
+//! Code map: `window.rs` groups fragments into segments and bounds the window; `dvr.rs` is the
+//! disk tier; `http.rs` answers one request (routing by parsed path, conditional and range
+//! requests); `server.rs` accepts connections (allow-list, connection limit, header size and
+//! read timeout); `assets.rs` holds the embedded page and players.
+//!
+//! Architecture Invariant: requests are routed by parsed path components, never by joining a
+//! request path onto the filesystem.
 
+pub mod assets;
+pub mod dvr;
+pub mod http;
+pub mod server;
 pub mod window;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
+use twincast_media::dash::{Mpd, Representation, RepresentationKind, timeline_runs};
 use twincast_media::hls::{AudioGroup, MasterPlaylist, MediaPlaylist, SegmentEntry, Variant};
+use twincast_media::timeline::{Grid, segment_fragments_for_gop};
 use twincast_media::{Codec, TrackKind, aac, h264};
 
+use crate::config::AllowEntry;
 use crate::hub::{Hub, InitSegment};
-use window::TrackWindow;
+use dvr::DiskStore;
+use window::{Segment, TrackWindow, is_discontinuous};
 
-/// `Cache-Control` of playlists: short, they change every segment.
-const PLAYLIST_CACHE: &str = "max-age=1";
-/// `Cache-Control` of init segments and media segments: their names never change content.
-const SEGMENT_CACHE: &str = "max-age=31536000, immutable";
+pub use server::{bind, serve};
+
+/// Default age of the RAM part of the DVR window: the rest is served from disk.
+pub const DEFAULT_RAM_WINDOW: Duration = Duration::from_secs(60);
+/// Default bound on the RAM part's bytes per track.
+pub const DEFAULT_RAM_BYTES_PER_TRACK: u64 = 64 * 1024 * 1024;
+/// Default bound on concurrent connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
+/// Default time a client has to send a request's headers (also the keep-alive idle limit).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How the origin is set up.
 #[derive(Debug, Clone)]
@@ -35,23 +55,76 @@ pub struct OriginSettings {
     pub fragments_per_segment: u32,
     /// DVR window in ns.
     pub window_ns: u64,
-    /// Bound on bytes kept per track.
-    pub max_bytes_per_track: u64,
-    /// Frame rate for FRAME-RATE.
-    pub frame_rate: f64,
+    /// Frame rate for FRAME-RATE, as num/den.
+    pub frame_rate: (u32, u32),
     /// Nominal segment duration in ns; EXT-X-TARGETDURATION is derived from it once, so it
     /// never changes while the stream is live.
     pub segment_ns: u64,
+    /// Age of the RAM part, ns.
+    pub ram_ns: u64,
+    /// Bytes of the RAM part per track.
+    pub ram_bytes_per_track: u64,
+    /// Disk tier directory; `None`: RAM only.
+    pub dvr_dir: Option<PathBuf>,
+    /// Bound on the disk tier's bytes (all tracks).
+    pub dvr_max_bytes: u64,
+    /// Clients allowed; empty: anyone.
+    pub allow: Vec<AllowEntry>,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
 }
 
 impl OriginSettings {
+    /// Settings with the defaults for everything but the timeline.
+    pub fn new(
+        fragments_per_segment: u32,
+        window_ns: u64,
+        frame_rate: (u32, u32),
+        segment_ns: u64,
+    ) -> Self {
+        OriginSettings {
+            fragments_per_segment,
+            window_ns,
+            frame_rate,
+            segment_ns,
+            ram_ns: DEFAULT_RAM_WINDOW.as_nanos() as u64,
+            ram_bytes_per_track: DEFAULT_RAM_BYTES_PER_TRACK,
+            dvr_dir: None,
+            dvr_max_bytes: 0,
+            allow: Vec::new(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+        }
+    }
+
+    /// The settings of a validated `[origin]` section on the epoch grid.
+    pub fn from_config(origin: &crate::config::OriginSection, grid: &Grid) -> Self {
+        let fragments_per_segment = origin
+            .segment_fragments
+            .unwrap_or_else(|| segment_fragments_for_gop(grid.gop_ns() * grid.fragment_gops()));
+        let mut s = OriginSettings::new(
+            fragments_per_segment,
+            u64::try_from(origin.dvr_window.as_nanos()).unwrap_or(u64::MAX),
+            (grid.rate().num(), grid.rate().den()),
+            grid.fragment_duration_ns() * u64::from(fragments_per_segment),
+        );
+        s.dvr_dir = Some(origin.dvr_dir.clone());
+        s.dvr_max_bytes = origin.dvr_max_bytes;
+        s.allow = origin.allow.clone();
+        s
+    }
+
+    fn ticks(ns: u64, timescale: u32) -> u64 {
+        (u128::from(ns) * u128::from(timescale) / 1_000_000_000) as u64
+    }
+
     fn new_window(&self, timescale: u32) -> TrackWindow {
-        let max = (u128::from(self.window_ns) * u128::from(timescale) / 1_000_000_000) as u64;
         TrackWindow::new(
             timescale,
             self.fragments_per_segment,
-            max,
-            self.max_bytes_per_track,
+            Self::ticks(self.window_ns, timescale),
+            Self::ticks(self.ram_ns, timescale),
+            self.ram_bytes_per_track,
         )
     }
 }
@@ -63,15 +136,80 @@ pub struct OriginTrack {
     pub window: RwLock<TrackWindow>,
 }
 
+/// Request counters.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub requests: AtomicU64,
+    pub denied: AtomicU64,
+    pub not_found: AtomicU64,
+    pub connections: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub disk_read_errors: AtomicU64,
+    pub fragments_lagged: AtomicU64,
+}
+
+/// Per-track figures of [`OriginStats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackStats {
+    pub name: String,
+    /// Segments listed (RAM and disk).
+    pub segments: u64,
+    /// Segments whose bytes are in RAM, and those bytes.
+    pub ram_segments: u64,
+    pub ram_bytes: u64,
+    /// Segments with a copy on disk.
+    pub disk_segments: u64,
+    /// Index (media sequence number) of the oldest and newest segment.
+    pub first_index: Option<u64>,
+    pub last_index: Option<u64>,
+    /// Window duration in ms (newest end − oldest start).
+    pub window_ms: u64,
+    /// Segments that left RAM with no disk copy (disk trouble).
+    pub lost_without_disk: u64,
+    pub fragments_skipped: u64,
+}
+
+/// What the origin reports for `/status` and `/metrics` (plain values, a snapshot).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OriginStats {
+    pub tracks: Vec<TrackStats>,
+    /// Bytes and files in the disk tier (all tracks), and disk errors (write, list, create).
+    pub disk_bytes: u64,
+    pub disk_files: u64,
+    pub disk_errors: u64,
+    /// Segment reads from disk that failed (served 404).
+    pub disk_read_errors: u64,
+    pub disk_enabled: bool,
+    pub requests: u64,
+    /// Requests refused by the allow-list (403).
+    pub denied_requests: u64,
+    pub not_found: u64,
+    pub connections: u64,
+    /// Connections closed at once because the connection limit was reached.
+    pub connections_refused: u64,
+    /// Fragments the origin missed because it fell behind the hub.
+    pub fragments_lagged: u64,
+}
+
 /// Shared state of the origin.
 pub struct Origin {
     settings: OriginSettings,
     pub tracks: Vec<OriginTrack>,
+    disk: Option<DiskStore>,
+    pub counters: Counters,
+}
+
+/// Wall-clock ns since the epoch.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 impl Origin {
     pub fn new(settings: OriginSettings, hub: &Hub) -> Arc<Self> {
-        let tracks = hub
+        let tracks: Vec<OriginTrack> = hub
             .tracks
             .iter()
             .map(|t| {
@@ -83,20 +221,88 @@ impl Origin {
                 }
             })
             .collect();
-        Arc::new(Origin { settings, tracks })
+        let disk = settings.dvr_dir.clone().map(|dir| {
+            DiskStore::new(
+                dir,
+                settings.dvr_max_bytes,
+                tracks.iter().map(|t| t.name.clone()).collect(),
+            )
+        });
+        Arc::new(Origin {
+            settings,
+            tracks,
+            disk,
+            counters: Counters::default(),
+        })
     }
 
-    fn track(&self, name: &str) -> Option<&OriginTrack> {
-        self.tracks.iter().find(|t| t.name == name)
+    pub fn settings(&self) -> &OriginSettings {
+        &self.settings
+    }
+
+    fn track_index(&self, name: &str) -> Option<usize> {
+        self.tracks.iter().position(|t| t.name == name)
     }
 
     /// Number of segments published on the track with the fewest (readiness checks).
     pub fn min_segments(&self) -> usize {
         self.tracks
             .iter()
-            .map(|t| t.window.read().map(|w| w.segments().count()).unwrap_or(0))
+            .map(|t| t.window.read().map(|w| w.len()).unwrap_or(0))
             .min()
             .unwrap_or(0)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> OriginStats {
+        let tracks = self
+            .tracks
+            .iter()
+            .map(|t| {
+                let Ok(w) = t.window.read() else {
+                    return TrackStats {
+                        name: t.name.clone(),
+                        ..Default::default()
+                    };
+                };
+                let first = w.segments().next();
+                let last = w.segments().last();
+                let ts = u128::from(w.timescale.max(1));
+                TrackStats {
+                    name: t.name.clone(),
+                    segments: w.len() as u64,
+                    ram_segments: w.segments().filter(|s| s.ram.is_some()).count() as u64,
+                    ram_bytes: w.ram_bytes(),
+                    disk_segments: w.segments().filter(|s| s.on_disk).count() as u64,
+                    first_index: first.map(|s| s.index),
+                    last_index: last.map(|s| s.index),
+                    window_ms: match (first, last) {
+                        (Some(f), Some(l)) => {
+                            (u128::from(l.end().saturating_sub(f.start)) * 1000 / ts) as u64
+                        }
+                        _ => 0,
+                    },
+                    lost_without_disk: w.lost_without_disk,
+                    fragments_skipped: w.fragments_skipped,
+                }
+            })
+            .collect();
+        let disk = self.disk.as_ref().map(|d| d.stats()).unwrap_or_default();
+        let c = &self.counters;
+        OriginStats {
+            tracks,
+            disk_bytes: disk.bytes,
+            disk_files: disk.files,
+            disk_errors: disk.errors,
+            disk_read_errors: c.disk_read_errors.load(Ordering::Relaxed),
+            disk_enabled: self.disk.is_some(),
+            requests: c.requests.load(Ordering::Relaxed),
+            denied_requests: c.denied.load(Ordering::Relaxed),
+            not_found: c.not_found.load(Ordering::Relaxed),
+            connections: c.connections.load(Ordering::Relaxed),
+            connections_refused: c.connections_refused.load(Ordering::Relaxed),
+            fragments_lagged: c.fragments_lagged.load(Ordering::Relaxed),
+        }
     }
 
     /// Feeds every track's window from the hub until cancelled.
@@ -107,21 +313,23 @@ impl Origin {
             let origin = self.clone();
             let cancel = cancel.clone();
             tokio::spawn(async move {
+                // An init segment set before we subscribed.
+                let first = init.borrow_and_update().clone();
+                if first.is_some() {
+                    origin.clone().set_init(i, first).await;
+                }
                 loop {
                     tokio::select! {
                         _ = cancel.cancelled() => break,
                         changed = init.changed() => {
                             if changed.is_err() { break; }
                             let new = init.borrow_and_update().clone();
-                            origin.set_init(i, new);
+                            origin.clone().set_init(i, new).await;
                         }
                         received = fragments.recv() => match received {
-                            Ok(fragment) => {
-                                if let Ok(mut w) = origin.tracks[i].window.write() {
-                                    w.push(&fragment);
-                                }
-                            }
+                            Ok(fragment) => origin.clone().feed(i, &fragment).await,
                             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                                origin.counters.fragments_lagged.fetch_add(n, Ordering::Relaxed);
                                 log::warn!(target: "origin", "track {}: origin fell {n} fragments behind; they are not in the window", origin.tracks[i].name);
                             }
                             Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
@@ -132,19 +340,105 @@ impl Origin {
         }
     }
 
-    fn set_init(&self, track: usize, init: Option<Arc<InitSegment>>) {
+    /// One fragment into a track's window; a completed segment goes to disk, the RAM part is
+    /// trimmed and the disk tier's evictions are applied.
+    pub async fn feed(self: Arc<Self>, track: usize, fragment: &crate::hub::PackagedFragment) {
         let Some(t) = self.tracks.get(track) else {
             return;
         };
-        if let Some(init) = &init
-            && let Ok(mut w) = t.window.write()
-            && w.timescale != init.info.timescale
+        let outcome = match t.window.write() {
+            Ok(mut w) => w.push(fragment),
+            Err(_) => return,
+        };
+        if self.disk.is_some()
+            && (outcome.published.is_some() || !outcome.expired_on_disk.is_empty())
         {
-            *w = self.settings.new_window(init.info.timescale);
+            let origin = self.clone();
+            let published = outcome.published.clone();
+            let expired = outcome.expired_on_disk;
+            let result = tokio::task::spawn_blocking(move || {
+                let Some(disk) = &origin.disk else {
+                    return (false, Vec::new());
+                };
+                for s in &expired {
+                    disk.remove(track, s);
+                }
+                match &published {
+                    Some(s) => match &s.ram {
+                        Some(bytes) => disk.write(track, s, bytes),
+                        None => (false, Vec::new()),
+                    },
+                    None => (false, Vec::new()),
+                }
+            })
+            .await;
+            if let Ok((written, evicted)) = result {
+                if written
+                    && let Some(s) = &outcome.published
+                    && let Ok(mut w) = t.window.write()
+                {
+                    w.mark_on_disk(s.start);
+                }
+                for (other, start) in evicted {
+                    if let Some(ot) = self.tracks.get(other)
+                        && let Ok(mut w) = ot.window.write()
+                    {
+                        w.drop_disk_copy(start);
+                    }
+                }
+            }
+        }
+        if let Ok(mut w) = t.window.write() {
+            w.trim_ram();
+        }
+    }
+
+    /// A track's init segment (first, or changed): a new timescale or codec configuration
+    /// starts a new window, which is seeded from the disk tier.
+    pub async fn set_init(self: Arc<Self>, track: usize, init: Option<Arc<InitSegment>>) {
+        let Some(t) = self.tracks.get(track) else {
+            return;
+        };
+        let previous = t.init.read().ok().and_then(|i| i.clone());
+        let changed = match (&previous, &init) {
+            (Some(p), Some(n)) => p.bytes != n.bytes,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        if let Some(new) = &init
+            && changed
+        {
+            let timescale = new.info.timescale;
+            let mut fresh = self.settings.new_window(timescale);
+            if self.disk.is_some() {
+                let origin = self.clone();
+                let bytes = new.bytes.clone();
+                let window = OriginSettings::ticks(self.settings.window_ns, timescale);
+                let loaded = tokio::task::spawn_blocking(move || {
+                    origin
+                        .disk
+                        .as_ref()
+                        .map(|d| d.open_track(track, &bytes, timescale, window))
+                        .unwrap_or_default()
+                })
+                .await
+                .unwrap_or_default();
+                if !loaded.is_empty() {
+                    log::info!(target: "origin", "track {}: {} DVR segments reloaded from disk", t.name, loaded.len());
+                }
+                fresh.preload(loaded);
+            }
+            if let Ok(mut w) = t.window.write() {
+                *w = fresh;
+            }
         }
         if let Ok(mut slot) = t.init.write() {
             *slot = init;
         }
+    }
+
+    fn init_of(&self, track: usize) -> Option<Arc<InitSegment>> {
+        self.tracks.get(track)?.init.read().ok()?.clone()
     }
 
     /// The multivariant playlist, once every track has its init segment.
@@ -152,14 +446,9 @@ impl Origin {
         let mut variants = Vec::new();
         let mut audio = None;
         let mut audio_bw = 0;
-        for t in &self.tracks {
-            let init = t.init.read().ok()?.clone()?;
-            let (peak, avg) = t
-                .window
-                .read()
-                .ok()?
-                .bitrates()
-                .unwrap_or((u64::from(init.info.bitrate), u64::from(init.info.bitrate)));
+        for (i, t) in self.tracks.iter().enumerate() {
+            let init = self.init_of(i)?;
+            let (peak, avg) = self.bitrates(t, &init);
             match &init.info.codec {
                 Codec::Aac { asc, channels, .. } => {
                     audio = Some((
@@ -178,7 +467,7 @@ impl Origin {
                     average_bandwidth: Some(avg),
                     codecs: h264::rfc6381_codec(avcc).unwrap_or_else(|_| "avc1.64001f".to_string()),
                     resolution: Some((*width, *height)),
-                    frame_rate: Some(self.settings.frame_rate),
+                    frame_rate: Some(self.frame_rate_f64()),
                 }),
             }
         }
@@ -196,122 +485,259 @@ impl Origin {
         Some(playlist.render())
     }
 
-    /// The media playlist of one track.
+    fn frame_rate_f64(&self) -> f64 {
+        let (n, d) = self.settings.frame_rate;
+        f64::from(n) / f64::from(d.max(1))
+    }
+
+    /// Peak and average bit rate with box overhead allowance; the configured rate until the
+    /// window has segments.
+    fn bitrates(&self, t: &OriginTrack, init: &InitSegment) -> (u64, u64) {
+        let configured = u64::from(init.info.bitrate);
+        let measured = t.window.read().ok().and_then(|w| w.bitrates());
+        match measured {
+            Some((peak, avg)) if peak > 0 => (peak + peak / 20, avg + avg / 20),
+            _ => (configured, configured),
+        }
+    }
+
+    /// The media playlist of one track. Holes become EXT-X-GAP entries (one per missing segment
+    /// index) and the segment after a hole carries EXT-X-DISCONTINUITY, so the media sequence
+    /// number of every segment is its index from the epoch.
     pub fn media_playlist(&self, name: &str) -> Option<String> {
-        let t = self.track(name)?;
-        let init = t.init.read().ok()?.clone()?;
-        let w = t.window.read().ok()?;
-        let ts = u128::from(w.timescale);
-        let segments: Vec<SegmentEntry> = w
-            .segments()
-            .map(|s| SegmentEntry {
+        let i = self.track_index(name)?;
+        let init = self.init_of(i)?;
+        let w = self.tracks[i].window.read().ok()?;
+        let ts = u128::from(w.timescale.max(1));
+        let to_ns = |t: u64| (u128::from(t) * 1_000_000_000 / ts) as u64;
+        let seg_ns = self.settings.segment_ns.max(1);
+        let mut entries = Vec::with_capacity(w.len());
+        let mut prev: Option<&Segment> = None;
+        for s in w.segments() {
+            let mut discontinuity = false;
+            if let Some(p) = prev {
+                discontinuity = is_discontinuous(p, s);
+                // Gap entries for the missing indices between p and s.
+                let mut gap_start = to_ns(p.end());
+                for missing in (p.index + 1)..s.index {
+                    let end = ((missing + 1) * seg_ns).min(to_ns(s.start));
+                    let start = gap_start.max(missing * seg_ns).min(end);
+                    entries.push(SegmentEntry {
+                        uri: format!("{}.m4s", OriginSettings::ticks(start, w.timescale)),
+                        start_ns: start,
+                        duration_secs: (end - start) as f64 / 1e9,
+                        discontinuity: false,
+                        gap: true,
+                    });
+                    gap_start = end;
+                }
+            }
+            entries.push(SegmentEntry {
                 uri: format!("{}.m4s", s.start),
-                start_ns: (u128::from(s.start) * 1_000_000_000 / ts) as u64,
+                start_ns: to_ns(s.start),
                 duration_secs: s.duration as f64 / ts as f64,
-                discontinuity: s.discontinuity,
+                discontinuity,
                 gap: false,
-            })
-            .collect();
+            });
+            prev = Some(s);
+        }
         let media_sequence = w.segments().next().map(|s| s.index).unwrap_or(0);
         let playlist = MediaPlaylist {
             media_sequence,
+            discontinuity_sequence: Some(w.discontinuity_sequence),
             independent_segments: init.info.kind() == TrackKind::Video,
             map_uri: "init.mp4".to_string(),
             target_duration: Some(self.settings.segment_ns.div_ceil(1_000_000_000)),
-            segments,
+            segments: entries,
             ..Default::default()
         };
         Some(playlist.render())
     }
-}
 
-fn with_headers(body: Bytes, content_type: &'static str, cache: &'static str) -> Response {
-    let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    (StatusCode::OK, headers, body).into_response()
-}
-
-fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, "not in the window\n").into_response()
-}
-
-async fn master(State(origin): State<Arc<Origin>>) -> Response {
-    match origin.master_playlist() {
-        Some(text) => with_headers(
-            Bytes::from(text),
-            "application/vnd.apple.mpegurl",
-            PLAYLIST_CACHE,
-        ),
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the encoder has not produced its first fragments yet\n",
-        )
-            .into_response(),
-    }
-}
-
-async fn track_file(
-    State(origin): State<Arc<Origin>>,
-    Path((track, file)): Path<(String, String)>,
-) -> Response {
-    let Some(t) = origin.track(&track) else {
-        return not_found();
-    };
-    let audio = track == "audio";
-    let mp4_type = if audio { "audio/mp4" } else { "video/mp4" };
-    match file.as_str() {
-        "index.m3u8" => match origin.media_playlist(&track) {
-            Some(text) => with_headers(
-                Bytes::from(text),
-                "application/vnd.apple.mpegurl",
-                PLAYLIST_CACHE,
-            ),
-            None => not_found(),
-        },
-        "init.mp4" => match t.init.read().ok().and_then(|i| i.clone()) {
-            Some(init) => with_headers(init.bytes.clone(), mp4_type, SEGMENT_CACHE),
-            None => not_found(),
-        },
-        other => {
-            let Some(start) = other
-                .strip_suffix(".m4s")
-                .and_then(|s| s.parse::<u64>().ok())
-            else {
-                return not_found();
+    /// The DASH MPD over the same files, once every track has its init segment.
+    pub fn mpd(&self) -> Option<String> {
+        let mut representations = Vec::new();
+        for (i, t) in self.tracks.iter().enumerate() {
+            let init = self.init_of(i)?;
+            let (peak, _) = self.bitrates(t, &init);
+            let w = t.window.read().ok()?;
+            let timeline = timeline_runs(w.segments().map(|s| (s.start, s.duration)));
+            let (codecs, kind) = match &init.info.codec {
+                Codec::Aac { asc, channels, .. } => (
+                    aac::rfc6381_codec(asc).unwrap_or_else(|_| "mp4a.40.2".to_string()),
+                    RepresentationKind::Audio {
+                        sample_rate: init.info.timescale,
+                        channels: *channels,
+                    },
+                ),
+                Codec::H264 {
+                    avcc,
+                    width,
+                    height,
+                } => (
+                    h264::rfc6381_codec(avcc).unwrap_or_else(|_| "avc1.64001f".to_string()),
+                    RepresentationKind::Video {
+                        width: *width,
+                        height: *height,
+                        frame_rate: self.settings.frame_rate,
+                    },
+                ),
             };
-            let segment = t.window.read().ok().and_then(|w| w.by_start(start));
-            match segment {
-                Some(s) => with_headers(s.bytes.clone(), mp4_type, SEGMENT_CACHE),
-                None => not_found(),
+            representations.push(Representation {
+                id: t.name.clone(),
+                bandwidth: peak,
+                codecs,
+                kind,
+                timescale: w.timescale,
+                timeline,
+            });
+        }
+        let seg = self.settings.segment_ns;
+        Some(
+            Mpd {
+                publish_time_ns: now_ns(),
+                time_shift_buffer_ns: self.settings.window_ns,
+                minimum_update_period_ns: seg,
+                suggested_presentation_delay_ns: seg * 3,
+                min_buffer_time_ns: seg,
+                // Audio segments end on the AAC frame at or after the video boundary.
+                max_segment_duration_ns: seg + seg / 10,
+                utc_timing_url: "/time".to_string(),
+                representations,
+            }
+            .render(),
+        )
+    }
+
+    /// A segment by track name and start time.
+    pub fn segment(&self, name: &str, start: u64) -> Option<(usize, Segment)> {
+        let i = self.track_index(name)?;
+        let s = self.tracks[i].window.read().ok()?.by_start(start)?;
+        Some((i, s))
+    }
+
+    /// Reads a segment that is only on disk.
+    pub async fn read_from_disk(
+        self: &Arc<Self>,
+        track: usize,
+        s: &Segment,
+    ) -> Option<bytes::Bytes> {
+        let path = self.disk.as_ref()?.path_of(track, s)?;
+        match tokio::fs::read(&path).await {
+            Ok(data) => Some(bytes::Bytes::from(data)),
+            Err(_) => {
+                self.counters
+                    .disk_read_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                None
             }
         }
     }
+
+    pub fn init_segment(&self, name: &str) -> Option<Arc<InitSegment>> {
+        self.init_of(self.track_index(name)?)
+    }
+
+    pub fn is_audio(&self, name: &str) -> bool {
+        self.track_index(name)
+            .and_then(|i| self.init_of(i))
+            .is_some_and(|init| init.info.kind() == TrackKind::Audio)
+            || name == "audio"
+    }
+
+    /// Whether a client may use the origin.
+    pub fn allows(&self, addr: SocketAddr) -> bool {
+        self.settings.allow.is_empty() || AllowEntry::any_contains(&self.settings.allow, addr.ip())
+    }
 }
 
-/// The origin's routes.
-pub fn router(origin: Arc<Origin>) -> Router {
-    Router::new()
-        .route("/live/master.m3u8", get(master))
-        .route("/live/{track}/{file}", get(track_file))
-        .with_state(origin)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::PackagedFragment;
+    use bytes::Bytes;
+    use twincast_media::TrackInfo;
 
-/// Binds the listener (errors here are start-up errors) and serves until cancelled.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await
-}
+    fn frag(n: u64) -> PackagedFragment {
+        PackagedFragment {
+            sequence: n,
+            base_dts: n * 90_000,
+            duration: 90_000,
+            sample_count: 30,
+            filler: false,
+            bytes: Bytes::from(vec![n as u8; 100]),
+            media_bytes: 100,
+            samples: Arc::new(Vec::new()),
+        }
+    }
 
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    origin: Arc<Origin>,
-    cancel: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(origin))
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
+    fn video_init() -> InitSegment {
+        InitSegment {
+            info: TrackInfo {
+                id: 1,
+                name: "v".into(),
+                timescale: 90_000,
+                codec: Codec::H264 {
+                    avcc: vec![1, 0x64, 0, 0x1f, 0xff, 0xe0, 0xe1, 0],
+                    width: 640,
+                    height: 360,
+                },
+                bitrate: 400_000,
+            },
+            bytes: Bytes::from_static(b"init"),
+        }
+    }
+
+    #[tokio::test]
+    async fn playlists_gap_over_a_hole_and_disk_reloads_after_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Hub::new(["v".to_string()]);
+        let mut settings = OriginSettings::new(1, 600_000_000_000, (30, 1), 1_000_000_000);
+        settings.dvr_dir = Some(dir.path().to_path_buf());
+        settings.dvr_max_bytes = 1 << 20;
+        settings.ram_ns = 2_000_000_000;
+        let origin = Origin::new(settings.clone(), &hub);
+        origin
+            .clone()
+            .set_init(0, Some(Arc::new(video_init())))
+            .await;
+        for n in (100..105).chain(107..110) {
+            origin.clone().feed(0, &frag(n)).await;
+        }
+        let text = origin.media_playlist("v").unwrap();
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:100\n"), "{text}");
+        assert_eq!(text.matches("#EXT-X-GAP").count(), 2, "{text}");
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+        let stats = origin.stats();
+        assert_eq!(stats.tracks[0].segments, 8);
+        assert_eq!(stats.disk_files, 8);
+        assert!(stats.tracks[0].ram_segments <= 4, "{stats:?}");
+        // Old segments are served from disk.
+        let (_, old) = origin.segment("v", 100 * 90_000).unwrap();
+        assert!(old.ram.is_none());
+        assert_eq!(origin.read_from_disk(0, &old).await.unwrap().len(), 100);
+        let mpd = origin.mpd().unwrap();
+        assert!(
+            mpd.contains("<S t=\"9000000\" d=\"90000\" r=\"4\"/>"),
+            "{mpd}"
+        );
+
+        // Restart: a new origin on the same directory lists the old segments, then live ones
+        // after a discontinuity.
+        let origin = Origin::new(settings, &hub);
+        origin
+            .clone()
+            .set_init(0, Some(Arc::new(video_init())))
+            .await;
+        for n in 120..122 {
+            origin.clone().feed(0, &frag(n)).await;
+        }
+        let text = origin.media_playlist("v").unwrap();
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:100\n"), "{text}");
+        assert!(
+            text.contains("\n10800000.m4s\n") && text.contains("\n9000000.m4s\n"),
+            "{text}"
+        );
+        assert_eq!(origin.stats().tracks[0].segments, 10);
+    }
 }

@@ -4,21 +4,27 @@
 //! indices, start times and names are the same on both boxes of a pair and after a restart. A
 //! segment is published when its last fragment arrives. A segment that would not start on its
 //! boundary (start-up, after a gap) is not published at all: a partial segment would carry a
-//! name the other box never uses. A segment cut short by a gap is published with what it has
-//! and the next one is marked as a discontinuity.
+//! name the other box never uses. A segment cut short by a gap is published with what it has.
 //!
-//! The window is bounded by duration (the DVR window) and by bytes; the oldest segments go
-//! first. Everything here is RAM; the disk tier plugs in behind `TrackWindow::evicted`.
+//! Two tiers: the newest segments keep their bytes in RAM (bounded by `ram_duration` and
+//! `ram_bytes`); every segment is also written to the disk tier (`dvr.rs`) by the feeder, and a
+//! segment that leaves the RAM part is served from disk. A segment that leaves the RAM part
+//! without a copy on disk (disk full or unwritable) leaves the window, counted. The whole window
+//! is bounded by duration (the DVR window); the disk tier by bytes.
+//!
+//! Holes (a restart, an outage, a segment lost to a full disk) are rendered as EXT-X-GAP entries
+//! followed by EXT-X-DISCONTINUITY, so that a segment's media sequence number is its index from
+//! the epoch on both boxes. Discontinuities slid out of the front are counted in
+//! `discontinuity_sequence`.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
 use crate::hub::PackagedFragment;
 
 /// One segment in the window.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Segment {
     /// Segment index s from the epoch: the HLS media sequence number.
     pub index: u64,
@@ -26,13 +32,34 @@ pub struct Segment {
     pub start: u64,
     /// Duration in the track timescale.
     pub duration: u64,
-    /// The timeline had a hole just before this segment.
-    pub discontinuity: bool,
     /// Some fragment in it was built from slate frames.
     pub filler: bool,
-    pub bytes: Bytes,
+    /// Size in bytes.
+    pub len: u64,
     /// Media bytes (without boxes), for bitrate figures.
     pub media_bytes: u64,
+    /// Content hash (FNV-1a 64), the ETag.
+    pub etag: u64,
+    /// The bytes, while the segment is in the RAM part.
+    pub ram: Option<Bytes>,
+    /// A copy is on disk.
+    pub on_disk: bool,
+}
+
+impl Segment {
+    pub fn end(&self) -> u64 {
+        self.start + self.duration
+    }
+}
+
+/// FNV-1a, 64 bit: the segments' ETag (cheap, stable across restarts).
+pub fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 struct Pending {
@@ -46,56 +73,89 @@ struct Pending {
     bytes: BytesMut,
 }
 
+/// What a push changed, for the feeder to act on outside the lock.
+#[derive(Debug, Default)]
+pub struct PushOutcome {
+    /// The segment completed by this fragment.
+    pub published: Option<Segment>,
+    /// Segments that left the window by its duration bound and have a copy on disk to delete.
+    pub expired_on_disk: Vec<Segment>,
+}
+
 /// The window of one track.
 pub struct TrackWindow {
     pub timescale: u32,
     fragments_per_segment: u64,
     max_duration: u64,
-    max_bytes: u64,
-    segments: VecDeque<Arc<Segment>>,
-    bytes: u64,
+    ram_duration: u64,
+    ram_max_bytes: u64,
+    segments: VecDeque<Segment>,
+    ram_bytes: u64,
     pending: Option<Pending>,
-    /// Index of the last segment published.
+    /// Index of the last segment published (or reloaded).
     last_index: Option<u64>,
-    /// Fragments that could not be placed in a whole segment (start-up, gaps).
+    /// `EXT-X-DISCONTINUITY-SEQUENCE`: discontinuities that slid out of the front.
+    pub discontinuity_sequence: u64,
+    /// Fragments that could not be placed in a whole segment (start-up, gaps, clock steps).
     pub fragments_skipped: u64,
-    /// Segments pruned from the window because of its duration or byte bound.
-    pub evicted: u64,
+    /// Segments pruned from the window because of its duration bound.
+    pub expired: u64,
+    /// Segments that left the RAM part with no copy on disk (lost to a disk problem).
+    pub lost_without_disk: u64,
 }
 
 impl TrackWindow {
-    /// `max_duration` in the track timescale.
+    /// Durations in the track timescale.
     pub fn new(
         timescale: u32,
         fragments_per_segment: u32,
         max_duration: u64,
-        max_bytes: u64,
+        ram_duration: u64,
+        ram_max_bytes: u64,
     ) -> Self {
         TrackWindow {
             timescale,
             fragments_per_segment: u64::from(fragments_per_segment.max(1)),
             max_duration,
-            max_bytes,
+            ram_duration,
+            ram_max_bytes,
             segments: VecDeque::new(),
-            bytes: 0,
+            ram_bytes: 0,
             pending: None,
             last_index: None,
+            discontinuity_sequence: 0,
             fragments_skipped: 0,
-            evicted: 0,
+            expired: 0,
+            lost_without_disk: 0,
         }
     }
 
-    /// Adds a fragment; returns the segment it completed, if any.
-    pub fn push(&mut self, fragment: &PackagedFragment) -> Option<Arc<Segment>> {
+    /// Seeds an empty window with segments found on disk (after a restart), oldest first.
+    pub fn preload(&mut self, segments: Vec<Segment>) {
+        if !self.segments.is_empty() {
+            return;
+        }
+        for s in segments {
+            if self.last_index.is_some_and(|last| s.index <= last) {
+                continue;
+            }
+            self.last_index = Some(s.index);
+            self.segments.push_back(s);
+        }
+    }
+
+    /// Adds a fragment.
+    pub fn push(&mut self, fragment: &PackagedFragment) -> PushOutcome {
         let f = self.fragments_per_segment;
         let index = fragment.sequence / f;
-        let mut published = None;
+        let mut out = PushOutcome::default();
         // A fragment that does not continue the pending segment closes it (short, after a gap).
-        if let Some(p) = &self.pending
-            && (p.index != index || p.next_sequence != fragment.sequence)
-        {
-            let p = self.pending.take()?;
-            published = Some(self.publish(p));
+        if let Some(p) = self.pending.take() {
+            if p.index != index || p.next_sequence != fragment.sequence {
+                out.published = self.publish(p, &mut out.expired_on_disk);
+            } else {
+                self.pending = Some(p);
+            }
         }
         match &mut self.pending {
             Some(p) => {
@@ -105,7 +165,9 @@ impl TrackWindow {
                 p.media_bytes += fragment.media_bytes;
                 p.next_sequence += 1;
             }
-            None if fragment.sequence.is_multiple_of(f) => {
+            None if fragment.sequence.is_multiple_of(f)
+                && self.last_index.is_none_or(|last| index > last) =>
+            {
                 let mut bytes = BytesMut::with_capacity(fragment.bytes.len() * f as usize);
                 bytes.extend_from_slice(&fragment.bytes);
                 self.pending = Some(Pending {
@@ -120,61 +182,157 @@ impl TrackWindow {
             }
             None => self.fragments_skipped += 1,
         }
-        if let Some(p) = &self.pending
-            && p.next_sequence == (p.index + 1) * f
-        {
-            let p = self.pending.take()?;
-            published = Some(self.publish(p));
+        if let Some(p) = self.pending.take() {
+            if p.next_sequence == (p.index + 1) * f {
+                out.published = self.publish(p, &mut out.expired_on_disk);
+            } else {
+                self.pending = Some(p);
+            }
         }
-        published
+        out
     }
 
-    fn publish(&mut self, p: Pending) -> Arc<Segment> {
-        let discontinuity = self.last_index.is_some_and(|last| last + 1 != p.index)
-            || self
-                .segments
-                .back()
-                .is_some_and(|s| s.start + s.duration != p.start);
-        let segment = Arc::new(Segment {
+    fn publish(&mut self, p: Pending, expired: &mut Vec<Segment>) -> Option<Segment> {
+        // Names must increase: a clock step backwards never overwrites or reorders the window.
+        if self.last_index.is_some_and(|last| p.index <= last)
+            || self.segments.back().is_some_and(|s| p.start < s.end())
+        {
+            self.fragments_skipped += 1;
+            return None;
+        }
+        let bytes = p.bytes.freeze();
+        let segment = Segment {
             index: p.index,
             start: p.start,
             duration: p.duration,
-            discontinuity,
             filler: p.filler,
-            bytes: p.bytes.freeze(),
+            len: bytes.len() as u64,
             media_bytes: p.media_bytes,
-        });
+            etag: fnv1a(&bytes),
+            ram: Some(bytes),
+            on_disk: false,
+        };
         self.last_index = Some(p.index);
-        self.bytes += segment.bytes.len() as u64;
+        self.ram_bytes += segment.len;
         self.segments.push_back(segment.clone());
-        self.prune();
-        segment
+        self.prune(expired);
+        Some(segment)
     }
 
-    fn prune(&mut self) {
-        let Some(newest) = self.segments.back() else {
+    /// Drops segments older than the window; the ones on disk are returned for deletion.
+    fn prune(&mut self, expired: &mut Vec<Segment>) {
+        let Some(end) = self.segments.back().map(Segment::end) else {
             return;
         };
-        let end = newest.start + newest.duration;
-        while let Some(oldest) = self.segments.front() {
-            let too_old = end.saturating_sub(oldest.start) > self.max_duration;
-            let too_big = self.bytes > self.max_bytes;
-            if self.segments.len() > 1 && (too_old || too_big) {
-                self.bytes -= oldest.bytes.len() as u64;
-                self.segments.pop_front();
-                self.evicted += 1;
-            } else {
-                break;
+        while self.segments.len() > 1
+            && self
+                .segments
+                .front()
+                .is_some_and(|s| end.saturating_sub(s.start) > self.max_duration)
+        {
+            if let Some(s) = self.pop_front() {
+                self.expired += 1;
+                if s.on_disk {
+                    expired.push(s);
+                }
             }
         }
     }
 
-    pub fn segments(&self) -> impl Iterator<Item = &Arc<Segment>> {
+    fn pop_front(&mut self) -> Option<Segment> {
+        let s = self.segments.pop_front()?;
+        if let Some(next) = self.segments.front()
+            && is_discontinuous(&s, next)
+        {
+            self.discontinuity_sequence += 1;
+        }
+        if let Some(b) = &s.ram {
+            self.ram_bytes -= b.len() as u64;
+        }
+        Some(s)
+    }
+
+    /// The segment starting at `start` now has a copy on disk.
+    pub fn mark_on_disk(&mut self, start: u64) {
+        if let Ok(i) = self.segments.binary_search_by_key(&start, |s| s.start)
+            && let Some(s) = self.segments.get_mut(i)
+        {
+            s.on_disk = true;
+        }
+    }
+
+    /// The disk tier deleted its copy (byte bound): the segment leaves the window unless it is
+    /// still in RAM.
+    pub fn drop_disk_copy(&mut self, start: u64) {
+        let Ok(i) = self.segments.binary_search_by_key(&start, |s| s.start) else {
+            return;
+        };
+        let in_ram = self.segments.get(i).is_some_and(|s| s.ram.is_some());
+        if in_ram {
+            if let Some(s) = self.segments.get_mut(i) {
+                s.on_disk = false;
+            }
+        } else if i == 0 {
+            let _ = self.pop_front();
+        } else {
+            let _ = self.segments.remove(i);
+        }
+    }
+
+    /// Moves segments out of the RAM part (by age and bytes). Those with no disk copy leave the
+    /// window; returns how many did.
+    pub fn trim_ram(&mut self) -> u64 {
+        let Some(end) = self.segments.back().map(Segment::end) else {
+            return 0;
+        };
+        let mut lost = 0;
+        let mut i = 0;
+        while i + 1 < self.segments.len() {
+            let Some(s) = self.segments.get(i) else { break };
+            if s.ram.is_none() {
+                i += 1;
+                continue;
+            }
+            let too_old = end.saturating_sub(s.end()) > self.ram_duration;
+            if !(too_old || self.ram_bytes > self.ram_max_bytes) {
+                break;
+            }
+            if s.on_disk {
+                if let Some(s) = self.segments.get_mut(i)
+                    && let Some(b) = s.ram.take()
+                {
+                    self.ram_bytes -= b.len() as u64;
+                }
+                i += 1;
+            } else {
+                if i == 0 {
+                    let _ = self.pop_front();
+                } else if let Some(s) = self.segments.remove(i)
+                    && let Some(b) = &s.ram
+                {
+                    self.ram_bytes -= b.len() as u64;
+                }
+                lost += 1;
+            }
+        }
+        self.lost_without_disk += lost;
+        lost
+    }
+
+    pub fn segments(&self) -> impl Iterator<Item = &Segment> {
         self.segments.iter()
     }
 
+    pub fn len(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
     /// The segment named by its start time.
-    pub fn by_start(&self, start: u64) -> Option<Arc<Segment>> {
+    pub fn by_start(&self, start: u64) -> Option<Segment> {
         let i = self
             .segments
             .binary_search_by_key(&start, |s| s.start)
@@ -182,8 +340,9 @@ impl TrackWindow {
         self.segments.get(i).cloned()
     }
 
-    pub fn bytes(&self) -> u64 {
-        self.bytes
+    /// Bytes held in RAM.
+    pub fn ram_bytes(&self) -> u64 {
+        self.ram_bytes
     }
 
     /// Peak and average bitrate (bits/s) over the window, from media bytes.
@@ -203,6 +362,11 @@ impl TrackWindow {
     }
 }
 
+/// `next` does not follow `prev` seamlessly: an index hole or a time hole.
+pub fn is_discontinuous(prev: &Segment, next: &Segment) -> bool {
+    prev.index + 1 != next.index || prev.end() != next.start
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,53 +384,109 @@ mod tests {
         }
     }
 
+    fn window(f: u32, max: u64) -> TrackWindow {
+        TrackWindow::new(90_000, f, max, u64::MAX, u64::MAX)
+    }
+
     #[test]
     fn groups_aligned_fragments_and_skips_the_partial_start() {
-        let mut w = TrackWindow::new(90_000, 3, 90_000 * 600, u64::MAX);
+        let mut w = window(3, 90_000 * 600);
         // Start-up at fragment 4: 4 and 5 belong to a segment we never saw the start of.
-        assert!(w.push(&frag(4)).is_none());
-        assert!(w.push(&frag(5)).is_none());
-        assert!(w.push(&frag(6)).is_none());
-        assert!(w.push(&frag(7)).is_none());
-        let s = w.push(&frag(8)).expect("segment 2 complete");
+        for n in 4..8 {
+            assert!(w.push(&frag(n)).published.is_none());
+        }
+        let s = w.push(&frag(8)).published.expect("segment 2 complete");
         assert_eq!(
             (s.index, s.start, s.duration),
             (2, 6 * 180_000, 3 * 180_000)
         );
-        assert_eq!(s.bytes.len(), 30);
-        assert!(!s.discontinuity);
+        assert_eq!(s.len, 30);
         assert_eq!(w.fragments_skipped, 2);
         assert_eq!(w.by_start(6 * 180_000).map(|s| s.index), Some(2));
     }
 
     #[test]
-    fn gap_closes_short_segment_and_marks_discontinuity() {
-        let mut w = TrackWindow::new(90_000, 3, 90_000 * 600, u64::MAX);
-        for n in 0..3 {
+    fn gap_closes_short_segment_and_is_discontinuous() {
+        let mut w = window(3, 90_000 * 600);
+        for n in 0..4 {
             w.push(&frag(n));
         }
-        w.push(&frag(3));
         // Fragments 4..9 lost; 9 starts segment 3 and closes the short segment 1.
-        let short = w.push(&frag(9)).expect("short segment 1");
+        let short = w.push(&frag(9)).published.expect("short segment 1");
         assert_eq!((short.index, short.duration), (1, 180_000));
         w.push(&frag(10));
-        let s3 = w.push(&frag(11)).expect("segment 3");
-        assert!(s3.discontinuity);
+        let s3 = w.push(&frag(11)).published.expect("segment 3");
+        assert!(is_discontinuous(&short, &s3));
     }
 
     #[test]
-    fn window_is_bounded_by_duration_and_bytes() {
-        let mut w = TrackWindow::new(90_000, 1, 180_000 * 5, u64::MAX);
-        for n in 0..20 {
+    fn window_is_bounded_by_duration_and_counts_discontinuities_sliding_out() {
+        let mut w = window(1, 180_000 * 5);
+        for n in (0..10).chain(12..20) {
             w.push(&frag(n));
         }
-        assert_eq!(w.segments().count(), 5);
-        let mut w = TrackWindow::new(90_000, 1, u64::MAX, 35);
-        for n in 0..20 {
-            w.push(&frag(n));
+        assert_eq!(w.len(), 5);
+        assert_eq!(w.discontinuity_sequence, 1);
+        assert_eq!(w.segments().next().map(|s| s.index), Some(15));
+    }
+
+    #[test]
+    fn ram_part_spills_to_disk_or_leaves_the_window() {
+        let mut w = TrackWindow::new(90_000, 1, u64::MAX, 180_000 * 2, u64::MAX);
+        for n in 0..5 {
+            let out = w.push(&frag(n));
+            if let Some(s) = out.published
+                && n % 2 == 0
+            {
+                w.mark_on_disk(s.start);
+            }
+            w.trim_ram();
         }
-        assert_eq!(w.segments().count(), 3);
-        assert!(w.bytes() <= 35);
-        assert_eq!(w.evicted, 17);
+        // 0 went to disk, 1 was lost with no disk copy; 2, 3 and 4 are the last 2 s, in RAM.
+        let kept: Vec<(u64, bool, bool)> = w
+            .segments()
+            .map(|s| (s.index, s.ram.is_some(), s.on_disk))
+            .collect();
+        assert_eq!(
+            kept,
+            vec![
+                (0, false, true),
+                (2, true, true),
+                (3, true, false),
+                (4, true, true)
+            ]
+        );
+        assert_eq!(w.lost_without_disk, 1);
+        assert_eq!(w.ram_bytes(), 30);
+        // The disk tier drops 0: it leaves the window.
+        w.drop_disk_copy(0);
+        assert_eq!(w.segments().next().map(|s| s.index), Some(2));
+    }
+
+    #[test]
+    fn preload_then_live_is_discontinuous_and_never_goes_back() {
+        let mut w = window(1, u64::MAX);
+        let old: Vec<Segment> = (0..3)
+            .map(|i| Segment {
+                index: i,
+                start: i * 180_000,
+                duration: 180_000,
+                filler: false,
+                len: 10,
+                media_bytes: 10,
+                etag: i,
+                ram: None,
+                on_disk: true,
+            })
+            .collect();
+        w.preload(old);
+        assert!(
+            w.push(&frag(2)).published.is_none(),
+            "an old index is refused"
+        );
+        let s = w.push(&frag(7)).published.expect("live segment");
+        let prev = w.by_start(2 * 180_000).expect("reloaded");
+        assert!(is_discontinuous(&prev, &s));
+        assert_eq!(w.len(), 4);
     }
 }

@@ -1,0 +1,384 @@
+//! The disk tier of the DVR window (design §4): every published segment is written atomically
+//! (temporary file, then rename) under `<dvr_dir>/<track>/`, the whole tier is bounded by
+//! `dvr_max_bytes` (oldest segments of any track go first), and after a restart the files are
+//! read back (names only) so the playlists reach back across the restart.
+//!
+//! File names carry everything the window needs: `<index>-<start>-<duration>-<etag>.m4s` (etag in
+//! hex). `<track>/init.mp4` is the init segment the files were written with; on restart, files
+//! written with a different init segment (another codec configuration) are removed, not served.
+//!
+//! Disk trouble (full, read-only, missing permissions) never stops the origin: the error is
+//! counted and logged at most once a minute, and the segment stays in RAM only.
+//!
+//! Paths are built from validated track names and numbers, never from a request.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::window::Segment;
+
+const INIT_FILE: &str = "init.mp4";
+const TMP_SUFFIX: &str = ".tmp";
+
+/// A file the tier holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct FileKey {
+    /// Segment end in ns since the epoch: the global age order.
+    end_ns: u64,
+    track: usize,
+    start: u64,
+}
+
+struct State {
+    files: BTreeMap<FileKey, (PathBuf, u64)>,
+    bytes: u64,
+    errors: u64,
+    last_error_log: Option<Instant>,
+}
+
+/// Counters of the disk tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskStats {
+    pub bytes: u64,
+    pub files: u64,
+    pub errors: u64,
+}
+
+pub struct DiskStore {
+    root: PathBuf,
+    max_bytes: u64,
+    /// Track names by track number.
+    tracks: Vec<String>,
+    /// Timescale per track, set when its init segment arrives.
+    timescales: Mutex<Vec<u32>>,
+    state: Mutex<State>,
+}
+
+/// `<index>-<start>-<duration>-<etag hex>.m4s`
+pub fn file_name(s: &Segment) -> String {
+    format!("{}-{}-{}-{:016x}.m4s", s.index, s.start, s.duration, s.etag)
+}
+
+fn parse_file_name(name: &str) -> Option<(u64, u64, u64, u64)> {
+    let stem = name.strip_suffix(".m4s")?;
+    let mut parts = stem.split('-');
+    let index = parts.next()?.parse().ok()?;
+    let start = parts.next()?.parse().ok()?;
+    let duration = parts.next()?.parse().ok()?;
+    let etag = u64::from_str_radix(parts.next()?, 16).ok()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((index, start, duration, etag))
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(TMP_SUFFIX);
+    let tmp = PathBuf::from(tmp);
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_data()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn to_ns(t: u64, timescale: u32) -> u64 {
+    (u128::from(t) * 1_000_000_000 / u128::from(timescale.max(1))) as u64
+}
+
+impl DiskStore {
+    pub fn new(root: PathBuf, max_bytes: u64, tracks: Vec<String>) -> Self {
+        let n = tracks.len();
+        DiskStore {
+            root,
+            max_bytes,
+            tracks,
+            timescales: Mutex::new(vec![0; n]),
+            state: Mutex::new(State {
+                files: BTreeMap::new(),
+                bytes: 0,
+                errors: 0,
+                last_error_log: None,
+            }),
+        }
+    }
+
+    fn dir(&self, track: usize) -> Option<PathBuf> {
+        self.tracks.get(track).map(|name| self.root.join(name))
+    }
+
+    pub fn path_of(&self, track: usize, s: &Segment) -> Option<PathBuf> {
+        self.dir(track).map(|d| d.join(file_name(s)))
+    }
+
+    fn error(&self, what: &str, e: &std::io::Error) {
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        st.errors += 1;
+        let due = st
+            .last_error_log
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
+        if due {
+            st.last_error_log = Some(Instant::now());
+            log::warn!(target: "origin",
+                "DVR disk {}: {what}: {e} ({} disk errors so far); serving from RAM",
+                self.root.display(), st.errors);
+        }
+    }
+
+    /// A track's init segment arrived: reloads its segments written with the same init segment
+    /// (oldest first, at most `window` in the track timescale before the newest), removes the
+    /// rest and leftovers, and records the init segment. Blocking.
+    pub fn open_track(
+        &self,
+        track: usize,
+        init: &[u8],
+        timescale: u32,
+        window: u64,
+    ) -> Vec<Segment> {
+        if let Ok(mut ts) = self.timescales.lock()
+            && let Some(slot) = ts.get_mut(track)
+        {
+            *slot = timescale;
+        }
+        let Some(dir) = self.dir(track) else {
+            return Vec::new();
+        };
+        if let Err(e) = fs::create_dir_all(&dir) {
+            self.error("cannot create the track directory", &e);
+            return Vec::new();
+        }
+        let same_init = fs::read(dir.join(INIT_FILE)).is_ok_and(|old| old == init);
+        let mut found = Vec::new();
+        match fs::read_dir(&dir) {
+            Ok(entries) => {
+                for entry in entries.flatten() {
+                    let name = entry.file_name();
+                    let Some(name) = name.to_str() else { continue };
+                    if name == INIT_FILE {
+                        continue;
+                    }
+                    let parsed = parse_file_name(name);
+                    let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                    match parsed {
+                        Some((index, start, duration, etag)) if same_init && len > 0 => {
+                            found.push(Segment {
+                                index,
+                                start,
+                                duration,
+                                filler: false,
+                                len,
+                                media_bytes: len,
+                                etag,
+                                ram: None,
+                                on_disk: true,
+                            });
+                        }
+                        _ => {
+                            let _ = fs::remove_file(entry.path());
+                        }
+                    }
+                }
+            }
+            Err(e) => self.error("cannot list the track directory", &e),
+        }
+        found.sort_by_key(|s| s.start);
+        if let Some(newest_end) = found.last().map(Segment::end) {
+            let (keep, old): (Vec<Segment>, Vec<Segment>) = found
+                .into_iter()
+                .partition(|s| newest_end.saturating_sub(s.start) <= window);
+            for s in &old {
+                let _ = fs::remove_file(dir.join(file_name(s)));
+            }
+            found = keep;
+        }
+        if !same_init && let Err(e) = write_atomic(&dir.join(INIT_FILE), init) {
+            self.error("cannot write the init segment", &e);
+        }
+        if let Ok(mut st) = self.state.lock() {
+            for s in &found {
+                let key = FileKey {
+                    end_ns: to_ns(s.end(), timescale),
+                    track,
+                    start: s.start,
+                };
+                st.bytes += s.len;
+                st.files.insert(key, (dir.join(file_name(s)), s.len));
+            }
+        }
+        found
+    }
+
+    /// Writes a segment atomically. Returns whether it is on disk and the (track, start) of
+    /// segments deleted to stay under the byte bound. Blocking.
+    pub fn write(&self, track: usize, s: &Segment, data: &[u8]) -> (bool, Vec<(usize, u64)>) {
+        let Some(path) = self.path_of(track, s) else {
+            return (false, Vec::new());
+        };
+        let timescale = self
+            .timescales
+            .lock()
+            .ok()
+            .and_then(|t| t.get(track).copied())
+            .unwrap_or(0);
+        if timescale == 0 || s.len > self.max_bytes {
+            return (false, Vec::new());
+        }
+        // Make room first so the bound holds while the file is written.
+        let mut evicted = Vec::new();
+        let mut doomed = Vec::new();
+        if let Ok(mut st) = self.state.lock() {
+            while st.bytes + s.len > self.max_bytes {
+                let Some((key, (path, len))) = st.files.pop_first() else {
+                    break;
+                };
+                st.bytes -= len;
+                evicted.push((key.track, key.start));
+                doomed.push(path);
+            }
+        }
+        for p in doomed {
+            let _ = fs::remove_file(p);
+        }
+        if let Err(e) = write_atomic(&path, data) {
+            self.error("cannot write a segment", &e);
+            return (false, evicted);
+        }
+        if let Ok(mut st) = self.state.lock() {
+            let key = FileKey {
+                end_ns: to_ns(s.end(), timescale),
+                track,
+                start: s.start,
+            };
+            if let Some((_, old)) = st.files.insert(key, (path, s.len)) {
+                st.bytes -= old;
+            }
+            st.bytes += s.len;
+        }
+        (true, evicted)
+    }
+
+    /// Deletes a segment's file (it left the window). Blocking.
+    pub fn remove(&self, track: usize, s: &Segment) {
+        let timescale = self
+            .timescales
+            .lock()
+            .ok()
+            .and_then(|t| t.get(track).copied())
+            .unwrap_or(0);
+        let key = FileKey {
+            end_ns: to_ns(s.end(), timescale),
+            track,
+            start: s.start,
+        };
+        let removed = self.state.lock().ok().and_then(|mut st| {
+            let r = st.files.remove(&key);
+            if let Some((_, len)) = &r {
+                st.bytes -= len;
+            }
+            r
+        });
+        if let Some((path, _)) = removed {
+            let _ = fs::remove_file(path);
+        }
+    }
+
+    pub fn stats(&self) -> DiskStats {
+        self.state
+            .lock()
+            .map(|st| DiskStats {
+                bytes: st.bytes,
+                files: st.files.len() as u64,
+                errors: st.errors,
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn seg(i: u64, len: usize) -> (Segment, Vec<u8>) {
+        let data = vec![i as u8; len];
+        (
+            Segment {
+                index: i,
+                start: i * 90_000,
+                duration: 90_000,
+                filler: false,
+                len: len as u64,
+                media_bytes: len as u64,
+                etag: super::super::window::fnv1a(&data),
+                ram: Some(Bytes::from(data.clone())),
+                on_disk: false,
+            },
+            data,
+        )
+    }
+
+    #[test]
+    fn names_round_trip() {
+        let (s, _) = seg(7, 3);
+        assert_eq!(
+            parse_file_name(&file_name(&s)),
+            Some((7, 630_000, 90_000, s.etag))
+        );
+        assert_eq!(parse_file_name("../../etc/passwd"), None);
+        assert_eq!(parse_file_name("1-2-3-zz.m4s"), None);
+    }
+
+    #[test]
+    fn bounded_by_bytes_and_reloaded_after_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStore::new(dir.path().into(), 250, vec!["v".into(), "audio".into()]);
+        assert!(store.open_track(0, b"init", 90_000, u64::MAX).is_empty());
+        let mut evicted_all = Vec::new();
+        for i in 0..5 {
+            let (s, data) = seg(i, 100);
+            let (ok, evicted) = store.write(0, &s, &data);
+            assert!(ok);
+            evicted_all.extend(evicted);
+            assert!(store.stats().bytes <= 250);
+        }
+        assert_eq!(evicted_all, vec![(0, 0), (0, 90_000), (0, 180_000)]);
+        assert_eq!(store.stats().files, 2);
+        // A leftover temporary file is cleaned up on reload.
+        std::fs::write(dir.path().join("v/9-9-9-9.m4s.tmp"), b"x").unwrap();
+
+        let again = DiskStore::new(dir.path().into(), 250, vec!["v".into(), "audio".into()]);
+        let back = again.open_track(0, b"init", 90_000, u64::MAX);
+        assert_eq!(back.iter().map(|s| s.index).collect::<Vec<_>>(), vec![3, 4]);
+        assert_eq!(again.stats().bytes, 200);
+        assert!(!dir.path().join("v/9-9-9-9.m4s.tmp").exists());
+        // Another init segment: the old files are not served.
+        let other = DiskStore::new(dir.path().into(), 250, vec!["v".into(), "audio".into()]);
+        assert!(other.open_track(0, b"other", 90_000, u64::MAX).is_empty());
+        assert_eq!(other.stats().files, 0);
+    }
+
+    #[test]
+    fn unwritable_directory_counts_errors() {
+        let store = DiskStore::new(
+            PathBuf::from("/proc/twincast-no-such-dir"),
+            1 << 20,
+            vec!["v".into()],
+        );
+        assert!(store.open_track(0, b"init", 90_000, u64::MAX).is_empty());
+        let (s, data) = seg(1, 10);
+        assert!(!store.write(0, &s, &data).0);
+        assert!(store.stats().errors >= 2);
+    }
+}
