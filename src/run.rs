@@ -15,6 +15,7 @@ use crate::config::{self, AudioInput, Config};
 use crate::hub::Hub;
 use crate::origin::{self, Origin, OriginSettings};
 use crate::package::{Packager, TrackSpec};
+use crate::status::Registry;
 
 /// sysexits: a required element or device is missing.
 pub const EX_UNAVAILABLE: u8 = 69;
@@ -85,10 +86,12 @@ pub fn run(config_path: &Path) -> ExitCode {
             return ExitCode::from(EX_OSERR);
         }
     };
-    runtime.block_on(run_async(config))
+    runtime.block_on(run_async(config, config_path))
 }
 
-async fn run_async(config: Config) -> ExitCode {
+async fn run_async(config: Config, config_path: &Path) -> ExitCode {
+    let notifier = Arc::new(crate::notify::Notifier::from_env());
+    let registry = Registry::new();
     let grid = match grid_of(&config) {
         Ok(g) => g,
         Err(e) => {
@@ -115,11 +118,44 @@ async fn run_async(config: Config) -> ExitCode {
     };
     origin.spawn_feeders(&hub, cancel.clone());
     let server = tokio::spawn(origin::serve(listener, origin.clone(), cancel.clone()));
+    let control_listener = match crate::control::bind(config.control.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("control: cannot listen on {}: {e}", config.control.listen);
+            return ExitCode::from(EX_OSERR);
+        }
+    };
 
     // Capture → package.
     let stats = Arc::new(CaptureStats::default());
     let (units, unit_rx) = UnitSender::new(UNIT_QUEUE_CAPACITY, stats.clone());
     let packager = Packager::new(grid, specs, hub.clone());
+    let ops = crate::control::Ops::new(crate::control::OpsParts {
+        config: config.clone(),
+        config_path: config_path.to_path_buf(),
+        grid,
+        capture: stats.clone(),
+        counters: packager.counters.clone(),
+        hub: hub.clone(),
+        registry: registry.clone(),
+        origin: origin.clone(),
+        notifier: notifier.clone(),
+    });
+    crate::control::spawn(&ops, &hub, control_listener, cancel.clone());
+    // Publishers: tasks connect on their own, so a dead URL never delays start-up.
+    let publishers = crate::publish::Publishers::start(
+        &config,
+        &hub,
+        registry.clone(),
+        cancel.child_token(),
+    );
+    let apply_outputs: crate::reload::ApplyOutputs = {
+        let publishers = publishers.clone();
+        Box::new(move |outputs| publishers.reconcile(outputs))
+    };
+    if let Err(e) = crate::reload::spawn(ops.clone(), Some(apply_outputs), cancel.clone()) {
+        log::warn!("SIGHUP reload is not available: {e}");
+    }
     let package_thread = std::thread::Builder::new()
         .name("package".into())
         .spawn(move || packager.run(unit_rx));
@@ -161,6 +197,7 @@ async fn run_async(config: Config) -> ExitCode {
 
     let code = tokio::select! {
         _ = shutdown_signal() => {
+            notifier.stopping();
             log::info!("stopping: signal received");
             ExitCode::SUCCESS
         }
@@ -177,6 +214,8 @@ async fn run_async(config: Config) -> ExitCode {
     if let Ok(handle) = package_thread {
         let _ = tokio::task::spawn_blocking(move || handle.join()).await;
     }
+    log::info!("stopping: publishers");
+    publishers.shutdown().await;
     log::info!("stopping: origin");
     cancel.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
