@@ -61,6 +61,10 @@ pub fn config_from_shipped(
         assert!(text.contains(from), "config has no {from:?}");
         text = text.replace(from, to);
     }
+    if !text.contains("dvr_dir") {
+        let dvr_dir = dir.join(format!("dvr-{name}")).display().to_string();
+        text = text.replace("[origin]\n", &format!("[origin]\ndvr_dir = \"{dvr_dir}\"\n"));
+    }
     let path = dir.join(name);
     std::fs::File::create(&path)
         .and_then(|mut f| f.write_all(text.as_bytes()))
@@ -102,6 +106,8 @@ pub fn small_config_with_input(
     control_port: u16,
     input: &str,
 ) -> PathBuf {
+    // The DVR tier lives in the test's directory, never in /var/lib.
+    let dvr_dir = dir.join(format!("dvr-{name}")).display().to_string();
     let text = format!(
         r#"
 [encoder]
@@ -128,6 +134,7 @@ channels = 2
 [origin]
 listen = "127.0.0.1:{origin_port}"
 dvr_window = "5m"
+dvr_dir = "{dvr_dir}"
 
 [control]
 listen = "127.0.0.1:{control_port}"
@@ -391,4 +398,97 @@ pub fn run(cmd: &str, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+impl Daemon {
+    /// Like [`Daemon::start`], with extra environment variables (e.g. `NOTIFY_SOCKET`).
+    pub fn start_with_env(
+        config: &Path,
+        origin_port: u16,
+        log: PathBuf,
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_twincast"))
+            .args(["run", "--config"])
+            .arg(config)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start twincast");
+        Daemon {
+            child,
+            origin: format!("http://127.0.0.1:{origin_port}"),
+            log,
+        }
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`, ...).
+    pub fn signal(&self, name: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status();
+    }
+}
+
+/// Reads server-sent events from `url` (plain HTTP on loopback) until `stop` says so or the
+/// timeout passes; returns (event, data) pairs.
+pub fn read_sse(
+    addr: &str,
+    path: &str,
+    timeout: Duration,
+    mut stop: impl FnMut(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    use std::io::{BufRead, BufReader};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect for events");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("read timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .expect("send request");
+    let mut reader = BufReader::new(stream);
+    let deadline = Instant::now() + timeout;
+    let mut events = Vec::new();
+    let mut event = String::new();
+    let mut line = String::new();
+    while Instant::now() < deadline && !stop(&events) {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {
+                let l = line.trim_end();
+                if let Some(e) = l.strip_prefix("event: ") {
+                    event = e.to_string();
+                } else if let Some(d) = l.strip_prefix("data: ") {
+                    events.push((std::mem::take(&mut event), d.to_string()));
+                }
+            }
+            Err(_) => continue,
+        }
+    }
+    events
+}
+
+/// GET `url` from a given local address (allow-list tests bind clients to 127.0.0.x); the
+/// status code when the server answered.
+pub fn status_from(local: std::net::IpAddr, url: &str) -> Option<u16> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .local_address(local)
+        .build()
+        .ok()?;
+    client.get(url).send().ok().map(|r| r.status().as_u16())
+}
+
+/// Resident set size of a process in KiB (Linux /proc).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

@@ -1,0 +1,344 @@
+//! Operations end to end (issue 5): the daemon under a fake systemd (notify socket + watchdog),
+//! the control listener's /status, /metrics and /events, SIGHUP reloads, and the unit file.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Collects every datagram sent to a notify socket, with its arrival time.
+struct FakeSystemd {
+    path: std::path::PathBuf,
+    rx: mpsc::Receiver<(Instant, String)>,
+    seen: Vec<(Instant, String)>,
+}
+
+impl FakeSystemd {
+    fn new(dir: &std::path::Path) -> FakeSystemd {
+        let path = dir.join("notify.sock");
+        let socket = UnixDatagram::bind(&path).expect("bind notify socket");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = socket.recv(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if tx.send((Instant::now(), text)).is_err() {
+                    return;
+                }
+            }
+        });
+        FakeSystemd {
+            path,
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Ok(m) = self.rx.try_recv() {
+            self.seen.push(m);
+        }
+    }
+
+    /// Waits for a message starting with `prefix`; returns its arrival time.
+    fn wait(&mut self, prefix: &str, timeout: Duration) -> Instant {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.drain();
+            if let Some((at, _)) = self.seen.iter().find(|(_, m)| m.starts_with(prefix)) {
+                return *at;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {prefix} within {timeout:?}; got {:?}",
+                self.seen.iter().map(|(_, m)| m).collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn count_between(&mut self, message: &str, from: Instant, to: Instant) -> usize {
+        self.drain();
+        self.seen
+            .iter()
+            .filter(|(at, m)| m == message && *at >= from && *at < to)
+            .count()
+    }
+}
+
+/// An MPEG-TS/RTP feed into 127.0.0.1:`port`, like a contribution encoder.
+fn rtp_feed(port: u16) -> Child {
+    Command::new("gst-launch-1.0")
+        .args(["-q", "videotestsrc", "is-live=true", "!"])
+        .args(["video/x-raw,width=640,height=360,framerate=30/1", "!"])
+        .args([
+            "x264enc",
+            "tune=zerolatency",
+            "key-int-max=30",
+            "speed-preset=ultrafast",
+            "!",
+        ])
+        .args([
+            "mpegtsmux",
+            "!",
+            "rtpmp2tpay",
+            "!",
+            "udpsink",
+            "host=127.0.0.1",
+        ])
+        .arg(format!("port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gst-launch-1.0 (run scripts/install-deps)")
+}
+
+#[test]
+fn systemd_notify_watchdog_and_stall() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut systemd = FakeSystemd::new(dir.path());
+    let (origin_port, control_port) = (free_port(), free_port());
+    let rtp_port = free_port();
+    let config = small_config_with_input(
+        dir.path(),
+        "notify",
+        origin_port,
+        control_port,
+        &format!("kind = \"rtp\"\nuri = \"rtp://127.0.0.1:{rtp_port}\"\naudio = \"none\""),
+    );
+    let mut feed = rtp_feed(rtp_port);
+    let socket = systemd.path.to_string_lossy().into_owned();
+    let mut daemon = Daemon::start_with_env(
+        &config,
+        origin_port,
+        dir.path().join("notify.log"),
+        &[("NOTIFY_SOCKET", &socket), ("WATCHDOG_USEC", "2000000")],
+    );
+
+    // READY=1 only once the origin serves.
+    let ready_at = systemd.wait("READY=1", Duration::from_secs(90));
+    let master = http_get(&daemon.url("/live/master.m3u8"));
+    assert_eq!(
+        master.map(|m| m.0),
+        Some(200),
+        "READY=1 before the origin serves; log:\n{}",
+        daemon.log_text()
+    );
+    systemd.wait("STATUS=", Duration::from_secs(5));
+
+    // Pings at half of WATCHDOG_USEC (1 s) while frames and fragments flow.
+    std::thread::sleep(Duration::from_secs(6));
+    let from = ready_at + Duration::from_millis(500);
+    let pings = systemd.count_between("WATCHDOG=1", from, from + Duration::from_secs(5));
+    assert!(
+        (4..=6).contains(&pings),
+        "{pings} pings in 5 s at a 1 s interval"
+    );
+
+    // The source stops producing: the pings stop (at most the ones already due).
+    let _ = feed.kill();
+    let _ = feed.wait();
+    let stalled = Instant::now();
+    std::thread::sleep(Duration::from_secs(8));
+    let late = systemd.count_between(
+        "WATCHDOG=1",
+        stalled + Duration::from_secs(3),
+        Instant::now(),
+    );
+    assert_eq!(late, 0, "pings continued after the input stopped");
+    assert!(
+        daemon.log_text().contains("watchdog: no fresh frames"),
+        "the stall is logged; log:\n{}",
+        daemon.log_text()
+    );
+
+    // SIGTERM: STOPPING=1, then an orderly exit.
+    let status = daemon.stop();
+    systemd.wait("STOPPING=1", Duration::from_secs(5));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit status {status:?}"
+    );
+}
+
+fn json(url: &str) -> serde_json::Value {
+    let text = get_text(url).unwrap_or_else(|| panic!("GET {url}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}\n{text}"))
+}
+
+#[test]
+fn control_status_metrics_events_and_reload() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (origin_port, control_port) = (free_port(), free_port());
+    let config = small_config(dir.path(), "ctl", origin_port, control_port);
+    let base = std::fs::read_to_string(&config).unwrap();
+    let with_heartbeat = base.replace(
+        &format!("listen = \"127.0.0.1:{control_port}\"\n"),
+        &format!("listen = \"127.0.0.1:{control_port}\"\nheartbeat = \"1s\"\n"),
+    );
+    assert_ne!(base, with_heartbeat);
+    std::fs::write(&config, &with_heartbeat).unwrap();
+    let daemon = Daemon::start(&config, origin_port, dir.path().join("ctl.log"));
+    let control = format!("http://127.0.0.1:{control_port}");
+    let addr = format!("127.0.0.1:{control_port}");
+
+    wait_for("ready in /status", Duration::from_secs(90), || {
+        get_text(&format!("{control}/status"))
+            .filter(|t| t.contains("\"ready\": true"))
+            .map(|_| ())
+    });
+    let s = json(&format!("{control}/status"));
+    assert_eq!(s["encoder"]["name"], "ctl");
+    assert_eq!(s["encoder"]["pair"], "test-pair");
+    assert!(s["clock"]["synchronised"].is_boolean(), "{s}");
+    assert!(s["clock"]["estimated_error_us"].is_i64(), "{s}");
+    assert!(s["pair_locked"].is_boolean());
+    let tracks = s["tracks"].as_array().unwrap();
+    let names: Vec<&str> = tracks.iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(names, ["240p", "180p", "audio"]);
+    for t in tracks {
+        for key in [
+            "fps",
+            "bitrate_bps",
+            "last_timestamp",
+            "discontinuities",
+            "fragments",
+        ] {
+            assert!(!t[key].is_null(), "track without {key}: {t}");
+        }
+    }
+    assert!(s["origin"]["tracks"].is_array());
+    assert_eq!(s["input"]["state"], "ok");
+
+    let metrics = get_text(&format!("{control}/metrics")).expect("metrics");
+    for name in [
+        "twincast_track_bits_per_second{",
+        "twincast_track_fragments_total{",
+        "twincast_input_frames_total{",
+        "twincast_clock_synchronised{",
+        "twincast_origin_window_segments{",
+        "twincast_config_reloads_total{",
+    ] {
+        assert!(metrics.contains(name), "no {name} in\n{metrics}");
+    }
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        let name = line.split(['{', ' ']).next().unwrap_or_default();
+        assert!(
+            name.starts_with("twincast_"),
+            "metric outside the scheme: {line}"
+        );
+    }
+
+    // A heartbeat per track within the interval (1 s; allow scheduling slack).
+    let events = read_sse(&addr, "/events", Duration::from_secs(5), |ev| {
+        ["240p", "180p", "audio"].iter().all(|t| {
+            ev.iter()
+                .any(|(e, d)| e == "heartbeat" && d.contains(&format!("\"track\":\"{t}\"")))
+        })
+    });
+    for t in ["240p", "180p", "audio"] {
+        let hb = events
+            .iter()
+            .find(|(e, d)| e == "heartbeat" && d.contains(&format!("\"track\":\"{t}\"")))
+            .unwrap_or_else(|| panic!("no heartbeat for {t} in {events:?}"));
+        let v: serde_json::Value = serde_json::from_str(&hb.1).unwrap();
+        assert!(v["bitrate_bps"].as_u64().unwrap_or(0) > 0, "{v}");
+        assert!(v["last_timestamp"].as_u64().unwrap_or(0) > 0, "{v}");
+        assert!(v["discontinuities"].is_u64(), "{v}");
+    }
+
+    // `twincast status` reads the same endpoint.
+    let (ok, out, err) = run(
+        env!("CARGO_BIN_EXE_twincast"),
+        &["status", "--control", &addr],
+    );
+    assert!(ok, "{err}");
+    assert!(out.starts_with("ctl (pair test-pair)"), "{out}");
+    assert!(
+        out.contains("240p") && out.contains("summary: 2 renditions"),
+        "{out}"
+    );
+    let (ok, out, _) = run(
+        env!("CARGO_BIN_EXE_twincast"),
+        &["status", "--json", "--control", &addr],
+    );
+    assert!(ok && out.contains("\"tracks\""));
+
+    // SIGHUP with an added output: applied without touching capture or the origin.
+    let seq_before = media_sequence_of(&daemon);
+    let dead = free_port();
+    let with_output = format!(
+        "{with_heartbeat}\n[[output]]\nname = \"cloud\"\nprotocol = \"rtmp\"\nprimary = \"rtmp://127.0.0.1:{dead}/live\"\nsecondary = \"rtmp://127.0.0.1:{dead}/backup\"\nstream = \"cam\"\n"
+    );
+    std::fs::write(&config, &with_output).unwrap();
+    let mut reloaded = Vec::new();
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            read_sse(&addr, "/events", Duration::from_secs(15), |ev| {
+                ev.iter().any(|(e, _)| e == "config_reloaded")
+            })
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        daemon.signal("HUP");
+        reloaded = reader.join().unwrap();
+    });
+    let (_, data) = reloaded
+        .iter()
+        .find(|(e, _)| e == "config_reloaded")
+        .unwrap_or_else(|| panic!("no config_reloaded in {reloaded:?}"));
+    assert!(data.contains("output cloud added"), "{data}");
+    let s = json(&format!("{control}/status"));
+    assert_eq!(s["outputs"][0]["name"], "cloud", "{s}");
+    assert_eq!(s["config"]["reloads"], 1);
+    assert!(s["config"]["restart_needed"].as_array().unwrap().is_empty());
+
+    // SIGHUP with an invalid file: every error logged, everything keeps running.
+    std::fs::write(
+        &config,
+        format!("{with_output}\n[input]\nkind = \"bogus\"\n"),
+    )
+    .unwrap();
+    daemon.signal("HUP");
+    wait_for("the rejected reload", Duration::from_secs(10), || {
+        let s = json(&format!("{control}/status"));
+        (s["config"]["reload_failures"] == 1).then_some(())
+    });
+    assert!(daemon.log_text().contains("reload rejected"));
+    let s = json(&format!("{control}/status"));
+    assert_eq!(s["outputs"][0]["name"], "cloud", "the running config stays");
+    // The origin's sequence went on without a hole across both reloads.
+    std::thread::sleep(Duration::from_secs(3));
+    let seq_after = media_sequence_of(&daemon);
+    assert!(seq_after >= seq_before, "{seq_before} → {seq_after}");
+    let playlist = get_text(&daemon.url("/live/240p/index.m3u8")).unwrap();
+    assert!(!playlist.contains("DISCONTINUITY"), "{playlist}");
+    assert_eq!(s["input"]["state"], "ok");
+}
+
+fn media_sequence_of(daemon: &Daemon) -> u64 {
+    let text = get_text(&daemon.url("/live/240p/index.m3u8")).expect("playlist");
+    media_sequence(&text).expect("media sequence")
+}
+
+#[test]
+fn systemd_analyze_verify_prints_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let unit = std::fs::read_to_string(repo_root().join("systemd/twincast.service")).unwrap();
+    // verify checks that the binaries exist: point the unit at the one cargo built.
+    let unit = unit.replace("/usr/bin/twincast", env!("CARGO_BIN_EXE_twincast"));
+    let path = dir.path().join("twincast.service");
+    std::fs::write(&path, unit).unwrap();
+    let (ok, out, err) = run("systemd-analyze", &["verify", path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        format!("{out}{err}"),
+        "",
+        "systemd-analyze verify complained"
+    );
+}
