@@ -63,7 +63,10 @@ pub fn config_from_shipped(
     }
     if !text.contains("dvr_dir") {
         let dvr_dir = dir.join(format!("dvr-{name}")).display().to_string();
-        text = text.replace("[origin]\n", &format!("[origin]\ndvr_dir = \"{dvr_dir}\"\n"));
+        text = text.replace(
+            "[origin]\n",
+            &format!("[origin]\ndvr_dir = \"{dvr_dir}\"\n"),
+        );
     }
     let path = dir.join(name);
     std::fs::File::create(&path)
