@@ -531,3 +531,191 @@ secondary = "http://127.0.0.1:{r2}/cm"
     }
     assert_no_secret(&d);
 }
+
+/// The daemon with extra environment variables.
+fn start_daemon_env(config: &Path, origin: u16, log: PathBuf, env: &[(&str, &Path)]) -> Daemon {
+    let log_file = std::fs::File::create(&log).expect("log file");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_twincast"));
+    cmd.args(["run", "--config"]).arg(config);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .expect("start twincast");
+    Daemon {
+        child,
+        origin: format!("http://127.0.0.1:{origin}"),
+        log,
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn rtmp_peer_down_at_start_then_a_stalled_primary() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pa, pp, pb) = (free_port(), free_port(), free_port());
+    let mut a = Nginx::start(&dir.path().join("a"), pa);
+    let proxy = Proxy::start(pp, pa);
+    let key = key_file(dir.path());
+    let (origin, control) = (free_port(), free_port());
+    // The secondary (pb) is down when the daemon starts.
+    let cfg = config_with(
+        dir.path(),
+        "stall",
+        origin,
+        control,
+        &rtmp_output("cloud", pp, pb, &key, "rtmp://127.0.0.1"),
+    );
+    let started = Instant::now();
+    let mut d = Daemon::start(&cfg, origin, dir.path().join("daemon.log"));
+    wait_for("the origin", Duration::from_secs(20), || {
+        get_text(&d.url("/live/master.m3u8"))
+    });
+    eprintln!(
+        "origin up {:?} after start with a dead secondary",
+        started.elapsed()
+    );
+    wait_recordings(&a, 50_000, Duration::from_secs(45));
+
+    // The secondary appears: it is caught up from the backlog.
+    let mut b = Nginx::start(&dir.path().join("b"), pb);
+    wait_recordings(&b, 50_000, Duration::from_secs(15));
+
+    // Stall the primary.
+    std::thread::sleep(Duration::from_secs(2));
+    let before: Vec<usize> = RENDITIONS
+        .iter()
+        .map(|(r, _, _)| a.recordings(&format!("cam_{r}")).len())
+        .collect();
+    let stall_lines = |d: &Daemon, r: &str| {
+        let needle = format!("cloud primary {r} ");
+        d.log_text()
+            .lines()
+            .filter(|l| l.contains(&needle) && l.contains("no progress"))
+            .count()
+    };
+    let early: Vec<usize> = RENDITIONS
+        .iter()
+        .map(|(r, _, _)| stall_lines(&d, r))
+        .collect();
+    assert_eq!(
+        early,
+        [0, 0],
+        "stalls reported before the stall:\n{}",
+        d.log_text()
+    );
+    proxy
+        .forwarding
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let stalled = Instant::now();
+    let mut detect = Vec::new();
+    for (r, _, _) in RENDITIONS {
+        let ok = wait_until(Duration::from_secs(15), || stall_lines(&d, r) > 0);
+        assert!(ok, "{r}: the stall was not detected:\n{}", d.log_text());
+        detect.push(stalled.elapsed());
+    }
+    eprintln!("stall detected after {detect:?}");
+    std::thread::sleep(Duration::from_secs(3));
+    let rss = rss_kib(d.child.id());
+    eprintln!("daemon RSS during the stall: {rss} KiB");
+    proxy
+        .forwarding
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    for ((r, _, _), n) in RENDITIONS.iter().zip(&before) {
+        let ok = wait_until(Duration::from_secs(15), || {
+            a.recordings(&format!("cam_{r}")).len() > *n
+        });
+        assert!(ok, "{r}: the primary did not come back after the stall");
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert_origin_contiguous(&d, "240p");
+    let status = d.stop();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "daemon exit: {status:?}"
+    );
+    a.kill();
+    b.kill();
+
+    for (r, w, h) in RENDITIONS {
+        let stream = format!("cam_{r}");
+        let prim = peers_files(&dir.path().join("a"), &stream);
+        let first = probe_flv(&prim[0]);
+        let sec = peers_files(&dir.path().join("b"), &stream);
+        assert_eq!(sec.len(), 1, "{r}: the secondary never broke");
+        let sf = probe_flv(&sec[0]);
+        assert_eq!((sf.width, sf.height), (w, h));
+        assert!(
+            max_gap(&sf.video_ms) <= FRAME_MS,
+            "{r}: hole of {} ms on the secondary during the primary's stall",
+            max_gap(&sf.video_ms)
+        );
+        // Caught up: the late secondary starts with the very first fragment the primary got.
+        let k = 30;
+        let j = (0..first.video_size.len().saturating_sub(k))
+            .find(|&j| first.video_size[j..j + k] == sf.video_size[..k]);
+        assert!(
+            j.is_some_and(|j| j <= 30),
+            "{r}: the late secondary starts at primary frame {j:?}, not at the start"
+        );
+    }
+    for t in &detect {
+        assert!(*t < Duration::from_secs(6), "stall detection took {t:?}");
+    }
+    assert!(rss < 400_000, "RSS {rss} KiB");
+    assert_no_secret(&d);
+}
+
+#[test]
+fn rtmps_through_a_tls_proxy_with_a_test_ca() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pn, pt, pdead) = (free_port(), free_port(), free_port());
+    let nginx = Nginx::start(&dir.path().join("n"), pn);
+    let ca = test_ca();
+    tls_proxy(pt, pn, &ca);
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.ca_pem).expect("ca");
+    let key = key_file(dir.path());
+    let (origin, control) = (free_port(), free_port());
+    let cfg = config_with(
+        dir.path(),
+        "tls",
+        origin,
+        control,
+        &rtmp_output("cloud", pt, pdead, &key, "rtmps://localhost"),
+    );
+    let mut d = start_daemon_env(
+        &cfg,
+        origin,
+        dir.path().join("daemon.log"),
+        &[("TWINCAST_EXTRA_CA_FILE", &ca_file)],
+    );
+    wait_recordings(&nginx, 50_000, Duration::from_secs(45));
+    let status = d.stop();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "daemon exit: {status:?}"
+    );
+    for (r, w, h) in RENDITIONS {
+        let rec = nginx.recordings(&format!("cam_{r}"));
+        let f = probe_flv(&rec[0]);
+        assert_eq!((f.video_codec.as_str(), f.width, f.height), ("h264", w, h));
+        assert_eq!(f.audio_codec, "aac");
+    }
+    assert_no_secret(&d);
+}

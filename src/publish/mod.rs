@@ -127,6 +127,8 @@ pub struct Task {
     pub status: DestHandle,
     pub hub: Arc<Hub>,
     pub cancel: CancellationToken,
+    /// The error of the last backoff that was logged (repeats are logged at debug level).
+    pub last_logged_error: Mutex<Option<String>>,
 }
 
 impl Task {
@@ -134,8 +136,11 @@ impl Task {
     pub fn set_state(&self, state: DestState, error: Option<&str>) {
         let error = error.map(|e| self.scrub(e));
         let mut changed = false;
+        let mut repeat = false;
         self.status.update(|s| {
             changed = s.state != state || (error.is_some() && s.last_error != error);
+            // Retrying a URL that keeps failing the same way is one event, not two per try.
+            repeat = state == DestState::Connecting && s.state == DestState::Backoff;
             s.state = state;
             if state == DestState::Connecting {
                 s.attempts += 1;
@@ -150,6 +155,16 @@ impl Task {
         if !changed {
             return;
         }
+        if let Ok(mut last) = self.last_logged_error.lock() {
+            match state {
+                DestState::Backoff => {
+                    repeat = *last == error;
+                    last.clone_from(&error);
+                }
+                DestState::Publishing => *last = None,
+                _ => {}
+            }
+        }
         let spec = &self.spec;
         let err = error.as_deref().unwrap_or("");
         let line = format!(
@@ -161,6 +176,9 @@ impl Task {
             state.as_str()
         );
         match state {
+            _ if repeat => log::debug!(
+                output = spec.output.as_str(), dest = spec.dest, track = spec.track.as_str(),
+                state = state.as_str(), error = err; "{line} {err}"),
             DestState::Backoff | DestState::Failed => log::warn!(
                 output = spec.output.as_str(), dest = spec.dest, track = spec.track.as_str(),
                 state = state.as_str(), error = err; "{line}: {err}"),
@@ -629,6 +647,7 @@ impl Publishers {
                     status,
                     hub: self.hub.clone(),
                     cancel: cancel.clone(),
+                    last_logged_error: Mutex::new(None),
                 });
                 if let Some(e) = key_error {
                     task.set_state(DestState::Failed, Some(&e));

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
+use twincast_media::rtmp::session::ACK_WINDOW;
 use twincast_media::rtmp::{ClientSession, Event, RtmpUrl};
 use twincast_media::{Codec, Sample, flv};
 
@@ -97,7 +98,10 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
     let stall = task.spec.stall;
     let mut out = Vec::with_capacity(256 * 1024);
     let mut headers_sent = false;
+    let mut progress = AckProgress::new();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
     loop {
+        progress.check(&session, stall)?;
         while let Ok(r) = rx.try_recv() {
             for event in session.handle_input(&r?)? {
                 if let Event::Send(b) = event {
@@ -129,12 +133,14 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
                 &mut out,
             );
             net::write_all_progress(&mut wr, &out, stall).await?;
+            progress.sent(out.len());
             task.mark_sent(id, out.len() as u64);
             continue;
         }
         tokio::select! {
             biased;
             _ = task.cancel.cancelled() => break,
+            _ = tick.tick() => {}
             r = rx.recv() => {
                 let data = r.ok_or(PublishError::Closed)??;
                 for event in session.handle_input(&data)? {
@@ -185,6 +191,86 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
     })
     .await;
     Ok(())
+}
+
+/// Application-level progress from the server's Acknowledgements (nginx-rtmp and most
+/// servers send one every window of bytes they receive; we learn the window from the first
+/// two). A byte sent more than a window (plus slack) beyond the last acknowledged one must
+/// have produced an acknowledgement once the server got it; if it was sent longer ago than
+/// the stall limit and none came, the peer has stopped reading, even while socket buffers
+/// still take data. Servers that never acknowledge are judged by write progress alone.
+struct AckProgress {
+    /// Bytes written since the publish started.
+    sent: u64,
+    /// Acknowledged bytes, unwrapped from the 32-bit field.
+    acked_total: u64,
+    last_ack: Option<u32>,
+    /// Largest step between two acknowledgements seen (the server's window).
+    window: u64,
+    /// (position after a write, when it was written), oldest first, unacknowledged only.
+    writes: std::collections::VecDeque<(u64, Instant)>,
+}
+
+/// Slack on top of the server's window: command bytes we do not count, rounding.
+const ACK_SLACK: u64 = 16 * 1024;
+
+impl AckProgress {
+    fn new() -> Self {
+        AckProgress {
+            sent: 0,
+            acked_total: 0,
+            last_ack: None,
+            window: u64::from(ACK_WINDOW),
+            writes: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn sent(&mut self, n: usize) {
+        self.sent += n as u64;
+        self.writes.push_back((self.sent, Instant::now()));
+        if self.writes.len() > 4096 {
+            self.writes.pop_front();
+        }
+    }
+
+    fn check(
+        &mut self,
+        session: &ClientSession,
+        stall: std::time::Duration,
+    ) -> Result<(), PublishError> {
+        let Some(acked) = session.acked() else {
+            return Ok(());
+        };
+        if self.last_ack != Some(acked) {
+            if self.last_ack.is_none() {
+                log::debug!("rtmp: the server acknowledges ({acked} bytes so far)");
+            }
+            let delta = u64::from(self.last_ack.map_or(acked, |l| acked.wrapping_sub(l)));
+            if self.last_ack.is_some() {
+                self.window = self.window.max(delta);
+            }
+            self.last_ack = Some(acked);
+            self.acked_total += delta;
+            // Acks count every byte since the handshake; re-base our count on theirs.
+            if self.acked_total > self.sent {
+                let shift = self.acked_total - self.sent;
+                self.sent += shift;
+                for w in self.writes.iter_mut() {
+                    w.0 += shift;
+                }
+            }
+            while self.writes.front().is_some_and(|w| w.0 <= self.acked_total) {
+                self.writes.pop_front();
+            }
+        }
+        let due = self.acked_total + self.window + ACK_SLACK;
+        if let Some((_, at)) = self.writes.iter().find(|w| w.0 >= due)
+            && at.elapsed() >= stall
+        {
+            return Err(NetError::Stalled(stall).into());
+        }
+        Ok(())
+    }
 }
 
 /// The RTMP timestamp of `t` (track timescale units) for this task.

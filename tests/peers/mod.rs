@@ -38,6 +38,9 @@ rtmp {{
     server {{
         listen 127.0.0.1:{port};
         chunk_size 4096;
+        # Acknowledge every 64 KiB received (default 5 MB): the publisher's stall detection
+        # reads progress from these acknowledgements.
+        ack_window 65536;
         application live {{
             live on;
             record all;

@@ -19,8 +19,12 @@ pub const HANDSHAKE_SIZE: usize = 1536;
 pub const RTMP_VERSION: u8 = 3;
 /// Outgoing chunk size announced right after the handshake.
 pub const OUT_CHUNK_SIZE: usize = 4096;
-/// Window acknowledgement size we announce (bytes the server may send before we ack).
+/// Window acknowledgement size we assume until the server announces its own.
 const DEFAULT_WINDOW: u32 = 2_500_000;
+/// Window we announce to the server: it acknowledges every this many bytes it receives, which
+/// lets the driver see whether a publish makes progress at the application level (a stalled
+/// peer can leave hundreds of kilobytes sitting in socket buffers).
+pub const ACK_WINDOW: u32 = 32 * 1024;
 
 /// Chunk streams used for outgoing messages.
 const CSID_CONTROL: u32 = 2;
@@ -67,6 +71,8 @@ pub struct ClientSession {
     stream_id: u32,
     window: u32,
     last_ack: u64,
+    /// The server's last Acknowledgement (bytes it received, mod 2^32).
+    acked: Option<u32>,
 }
 
 impl ClientSession {
@@ -95,6 +101,7 @@ impl ClientSession {
             stream_id: 0,
             window: DEFAULT_WINDOW,
             last_ack: 0,
+            acked: None,
         };
         (session, c0c1)
     }
@@ -106,6 +113,11 @@ impl ClientSession {
     /// Message stream id of the publish (valid once publishing).
     pub fn stream_id(&self) -> u32 {
         self.stream_id
+    }
+
+    /// The byte count of the server's last Acknowledgement, if it sends any.
+    pub fn acked(&self) -> Option<u32> {
+        self.acked
     }
 
     /// Feeds bytes read from the connection.
@@ -197,6 +209,7 @@ impl ClientSession {
             &(OUT_CHUNK_SIZE as u32).to_be_bytes(),
         );
         self.writer.set_chunk_size(OUT_CHUNK_SIZE);
+        self.control(out, msg::WINDOW_ACK_SIZE, &ACK_WINDOW.to_be_bytes());
         let props = vec![
             ("app".to_string(), Value::String(self.app.clone())),
             ("type".to_string(), Value::str("nonprivate")),
@@ -239,6 +252,9 @@ impl ClientSession {
             msg::SET_CHUNK_SIZE => {
                 let size = u32_at(&m.payload, "short Set Chunk Size")?;
                 self.reader.set_chunk_size(size)?;
+            }
+            msg::ACKNOWLEDGEMENT => {
+                self.acked = Some(u32_at(&m.payload, "short Acknowledgement")?);
             }
             msg::ABORT => {
                 let csid = u32_at(&m.payload, "short Abort")?;
