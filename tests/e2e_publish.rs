@@ -106,11 +106,36 @@ fn wait_recordings(peer: &Nginx, bytes: u64, timeout: Duration) {
 
 #[test]
 fn rtmp_double_push_survives_a_primary_kill() {
+    rtmp_double_push_survives_a_kill(Dest::Primary);
+}
+
+#[test]
+fn rtmp_double_push_survives_a_secondary_kill() {
+    rtmp_double_push_survives_a_kill(Dest::Secondary);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Dest {
+    Primary,
+    Secondary,
+}
+
+/// Double push to two nginx-rtmp peers; `victim` is SIGKILLed for 10 s mid-stream. In the
+/// checks below "primary" is the victim's side and "secondary" the survivor's.
+fn rtmp_double_push_survives_a_kill(victim: Dest) {
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let (p1, p2) = (free_port(), free_port());
-    let mut primary = Nginx::start(&dir.path().join("a"), p1);
-    let secondary = Nginx::start(&dir.path().join("b"), p2);
+    let (va, vb) = match victim {
+        Dest::Primary => ("a", "b"),
+        Dest::Secondary => ("b", "a"),
+    };
+    let (pa, pb) = match victim {
+        Dest::Primary => (p1, p2),
+        Dest::Secondary => (p2, p1),
+    };
+    let mut primary = Nginx::start(&dir.path().join(va), pa);
+    let secondary = Nginx::start(&dir.path().join(vb), pb);
     let key = key_file(dir.path());
     let (origin, control) = (free_port(), free_port());
     let cfg = config_with(
@@ -156,7 +181,7 @@ fn rtmp_double_push_survives_a_primary_kill() {
 
     for (r, w, h) in RENDITIONS {
         let stream = format!("cam_{r}");
-        let sec = peers_files(&dir.path().join("b"), &stream);
+        let sec = peers_files(&dir.path().join(vb), &stream);
         assert_eq!(sec.len(), 1, "{r}: one unbroken publish on the secondary");
         let facts = probe_flv(&sec[0]);
         assert_eq!(
@@ -178,7 +203,7 @@ fn rtmp_double_push_survives_a_primary_kill() {
             "{r}: hole of {} ms on the secondary",
             max_gap(&facts.video_ms)
         );
-        let prim = peers_files(&dir.path().join("a"), &stream);
+        let prim = peers_files(&dir.path().join(va), &stream);
         assert!(prim.len() >= 2, "{r}: a new publish after the outage");
         let covered = align_on(&facts, &prim, w, h, r);
         // No hole: every frame of the secondary between the primary's first and last frame
