@@ -2,6 +2,7 @@
 //! the control listener's /status, /metrics and /events, SIGHUP reloads, and the unit file.
 
 mod common;
+mod peers;
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
@@ -341,4 +342,103 @@ fn systemd_analyze_verify_prints_nothing() {
         "",
         "systemd-analyze verify complained"
     );
+}
+
+/// Segment start times of a media playlist (from the `<t>.m4s` names).
+fn segment_starts(playlist: &str) -> Vec<u64> {
+    playlist_segments(playlist)
+        .iter()
+        .filter_map(|u| u.strip_suffix(".m4s").and_then(|t| t.parse().ok()))
+        .collect()
+}
+
+#[test]
+fn sighup_moves_the_secondary_push() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mk = |name: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        peers::Nginx::start(&d, free_port())
+    };
+    let (primary, old, new) = (mk("primary"), mk("old"), mk("new"));
+    let (origin_port, control_port) = (free_port(), free_port());
+    let config = small_config(dir.path(), "move", origin_port, control_port);
+    let base = std::fs::read_to_string(&config).unwrap();
+    let output = |secondary: u16| {
+        format!(
+            "{base}\n[[output]]\nname = \"cloud\"\nprotocol = \"rtmp\"\nprimary = \"rtmp://127.0.0.1:{}/live\"\nsecondary = \"rtmp://127.0.0.1:{secondary}/live\"\nstream = \"cam\"\nrenditions = [\"240p\"]\n",
+            primary.port
+        )
+    };
+    std::fs::write(&config, output(old.port)).unwrap();
+    let daemon = Daemon::start(&config, origin_port, dir.path().join("move.log"));
+    let control = format!("http://127.0.0.1:{control_port}");
+    let addr = format!("127.0.0.1:{control_port}");
+    let size = |n: &peers::Nginx| -> u64 {
+        n.recordings("cam_240p")
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    wait_for("both URLs publishing", Duration::from_secs(90), || {
+        (size(&primary) > 20_000 && size(&old) > 20_000).then_some(())
+    });
+    let before = wait_for("segments in the origin", Duration::from_secs(60), || {
+        get_text(&daemon.url("/live/240p/index.m3u8")).filter(|p| segment_starts(p).len() >= 2)
+    });
+    let first_before = segment_starts(&before)[0];
+
+    // Move the secondary; the primary and the origin must not notice.
+    std::fs::write(&config, output(new.port)).unwrap();
+    let mut events = Vec::new();
+    let new_url = format!("127.0.0.1:{}", new.port);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            read_sse(&addr, "/events", Duration::from_secs(60), |ev| {
+                ev.iter().any(|(e, d)| {
+                    e == "output_connected" && d.contains("secondary") && d.contains(&new_url)
+                })
+            })
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        daemon.signal("HUP");
+        events = reader.join().unwrap();
+    });
+    assert!(
+        events.iter().any(|(e, _)| e == "config_reloaded"),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|(e, d)| e == "output_connected" && d.contains(&new_url)),
+        "no output_connected for the new secondary: {events:?}\n{}",
+        daemon.log_text()
+    );
+    wait_for("the new secondary records", Duration::from_secs(60), || {
+        (size(&new) > 20_000).then_some(())
+    });
+    let old_size = size(&old);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(size(&old), old_size, "the old secondary still receives");
+    let s = json(&format!("{control}/status"));
+    let secondary = s["outputs"][0]["secondary"].as_str().unwrap_or_default();
+    assert!(secondary.contains(&new_url), "{s}");
+
+    // The origin's window runs on without a hole across the reload.
+    let after = get_text(&daemon.url("/live/240p/index.m3u8")).unwrap();
+    assert!(!after.contains("DISCONTINUITY"), "{after}");
+    let starts = segment_starts(&after);
+    assert!(
+        starts.contains(&first_before),
+        "window lost {first_before}: {after}"
+    );
+    let steps: Vec<u64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        steps.iter().all(|d| *d == steps[0]),
+        "segments not contiguous: {starts:?}"
+    );
+    assert!(starts.len() > segment_starts(&before).len());
 }

@@ -145,8 +145,9 @@ async fn events(State(ops): State<Arc<Ops>>) -> Response {
         .into_response()
 }
 
-/// Key of one publisher task in the registry.
-type DestKey = (String, &'static str, String);
+/// Key of one publisher task in the registry: output, dest, track, URL (a reload that moves a
+/// URL makes a new task).
+type DestKey = (String, &'static str, String, String);
 
 /// One tick a second: readiness, input loss, output transitions, heartbeats, `STATUS=`.
 async fn operations_loop(ops: Arc<Ops>, cancel: CancellationToken) {
@@ -218,7 +219,7 @@ fn check_outputs(ops: &Ops, seen: &mut HashMap<DestKey, DestState>) {
     let dests = ops.registry.dests();
     let mut present = Vec::with_capacity(dests.len());
     for d in dests {
-        let key: DestKey = (d.output.clone(), d.dest, d.track.clone());
+        let key: DestKey = (d.output.clone(), d.dest, d.track.clone(), d.url.clone());
         present.push(key.clone());
         let before = seen.insert(key, d.state);
         let was_publishing = before == Some(DestState::Publishing);
@@ -243,7 +244,23 @@ fn check_outputs(ops: &Ops, seen: &mut HashMap<DestKey, DestState>) {
         }
     }
     // Destinations removed by a reload.
-    seen.retain(|k, _| present.contains(k));
+    let removed: Vec<(DestKey, DestState)> = seen
+        .iter()
+        .filter(|(k, _)| !present.contains(k))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    for ((output, dest, track, url), state) in removed {
+        seen.remove(&(output.clone(), dest, track.clone(), url));
+        if state == DestState::Publishing {
+            ops.emit(Event::OutputDisconnected {
+                output,
+                dest: dest.to_string(),
+                track,
+                state: "removed".to_string(),
+                error: Some("removed by a configuration reload".to_string()),
+            });
+        }
+    }
 }
 
 /// Pets the watchdog at `interval` only while frames and fragments flow.
