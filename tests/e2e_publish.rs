@@ -744,3 +744,89 @@ fn rtmps_through_a_tls_proxy_with_a_test_ca() {
     }
     assert_no_secret(&d);
 }
+
+/// CPU ticks (user + system) of the daemon's tokio worker threads (where every publish task
+/// runs), and of the whole process.
+fn cpu_ticks(pid: u32) -> (u64, u64) {
+    let mut workers = 0;
+    let mut all = 0;
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return (0, 0);
+    };
+    for t in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let comm = &stat[stat.find('(').map_or(0, |i| i + 1)..close];
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let ticks: u64 = fields
+            .get(11)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            + fields
+                .get(12)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        all += ticks;
+        if comm.starts_with("tokio-runtime") {
+            workers += ticks;
+        }
+    }
+    (workers, all)
+}
+
+/// Benchmark for the note: publish cost of a second URL, and RSS with a full backlog on a dead
+/// URL. `cargo test --release --test e2e_publish -- --ignored --nocapture bench_publish`
+#[test]
+#[ignore]
+fn bench_publish_cost() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (p1, p2, dead) = (free_port(), free_port(), free_port());
+    let _a = Nginx::start(&dir.path().join("a"), p1);
+    let _b = Nginx::start(&dir.path().join("b"), p2);
+    let key = key_file(dir.path());
+    let hz = 100.0; // USER_HZ
+    let run = |name: &str, secondary: Option<u16>, warm: u64, secs: u64| {
+        let (origin, control) = (free_port(), free_port());
+        let mut out = format!(
+            "\n[[output]]\nname = \"cloud\"\nprotocol = \"rtmp\"\nprimary = \"rtmp://127.0.0.1:{p1}/live\"\nstream = \"{name}\"\nkey_file = \"{}\"\n",
+            key.display()
+        );
+        if let Some(s) = secondary {
+            out.push_str(&format!("secondary = \"rtmp://127.0.0.1:{s}/live\"\n"));
+        }
+        let cfg = config_from_shipped(dir.path(), &format!("{name}.toml"), origin, control, &[]);
+        let mut text = std::fs::read_to_string(&cfg).expect("cfg");
+        text.push_str(&out);
+        std::fs::write(&cfg, text).expect("cfg");
+        let mut d = Daemon::start(&cfg, origin, dir.path().join(format!("{name}.log")));
+        std::thread::sleep(Duration::from_secs(warm));
+        let (w0, a0) = cpu_ticks(d.child.id());
+        std::thread::sleep(Duration::from_secs(secs));
+        let (w1, a1) = cpu_ticks(d.child.id());
+        let rss = rss_kib(d.child.id());
+        d.stop();
+        let w = (w1 - w0) as f64 / hz / secs as f64 * 100.0;
+        let a = (a1 - a0) as f64 / hz / secs as f64 * 100.0;
+        eprintln!(
+            "{name}: tokio workers {w:.2} % of a core, process {a:.1} %, RSS {} MiB",
+            rss / 1024
+        );
+        (w, a, rss)
+    };
+    let one = run("one_url", None, 10, 30);
+    let two = run("two_urls", Some(p2), 10, 30);
+    let deadurl = run("dead_secondary", Some(dead), 40, 5);
+    eprintln!(
+        "second URL: +{:.2} % of a core on the tokio workers (+{:.1} % process); \
+         RSS with a full 30 s backlog on a dead URL: {} MiB vs {} MiB with one URL",
+        two.0 - one.0,
+        two.1 - one.1,
+        deadurl.2 / 1024,
+        one.2 / 1024
+    );
+}
