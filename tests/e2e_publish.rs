@@ -830,3 +830,41 @@ fn bench_publish_cost() {
         one.2 / 1024
     );
 }
+
+#[test]
+fn cmaf_403_backs_off_shows_in_status_and_recovers() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let rx = Receiver::start(port);
+    *rx.answer.lock().unwrap() = 403;
+    let (origin, control) = (free_port(), free_port());
+    let outputs = format!(
+        "\n[[output]]\nname = \"cm\"\nprotocol = \"cmaf\"\nprimary = \"http://user:{PASSWORD}@127.0.0.1:{port}/cm\"\nmethod = \"PUT\"\n"
+    );
+    let cfg = config_with(dir.path(), "forbidden", origin, control, &outputs);
+    let mut d = Daemon::start(&cfg, origin, dir.path().join("daemon.log"));
+    let status = wait_for("403 in the status", Duration::from_secs(40), || {
+        get_text(&format!("http://127.0.0.1:{control}/status")).filter(|s| s.contains("HTTP 403"))
+    });
+    assert!(
+        !status.contains(PASSWORD),
+        "a password in the status: {status}"
+    );
+    let tries = rx.requests().len();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(rx.requests().len() > tries, "retries continue after a 403");
+    *rx.answer.lock().unwrap() = 200;
+    wait_for(
+        "segments after the 403 is lifted",
+        Duration::from_secs(15),
+        || {
+            rx.requests()
+                .iter()
+                .any(|r| r.complete && r.method == "PUT" && r.body.get(4..8) == Some(b"styp"))
+                .then_some(())
+        },
+    );
+    d.stop();
+    assert_no_secret(&d);
+}
