@@ -442,3 +442,226 @@ fn sighup_moves_the_secondary_push() {
     );
     assert!(starts.len() > segment_starts(&before).len());
 }
+
+/// Runs a script from `scripts/` with `TWINCAST_BIN` pointing at the built binary.
+fn script(name: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(repo_root().join("scripts").join(name))
+        .args(args)
+        .env("TWINCAST_BIN", env!("CARGO_BIN_EXE_twincast"))
+        .output()
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const SCRIPTS: [&str; 4] = [
+    "twincast-diag",
+    "twincast-set-ingest",
+    "twincast-pair-check",
+    "twincast-watch",
+];
+
+#[test]
+fn scripts_have_help_and_pass_shellcheck() {
+    for name in SCRIPTS {
+        let (code, out, err) = script(name, &["--help"]);
+        assert_eq!(code, 0, "{name} --help: {err}");
+        assert!(out.starts_with(&format!("usage: {name}")), "{name}: {out}");
+    }
+    let mut all: Vec<String> = std::fs::read_dir(repo_root().join("scripts"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().display().to_string())
+        .collect();
+    all.sort();
+    let args: Vec<&str> = all.iter().map(String::as_str).collect();
+    let (ok, out, err) = run("shellcheck", &args);
+    assert!(ok, "shellcheck:\n{out}{err}");
+}
+
+#[test]
+fn scripts_against_a_live_daemon() {
+    use std::os::unix::fs::PermissionsExt;
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (origin_port, control_port) = (free_port(), free_port());
+    let (dead_a, dead_b, dead_c) = (free_port(), free_port(), free_port());
+    let config = small_config(dir.path(), "field", origin_port, control_port);
+    let key = dir.path().join("cloud.key");
+    std::fs::write(&key, "?key=KEYs3cret\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[output]]\nname = \"cloud\"\nprotocol = \"rtmp\"\nprimary = \"rtmp://ops:pa55word@127.0.0.1:{dead_a}/live?token=s3cretTOKEN\"\nsecondary = \"rtmp://127.0.0.1:{dead_b}/live\"\nstream = \"cam\"\nkey_file = \"{}\"\n",
+        key.display()
+    ));
+    std::fs::write(&config, &text).unwrap();
+    let daemon = Daemon::start(&config, origin_port, dir.path().join("field.log"));
+    let control = format!("127.0.0.1:{control_port}");
+    let cfg = config.to_str().unwrap();
+    wait_for("ready", Duration::from_secs(90), || {
+        get_text(&format!("http://{control}/status"))
+            .filter(|t| t.contains("\"ready\": true"))
+            .map(|_| ())
+    });
+
+    // watch: one screen.
+    let (code, out, err) = script("twincast-watch", &["--once", "--control", &control]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("summary: 2 renditions"), "{out}");
+
+    // diag: a bundle with everything and no secret.
+    let bundle = dir.path().join("diag.tar.gz");
+    let log = daemon.log.to_str().unwrap().to_string();
+    let (code, out, err) = script(
+        "twincast-diag",
+        &[
+            "--config",
+            cfg,
+            "--control",
+            &control,
+            "--log",
+            &log,
+            "--output",
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let unpacked = dir.path().join("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let (ok, _, err) = run(
+        "tar",
+        &[
+            "-xzf",
+            bundle.to_str().unwrap(),
+            "-C",
+            unpacked.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let root = std::fs::read_dir(&unpacked)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    for file in [
+        "status.txt",
+        "status.json",
+        "metrics.txt",
+        "config.toml",
+        "journal.txt",
+        "probe.txt",
+        "versions.txt",
+        "clock.txt",
+    ] {
+        let body = std::fs::read_to_string(root.join(file))
+            .unwrap_or_else(|e| panic!("{file} missing from the bundle: {e}"));
+        assert!(!body.trim().is_empty(), "{file} is empty");
+        for secret in ["pa55word", "s3cretTOKEN", "KEYs3cret"] {
+            assert!(
+                !body.contains(secret),
+                "{secret} leaked into {file}:\n{body}"
+            );
+        }
+    }
+    let redacted = std::fs::read_to_string(root.join("config.toml")).unwrap();
+    assert!(redacted.contains("[[output]]") && redacted.contains("REDACTED"));
+    assert!(
+        redacted.contains(&format!("127.0.0.1:{dead_b}/live")),
+        "{redacted}"
+    );
+
+    // set-ingest: move the secondary, see it in the status, move it back: the file round-trips.
+    let original = std::fs::read_to_string(&config).unwrap();
+    let new_secondary = format!("rtmp://127.0.0.1:{dead_c}/live");
+    let (code, out, err) = script(
+        "twincast-set-ingest",
+        &[
+            "--config",
+            cfg,
+            "--control",
+            &control,
+            "cloud",
+            "--secondary",
+            &new_secondary,
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}\n{}", daemon.log_text());
+    assert!(
+        out.contains(&new_secondary),
+        "the new state is shown: {out}"
+    );
+    let s = json(&format!("http://{control}/status"));
+    assert_eq!(s["outputs"][0]["secondary"], new_secondary.as_str(), "{s}");
+    let old_secondary = format!("rtmp://127.0.0.1:{dead_b}/live");
+    let (code, out, err) = script(
+        "twincast-set-ingest",
+        &[
+            "--config",
+            cfg,
+            "--control",
+            &control,
+            "cloud",
+            "--secondary",
+            &old_secondary,
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), original);
+    // An invalid URL is refused and nothing changes.
+    let (code, _, err) = script(
+        "twincast-set-ingest",
+        &["--config", cfg, "cloud", "--primary", "ftp://nowhere/live"],
+    );
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("invalid"), "{err}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), original);
+    let (code, _, err) = script(
+        "twincast-set-ingest",
+        &["--config", cfg, "nope", "--no-secondary"],
+    );
+    assert_eq!(code, 65, "{err}");
+}
+
+#[test]
+fn pair_check_says_locked_for_two_daemons_with_the_same_config() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<(u16, u16)> = (0..2).map(|_| (free_port(), free_port())).collect();
+    let daemons: Vec<Daemon> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (o, c))| {
+            let config = small_config(dir.path(), &format!("box{i}"), *o, *c);
+            Daemon::start(&config, *o, dir.path().join(format!("box{i}.log")))
+        })
+        .collect();
+    for d in &daemons {
+        wait_for("two segments on each box", Duration::from_secs(90), || {
+            get_text(&d.url("/live/240p/index.m3u8"))
+                .filter(|p| playlist_segments(p).len() >= 2)
+                .map(|_| ())
+        });
+    }
+    let control_a = format!("127.0.0.1:{}", ports[0].1);
+    let control_b = format!("127.0.0.1:{}", ports[1].1);
+    let (code, out, err) = script(
+        "twincast-pair-check",
+        &[
+            "--control-a",
+            &control_a,
+            "--control-b",
+            &control_b,
+            &daemons[0].origin,
+            &daemons[1].origin,
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("240p:") && out.contains("audio:"), "{out}");
+    assert!(out.trim_end().ends_with("LOCKED"), "{out}");
+    assert!(!out.contains("NOT LOCKED"), "{out}");
+}
