@@ -512,6 +512,8 @@ struct Running {
     output: Output,
     cancel: CancellationToken,
     handles: Vec<JoinHandle<()>>,
+    /// Which start this is (tests tell a restarted output from an untouched one).
+    generation: u64,
 }
 
 /// Every output's tasks.
@@ -521,6 +523,7 @@ pub struct Publishers {
     cancel: CancellationToken,
     settings: Settings,
     running: Mutex<HashMap<String, Running>>,
+    starts: std::sync::atomic::AtomicU64,
 }
 
 impl Publishers {
@@ -549,6 +552,7 @@ impl Publishers {
             cancel,
             settings,
             running: Mutex::new(HashMap::new()),
+            starts: std::sync::atomic::AtomicU64::new(0),
         });
         publishers.reconcile(&config.output);
         publishers
@@ -662,6 +666,9 @@ impl Publishers {
             output: o.clone(),
             cancel,
             handles,
+            generation: self
+                .starts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -686,6 +693,61 @@ impl Publishers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(outputs: &str) -> Config {
+        let shipped =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/twincast.toml"))
+                .expect("shipped config");
+        crate::config::parse_str(
+            &format!("{shipped}{outputs}"),
+            std::path::Path::new("t.toml"),
+        )
+        .expect("valid config")
+        .config
+    }
+
+    const A: &str = "\n[[output]]\nname = \"a\"\nprotocol = \"rtmp\"\nprimary = \"rtmp://127.0.0.1:1/live\"\nsecondary = \"rtmp://127.0.0.1:2/live\"\nrenditions = [\"720p\"]\n";
+    const B: &str =
+        "\n[[output]]\nname = \"b\"\nprotocol = \"cmaf\"\nprimary = \"http://127.0.0.1:1/in\"\n";
+    const B2: &str =
+        "\n[[output]]\nname = \"b\"\nprotocol = \"cmaf\"\nprimary = \"http://127.0.0.1:3/in\"\n";
+    const C: &str =
+        "\n[[output]]\nname = \"c\"\nprotocol = \"smooth\"\nprimary = \"http://127.0.0.1:1/in\"\n";
+
+    #[tokio::test]
+    async fn reconcile_touches_only_what_changed() {
+        let first = config(&format!("{A}{B}"));
+        let hub = Hub::new(["720p", "480p", "360p", "audio"].map(String::from));
+        let registry = Registry::new();
+        let p = Publishers::start(&first, &hub, registry.clone(), CancellationToken::new());
+        let count = |o: &str| registry.dests().iter().filter(|d| d.output == o).count();
+        assert_eq!(count("a"), 2, "one rendition × two URLs");
+        assert_eq!(count("b"), 4, "three renditions + audio × one URL");
+        let generation = |name: &str| p.running().get(name).map(|r| r.generation);
+        let (ga, gb) = (generation("a"), generation("b"));
+
+        // b's URL changes, c is new; a is the same.
+        let second = config(&format!("{A}{B2}{C}"));
+        p.reconcile(&second.output);
+        assert_eq!(generation("a"), ga, "an unchanged output is not touched");
+        assert_ne!(generation("b"), gb, "a changed output restarts");
+        assert!(generation("c").is_some());
+        assert_eq!(count("b"), 4);
+        assert!(
+            registry
+                .dests()
+                .iter()
+                .any(|d| d.output == "b" && d.url.contains(":3/"))
+        );
+
+        // a is removed.
+        let third = config(&format!("{B2}{C}"));
+        p.reconcile(&third.output);
+        assert!(generation("a").is_none());
+        assert_eq!(count("a"), 0);
+        p.shutdown().await;
+        assert!(p.running().is_empty());
+    }
 
     #[test]
     fn backoff_is_jittered_capped_and_resets() {
