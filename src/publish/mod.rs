@@ -513,6 +513,7 @@ struct Running {
     cancel: CancellationToken,
     handles: Vec<JoinHandle<()>>,
     /// Which start this is (tests tell a restarted output from an untouched one).
+    #[cfg(test)]
     generation: u64,
 }
 
@@ -523,6 +524,7 @@ pub struct Publishers {
     cancel: CancellationToken,
     settings: Settings,
     running: Mutex<HashMap<String, Running>>,
+    #[cfg(test)]
     starts: std::sync::atomic::AtomicU64,
 }
 
@@ -552,6 +554,7 @@ impl Publishers {
             cancel,
             settings,
             running: Mutex::new(HashMap::new()),
+            #[cfg(test)]
             starts: std::sync::atomic::AtomicU64::new(0),
         });
         publishers.reconcile(&config.output);
@@ -666,6 +669,7 @@ impl Publishers {
             output: o.clone(),
             cancel,
             handles,
+            #[cfg(test)]
             generation: self
                 .starts
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
