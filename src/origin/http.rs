@@ -125,7 +125,11 @@ pub async fn handle<B>(origin: &Arc<Origin>, req: &Request<B>) -> Response<Body>
             Some(text) => Some(text_object(text, HLS_TYPE)),
             None => return not_ready(),
         },
-        ["live", "manifest.mpd"] => match origin.mpd() {
+        ["live", "manifest.mpd"] => match origin.mpd(
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok()),
+        ) {
             Some(text) => Some(text_object(text, MPD_TYPE)),
             None => return not_ready(),
         },

@@ -554,8 +554,10 @@ impl Origin {
         Some(playlist.render())
     }
 
-    /// The DASH MPD over the same files, once every track has its init segment.
-    pub fn mpd(&self) -> Option<String> {
+    /// The DASH MPD over the same files, once every track has its init segment. `host` (the
+    /// request's Host header) makes the UTCTiming URL absolute: some clients (GStreamer's
+    /// dashdemux) do not resolve a relative one.
+    pub fn mpd(&self, host: Option<&str>) -> Option<String> {
         let mut representations = Vec::new();
         for (i, t) in self.tracks.iter().enumerate() {
             let init = self.init_of(i)?;
@@ -602,7 +604,10 @@ impl Origin {
                 min_buffer_time_ns: seg,
                 // Audio segments end on the AAC frame at or after the video boundary.
                 max_segment_duration_ns: seg + seg / 10,
-                utc_timing_url: "/time".to_string(),
+                utc_timing_url: match host.filter(|h| valid_host(h)) {
+                    Some(h) => format!("http://{h}/time"),
+                    None => "/time".to_string(),
+                },
                 representations,
             }
             .render(),
@@ -649,6 +654,14 @@ impl Origin {
     pub fn allows(&self, addr: SocketAddr) -> bool {
         self.settings.allow.is_empty() || AllowEntry::any_contains(&self.settings.allow, addr.ip())
     }
+}
+
+/// A Host header value we may echo into the MPD: a name or address and a port, nothing else.
+fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
 #[cfg(test)]
@@ -716,7 +729,17 @@ mod tests {
         let (_, old) = origin.segment("v", 100 * 90_000).unwrap();
         assert!(old.ram.is_none());
         assert_eq!(origin.read_from_disk(0, &old).await.unwrap().len(), 100);
-        let mpd = origin.mpd().unwrap();
+        let mpd = origin.mpd(Some("127.0.0.1:8080")).unwrap();
+        assert!(
+            mpd.contains("value=\"http://127.0.0.1:8080/time\""),
+            "{mpd}"
+        );
+        assert!(
+            origin
+                .mpd(Some("evil\"/><x"))
+                .unwrap()
+                .contains("value=\"/time\"")
+        );
         assert!(
             mpd.contains("<S t=\"9000000\" d=\"90000\" r=\"4\"/>"),
             "{mpd}"

@@ -12,7 +12,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -30,6 +30,11 @@ use super::http::{Body, forbidden, handle};
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Header fields per request.
 pub const MAX_HEADERS: usize = 64;
+/// After a burst of at least this many concurrent connections, memory is handed back to the OS
+/// once they are gone.
+const TRIM_AFTER_BURST: usize = 256;
+/// "Once they are gone": fewer connections than this (players keep a few open).
+const QUIET_CONNECTIONS: usize = 16;
 /// Connections still open at shutdown get this long to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
@@ -54,6 +59,8 @@ pub async fn serve(
         .keep_alive(true);
     let builder = Arc::new(builder);
     let mut last_refusal_log: Option<std::time::Instant> = None;
+    let active = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -86,8 +93,15 @@ pub async fn serve(
         let origin = origin.clone();
         let builder = builder.clone();
         let cancel = cancel.clone();
+        let now_active = active.fetch_add(1, Ordering::Relaxed) + 1;
+        peak.fetch_max(now_active, Ordering::Relaxed);
+        let gauge = ConnectionGauge {
+            active: active.clone(),
+            peak: peak.clone(),
+        };
         tokio::spawn(async move {
             let _permit = permit;
+            let _gauge = gauge;
             let service = service_fn(move |req: Request<Incoming>| {
                 let origin = origin.clone();
                 async move {
@@ -112,3 +126,36 @@ pub async fn serve(
     }
     Ok(())
 }
+
+/// Counts a live connection; the last one of a burst returns freed heap memory to the OS, so a
+/// flood of connections does not leave the process's RSS raised (glibc keeps freed chunks).
+struct ConnectionGauge {
+    active: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+}
+
+impl Drop for ConnectionGauge {
+    fn drop(&mut self) {
+        let left = self.active.fetch_sub(1, Ordering::Relaxed) - 1;
+        if left < QUIET_CONNECTIONS
+            && self.peak.load(Ordering::Relaxed) >= TRIM_AFTER_BURST
+            && self.peak.swap(left, Ordering::Relaxed) >= TRIM_AFTER_BURST
+        {
+            let _ = std::thread::Builder::new()
+                .name("origin-trim".into())
+                .spawn(release_free_memory);
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_free_memory() {
+    // SAFETY: malloc_trim only walks glibc's own heap structures under its locks; it takes no
+    // pointers from us and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_memory() {}

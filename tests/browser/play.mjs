@@ -1,0 +1,118 @@
+// Headless Chromium plays a twincast origin page and reports what happened, as one JSON line.
+//
+//   node play.mjs --url http://127.0.0.1:8080/ --seconds 10 --screenshot ../../ci-artifacts/x.png
+//                 [--switch-to http://127.0.0.1:8081 --switch-after 5]
+//
+// The page (assets/index.html or assets/dash.html, served by the origin) records fatal player
+// errors in `window.twincastErrors`. We wait until `video.currentTime` has advanced `--seconds`
+// past its first value, tracking the longest interval without progress (a stall).
+//
+// Pair switch: after `--switch-after` seconds of playback we set `window.twincastRewrite` so that
+// hls.js (through its xhrSetup hook) sends every later request (playlists and segments) to the
+// other box, then require another `--seconds` of playback; requests are counted per origin.
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+function args() {
+  const out = { seconds: 10, switchAfter: 5, timeout: 120 };
+  const a = process.argv.slice(2);
+  for (let i = 0; i < a.length; i += 2) {
+    const k = a[i].replace(/^--/, '');
+    const v = a[i + 1];
+    if (k === 'url') out.url = v;
+    else if (k === 'seconds') out.seconds = Number(v);
+    else if (k === 'screenshot') out.screenshot = v;
+    else if (k === 'switch-to') out.switchTo = v;
+    else if (k === 'switch-after') out.switchAfter = Number(v);
+    else if (k === 'timeout') out.timeout = Number(v);
+    else throw new Error('unknown argument ' + a[i]);
+  }
+  if (!out.url) throw new Error('--url is required');
+  return out;
+}
+
+const opts = args();
+const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'twincast-chromium-'));
+const result = { ok: false, url: opts.url, errors: [], consoleErrors: [], advanced: 0, maxStallMs: 0, requests: {} };
+let context;
+try {
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--autoplay-policy=no-user-gesture-required',
+    ],
+    viewport: { width: 800, height: 600 },
+  });
+  const page = context.pages()[0] || await context.newPage();
+  page.on('pageerror', (e) => result.consoleErrors.push(String(e)));
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.startsWith('/live/')) {
+      result.requests[u.origin] = (result.requests[u.origin] || 0) + 1;
+    }
+  });
+  await page.goto(opts.url, { waitUntil: 'load', timeout: 30000 });
+  const deadline = Date.now() + opts.timeout * 1000;
+  const currentTime = () => page.evaluate(() => document.getElementById('video').currentTime);
+  const errors = () => page.evaluate(() => window.twincastErrors || []);
+
+  // Wait for playback to start.
+  let start = await currentTime();
+  while (start <= 0 && Date.now() < deadline) {
+    await page.waitForTimeout(250);
+    start = await currentTime();
+  }
+  if (start <= 0) throw new Error('playback never started');
+
+  // Play `seconds`, watching for stalls; returns the media time reached.
+  async function play(from, seconds) {
+    let last = from;
+    let lastProgress = Date.now();
+    while (Date.now() < deadline) {
+      const e = await errors();
+      if (e.length) throw new Error('player error: ' + e.join('; '));
+      const t = await currentTime();
+      const now = Date.now();
+      if (t > last) {
+        result.maxStallMs = Math.max(result.maxStallMs, now - lastProgress);
+        last = t;
+        lastProgress = now;
+      }
+      if (t - from >= seconds) return t;
+      await page.waitForTimeout(250);
+    }
+    throw new Error(`currentTime advanced only ${(last - from).toFixed(1)} s of ${seconds}`);
+  }
+
+  let t = start;
+  if (opts.switchTo) {
+    t = await play(t, opts.switchAfter);
+    const from = new URL(opts.url).origin;
+    await page.evaluate(([a, b]) => {
+      window.twincastRewrite = (u) => u.startsWith(a) ? b + u.slice(a.length) : u;
+    }, [from, opts.switchTo]);
+    result.switchedAt = t;
+    result.requestsBeforeSwitch = { ...result.requests };
+  }
+  t = await play(t, opts.seconds);
+  result.advanced = t - start;
+  result.errors = await errors();
+  if (opts.screenshot) {
+    fs.mkdirSync(path.dirname(opts.screenshot), { recursive: true });
+    await page.screenshot({ path: opts.screenshot });
+    result.screenshot = opts.screenshot;
+  }
+  result.ok = result.errors.length === 0;
+} catch (e) {
+  result.failure = String(e && e.message ? e.message : e);
+} finally {
+  if (context) await context.close().catch(() => {});
+  fs.rmSync(userDataDir, { recursive: true, force: true });
+}
+console.log(JSON.stringify(result));
+process.exit(result.ok ? 0 : 1);
