@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::http::{self, Body, HttpUrl};
-use super::net::{self, BoxStream};
+use super::net::{self, BoxStream, NetError};
 use super::{Carry, PublishError, SHUTDOWN_GRACE, Task, Unit};
 use crate::config::HttpMethod;
 use crate::status::DestState;
@@ -100,6 +100,18 @@ struct Conn<'a> {
 
 impl Conn<'_> {
     async fn send(&mut self, body: &[u8], what: &'static str) -> Result<(), PublishError> {
+        let reused = self.stream.is_some();
+        match self.send_once(body, what).await {
+            // A kept-alive connection the server closed while idle: once more on a new one.
+            Err(PublishError::Net(NetError::Closed | NetError::Write(_))) if reused => {
+                self.stream = None;
+                self.send_once(body, what).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send_once(&mut self, body: &[u8], what: &'static str) -> Result<(), PublishError> {
         let mut stream = match self.stream.take() {
             Some(s) => s,
             None => net::connect(&self.url.host, self.url.port, self.url.tls).await?,
