@@ -63,7 +63,10 @@ pub fn config_from_shipped(
     }
     if !text.contains("dvr_dir") {
         let dvr_dir = dir.join(format!("dvr-{name}")).display().to_string();
-        text = text.replace("[origin]\n", &format!("[origin]\ndvr_dir = \"{dvr_dir}\"\n"));
+        text = text.replace(
+            "[origin]\n",
+            &format!("[origin]\ndvr_dir = \"{dvr_dir}\"\n"),
+        );
     }
     let path = dir.join(name);
     std::fs::File::create(&path)
@@ -398,6 +401,79 @@ pub fn run(cmd: &str, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+impl Daemon {
+    /// Like [`Daemon::start`], with extra environment variables (e.g. `NOTIFY_SOCKET`).
+    pub fn start_with_env(
+        config: &Path,
+        origin_port: u16,
+        log: PathBuf,
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_twincast"))
+            .args(["run", "--config"])
+            .arg(config)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start twincast");
+        Daemon {
+            child,
+            origin: format!("http://127.0.0.1:{origin_port}"),
+            log,
+        }
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`, ...).
+    pub fn signal(&self, name: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status();
+    }
+}
+
+/// Reads server-sent events from `url` (plain HTTP on loopback) until `stop` says so or the
+/// timeout passes; returns (event, data) pairs.
+pub fn read_sse(
+    addr: &str,
+    path: &str,
+    timeout: Duration,
+    mut stop: impl FnMut(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    use std::io::{BufRead, BufReader};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect for events");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("read timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .expect("send request");
+    let mut reader = BufReader::new(stream);
+    let deadline = Instant::now() + timeout;
+    let mut events = Vec::new();
+    let mut event = String::new();
+    let mut line = String::new();
+    while Instant::now() < deadline && !stop(&events) {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {
+                let l = line.trim_end();
+                if let Some(e) = l.strip_prefix("event: ") {
+                    event = e.to_string();
+                } else if let Some(d) = l.strip_prefix("data: ") {
+                    events.push((std::mem::take(&mut event), d.to_string()));
+                }
+            }
+            Err(_) => continue,
+        }
+    }
+    events
 }
 
 /// GET `url` from a given local address (allow-list tests bind clients to 127.0.0.x); the
