@@ -247,6 +247,16 @@ pub fn render(v: &Value) -> String {
         human_duration(n(origin, "dvr_window_s")),
         segments.join(", ")
     ));
+    if origin["disk_enabled"].as_bool() == Some(true) {
+        out.push_str(&format!(
+            "        disk {} in {} files, {} errors; requests {} (denied {})\n",
+            human_bytes(n(origin, "disk_bytes")),
+            n(origin, "disk_files"),
+            n(origin, "disk_errors"),
+            n(origin, "requests"),
+            n(origin, "denied_requests"),
+        ));
+    }
     let config = &v["config"];
     out.push_str(&format!(
         "config: {}  reloads {} (rejected {})\n",

@@ -90,15 +90,36 @@ pub struct OriginInfo {
     pub listen: String,
     pub dvr_window_s: u64,
     pub tracks: Vec<OriginTrackInfo>,
+    /// The disk tier of the DVR window.
+    pub disk_enabled: bool,
+    pub disk_bytes: u64,
+    pub disk_files: u64,
+    pub disk_errors: u64,
+    pub disk_read_errors: u64,
+    pub requests: u64,
+    /// Refused by the origin's allow-list (403).
+    pub denied_requests: u64,
+    pub not_found: u64,
+    pub connections: u64,
+    pub connections_refused: u64,
+    /// Fragments the origin missed because it fell behind.
+    pub fragments_lagged: u64,
 }
 
 #[derive(Debug, Serialize)]
 pub struct OriginTrackInfo {
     pub name: String,
-    pub segments: usize,
+    pub segments: u64,
     /// Media sequence of the first and last segment in the window.
     pub first_segment: Option<u64>,
     pub last_segment: Option<u64>,
+    /// Duration the window covers, ms.
+    pub window_ms: u64,
+    pub ram_segments: u64,
+    pub ram_bytes: u64,
+    pub disk_segments: u64,
+    /// Segments that left RAM with no disk copy.
+    pub lost_without_disk: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -160,23 +181,20 @@ pub fn status(ops: &Ops) -> Status {
                 .collect(),
         })
         .collect();
-    let origin_tracks: Vec<OriginTrackInfo> = ops
-        .origin
+    let origin = ops.origin.stats();
+    let origin_tracks: Vec<OriginTrackInfo> = origin
         .tracks
         .iter()
-        .map(|t| match t.window.read() {
-            Ok(w) => OriginTrackInfo {
-                name: t.name.clone(),
-                segments: w.segments().count(),
-                first_segment: w.segments().next().map(|s| s.index),
-                last_segment: w.segments().last().map(|s| s.index),
-            },
-            Err(_) => OriginTrackInfo {
-                name: t.name.clone(),
-                segments: 0,
-                first_segment: None,
-                last_segment: None,
-            },
+        .map(|t| OriginTrackInfo {
+            name: t.name.clone(),
+            segments: t.segments,
+            first_segment: t.first_index,
+            last_segment: t.last_index,
+            window_ms: t.window_ms,
+            ram_segments: t.ram_segments,
+            ram_bytes: t.ram_bytes,
+            disk_segments: t.disk_segments,
+            lost_without_disk: t.lost_without_disk,
         })
         .collect();
     let input_state = match ops.last_frame_age_ms() {
@@ -219,6 +237,17 @@ pub fn status(ops: &Ops) -> Status {
             listen: config.origin.listen.to_string(),
             dvr_window_s: config.origin.dvr_window.as_secs(),
             tracks: origin_tracks,
+            disk_enabled: origin.disk_enabled,
+            disk_bytes: origin.disk_bytes,
+            disk_files: origin.disk_files,
+            disk_errors: origin.disk_errors,
+            disk_read_errors: origin.disk_read_errors,
+            requests: origin.requests,
+            denied_requests: origin.denied_requests,
+            not_found: origin.not_found,
+            connections: origin.connections,
+            connections_refused: origin.connections_refused,
+            fragments_lagged: origin.fragments_lagged,
         },
         config: ConfigInfo {
             path: ops.config_path.display().to_string(),
