@@ -141,6 +141,14 @@ fn systemd_notify_watchdog_and_stall() {
         "{pings} pings in 5 s at a 1 s interval"
     );
 
+    // SIGHUP: RELOADING=1, then READY=1 again.
+    daemon.signal("HUP");
+    systemd.wait("RELOADING=1", Duration::from_secs(10));
+    wait_for("READY=1 after the reload", Duration::from_secs(10), || {
+        systemd.drain();
+        (systemd.seen.iter().filter(|(_, m)| m == "READY=1").count() >= 2).then_some(())
+    });
+
     // The source stops producing: the pings stop (at most the ones already due).
     let _ = feed.kill();
     let _ = feed.wait();
@@ -320,6 +328,30 @@ fn control_status_metrics_events_and_reload() {
     let playlist = get_text(&daemon.url("/live/240p/index.m3u8")).unwrap();
     assert!(no_break(&playlist), "{playlist}");
     assert_eq!(s["input"]["state"], "ok");
+
+    // The control allow-list applies on reload: this client is not in it any more.
+    let denied = with_output.replace(
+        "heartbeat = \"1s\"\n",
+        "heartbeat = \"1s\"\nallow = [\"10.9.9.9\"]\n",
+    );
+    assert_ne!(denied, with_output);
+    std::fs::write(&config, &denied).unwrap();
+    daemon.signal("HUP");
+    wait_for(
+        "403 from the control listener",
+        Duration::from_secs(10),
+        || (http_get(&format!("{control}/status")).map(|r| r.0) == Some(403)).then_some(()),
+    );
+    let (ok, _, err) = run(
+        env!("CARGO_BIN_EXE_twincast"),
+        &["status", "--control", &addr],
+    );
+    assert!(!ok && err.contains("403"), "{err}");
+    assert_eq!(
+        http_get(&daemon.url("/live/master.m3u8")).map(|r| r.0),
+        Some(200),
+        "the origin is not affected"
+    );
 }
 
 /// A media playlist without a discontinuity or a gap.
