@@ -143,12 +143,8 @@ async fn run_async(config: Config, config_path: &Path) -> ExitCode {
     });
     crate::control::spawn(&ops, &hub, control_listener, cancel.clone());
     // Publishers: tasks connect on their own, so a dead URL never delays start-up.
-    let publishers = crate::publish::Publishers::start(
-        &config,
-        &hub,
-        registry.clone(),
-        cancel.child_token(),
-    );
+    let publishers =
+        crate::publish::Publishers::start(&config, &hub, registry.clone(), cancel.child_token());
     let apply_outputs: crate::reload::ApplyOutputs = {
         let publishers = publishers.clone();
         Box::new(move |outputs| publishers.reconcile(outputs))
