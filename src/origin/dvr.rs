@@ -235,7 +235,8 @@ impl DiskStore {
         if timescale == 0 || s.len > self.max_bytes {
             return (false, Vec::new());
         }
-        // Make room first so the bound holds while the file is written.
+        // Make room and reserve the bytes under the lock, so concurrent writers of other
+        // tracks cannot overshoot the bound together.
         let mut evicted = Vec::new();
         let mut doomed = Vec::new();
         if let Ok(mut st) = self.state.lock() {
@@ -247,11 +248,15 @@ impl DiskStore {
                 evicted.push((key.track, key.start));
                 doomed.push(path);
             }
+            st.bytes += s.len;
         }
         for p in doomed {
             let _ = fs::remove_file(p);
         }
         if let Err(e) = write_atomic(&path, data) {
+            if let Ok(mut st) = self.state.lock() {
+                st.bytes -= s.len;
+            }
             self.error("cannot write a segment", &e);
             return (false, evicted);
         }
@@ -264,7 +269,6 @@ impl DiskStore {
             if let Some((_, old)) = st.files.insert(key, (path, s.len)) {
                 st.bytes -= old;
             }
-            st.bytes += s.len;
         }
         (true, evicted)
     }

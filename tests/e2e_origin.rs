@@ -1,0 +1,664 @@
+//! End-to-end: the local origin (issue 4) with real players and hostile clients.
+//!
+//! - `origin_http_players_allow_list_and_abuse`: one small daemon; HLS/DASH text and HTTP
+//!   behaviour (ranges, validators, HEAD, CORS, 404); ffmpeg plays HLS and DASH, GStreamer
+//!   (playbin3) plays HLS; the allow-list (client bound to 127.0.0.x); path traversal, oversized
+//!   headers, 1,000 slow connections and 10,000 rapid requests with RSS back within 10 %.
+//! - `dvr_on_disk_bounded_and_reloaded_after_restart`: small `dvr_max_bytes`; the disk stays
+//!   under it, and after a restart the playlist still lists the segments written before it.
+//! - `browsers_play_hls_dash_and_switch_boxes`: headless Chromium plays the preview page (hls.js)
+//!   and the dash.js page, and an hls.js player moves from box A to box B mid-stream. Needs
+//!   `npm ci` in tests/browser (scripts/test does it) and /usr/bin/chromium.
+//!
+//! Daemons run one at a time (`serial()`); waits have generous deadlines (2 cores, shared).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+
+fn origin_config(
+    dir: &Path,
+    name: &str,
+    op: u16,
+    cp: u16,
+    origin_extra: &str,
+) -> std::path::PathBuf {
+    let path = small_config(dir, name, op, cp);
+    let text = std::fs::read_to_string(&path).expect("config");
+    let text = text.replace(
+        "dvr_window = \"5m\"\n",
+        &format!("dvr_window = \"5m\"\n{origin_extra}\n"),
+    );
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+fn wait_playlists(d: &Daemon, tracks: &[&str], n: usize, timeout: Duration) -> Vec<String> {
+    wait_for(&format!("{n} segments in every playlist"), timeout, || {
+        let mut all = Vec::new();
+        for t in tracks {
+            let text = get_text(&d.url(&format!("/live/{t}/index.m3u8")))?;
+            if playlist_segments(&text).len() < n {
+                return None;
+            }
+            all.push(text);
+        }
+        Some(all)
+    })
+}
+
+/// Sends raw bytes, returns the status line (or an empty string when the server closed).
+fn raw_request(port: u16, request: &[u8]) -> String {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.write_all(request);
+    let mut buf = [0u8; 256];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+struct Resp {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Resp {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let mut rb = client.request(method.parse().expect("method"), url);
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    let r = rb.send().unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body = r.bytes().map(|b| b.to_vec()).unwrap_or_default();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn header<'a>(r: &'a Resp, name: &str) -> &'a str {
+    r.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+fn check_hls_text(playlist: &str, segment_ticks: u64) {
+    for want in [
+        "#EXT-X-VERSION:7",
+        "#EXT-X-TARGETDURATION:3\n",
+        "#EXT-X-MAP:URI=\"init.mp4\"",
+        "#EXT-X-PROGRAM-DATE-TIME:",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+        "#EXT-X-DISCONTINUITY-SEQUENCE:",
+    ] {
+        assert!(
+            playlist.contains(want),
+            "playlist lacks {want}:\n{playlist}"
+        );
+    }
+    // The media sequence is the segment index from the epoch: first start / segment duration.
+    let first: u64 = playlist_segments(playlist)[0]
+        .trim_end_matches(".m4s")
+        .parse()
+        .expect("numeric segment name");
+    assert_eq!(
+        media_sequence(playlist),
+        Some(first / segment_ticks),
+        "{playlist}"
+    );
+}
+
+#[test]
+fn origin_http_players_allow_list_and_abuse() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (op, cp) = (free_port(), free_port());
+    // 127.0.0.1, 127.0.0.2, and 127.0.0.8–127.0.0.15 by dotted mask; 127.0.0.3 is outside.
+    let config = origin_config(
+        dir.path(),
+        "origin",
+        op,
+        cp,
+        "allow = [\"127.0.0.1\", \"127.0.0.2\", \"127.0.0.8(255.255.255.248)\"]",
+    );
+    let mut d = Daemon::start(&config, op, dir.path().join("daemon.log"));
+    let playlists = wait_playlists(&d, &["240p", "180p", "audio"], 3, Duration::from_secs(60));
+
+    // HLS text: 1 s GOP → 3 fragments per segment → 3 s segments (270 000 ticks at 90 kHz).
+    check_hls_text(&playlists[0], 270_000);
+    check_hls_text(&playlists[1], 270_000);
+    assert_eq!(media_sequence(&playlists[0]), media_sequence(&playlists[1]));
+    let master = get_text(&d.url("/live/master.m3u8")).expect("master");
+    for want in [
+        "AVERAGE-BANDWIDTH=",
+        "CODECS=\"avc1.",
+        ",mp4a.40.2\"",
+        "RESOLUTION=426x240",
+        "FRAME-RATE=30.000",
+        "TYPE=AUDIO",
+    ] {
+        assert!(master.contains(want), "master lacks {want}:\n{master}");
+    }
+
+    // DASH over the same files: every $Time$ of the video timeline is a file of the playlist.
+    let mpd = request("GET", &d.url("/live/manifest.mpd"), &[]);
+    assert_eq!(mpd.status, 200);
+    assert_eq!(header(&mpd, "content-type"), "application/dash+xml");
+    let mpd_text = String::from_utf8_lossy(&mpd.body).to_string();
+    for want in [
+        "type=\"dynamic\"",
+        "availabilityStartTime=\"1970-01-01T00:00:00Z\"",
+        "<Period id=\"0\" start=\"PT0S\">",
+        "timeShiftBufferDepth=\"PT300S\"",
+        "minimumUpdatePeriod=",
+        "suggestedPresentationDelay=",
+        "media=\"$RepresentationID$/$Time$.m4s\"",
+        "urn:mpeg:dash:utc:http-iso:2014",
+    ] {
+        assert!(mpd_text.contains(want), "MPD lacks {want}:\n{mpd_text}");
+    }
+    let first_t = mpd_text
+        .split("<S t=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("an S element");
+    let hls_now = get_text(&d.url("/live/240p/index.m3u8")).expect("playlist");
+    assert!(
+        playlist_segments(&hls_now).contains(&format!("{first_t}.m4s"))
+            || request("GET", &d.url(&format!("/live/240p/{first_t}.m4s")), &[]).status == 200,
+        "MPD time {first_t} is not a segment file"
+    );
+
+    // /time: ISO 8601 UTC within 2 s of ours.
+    let time = get_text(&d.url("/time")).expect("/time");
+    assert!(time.ends_with('Z') && time.len() == 24, "{time}");
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let hms = &time[11..19];
+    let theirs: u64 = hms
+        .split(':')
+        .fold(0, |a, p| a * 60 + p.parse::<u64>().unwrap());
+    let ours = secs % 86_400;
+    assert!(
+        theirs.abs_diff(ours) <= 2 || theirs.abs_diff(ours) >= 86_398,
+        "{time}"
+    );
+
+    // HTTP behaviour on a segment.
+    let seg_name = playlist_segments(&hls_now)
+        .last()
+        .cloned()
+        .expect("segment");
+    let url = d.url(&format!("/live/240p/{seg_name}"));
+    let full = request("GET", &url, &[]);
+    assert_eq!(full.status, 200);
+    assert_eq!(header(&full, "content-type"), "video/mp4");
+    assert_eq!(
+        header(&full, "cache-control"),
+        "max-age=31536000, immutable"
+    );
+    assert_eq!(header(&full, "access-control-allow-origin"), "*");
+    assert!(!parse_segment(&full.body, true).is_empty());
+    let etag = header(&full, "etag").to_string();
+    let last_modified = header(&full, "last-modified").to_string();
+    assert!(etag.starts_with('"') && !last_modified.is_empty());
+    let part = request("GET", &url, &[("Range", "bytes=10-109")]);
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, full.body[10..110]);
+    assert_eq!(
+        header(&part, "content-range"),
+        format!("bytes 10-109/{}", full.body.len())
+    );
+    let tail = request("GET", &url, &[("Range", "bytes=-16")]);
+    assert_eq!(tail.body, full.body[full.body.len() - 16..]);
+    let bad = request("GET", &url, &[("Range", "bytes=99999999-")]);
+    assert_eq!(bad.status, 416);
+    assert_eq!(
+        request("GET", &url, &[("If-None-Match", &etag)]).status,
+        304
+    );
+    assert_eq!(
+        request("GET", &url, &[("If-Modified-Since", &last_modified)]).status,
+        304
+    );
+    let head = request("HEAD", &url, &[]);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(header(&head, "content-length"), full.body.len().to_string());
+    let pl = request("GET", &d.url("/live/240p/index.m3u8"), &[]);
+    assert_eq!(header(&pl, "content-type"), "application/vnd.apple.mpegurl");
+    assert_eq!(header(&pl, "cache-control"), "max-age=1");
+    assert_eq!(request("GET", &d.url("/live/240p/1.m4s"), &[]).status, 404);
+    assert_eq!(
+        request("GET", &d.url("/live/nope/index.m3u8"), &[]).status,
+        404
+    );
+    assert_eq!(
+        request("POST", &d.url("/live/master.m3u8"), &[]).status,
+        405
+    );
+    let init = request("GET", &d.url("/live/audio/init.mp4"), &[]);
+    assert_eq!(
+        (init.status, header(&init, "content-type")),
+        (200, "audio/mp4")
+    );
+    let page = request("GET", &d.url("/"), &[]);
+    let page_text = String::from_utf8_lossy(&page.body).to_string();
+    assert!(page_text.contains("/assets/hls.min.js") && !page_text.contains("https://"));
+    assert_eq!(
+        request("GET", &d.url("/assets/hls.min.js"), &[]).status,
+        200
+    );
+
+    // Allow-list.
+    let ip = |last: u8| IpAddr::V4(Ipv4Addr::new(127, 0, 0, last));
+    let master_url = d.url("/live/master.m3u8");
+    assert_eq!(status_from(ip(2), &master_url), Some(200), "single address");
+    assert_eq!(
+        status_from(ip(9), &master_url),
+        Some(200),
+        "dotted-mask range"
+    );
+    assert_eq!(status_from(ip(3), &master_url), Some(403), "outsider");
+
+    // Players: ffmpeg HLS and DASH, GStreamer HLS, 10 s each without an error.
+    for (what, url) in [
+        ("HLS", d.url("/live/master.m3u8")),
+        ("DASH", d.url("/live/manifest.mpd")),
+    ] {
+        let (ok, _, err) = run(
+            "ffmpeg",
+            &[
+                "-v", "error", "-i", &url, "-map", "0", "-t", "10", "-f", "null", "-",
+            ],
+        );
+        assert!(ok && err.trim().is_empty(), "ffmpeg {what}: {err}");
+    }
+    let (_, out, err) = run(
+        "timeout",
+        &[
+            "-s",
+            "INT",
+            "18",
+            "gst-launch-1.0",
+            "-v",
+            "playbin3",
+            &format!("uri={}", d.url("/live/master.m3u8")),
+            "video-sink=fpsdisplaysink video-sink=fakesink text-overlay=false",
+            "audio-sink=fakesink sync=true",
+        ],
+    );
+    let rendered = out
+        .lines()
+        .filter_map(|l| l.split("rendered: ").nth(1))
+        .filter_map(|r| r.split(',').next()?.trim().parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        rendered >= 300 && !out.contains("ERROR") && !err.contains("ERROR"),
+        "GStreamer rendered {rendered} frames (want ≥ 10 s at 30 fps): {err}"
+    );
+
+    // Abuse. Baseline RSS once the window holds a few segments.
+    let pid = d.child.id();
+    let rss_before = rss_kib(pid).expect("rss");
+    for path in [
+        "/live/../../etc/passwd",
+        "/live/240p/../../../etc/passwd",
+        "/live/%2e%2e/%2e%2e/etc/passwd",
+        "/live/240p/..%2f..%2fetc%2fpasswd",
+        "//etc/passwd",
+        "/live/240p/-1.m4s",
+        "/live/240p/99999999999999999999999999.m4s",
+        "/assets/../Cargo.toml",
+        "/live/240p/init.mp4/..",
+    ] {
+        let status = raw_request(
+            op,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+        );
+        assert!(
+            status.contains(" 404 ") || status.contains(" 400 "),
+            "{path}: {status}"
+        );
+    }
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let status = raw_request(op, big.as_bytes());
+    assert!(
+        status.contains(" 431 ") || status.is_empty(),
+        "oversized: {status}"
+    );
+
+    // 1,000 slow clients: half a request line each, then nothing.
+    let mut slow = Vec::new();
+    for _ in 0..1000 {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", op)) {
+            let _ = s.write_all(b"GET /live/master.m3u8 HTTP/1.1\r\nHo");
+            slow.push(s);
+        }
+    }
+    assert!(
+        slow.len() >= 990,
+        "only {} slow connections opened",
+        slow.len()
+    );
+    // The origin still answers while they hang.
+    assert_eq!(
+        request("GET", &d.url("/live/master.m3u8"), &[]).status,
+        200,
+        "origin unresponsive with 1,000 slow clients"
+    );
+
+    // 10,000 rapid requests over 20 keep-alive clients.
+    let started = Instant::now();
+    let handles: Vec<_> = (0..20)
+        .map(|_| {
+            let url = url.clone();
+            let pl = d.url("/live/240p/index.m3u8");
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .expect("client");
+                let mut ok = 0;
+                for i in 0..500 {
+                    let u = if i % 5 == 0 { &pl } else { &url };
+                    if client
+                        .get(u)
+                        .send()
+                        .map(|r| r.status().is_success() && r.bytes().is_ok())
+                        .unwrap_or(false)
+                    {
+                        ok += 1;
+                    }
+                }
+                ok
+            })
+        })
+        .collect();
+    let ok: usize = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+    assert!(ok >= 9_900, "{ok} of 10,000 rapid requests succeeded");
+    eprintln!("10,000 requests in {:?}", started.elapsed());
+
+    // The slow clients are cut off by the header timeout (15 s).
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut closed = 0;
+    for s in &mut slow {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(10))));
+        let mut b = [0u8; 512];
+        // EOF (or a reset, or a 408 then EOF) means the server let go; a read timeout means it
+        // still holds the connection.
+        let gone = match s.read(&mut b) {
+            Ok(_) => true,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+        if gone {
+            closed += 1;
+        }
+    }
+    assert_eq!(
+        closed,
+        slow.len(),
+        "slow clients still connected after 40 s"
+    );
+    drop(slow);
+    std::thread::sleep(Duration::from_secs(3));
+    let rss_after = rss_kib(pid).expect("rss");
+    eprintln!("RSS before the flood {rss_before} KiB, after {rss_after} KiB");
+    assert!(
+        rss_after <= rss_before + rss_before / 10,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+    assert!(
+        matches!(d.child.try_wait(), Ok(None)),
+        "daemon died:\n{}",
+        d.log_text()
+    );
+    assert_eq!(d.stop().and_then(|s| s.code()), Some(0), "{}", d.log_text());
+    assert!(!d.log_text().contains("panicked"), "{}", d.log_text());
+}
+/// Sum of file sizes under `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                total += dir_bytes(&p);
+            } else if p.extension().is_some_and(|x| x == "m4s") {
+                total += e.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
+#[test]
+fn dvr_on_disk_bounded_and_reloaded_after_restart() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (op, cp) = (free_port(), free_port());
+    // small_config puts the disk tier in the test directory.
+    let dvr = dir.path().join("dvr-dvr");
+    let bound: u64 = 1_500_000;
+    let config = origin_config(
+        dir.path(),
+        "dvr",
+        op,
+        cp,
+        &format!("segment_fragments = 1\ndvr_max_bytes = {bound}"),
+    );
+
+    let mut d = Daemon::start(&config, op, dir.path().join("a.log"));
+    // ~0.7 Mbit/s over 3 tracks: the 1.5 MB bound is reached after ~17 s.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let on_disk = dir_bytes(&dvr);
+        assert!(
+            on_disk <= bound,
+            "disk tier holds {on_disk} bytes > {bound}"
+        );
+        if on_disk > bound * 8 / 10 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "disk tier never filled ({on_disk} bytes)\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // A few more segments so the bound has evicted something.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(dir_bytes(&dvr) <= bound);
+    let before = get_text(&d.url("/live/240p/index.m3u8")).expect("playlist");
+    assert_eq!(d.stop().and_then(|s| s.code()), Some(0), "{}", d.log_text());
+    // What is on disk once the first daemon is gone is what the second must list.
+    let on_disk_names: Vec<String> = std::fs::read_dir(dvr.join("240p"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(String::from))
+        .filter(|n| n.ends_with(".m4s"))
+        .filter_map(|n| n.split('-').nth(1).map(|t| format!("{t}.m4s")))
+        .collect();
+    assert!(!on_disk_names.is_empty());
+    let last_before = on_disk_names
+        .iter()
+        .filter_map(|n| n.trim_end_matches(".m4s").parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+
+    // Restart with room on disk, so the live segments do not push the reloaded ones out at
+    // once (with the small bound each new segment evicts the oldest, reloaded or not).
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("dvr_max_bytes = {bound}"),
+        "dvr_max_bytes = 64000000",
+    );
+    std::fs::write(&config, text).unwrap();
+    let d2 = Daemon::start(&config, op, dir.path().join("b.log"));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let after = loop {
+        let text = get_text(&d2.url("/live/240p/index.m3u8")).unwrap_or_default();
+        // Live segments after the restart follow the reloaded ones across a discontinuity
+        // (with EXT-X-GAP entries when whole segments were missed while it was down).
+        let newest_live = playlist_segments(&text)
+            .iter()
+            .filter_map(|n| n.trim_end_matches(".m4s").parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        if newest_live > last_before + 2 * 90_000 && text.contains("#EXT-X-DISCONTINUITY\n") {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no live segment after a discontinuity after the restart:\n{text}\n{}",
+            d2.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let listed = playlist_segments(&after);
+    for name in &on_disk_names {
+        assert!(
+            listed.contains(name),
+            "{name} (on disk before the restart) not listed:\n{after}"
+        );
+    }
+    assert!(after.contains("#EXT-X-DISCONTINUITY\n"), "{after}");
+    // A segment from before the restart is served, from disk.
+    let old = &on_disk_names[0];
+    let body = get_ok(&d2.url(&format!("/live/240p/{old}"))).expect("old segment served");
+    assert!(!parse_segment(&body, true).is_empty());
+    assert!(before.contains(old.as_str()) || media_sequence(&after) <= media_sequence(&before));
+    // Never more than the window (5 min) between the first and the last segment.
+    let first: u64 = listed[0].trim_end_matches(".m4s").parse().unwrap();
+    let last: u64 = listed
+        .last()
+        .unwrap()
+        .trim_end_matches(".m4s")
+        .parse()
+        .unwrap();
+    assert!(last - first <= 300 * 90_000);
+}
+
+fn browser_dir() -> std::path::PathBuf {
+    repo_root().join("tests/browser")
+}
+
+fn play_in_chromium(args: &[&str]) -> String {
+    assert!(
+        browser_dir().join("node_modules/playwright-core").exists(),
+        "run `npm ci` in tests/browser (scripts/test does it)"
+    );
+    let out = Command::new("node")
+        .arg("play.mjs")
+        .args(args)
+        .current_dir(browser_dir())
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && stdout.contains("\"ok\":true"),
+        "chromium {args:?}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn browsers_play_hls_dash_and_switch_boxes() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let artifacts = repo_root().join("ci-artifacts");
+    let (op_a, cp_a, op_b, cp_b) = (free_port(), free_port(), free_port(), free_port());
+    let config_a = origin_config(dir.path(), "box-a", op_a, cp_a, "");
+    let a = Daemon::start(&config_a, op_a, dir.path().join("a.log"));
+    wait_playlists(&a, &["240p", "180p", "audio"], 3, Duration::from_secs(60));
+
+    let shot = |name: &str| artifacts.join(name).display().to_string();
+    let hls = play_in_chromium(&[
+        "--url",
+        &a.url("/"),
+        "--seconds",
+        "10",
+        "--screenshot",
+        &shot("preview-hls.png"),
+    ]);
+    eprintln!("hls.js: {hls}");
+    let dash = play_in_chromium(&[
+        "--url",
+        &a.url("/dash.html"),
+        "--seconds",
+        "10",
+        "--screenshot",
+        &shot("preview-dash.png"),
+    ]);
+    eprintln!("dash.js: {dash}");
+
+    // Box B: same config but its ports, started later (its own start-up moment).
+    let text = std::fs::read_to_string(&config_a)
+        .unwrap()
+        .replace(&format!("127.0.0.1:{op_a}"), &format!("127.0.0.1:{op_b}"))
+        .replace(&format!("127.0.0.1:{cp_a}"), &format!("127.0.0.1:{cp_b}"))
+        .replace("dvr-box-a", "dvr-box-b");
+    let config_b = dir.path().join("box-b.toml");
+    std::fs::write(&config_b, text).unwrap();
+    let b = Daemon::start(&config_b, op_b, dir.path().join("b.log"));
+    wait_playlists(&b, &["240p", "180p", "audio"], 3, Duration::from_secs(60));
+
+    let switched = play_in_chromium(&[
+        "--url",
+        &a.url("/"),
+        "--seconds",
+        "10",
+        "--switch-after",
+        "5",
+        "--switch-to",
+        &b.origin,
+        "--screenshot",
+        &shot("pair-switch.png"),
+    ]);
+    eprintln!("switch: {switched}");
+    // B served requests after the switch, and playback never stalled for long.
+    assert!(
+        switched.contains(&format!("\"{}\":", b.origin)),
+        "{switched}"
+    );
+    let stall: u64 = switched
+        .split("\"maxStallMs\":")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(u64::MAX);
+    assert!(stall < 2_000, "playback stalled {stall} ms: {switched}");
+    drop(a);
+    drop(b);
+}
