@@ -34,7 +34,7 @@ do_install:append() {
     install -d ${D}${systemd_system_unitdir}
     install -m 0644 ${S}/systemd/twincast.service ${D}${systemd_system_unitdir}/twincast.service
     install -d ${D}${sysconfdir}/twincast
-    install -m 0640 ${S}/config/twincast.toml ${D}${sysconfdir}/twincast/twincast.toml
+    install -m 0644 ${S}/config/twincast.toml ${D}${sysconfdir}/twincast/twincast.toml
     install -d ${D}${nonarch_libdir}/tmpfiles.d
     install -m 0644 ${S}/systemd/twincast.tmpfiles ${D}${nonarch_libdir}/tmpfiles.d/twincast.conf
     install -d ${D}${bindir}
