@@ -771,7 +771,7 @@ fn cpu_ticks(pid: u32) -> (u64, u64) {
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
         all += ticks;
-        if comm.starts_with("tokio-runtime") {
+        if comm.starts_with("tokio-r") {
             workers += ticks;
         }
     }
