@@ -244,13 +244,31 @@ fn control_status_metrics_events_and_reload() {
         );
     }
 
-    // A heartbeat per track within the interval (1 s; allow scheduling slack).
-    let events = read_sse(&addr, "/events", Duration::from_secs(5), |ev| {
-        ["240p", "180p", "audio"].iter().all(|t| {
-            ev.iter()
-                .any(|(e, d)| e == "heartbeat" && d.contains(&format!("\"track\":\"{t}\"")))
-        })
+    // A heartbeat per track within the interval (1 s): read three rounds and check the spacing.
+    let started = Instant::now();
+    let mut arrivals: Vec<Instant> = Vec::new();
+    let events = read_sse(&addr, "/events", Duration::from_secs(8), |ev| {
+        let n = ev
+            .iter()
+            .filter(|(e, d)| e == "heartbeat" && d.contains("\"track\":\"240p\""))
+            .count();
+        if n > arrivals.len() {
+            arrivals.push(Instant::now());
+        }
+        n >= 3
     });
+    assert!(arrivals.len() >= 3, "{events:?}");
+    assert!(
+        arrivals[0] - started <= Duration::from_millis(1500),
+        "first heartbeat late"
+    );
+    for w in arrivals.windows(2) {
+        let gap = w[1] - w[0];
+        assert!(
+            gap <= Duration::from_millis(1400),
+            "heartbeats {gap:?} apart at a 1 s interval"
+        );
+    }
     for t in ["240p", "180p", "audio"] {
         let hb = events
             .iter()

@@ -63,6 +63,7 @@ pub fn spawn(
     ops.spawn_track_monitors(hub, cancel.clone());
     tokio::spawn(serve(listener, ops.clone(), cancel.clone()));
     tokio::spawn(operations_loop(ops.clone(), cancel.clone()));
+    tokio::spawn(heartbeat_loop(ops.clone(), cancel.clone()));
     if ops.notifier.enabled()
         && let Some(interval) = crate::notify::watchdog_interval()
     {
@@ -149,11 +150,10 @@ async fn events(State(ops): State<Arc<Ops>>) -> Response {
 /// URL makes a new task).
 type DestKey = (String, &'static str, String, String);
 
-/// One tick a second: readiness, input loss, output transitions, heartbeats, `STATUS=`.
+/// One tick a second: readiness, input loss, output transitions, `STATUS=`.
 async fn operations_loop(ops: Arc<Ops>, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_heartbeat = Instant::now();
     let mut dest_states: HashMap<DestKey, DestState> = HashMap::new();
     let mut last_status_line = String::new();
     let mut lost_since: Option<Instant> = None;
@@ -170,26 +170,48 @@ async fn operations_loop(ops: Arc<Ops>, cancel: CancellationToken) {
         }
         check_input(&ops, &config, &mut lost_since);
         check_outputs(&ops, &mut dest_states);
-        if last_heartbeat.elapsed() >= config.control.heartbeat {
-            last_heartbeat = Instant::now();
-            for (i, t) in ops.tracks.iter().enumerate() {
-                let f = ops.figures(i);
-                ops.emit(Event::Heartbeat {
-                    encoder: config.encoder.name.clone(),
-                    track: t.name.clone(),
-                    bitrate_bps: f.bitrate_bps(),
-                    fps: (f.fps() * 100.0).round() / 100.0,
-                    last_timestamp: f.last_timestamp,
-                    timescale: f.timescale,
-                    discontinuities: f.discontinuities,
-                    fragments: f.fragments,
-                });
-            }
-        }
         let line = snapshot::status(&ops).summary;
         if line != last_status_line {
             ops.notifier.status(&line);
             last_status_line = line;
+        }
+    }
+}
+
+/// A heartbeat per track every `[control] heartbeat` (its own timer, so the interval is kept
+/// exactly; a reload that changes it takes effect after the current period).
+async fn heartbeat_loop(ops: Arc<Ops>, cancel: CancellationToken) {
+    let mut period = ops
+        .config()
+        .control
+        .heartbeat
+        .max(Duration::from_millis(100));
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = beat.tick() => {}
+        }
+        let config = ops.config();
+        for (i, t) in ops.tracks.iter().enumerate() {
+            let f = ops.figures(i);
+            ops.emit(Event::Heartbeat {
+                encoder: config.encoder.name.clone(),
+                track: t.name.clone(),
+                bitrate_bps: f.bitrate_bps(),
+                fps: (f.fps() * 100.0).round() / 100.0,
+                last_timestamp: f.last_timestamp,
+                timescale: f.timescale,
+                discontinuities: f.discontinuities,
+                fragments: f.fragments,
+            });
+        }
+        let wanted = config.control.heartbeat.max(Duration::from_millis(100));
+        if wanted != period {
+            period = wanted;
+            beat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
     }
 }
