@@ -544,7 +544,9 @@ impl Origin {
         let media_sequence = w.segments().next().map(|s| s.index).unwrap_or(0);
         let playlist = MediaPlaylist {
             media_sequence,
-            discontinuity_sequence: Some(w.discontinuity_sequence),
+            // Absent means 0 (RFC 8216bis §4.4.3.3); written once a discontinuity slid out.
+            discontinuity_sequence: (w.discontinuity_sequence > 0)
+                .then_some(w.discontinuity_sequence),
             independent_segments: init.info.kind() == TrackKind::Video,
             map_uri: "init.mp4".to_string(),
             target_duration: Some(self.settings.segment_ns.div_ceil(1_000_000_000)),
