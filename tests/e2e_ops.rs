@@ -160,6 +160,12 @@ fn systemd_notify_watchdog_and_stall() {
         Instant::now(),
     );
     assert_eq!(late, 0, "pings continued after the input stopped");
+    let status = get_text(&format!("http://127.0.0.1:{control_port}/status")).unwrap_or_default();
+    assert!(
+        status.contains("\"state\": \"lost\""),
+        "input not reported lost: {status}"
+    );
+    assert!(daemon.log_text().contains("input lost: no frame for"));
     assert!(
         daemon.log_text().contains("watchdog: no fresh frames"),
         "the stall is logged; log:\n{}",
