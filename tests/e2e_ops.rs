@@ -265,13 +265,13 @@ fn control_status_metrics_events_and_reload() {
     });
     assert!(arrivals.len() >= 3, "{events:?}");
     assert!(
-        arrivals[0] - started <= Duration::from_millis(1500),
+        arrivals[0] - started <= Duration::from_millis(2000),
         "first heartbeat late"
     );
     for w in arrivals.windows(2) {
         let gap = w[1] - w[0];
         assert!(
-            gap <= Duration::from_millis(1400),
+            gap <= Duration::from_millis(1800),
             "heartbeats {gap:?} apart at a 1 s interval"
         );
     }
