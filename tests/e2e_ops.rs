@@ -480,6 +480,14 @@ fn sighup_moves_the_secondary_push() {
         "no output_connected for the new secondary: {events:?}\n{}",
         daemon.log_text()
     );
+    // The same event in the log with structured fields (journal fields under systemd).
+    let log = daemon.log_text();
+    assert!(
+        log.lines().any(|l| l.contains("connected to")
+            && l.contains(&new_url)
+            && l.contains("OUTPUT=cloud DEST=secondary TRACK=240p STATE=connected")),
+        "{log}"
+    );
     wait_for("the new secondary records", Duration::from_secs(60), || {
         (size(&new) > 20_000).then_some(())
     });
