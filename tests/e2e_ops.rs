@@ -736,3 +736,18 @@ fn pair_check_says_locked_for_two_daemons_with_the_same_config() {
     assert!(out.trim_end().ends_with("LOCKED"), "{out}");
     assert!(!out.contains("NOT LOCKED"), "{out}");
 }
+
+#[test]
+fn status_without_a_daemon_says_so() {
+    let port = free_port();
+    let out = Command::new(env!("CARGO_BIN_EXE_twincast"))
+        .args(["status", "--control", &format!("127.0.0.1:{port}")])
+        .output()
+        .expect("twincast status");
+    assert_eq!(out.status.code(), Some(69));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach the control listener") && err.contains("is the daemon running"),
+        "{err}"
+    );
+}
