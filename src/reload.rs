@@ -5,9 +5,14 @@
 //! - `[[output]]` changes (added, removed, URL, key or any other key changed) go to the
 //!   publishers' `reconcile` without touching capture or the origin.
 //! - `[control] heartbeat` and `allow` apply at once.
-//! - Changes to capture (`[input]`, `[timeline]`, `[[rendition]]`, `[audio]`), `[encoder]`,
-//!   `[origin]` or `[control] listen` are reported as needing a restart (logged, in `/status`
-//!   and in `STATUS=`); the running values stay until then.
+//! - `[input]` changes that keep the frame rate and the set of tracks (source kind, device, URI,
+//!   source size, slate) rebuild the capture pipeline on the same epoch grid: the new pipeline
+//!   starts at the next GOP boundary, fragment numbers and segment names simply continue, and
+//!   the origin and the publishers are not touched.
+//! - Other changes to capture (`[input] framerate` or audio on/off, `[timeline]`,
+//!   `[[rendition]]`, `[audio]`), `[encoder]`, `[origin]` or `[control] listen` are reported as
+//!   needing a restart (logged, in `/status` and in `STATUS=`); the running values stay until
+//!   then.
 //!
 //! systemd sees `RELOADING=1` before and `READY=1` after, whatever the outcome.
 
@@ -16,21 +21,28 @@ use std::sync::atomic::Ordering;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Config, Output};
+use crate::config::{self, AudioInput, Config, Output};
 use crate::control::{Event, Ops};
 
 /// Applies a new list of outputs to the running publishers.
 pub type ApplyOutputsFn = dyn Fn(&[Output]) + Send + Sync;
 /// An owned [`ApplyOutputsFn`].
 pub type ApplyOutputs = Box<ApplyOutputsFn>;
+/// Rebuilds the capture pipeline for a configuration whose `[input]` changed.
+pub type ApplyInputFn = dyn Fn(&Config) + Send + Sync;
+/// An owned [`ApplyInputFn`].
+pub type ApplyInput = Box<ApplyInputFn>;
+
+/// What a reload can apply live.
+#[derive(Default)]
+pub struct Appliers {
+    pub outputs: Option<ApplyOutputs>,
+    pub input: Option<ApplyInput>,
+}
 
 /// Installs the SIGHUP handler now (so an early SIGHUP never kills the daemon) and reloads on
 /// every SIGHUP until `cancel`.
-pub fn spawn(
-    ops: Arc<Ops>,
-    apply_outputs: Option<ApplyOutputs>,
-    cancel: CancellationToken,
-) -> std::io::Result<()> {
+pub fn spawn(ops: Arc<Ops>, appliers: Appliers, cancel: CancellationToken) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangup = signal(SignalKind::hangup())?;
     tokio::spawn(async move {
@@ -40,14 +52,14 @@ pub fn spawn(
                 received = hangup.recv() => if received.is_none() { return },
             }
             log::info!(state = "reloading"; "SIGHUP: reloading {}", ops.config_path.display());
-            reload(&ops, apply_outputs.as_deref());
+            reload(&ops, &appliers);
         }
     });
     Ok(())
 }
 
 /// One reload: validate, apply, report.
-pub fn reload(ops: &Ops, apply_outputs: Option<&ApplyOutputsFn>) {
+pub fn reload(ops: &Ops, appliers: &Appliers) {
     ops.notifier.reloading();
     match config::load(&ops.config_path) {
         Err(errors) => {
@@ -63,11 +75,20 @@ pub fn reload(ops: &Ops, apply_outputs: Option<&ApplyOutputsFn>) {
             let running = ops.config();
             let plan = plan(&running, &loaded.config);
             if plan.outputs_changed {
-                match apply_outputs {
+                match &appliers.outputs {
                     Some(apply) => apply(&plan.next.output),
                     None => log::warn!(
                         state = "reloaded";
                         "outputs changed but no publishers run in this build; only the status shows them"
+                    ),
+                }
+            }
+            if plan.input_changed {
+                match &appliers.input {
+                    Some(apply) => apply(&plan.next),
+                    None => log::warn!(
+                        state = "reloaded";
+                        "the input changed but this build cannot rebuild capture; restart to apply it"
                     ),
                 }
             }
@@ -92,6 +113,8 @@ pub struct Plan {
     /// taken from the file.
     pub next: Config,
     pub outputs_changed: bool,
+    /// `[input]` changed in a way the capture pipeline can be rebuilt for, on the same grid.
+    pub input_changed: bool,
     pub applied: Vec<String>,
     pub restart_needed: Vec<String>,
 }
@@ -132,9 +155,18 @@ pub fn plan(running: &Config, file: &Config) -> Plan {
     if running.control.listen != file.control.listen {
         restart_needed.push("control listen".to_string());
     }
+    // A new source on the same grid and with the same tracks is a pipeline rebuild; a new frame
+    // rate is a new grid, and audio on/off changes the tracks: those need a restart.
+    let input_live = running.input != file.input
+        && running.input.framerate == file.input.framerate
+        && (running.input.audio == AudioInput::None) == (file.input.audio == AudioInput::None);
+    if input_live {
+        applied.push("input (capture rebuilt on the same grid)".to_string());
+        next.input = file.input.clone();
+    }
     let sections = [
         ("encoder", running.encoder != file.encoder),
-        ("input", running.input != file.input),
+        ("input", running.input != file.input && !input_live),
         ("timeline", running.timeline != file.timeline),
         ("rendition", running.rendition != file.rendition),
         ("audio", running.audio != file.audio),
@@ -149,6 +181,7 @@ pub fn plan(running: &Config, file: &Config) -> Plan {
     Plan {
         next,
         outputs_changed,
+        input_changed: input_live,
         applied,
         restart_needed,
     }
@@ -214,6 +247,24 @@ stream = "cam"
         assert_eq!(p.next.rendition[0].bitrate_kbps, 600);
         assert_eq!(p.next.input.framerate, old.input.framerate);
         assert_eq!(p.next.control.heartbeat, std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_new_source_on_the_same_grid_applies_live() {
+        let old = parse(BASE);
+        let new = parse(&format!(
+            "{BASE}\n[input]\nkind = \"file\"\nuri = \"/srv/clip.mp4\"\n"
+        ));
+        let p = plan(&old, &new);
+        assert!(p.input_changed);
+        assert_eq!(p.applied, ["input (capture rebuilt on the same grid)"]);
+        assert!(p.restart_needed.is_empty());
+        assert_eq!(p.next.input.uri.as_deref(), Some("/srv/clip.mp4"));
+        // Audio off changes the set of tracks: that waits for a restart.
+        let new = parse(&format!("{BASE}\n[input]\naudio = \"none\"\n"));
+        let p = plan(&old, &new);
+        assert!(!p.input_changed);
+        assert_eq!(p.restart_needed, ["input"]);
     }
 
     #[test]

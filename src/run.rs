@@ -149,13 +149,26 @@ async fn run_async(config: Config, config_path: &Path) -> ExitCode {
         let publishers = publishers.clone();
         Box::new(move |outputs| publishers.reconcile(outputs))
     };
-    if let Err(e) = crate::reload::spawn(ops.clone(), Some(apply_outputs), cancel.clone()) {
+    // A new [input] on SIGHUP: the main loop below rebuilds capture on the same grid.
+    let (rebuild_tx, mut rebuild_rx) = tokio::sync::mpsc::channel::<Config>(2);
+    let apply_input: crate::reload::ApplyInput = Box::new(move |next| {
+        if rebuild_tx.try_send(next.clone()).is_err() {
+            log::warn!(
+                "capture: a rebuild is already pending; this reload's input waits for the next SIGHUP"
+            );
+        }
+    });
+    let appliers = crate::reload::Appliers {
+        outputs: Some(apply_outputs),
+        input: Some(apply_input),
+    };
+    if let Err(e) = crate::reload::spawn(ops.clone(), appliers, cancel.clone()) {
         log::warn!("SIGHUP reload is not available: {e}");
     }
     let package_thread = std::thread::Builder::new()
         .name("package".into())
         .spawn(move || packager.run(unit_rx));
-    let capture = match Capture::build(&config, grid, units, stats.clone()) {
+    let mut capture = match Capture::build(&config, grid, units.clone(), stats.clone()) {
         Ok(c) => c,
         Err(e) => {
             log::error!("capture: {e}");
@@ -184,22 +197,43 @@ async fn run_async(config: Config, config_path: &Path) -> ExitCode {
     log::info!("origin: http://{}/live/master.m3u8", config.origin.listen);
 
     let (bus_tx, mut bus_rx) = tokio::sync::mpsc::channel::<String>(4);
-    if let Some(bus) = capture.bus() {
-        std::thread::Builder::new()
-            .name("gst-bus".into())
-            .spawn(move || watch_bus(bus, bus_tx))
-            .ok();
-    }
+    spawn_bus_watch(&capture, &bus_tx);
 
-    let code = tokio::select! {
-        _ = shutdown_signal() => {
-            notifier.stopping();
-            log::info!("stopping: signal received");
-            ExitCode::SUCCESS
-        }
-        Some(error) = bus_rx.recv() => {
-            log::error!("capture failed: {error}");
-            ExitCode::from(EX_SOFTWARE)
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let code = loop {
+        tokio::select! {
+            _ = &mut shutdown => {
+                notifier.stopping();
+                log::info!("stopping: signal received");
+                break ExitCode::SUCCESS;
+            }
+            Some(error) = bus_rx.recv() => {
+                log::error!("capture failed: {error}");
+                break ExitCode::from(EX_SOFTWARE);
+            }
+            Some(next) = rebuild_rx.recv() => {
+                // Build first: a source that cannot be built leaves the running one alone.
+                match Capture::build(&next, grid, units.clone(), stats.clone()) {
+                    Ok(new) => {
+                        capture.stop();
+                        capture = new;
+                        if let Err(e) = capture.start() {
+                            log::error!("capture: {e}");
+                            break ExitCode::from(EX_SOFTWARE);
+                        }
+                        spawn_bus_watch(&capture, &bus_tx);
+                        log::info!(
+                            state = "rebuilt";
+                            "capture: pipeline rebuilt for the new [input] ({}); it joins the grid at the next GOP",
+                            next.input.kind.as_str()
+                        );
+                    }
+                    Err(e) => log::error!(
+                        "capture: cannot rebuild for the new [input], keeping the running source: {e}"
+                    ),
+                }
+            }
         }
     };
     // Stop in order: capture (no new units), packager (flushes), consumers, server.
@@ -217,6 +251,19 @@ async fn run_async(config: Config, config_path: &Path) -> ExitCode {
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     log::info!("stopped");
     code
+}
+
+/// Watches a capture pipeline's bus on its own thread (it ends when the pipeline stops).
+fn spawn_bus_watch(capture: &Capture, errors: &tokio::sync::mpsc::Sender<String>) {
+    if let Some(bus) = capture.bus() {
+        let errors = errors.clone();
+        let spawned = std::thread::Builder::new()
+            .name("gst-bus".into())
+            .spawn(move || watch_bus(bus, errors));
+        if let Err(e) = spawned {
+            log::warn!("capture: cannot watch the pipeline's messages: {e}");
+        }
+    }
 }
 
 /// Logs GStreamer warnings and forwards the first error.

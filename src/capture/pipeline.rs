@@ -225,6 +225,10 @@ impl Capture {
             file.stop();
         }
         let _ = self.pipeline.set_state(gst::State::Null);
+        // Ends the bus watcher's blocking wait.
+        if let Some(bus) = self.pipeline.bus() {
+            bus.set_flushing(true);
+        }
     }
 }
 
