@@ -370,6 +370,7 @@ fn sighup_with_a_new_source_rebuilds_capture_on_the_same_grid() {
         },
     );
     let init = fetch_segment(&d, "240p", "init.mp4");
+    let mut last_kbps = 0.0;
     for uri in &after {
         let seg = fetch_segment(&d, "240p", uri);
         for frag in parse_segment(&seg, true) {
@@ -390,6 +391,11 @@ fn sighup_with_a_new_source_rebuilds_capture_on_the_same_grid() {
                 frag.sequence
             );
         }
+        let secs: f64 = parse_segment(&seg, true)
+            .iter()
+            .map(|f| f.durations.iter().map(|d| f64::from(*d)).sum::<f64>() / 90_000.0)
+            .sum();
+        last_kbps = seg.len() as f64 * 8.0 / secs / 1000.0;
         let path = dir.path().join("after.mp4");
         std::fs::write(&path, [init.as_slice(), seg.as_slice()].concat()).unwrap();
         let (ok, _, err) = run(
@@ -409,6 +415,12 @@ fn sighup_with_a_new_source_rebuilds_capture_on_the_same_grid() {
             "segment {uri} after the switch does not decode: {err}"
         );
     }
+    // The ladder is unchanged: 240p keeps its CBR rate across the switch.
+    assert!(
+        (320.0..=480.0).contains(&last_kbps),
+        "240p runs at {last_kbps:.0} kbps after the reload, not 400\n{}",
+        d.log_text()
+    );
     let log = d.log_text();
     assert!(!log.contains("capture failed"), "{log}");
 }
