@@ -107,20 +107,28 @@ impl Hub {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn frag(n: u64) -> PackagedFragment {
+impl PackagedFragment {
+    /// A 2 s fragment n at 90 kHz whose bytes are `size` copies of `n as u8` (tests only).
+    pub(crate) fn for_test(n: u64, size: usize) -> Self {
         PackagedFragment {
             sequence: n,
             base_dts: n * 180_000,
             duration: 180_000,
             sample_count: 60,
             filler: false,
-            bytes: Bytes::from_static(b"x"),
-            media_bytes: 1,
+            bytes: Bytes::from(vec![n as u8; size]),
+            media_bytes: size as u64,
             samples: Arc::new(Vec::new()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frag(n: u64) -> PackagedFragment {
+        PackagedFragment::for_test(n, 1)
     }
 
     #[test]

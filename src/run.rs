@@ -240,6 +240,8 @@ async fn run_async(config: Config, config_path: &Path) -> ExitCode {
     log::info!("stopping: capture");
     capture.stop();
     drop(capture);
+    // The last sender: the packager drains what is queued, flushes and ends.
+    drop(units);
     log::info!("stopping: packager");
     if let Ok(handle) = package_thread {
         let _ = tokio::task::spawn_blocking(move || handle.join()).await;

@@ -28,6 +28,36 @@ fn wait_segments(
     })
 }
 
+/// An H.264 (+ AAC when `audio`) MP4 clip of `secs` seconds from an ffmpeg lavfi source.
+fn make_clip(dir: &std::path::Path, video: &str, secs: u32, audio: bool) -> std::path::PathBuf {
+    let file = dir.join("clip.mp4");
+    let secs = secs.to_string();
+    let mut args = vec!["-v", "error", "-y", "-f", "lavfi", "-i", video];
+    if audio {
+        args.extend([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ]);
+    }
+    args.extend([
+        "-t",
+        &secs,
+        "-c:v",
+        "libx264",
+        "-g",
+        "25",
+        file.to_str().unwrap(),
+    ]);
+    let (ok, _, err) = run("ffmpeg", &args);
+    assert!(ok, "ffmpeg could not make the clip: {err}");
+    file
+}
+
 /// init + segment bytes of one track's segment.
 fn fetch_segment(d: &Daemon, track: &str, uri: &str) -> Vec<u8> {
     get_ok(&d.url(&format!("/live/{track}/{uri}"))).unwrap_or_else(|| panic!("GET {track}/{uri}"))
@@ -235,35 +265,8 @@ fn two_daemons_started_apart_cut_identical_segments() {
 fn file_input_loops_with_its_own_audio() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("clip.mp4");
+    let file = make_clip(dir.path(), "testsrc2=size=640x360:rate=25", 4, true);
     let f = file.to_str().unwrap();
-    let (ok, _, err) = run(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=44100",
-            "-t",
-            "4",
-            "-c:v",
-            "libx264",
-            "-g",
-            "25",
-            "-c:a",
-            "aac",
-            "-shortest",
-            f,
-        ],
-    );
-    assert!(ok, "ffmpeg could not make the clip: {err}");
     let (op, cp) = (free_port(), free_port());
     let input = format!("kind = \"file\"\nuri = \"{f}\"\naudio = \"input\"");
     let config = small_config_with_input(dir.path(), "file", op, cp, &input);
@@ -310,28 +313,8 @@ fn file_input_loops_with_its_own_audio() {
 fn sighup_with_a_new_source_rebuilds_capture_on_the_same_grid() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("clip.mp4");
+    let file = make_clip(dir.path(), "testsrc2=size=640x360:rate=30", 3, false);
     let f = file.to_str().unwrap();
-    let (ok, _, err) = run(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=30",
-            "-t",
-            "3",
-            "-c:v",
-            "libx264",
-            "-g",
-            "30",
-            f,
-        ],
-    );
-    assert!(ok, "ffmpeg could not make the clip: {err}");
     let (op, cp) = (free_port(), free_port());
     let config = small_config(dir.path(), "switch", op, cp);
     let d = Daemon::start(&config, op, dir.path().join("switch.log"));
@@ -423,4 +406,8 @@ fn sighup_with_a_new_source_rebuilds_capture_on_the_same_grid() {
     );
     let log = d.log_text();
     assert!(!log.contains("capture failed"), "{log}");
+    // A rebuilt capture still stops in order on SIGTERM.
+    let mut d = d;
+    let status = d.stop().expect("daemon exits");
+    assert!(status.success(), "exit status {status:?}\n{}", d.log_text());
 }

@@ -372,16 +372,7 @@ mod tests {
     use super::*;
 
     fn frag(n: u64) -> PackagedFragment {
-        PackagedFragment {
-            sequence: n,
-            base_dts: n * 180_000,
-            duration: 180_000,
-            sample_count: 60,
-            filler: false,
-            bytes: Bytes::from(vec![n as u8; 10]),
-            media_bytes: 10,
-            samples: std::sync::Arc::new(Vec::new()),
-        }
+        PackagedFragment::for_test(n, 10)
     }
 
     fn window(f: u32, max: u64) -> TrackWindow {

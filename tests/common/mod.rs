@@ -157,19 +157,7 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(config: &Path, origin_port: u16, log: PathBuf) -> Daemon {
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_twincast"))
-            .args(["run", "--config"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("start twincast");
-        Daemon {
-            child,
-            origin: format!("http://127.0.0.1:{origin_port}"),
-            log,
-        }
+        Daemon::start_with_env(config, origin_port, log, &[])
     }
 
     pub fn url(&self, path: &str) -> String {
