@@ -63,8 +63,30 @@ impl TrackFigures {
     }
 
     fn span_secs(&self) -> Option<f64> {
+        if self.is_stale() {
+            // Nothing new for a while: the figures of the last fragments no longer describe
+            // the track (input lost, capture stopped); report zero rather than old rates.
+            return None;
+        }
         let duration: u64 = self.recent.iter().map(|r| r.0).sum();
         (duration > 0 && self.timescale > 0).then(|| duration as f64 / f64::from(self.timescale))
+    }
+
+    /// No fragment has ended within three fragment durations (plus 2 s of latency) of now.
+    fn is_stale(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let count = self.recent.len().max(1) as u128;
+        let per_fragment: u128 = self.recent.iter().map(|r| u128::from(r.0)).sum::<u128>() / count;
+        let per_fragment_ns = if self.timescale > 0 {
+            per_fragment * 1_000_000_000 / u128::from(self.timescale)
+        } else {
+            0
+        };
+        let allowance = (3 * per_fragment_ns + 2_000_000_000) as u64;
+        self.fragments > 0 && now.saturating_sub(self.last_time_ns()) > allowance
     }
 
     /// Media bitrate over the last fragments, bit/s.
@@ -270,4 +292,31 @@ pub fn now_ns() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_go_to_zero_when_fragments_stop() {
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        // A 2 s fragment that ended just now: 8 bit × 1000 bytes / 2 s.
+        let mut fresh = PackagedFragment::for_test(1, 1000);
+        fresh.base_dts = now_ns / 1_000_000_000 * 90_000 - 180_000;
+        let mut figures = TrackFigures::default();
+        figures.push(&fresh, 90_000);
+        assert_eq!(figures.bitrate_bps(), 4000);
+        assert!((figures.fps() - 30.0).abs() < 1e-9);
+        // The same fragment a minute later: stale, the track is not moving.
+        let mut old = fresh;
+        old.base_dts -= 60 * 90_000;
+        let mut figures = TrackFigures::default();
+        figures.push(&old, 90_000);
+        assert_eq!(figures.bitrate_bps(), 0);
+        assert_eq!(figures.fps(), 0.0);
+    }
 }
