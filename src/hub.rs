@@ -16,7 +16,7 @@ use twincast_media::{Sample, TrackInfo};
 /// Fragments a consumer may fall behind before it loses some (per track). The ring keeps this
 /// many fragments alive whether or not anyone still needs them, so it is small: consumers copy
 /// what they need into their own bounded backlogs as soon as it arrives.
-pub const FRAGMENT_CAPACITY: usize = 16;
+pub const FRAGMENT_CAPACITY: usize = 8;
 
 /// An init segment with the track description it was written from.
 #[derive(Debug)]

@@ -40,8 +40,9 @@ use window::{Segment, TrackWindow, is_discontinuous};
 
 pub use server::{bind, serve};
 
-/// Default age of the RAM part of the DVR window: the rest is served from disk.
-pub const DEFAULT_RAM_WINDOW: Duration = Duration::from_secs(60);
+/// Default age of the RAM part of the DVR window (five 6 s segments: what live players read);
+/// the rest is served from disk.
+pub const DEFAULT_RAM_WINDOW: Duration = Duration::from_secs(30);
 /// Default bound on the RAM part's bytes per track.
 pub const DEFAULT_RAM_BYTES_PER_TRACK: u64 = 64 * 1024 * 1024;
 /// Default bound on concurrent connections.
