@@ -14,6 +14,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("videorate", "gstreamer1.0-plugins-base"),
     ("audioconvert", "gstreamer1.0-plugins-base"),
     ("audioresample", "gstreamer1.0-plugins-base"),
+    ("audiorate", "gstreamer1.0-plugins-base"),
     ("uridecodebin", "gstreamer1.0-plugins-base"),
     ("appsink", "gstreamer1.0-plugins-base"),
     ("tee", "libgstreamer1.0-0"),

@@ -13,6 +13,8 @@ use super::file_input::{self, FileInput};
 use super::{CaptureStats, EncodedUnit, UnitSender, probes};
 use crate::config::{AudioInput, Config, InputKind};
 
+/// Timestamp jitter audiorate ignores before it fills or drops samples (ns).
+const AUDIO_RATE_TOLERANCE_NS: u64 = 40_000_000;
 /// Queue between the tee and each encoder, in raw frames.
 const RENDITION_QUEUE_FRAMES: u32 = 8;
 /// x264's key-int-max: "never on its own"; IDRs come only from our force-key-unit events.
@@ -157,6 +159,10 @@ impl Capture {
             let a = &config.audio;
             let convert = make("audioconvert")?;
             let resample = make("audioresample")?;
+            // Keeps the sample count continuous across input gaps (a looped file's seek, a
+            // network hiccup): silence fills holes, so AAC frames stay on the epoch grid.
+            let rate = make("audiorate")?;
+            rate.set_property("tolerance", AUDIO_RATE_TOLERANCE_NS);
             let raw_caps = gst::Caps::builder("audio/x-raw")
                 .field("format", "S16LE")
                 .field("layout", "interleaved")
@@ -181,6 +187,7 @@ impl Capture {
             let chain = [
                 &convert,
                 &resample,
+                &rate,
                 &caps,
                 &convert2,
                 &encoder,
