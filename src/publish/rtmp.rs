@@ -110,20 +110,7 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
             }
         }
         if let Some((id, unit)) = task.next_unsent() {
-            out.clear();
-            if !headers_sent {
-                write_headers(
-                    task,
-                    &session,
-                    &video,
-                    audio.as_deref(),
-                    &unit,
-                    carry,
-                    &mut out,
-                );
-                headers_sent = true;
-            }
-            write_unit(
+            encode(
                 task,
                 &session,
                 &video,
@@ -131,6 +118,7 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
                 &unit,
                 carry,
                 &mut out,
+                &mut headers_sent,
             );
             net::write_all_progress(&mut wr, &out, stall).await?;
             progress.sent(out.len());
@@ -157,20 +145,7 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
     let grace = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     let _ = tokio::time::timeout_at(grace, async {
         while let Some((id, unit)) = task.next_unsent() {
-            out.clear();
-            if !headers_sent {
-                write_headers(
-                    task,
-                    &session,
-                    &video,
-                    audio.as_deref(),
-                    &unit,
-                    carry,
-                    &mut out,
-                );
-                headers_sent = true;
-            }
-            write_unit(
+            encode(
                 task,
                 &session,
                 &video,
@@ -178,6 +153,7 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
                 &unit,
                 carry,
                 &mut out,
+                &mut headers_sent,
             );
             if net::write_all_progress(&mut wr, &out, stall).await.is_err() {
                 return;
@@ -309,6 +285,26 @@ fn first_dts(unit: &Unit) -> Option<(u64, bool)> {
         .and_then(|f| f.samples.first())
         .map(|s| (s.dts, false));
     v.or(a)
+}
+
+/// The FLV bytes of one unit into `out` (cleared first), preceded once by the headers.
+#[allow(clippy::too_many_arguments)]
+fn encode(
+    task: &Task,
+    session: &ClientSession,
+    video: &InitSegment,
+    audio: Option<&InitSegment>,
+    unit: &Unit,
+    carry: &mut Carry,
+    out: &mut Vec<u8>,
+    headers_sent: &mut bool,
+) {
+    out.clear();
+    if !*headers_sent {
+        write_headers(task, session, video, audio, unit, carry, out);
+        *headers_sent = true;
+    }
+    write_unit(task, session, video, audio, unit, carry, out);
 }
 
 fn write_headers(
