@@ -6,6 +6,13 @@
 //! SegmentTemplate with a SegmentTimeline (holes in the timeline are explicit `t=` jumps), and a
 //! UTCTiming element points at the origin's own clock.
 //!
+//! A second form, [`Addressing::Number`], names the same segments by their index from the epoch
+//! (`$Number$` with a nominal `@duration`). It exists for GStreamer's dashdemux (1.22 and later):
+//! its SegmentTimeline seek adds the first segment's start time to the offset inside a run
+//! (`gst_mpd_client2_stream_seek`), so with an epoch-based timeline it lands ~56 years past the
+//! live edge and never plays. The `@duration` path of the same code computes `index = t / duration`
+//! and plays the stream.
+//!
 //! Plain values in, `String` out. Attribute values are XML-escaped.
 
 use std::fmt::Write as _;
@@ -19,6 +26,24 @@ pub const UTC_TIMING_SCHEME: &str = "urn:mpeg:dash:utc:http-iso:2014";
 pub const MEDIA_TEMPLATE: &str = "$RepresentationID$/$Time$.m4s";
 /// The initialization template: `<rendition>/init.mp4`.
 pub const INIT_TEMPLATE: &str = "$RepresentationID$/init.mp4";
+
+/// The media template of the `$Number$` form: `<rendition>/n<index>.m4s`.
+pub const NUMBER_MEDIA_TEMPLATE: &str = "$RepresentationID$/n$Number$.m4s";
+
+/// How each SegmentTemplate addresses its segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    /// SegmentTimeline with `$Time$`: exact times, holes explicit (the design's form).
+    Timeline,
+    /// `@duration` with `$Number$` from `startNumber="0"`: segment n starts at n·duration since
+    /// the epoch (audio within one AAC frame of it). Holes are not expressed.
+    Number {
+        /// Timescale of `duration`.
+        timescale: u32,
+        /// Nominal segment duration.
+        duration: u64,
+    },
+}
 
 /// One `S` element: `repeat` more segments of the same duration follow the first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +121,7 @@ pub struct Mpd {
     pub utc_timing_url: String,
     /// Video representations (one AdaptationSet) then audio (another).
     pub representations: Vec<Representation>,
+    pub addressing: Addressing,
 }
 
 /// An `xs:duration` with millisecond precision, e.g. `PT2.000S`, `PT300S`.
@@ -221,6 +247,24 @@ impl Mpd {
                 );
             }
         }
+        match self.addressing {
+            Addressing::Timeline => Self::timeline_template(out, r),
+            Addressing::Number {
+                timescale,
+                duration,
+            } => {
+                let _ = writeln!(
+                    out,
+                    "        <SegmentTemplate timescale=\"{timescale}\" duration=\"{duration}\" \
+                     startNumber=\"0\" presentationTimeOffset=\"0\" \
+                     initialization=\"{INIT_TEMPLATE}\" media=\"{NUMBER_MEDIA_TEMPLATE}\"/>"
+                );
+            }
+        }
+        out.push_str("      </Representation>\n");
+    }
+
+    fn timeline_template(out: &mut String, r: &Representation) {
         let _ = writeln!(
             out,
             "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"0\" \
@@ -240,7 +284,6 @@ impl Mpd {
             out.push_str("/>\n");
         }
         out.push_str("          </SegmentTimeline>\n        </SegmentTemplate>\n");
-        out.push_str("      </Representation>\n");
     }
 }
 
@@ -287,10 +330,9 @@ mod tests {
         assert_eq!(iso_duration(0), "PT0S");
     }
 
-    #[test]
-    fn mpd_text() {
+    fn sample_mpd(addressing: Addressing) -> Mpd {
         let t0 = 1_772_366_400u64 * 90_000;
-        let mpd = Mpd {
+        Mpd {
             publish_time_ns: 1_772_366_400_000_000_000,
             time_shift_buffer_ns: 600_000_000_000,
             minimum_update_period_ns: 2_000_000_000,
@@ -323,8 +365,13 @@ mod tests {
                     timeline: timeline_runs([(100, 96_256)]),
                 },
             ],
-        };
-        let text = mpd.render();
+            addressing,
+        }
+    }
+
+    #[test]
+    fn mpd_text() {
+        let text = sample_mpd(Addressing::Timeline).render();
         for want in [
             "type=\"dynamic\"",
             "availabilityStartTime=\"1970-01-01T00:00:00Z\"",
@@ -350,5 +397,26 @@ mod tests {
         assert_eq!(text.matches("</Representation>").count(), 2);
         assert_eq!(text.matches("<AdaptationSet ").count(), 2);
         assert_eq!(text.matches("</AdaptationSet>").count(), 2);
+    }
+
+    #[test]
+    fn number_form_names_segments_by_index() {
+        let text = sample_mpd(Addressing::Number {
+            timescale: 90_000,
+            duration: 180_000,
+        })
+        .render();
+        assert_eq!(
+            text.matches(
+                "<SegmentTemplate timescale=\"90000\" duration=\"180000\" startNumber=\"0\" \
+                 presentationTimeOffset=\"0\" initialization=\"$RepresentationID$/init.mp4\" \
+                 media=\"$RepresentationID$/n$Number$.m4s\"/>"
+            )
+            .count(),
+            2,
+            "{text}"
+        );
+        assert!(!text.contains("SegmentTimeline") && !text.contains("$Time$"));
+        assert!(text.contains("availabilityStartTime=\"1970-01-01T00:00:00Z\""));
     }
 }

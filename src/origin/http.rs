@@ -36,6 +36,13 @@ struct Object {
     cache: &'static str,
     etag: Option<String>,
     last_modified: Option<SystemTime>,
+    /// `Vary` header: the representation depends on this request header.
+    vary: Option<&'static str>,
+}
+
+/// A User-Agent of GStreamer's HTTP sources (`GStreamer souphttpsrc 1.22.0 libsoup/3.2.3`).
+fn is_gstreamer(user_agent: &str) -> bool {
+    user_agent.contains("GStreamer")
 }
 
 fn base(status: StatusCode) -> hyper::http::response::Builder {
@@ -125,14 +132,21 @@ pub async fn handle<B>(origin: &Arc<Origin>, req: &Request<B>) -> Response<Body>
             Some(text) => Some(text_object(text, HLS_TYPE)),
             None => return not_ready(),
         },
-        ["live", "manifest.mpd"] => match origin.mpd(
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok()),
-        ) {
-            Some(text) => Some(text_object(text, MPD_TYPE)),
-            None => return not_ready(),
-        },
+        ["live", name @ ("manifest.mpd" | "manifest-number.mpd")] => {
+            let header_text = |h| req.headers().get(h).and_then(|v| v.to_str().ok());
+            // GStreamer's dashdemux cannot seek in an epoch SegmentTimeline (see
+            // `twincast_media::dash`): it gets the `$Number$` form of the same segments.
+            let number = *name == "manifest-number.mpd"
+                || header_text(header::USER_AGENT).is_some_and(is_gstreamer);
+            match origin.mpd(header_text(header::HOST), number) {
+                Some(text) => {
+                    let mut o = text_object(text, MPD_TYPE);
+                    o.vary = (*name == "manifest.mpd").then_some("User-Agent");
+                    Some(o)
+                }
+                None => return not_ready(),
+            }
+        }
         ["live", track, file] => track_file(origin, track, file).await,
         _ => None,
     };
@@ -162,6 +176,7 @@ fn asset(a: assets::Asset) -> Object {
             super::window::fnv1a(&a.body[..a.body.len().min(4096)]) ^ a.body.len() as u64
         )),
         last_modified: None,
+        vary: None,
     }
 }
 
@@ -173,6 +188,7 @@ fn text_object(text: String, content_type: &'static str) -> Object {
         cache: PLAYLIST_CACHE,
         etag: Some(etag),
         last_modified: None,
+        vary: None,
     }
 }
 
@@ -194,15 +210,25 @@ async fn track_file(origin: &Arc<Origin>, track: &str, file: &str) -> Option<Obj
                 content_type: mp4_type,
                 cache: SEGMENT_CACHE,
                 last_modified: None,
+                vary: None,
             })
         }
         other => {
-            let digits = other.strip_suffix(".m4s")?;
+            let stem = other.strip_suffix(".m4s")?;
+            // `<t>.m4s` by start time, `n<index>.m4s` by segment index (the `$Number$` MPD).
+            let (by_index, digits) = match stem.strip_prefix('n') {
+                Some(d) => (true, d),
+                None => (false, stem),
+            };
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
-            let start: u64 = digits.parse().ok()?;
-            let (index, segment) = origin.segment(track, start)?;
+            let key: u64 = digits.parse().ok()?;
+            let (index, segment) = if by_index {
+                origin.segment_by_index(track, key)?
+            } else {
+                origin.segment(track, key)?
+            };
             let body = match &segment.ram {
                 Some(b) => b.clone(),
                 None => origin.read_from_disk(index, &segment).await?,
@@ -221,6 +247,7 @@ async fn track_file(origin: &Arc<Origin>, track: &str, file: &str) -> Option<Obj
                 cache: SEGMENT_CACHE,
                 etag: Some(format!("\"{:016x}\"", segment.etag)),
                 last_modified: Some(UNIX_EPOCH + Duration::from_secs(end_secs)),
+                vary: None,
             })
         }
     }
@@ -295,6 +322,9 @@ fn respond(method: &Method, headers: &HeaderMap, o: Object) -> Response<Body> {
     }
     if let Some(lm) = o.last_modified {
         b = b.header(header::LAST_MODIFIED, httpdate::fmt_http_date(lm));
+    }
+    if let Some(v) = o.vary {
+        b = b.header(header::VARY, v);
     }
     // Conditional requests: If-None-Match wins over If-Modified-Since.
     let inm = headers

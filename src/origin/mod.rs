@@ -28,7 +28,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
-use twincast_media::dash::{Mpd, Representation, RepresentationKind, timeline_runs};
+use twincast_media::dash::{Addressing, Mpd, Representation, RepresentationKind, timeline_runs};
 use twincast_media::hls::{AudioGroup, MasterPlaylist, MediaPlaylist, SegmentEntry, Variant};
 use twincast_media::timeline::{Grid, segment_fragments_for_gop};
 use twincast_media::{Codec, TrackKind, aac, h264};
@@ -40,6 +40,9 @@ use window::{Segment, TrackWindow, is_discontinuous};
 
 pub use server::{bind, serve};
 
+/// Timescale of the `$Number$` MPD's nominal segment duration (whole ticks for every frame rate
+/// the grid accepts).
+const NUMBER_TIMESCALE: u32 = 90_000;
 /// Default age of the RAM part of the DVR window (five 6 s segments: what live players read);
 /// the rest is served from disk.
 pub const DEFAULT_RAM_WINDOW: Duration = Duration::from_secs(30);
@@ -559,8 +562,9 @@ impl Origin {
 
     /// The DASH MPD over the same files, once every track has its init segment. `host` (the
     /// request's Host header) makes the UTCTiming URL absolute: some clients (GStreamer's
-    /// dashdemux) do not resolve a relative one.
-    pub fn mpd(&self, host: Option<&str>) -> Option<String> {
+    /// dashdemux) do not resolve a relative one. `number`: the `$Number$` form
+    /// (`twincast_media::dash::Addressing::Number`) instead of the SegmentTimeline.
+    pub fn mpd(&self, host: Option<&str>, number: bool) -> Option<String> {
         let mut representations = Vec::new();
         for (i, t) in self.tracks.iter().enumerate() {
             let init = self.init_of(i)?;
@@ -598,6 +602,14 @@ impl Origin {
             });
         }
         let seg = self.settings.segment_ns;
+        let addressing = if number {
+            Addressing::Number {
+                timescale: NUMBER_TIMESCALE,
+                duration: OriginSettings::ticks(seg, NUMBER_TIMESCALE),
+            }
+        } else {
+            Addressing::Timeline
+        };
         Some(
             Mpd {
                 publish_time_ns: now_ns(),
@@ -612,6 +624,7 @@ impl Origin {
                     None => "/time".to_string(),
                 },
                 representations,
+                addressing,
             }
             .render(),
         )
@@ -621,6 +634,13 @@ impl Origin {
     pub fn segment(&self, name: &str, start: u64) -> Option<(usize, Segment)> {
         let i = self.track_index(name)?;
         let s = self.tracks[i].window.read().ok()?.by_start(start)?;
+        Some((i, s))
+    }
+
+    /// A segment by track name and index from the epoch.
+    pub fn segment_by_index(&self, name: &str, index: u64) -> Option<(usize, Segment)> {
+        let i = self.track_index(name)?;
+        let s = self.tracks[i].window.read().ok()?.by_index(index)?;
         Some((i, s))
     }
 
@@ -732,20 +752,32 @@ mod tests {
         let (_, old) = origin.segment("v", 100 * 90_000).unwrap();
         assert!(old.ram.is_none());
         assert_eq!(origin.read_from_disk(0, &old).await.unwrap().len(), 100);
-        let mpd = origin.mpd(Some("127.0.0.1:8080")).unwrap();
+        let mpd = origin.mpd(Some("127.0.0.1:8080"), false).unwrap();
         assert!(
             mpd.contains("value=\"http://127.0.0.1:8080/time\""),
             "{mpd}"
         );
         assert!(
             origin
-                .mpd(Some("evil\"/><x"))
+                .mpd(Some("evil\"/><x"), false)
                 .unwrap()
                 .contains("value=\"/time\"")
         );
         assert!(
             mpd.contains("<S t=\"9000000\" d=\"90000\" r=\"4\"/>"),
             "{mpd}"
+        );
+        // The `$Number$` form: index n is the segment that starts at n·1 s.
+        let number = origin.mpd(None, true).unwrap();
+        assert!(
+            number.contains("duration=\"90000\" startNumber=\"0\"") && !number.contains("<S "),
+            "{number}"
+        );
+        let (_, by_index) = origin.segment_by_index("v", 103).unwrap();
+        assert_eq!(by_index.start, 103 * 90_000);
+        assert!(
+            origin.segment_by_index("v", 105).is_none(),
+            "a hole is a 404"
         );
 
         // Restart: a new origin on the same directory lists the old segments, then live ones

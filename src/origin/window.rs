@@ -340,6 +340,15 @@ impl TrackWindow {
         self.segments.get(i).cloned()
     }
 
+    /// A segment by its index from the epoch.
+    pub fn by_index(&self, index: u64) -> Option<Segment> {
+        let i = self
+            .segments
+            .binary_search_by_key(&index, |s| s.index)
+            .ok()?;
+        self.segments.get(i).cloned()
+    }
+
     /// Bytes held in RAM.
     pub fn ram_bytes(&self) -> u64 {
         self.ram_bytes
