@@ -125,6 +125,15 @@ fn dvr_out_of_range() {
 }
 
 #[test]
+fn dvr_ram_longer_than_the_window() {
+    assert_error(
+        "dvr-ram-too-long.toml",
+        "10:11",
+        &["dvr_ram", "10m", "0s..=1h", "at most dvr_window"],
+    );
+}
+
+#[test]
 fn unknown_encoder() {
     assert_error(
         "unknown-encoder.toml",

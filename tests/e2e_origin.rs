@@ -4,8 +4,9 @@
 //!   behaviour (ranges, validators, HEAD, CORS, 404); ffmpeg and GStreamer (playbin3) play HLS
 //!   and DASH; the allow-list (client bound to 127.0.0.x); path traversal, oversized
 //!   headers, 1,000 slow connections and 10,000 rapid requests with RSS back within 10 %.
-//! - `dvr_on_disk_bounded_and_reloaded_after_restart`: small `dvr_max_bytes`; the disk stays
-//!   under it, and after a restart the playlist still lists the segments written before it.
+//! - `dvr_on_disk_bounded_and_reloaded_after_restart`: small `dvr_max_bytes` and `dvr_ram`; the
+//!   RAM part holds only the newest segments, the disk stays under its bound, and after a
+//!   restart the playlist still lists the segments written before it.
 //! - `browsers_play_hls_dash_and_switch_boxes`: headless Chromium plays the preview page (hls.js)
 //!   and the dash.js page, and an hls.js player moves from box A to box B mid-stream. Needs
 //!   `npm ci` in tests/browser (scripts/test does it) and /usr/bin/chromium.
@@ -499,7 +500,7 @@ fn dvr_on_disk_bounded_and_reloaded_after_restart() {
         "dvr",
         op,
         cp,
-        &format!("segment_fragments = 1\ndvr_max_bytes = {bound}"),
+        &format!("segment_fragments = 1\ndvr_max_bytes = {bound}\ndvr_ram = \"3s\""),
     );
 
     let mut d = Daemon::start(&config, op, dir.path().join("a.log"));
@@ -524,6 +525,20 @@ fn dvr_on_disk_bounded_and_reloaded_after_restart() {
     // A few more segments so the bound has evicted something.
     std::thread::sleep(Duration::from_secs(5));
     assert!(dir_bytes(&dvr) <= bound);
+    // `dvr_ram = "3s"` (1 s segments): only the newest few are in RAM, the rest on disk.
+    let status: serde_json::Value =
+        serde_json::from_str(&get_text(&format!("http://127.0.0.1:{cp}/status")).expect("/status"))
+            .expect("status JSON");
+    let t240 = status["origin"]["tracks"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["name"] == "240p"))
+        .expect("240p in /status")
+        .clone();
+    let (segments, ram) = (
+        t240["segments"].as_u64().unwrap_or(0),
+        t240["ram_segments"].as_u64().unwrap_or(99),
+    );
+    assert!(segments >= 10 && ram <= 5, "dvr_ram 3s: {t240}");
     let before = get_text(&d.url("/live/240p/index.m3u8")).expect("playlist");
     assert_eq!(d.stop().and_then(|s| s.code()), Some(0), "{}", d.log_text());
     // What is on disk once the first daemon is gone is what the second must list.

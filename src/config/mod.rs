@@ -66,6 +66,10 @@ pub const DEFAULT_ORIGIN_LISTEN: SocketAddr =
     SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 /// `origin.dvr_window` when not set.
 pub const DEFAULT_DVR_WINDOW: Duration = Duration::from_secs(10 * 60);
+/// `origin.dvr_ram` when not set: five 6 s segments, what live players read.
+pub const DEFAULT_DVR_RAM: Duration = Duration::from_secs(30);
+/// `origin.dvr_ram_max_bytes` when not set (64 MiB per track).
+pub const DEFAULT_DVR_RAM_MAX_BYTES: u64 = 64 << 20;
 /// `origin.dvr_dir` when not set.
 pub const DEFAULT_DVR_DIR: &str = "/var/lib/twincast/dvr";
 /// `origin.dvr_max_bytes` when not set (2 GiB).
@@ -258,6 +262,12 @@ pub struct OriginSection {
     /// Upper bound of the on-disk DVR in bytes (integer, or "2GiB").
     #[serde(deserialize_with = "values::deserialize_size")]
     pub dvr_max_bytes: u64,
+    /// Age of the newest part of the window served from RAM; older segments come from disk.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub dvr_ram: Duration,
+    /// Upper bound of the RAM part per track in bytes (integer, or "64MiB").
+    #[serde(deserialize_with = "values::deserialize_size")]
+    pub dvr_ram_max_bytes: u64,
 }
 
 impl Default for OriginSection {
@@ -269,6 +279,8 @@ impl Default for OriginSection {
             segment_fragments: None,
             dvr_dir: PathBuf::from(DEFAULT_DVR_DIR),
             dvr_max_bytes: DEFAULT_DVR_MAX_BYTES,
+            dvr_ram: DEFAULT_DVR_RAM,
+            dvr_ram_max_bytes: DEFAULT_DVR_RAM_MAX_BYTES,
         }
     }
 }
@@ -518,6 +530,7 @@ mod tests {
     fn more_keys_are_accepted() {
         let text = format!(
             "{ONE}[origin]\nsegment_fragments = 2\ndvr_dir = \"/srv/dvr\"\ndvr_max_bytes = \"10GiB\"\n\
+             dvr_ram = \"2m\"\ndvr_ram_max_bytes = \"256MiB\"\n\
              allow = [\"10.0.0.0/8\", \"192.168.1.0(255.255.255.0)\", \"127.0.0.1\", \"::1\"]\n\
              [control]\nallow = [\"127.0.0.1\"]\n\
              [[output]]\nname = \"c\"\nprotocol = \"cmaf\"\nprimary = \"https://i.example/x\"\nmethod = \"PUT\"\n"
@@ -525,6 +538,8 @@ mod tests {
         let c = parse(&text).unwrap().config;
         assert_eq!(c.origin.segment_fragments, Some(2));
         assert_eq!(c.origin.dvr_max_bytes, 10 << 30);
+        assert_eq!(c.origin.dvr_ram, Duration::from_secs(120));
+        assert_eq!(c.origin.dvr_ram_max_bytes, 256 << 20);
         assert_eq!(c.origin.allow.len(), 4);
         assert!(c.origin.allow[1].contains("192.168.1.9".parse().unwrap()));
         assert_eq!(c.output[0].method, HttpMethod::Put);

@@ -45,6 +45,10 @@ pub const SLATE_AFTER: (Duration, Duration) = (Duration::from_millis(1), Duratio
 pub const MAX_BACKLOG: Duration = Duration::from_secs(3600);
 /// Smallest on-disk DVR bound.
 pub const MIN_DVR_MAX_BYTES: u64 = 1 << 20;
+/// Longest `origin.dvr_ram`: an hour of segments in RAM is already more than live players read.
+pub const DVR_RAM_MAX: Duration = Duration::from_secs(3600);
+/// Smallest `origin.dvr_ram_max_bytes` (one large segment).
+pub const MIN_DVR_RAM_MAX_BYTES: u64 = 1 << 20;
 
 const NS_PER_SEC: u128 = 1_000_000_000;
 
@@ -437,6 +441,25 @@ impl Checker<'_, '_, '_, '_> {
         }
         if o.dvr_max_bytes < MIN_DVR_MAX_BYTES {
             self.err(&s.join("dvr_max_bytes"), format!("{} bytes is too small (legal values: {MIN_DVR_MAX_BYTES} or more, e.g. \"2GiB\")", o.dvr_max_bytes));
+        }
+        if o.dvr_ram > o.dvr_window.min(DVR_RAM_MAX) {
+            self.err(
+                &s.join("dvr_ram"),
+                format!(
+                    "{} is out of range (legal values: 0s..={}, and at most dvr_window)",
+                    format_duration(o.dvr_ram),
+                    format_duration(DVR_RAM_MAX)
+                ),
+            );
+        }
+        if o.dvr_ram_max_bytes < MIN_DVR_RAM_MAX_BYTES {
+            self.err(
+                &s.join("dvr_ram_max_bytes"),
+                format!(
+                    "{} bytes is too small (legal values: {MIN_DVR_RAM_MAX_BYTES} or more, e.g. \"64MiB\")",
+                    o.dvr_ram_max_bytes
+                ),
+            );
         }
     }
 

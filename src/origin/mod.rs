@@ -43,11 +43,6 @@ pub use server::{bind, serve};
 /// Timescale of the `$Number$` MPD's nominal segment duration (whole ticks for every frame rate
 /// the grid accepts).
 const NUMBER_TIMESCALE: u32 = 90_000;
-/// Default age of the RAM part of the DVR window (five 6 s segments: what live players read);
-/// the rest is served from disk.
-pub const DEFAULT_RAM_WINDOW: Duration = Duration::from_secs(30);
-/// Default bound on the RAM part's bytes per track.
-pub const DEFAULT_RAM_BYTES_PER_TRACK: u64 = 64 * 1024 * 1024;
 /// Default bound on concurrent connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
 /// Default time a client has to send a request's headers (also the keep-alive idle limit).
@@ -91,8 +86,8 @@ impl OriginSettings {
             window_ns,
             frame_rate,
             segment_ns,
-            ram_ns: DEFAULT_RAM_WINDOW.as_nanos() as u64,
-            ram_bytes_per_track: DEFAULT_RAM_BYTES_PER_TRACK,
+            ram_ns: crate::config::DEFAULT_DVR_RAM.as_nanos() as u64,
+            ram_bytes_per_track: crate::config::DEFAULT_DVR_RAM_MAX_BYTES,
             dvr_dir: None,
             dvr_max_bytes: 0,
             allow: Vec::new(),
@@ -114,6 +109,8 @@ impl OriginSettings {
         );
         s.dvr_dir = Some(origin.dvr_dir.clone());
         s.dvr_max_bytes = origin.dvr_max_bytes;
+        s.ram_ns = u64::try_from(origin.dvr_ram.as_nanos()).unwrap_or(u64::MAX);
+        s.ram_bytes_per_track = origin.dvr_ram_max_bytes;
         s.allow = origin.allow.clone();
         s
     }
