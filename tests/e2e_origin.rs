@@ -7,6 +7,8 @@
 //! - `dvr_on_disk_bounded_and_reloaded_after_restart`: small `dvr_max_bytes` and `dvr_ram`; the
 //!   RAM part holds only the newest segments, the disk stays under its bound, and after a
 //!   restart the playlist still lists the segments written before it.
+//! - `dvr_window_slides_and_prunes`: a DVR directory whose segments are almost 5 min old; after a
+//!   restart the window slides past them, never spans more than 5 min, and deletes their files.
 //! - `browsers_play_hls_dash_and_switch_boxes`: headless Chromium plays the preview page (hls.js)
 //!   and the dash.js page, and an hls.js player moves from box A to box B mid-stream. Needs
 //!   `npm ci` in tests/browser (scripts/test does it) and /usr/bin/chromium.
@@ -606,6 +608,107 @@ fn dvr_on_disk_bounded_and_reloaded_after_restart() {
         .parse()
         .unwrap();
     assert!(last - first <= 300 * 90_000);
+}
+
+/// The segment with index `n` of a track with 1 s segments: (start, duration) in its timescale.
+fn one_second_segment(n: u64, audio: bool) -> (u64, u64) {
+    if audio {
+        // AAC frames of 1024 samples at 48 kHz; a segment starts at the first frame at or after
+        // its video boundary.
+        let start = |n: u64| (n * 48_000).div_ceil(1024) * 1024;
+        (start(n), start(n + 1) - start(n))
+    } else {
+        (n * 90_000, 90_000)
+    }
+}
+
+#[test]
+fn dvr_window_slides_and_prunes() {
+    // The shortest window is 5 min. Rather than run for 5 min, the test leaves a DVR directory
+    // whose segments are 4 m 30 s to 4 m 40 s old (copies of real segments under earlier names), as an
+    // earlier run would have: after the restart the window must slide past them as live segments
+    // arrive, never span more than 5 min, and delete their files.
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (op, cp) = (free_port(), free_port());
+    let dvr = dir.path().join("dvr-slide");
+    let config = origin_config(dir.path(), "slide", op, cp, "segment_fragments = 1");
+    let mut d = Daemon::start(&config, op, dir.path().join("a.log"));
+    wait_playlists(&d, &["240p", "180p", "audio"], 3, Duration::from_secs(60));
+    assert_eq!(d.stop().and_then(|s| s.code()), Some(0), "{}", d.log_text());
+
+    let now_index = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let forged_indices = (now_index - 280)..(now_index - 270);
+    let mut forged = Vec::new();
+    for track in ["240p", "180p", "audio"] {
+        let track_dir = dvr.join(track);
+        let sample = std::fs::read_dir(&track_dir)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().ends_with(".m4s"))
+            .expect("a segment on disk");
+        let name = sample.file_name().to_string_lossy().to_string();
+        let etag = name
+            .trim_end_matches(".m4s")
+            .rsplit('-')
+            .next()
+            .unwrap()
+            .to_string();
+        for n in forged_indices.clone() {
+            let (start, duration) = one_second_segment(n, track == "audio");
+            let path = track_dir.join(format!("{n}-{start}-{duration}-{etag}.m4s"));
+            std::fs::copy(sample.path(), &path).unwrap();
+            forged.push(path);
+        }
+    }
+
+    let d2 = Daemon::start(&config, op, dir.path().join("b.log"));
+    let forged_names: Vec<String> = forged_indices
+        .clone()
+        .map(|n| format!("{}.m4s", one_second_segment(n, false).0))
+        .collect();
+    // Right after the restart the old segments are listed (across a gap)...
+    let text = wait_for("the reloaded segments", Duration::from_secs(60), || {
+        get_text(&d2.url("/live/240p/index.m3u8")).filter(|t| t.contains("#EXTINF"))
+    });
+    assert!(
+        playlist_segments(&text)
+            .iter()
+            .any(|n| forged_names.contains(n)),
+        "the reloaded segments are not listed:\n{text}"
+    );
+    // ...then the window slides past them; it never spans more than 5 min.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let text = get_text(&d2.url("/live/240p/index.m3u8")).unwrap_or_default();
+        let starts: Vec<u64> = playlist_segments(&text)
+            .iter()
+            .filter_map(|n| n.trim_end_matches(".m4s").parse().ok())
+            .collect();
+        if let (Some(first), Some(last)) = (starts.first(), starts.last()) {
+            assert!(
+                last + 90_000 - first <= 300 * 90_000,
+                "the playlist spans more than the 5 min window:\n{text}"
+            );
+        }
+        let on_disk = forged.iter().filter(|p| p.exists()).count();
+        if starts
+            .first()
+            .is_some_and(|f| *f > one_second_segment(forged_indices.end, false).0)
+            && on_disk == 0
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the window never slid past the old segments ({on_disk} files left):\n{text}\n{}",
+            d2.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 fn browser_dir() -> std::path::PathBuf {
