@@ -1,7 +1,9 @@
 //! Hub: the one shared point between packaging and every consumer (origin, publishers).
 //!
 //! Per track: the current init segment (a `watch`: consumers always see the latest) and a
-//! bounded broadcast of fragments. Publishing never blocks: a consumer that falls more than
+//! bounded broadcast of fragments. Every fragment also names the init segment it was written
+//! against, so a consumer that is behind the `watch` (it still has older fragments to handle
+//! when a rebuilt encoder brings new codec parameters) pairs each fragment with the right one. Publishing never blocks: a consumer that falls more than
 //! `FRAGMENT_CAPACITY` fragments behind loses the oldest ones and is told how many it lost
 //! (tokio's `RecvError::Lagged`), which it counts as drops.
 //!
@@ -44,6 +46,8 @@ pub struct PackagedFragment {
     /// The samples themselves (timestamps in the track timescale, AVCC / raw AAC data), for
     /// consumers that package differently (FLV for RTMP, Smooth's 10 MHz fragments).
     pub samples: Arc<Vec<Sample>>,
+    /// The init segment this fragment was written against (`None` only in tests).
+    pub init: Option<Arc<InitSegment>>,
 }
 
 /// The hub's view of one track.
@@ -66,8 +70,8 @@ impl TrackHub {
     }
 
     /// Replaces the init segment (first time, or after a codec change).
-    pub fn set_init(&self, init: InitSegment) {
-        self.init.send_replace(Some(Arc::new(init)));
+    pub fn set_init(&self, init: Arc<InitSegment>) {
+        self.init.send_replace(Some(init));
     }
 
     /// Publishes a fragment to every current subscriber; never blocks.
@@ -119,6 +123,7 @@ impl PackagedFragment {
             bytes: Bytes::from(vec![n as u8; size]),
             media_bytes: size as u64,
             samples: Arc::new(Vec::new()),
+            init: None,
         }
     }
 }

@@ -48,8 +48,9 @@ pub struct TrackCounters {
 }
 
 struct TrackState {
-    spec: TrackSpec,
     info: Option<TrackInfo>,
+    /// The init segment fragments are written against.
+    init: Option<Arc<InitSegment>>,
     fragmenter: Fragmenter,
     audio_timeline: Option<AudioTimeline>,
 }
@@ -57,16 +58,22 @@ struct TrackState {
 /// The package stage for all tracks.
 pub struct Packager {
     rate: FrameRate,
+    /// Track descriptions; a ladder rebuild replaces them before the new encoders start, and
+    /// they are read when an encoder announces its codec parameters.
+    specs: SharedSpecs,
     hub: Arc<Hub>,
     tracks: Vec<TrackState>,
     pub counters: Arc<Vec<TrackCounters>>,
 }
 
+/// Track descriptions shared between the packager and whoever rebuilds capture.
+pub type SharedSpecs = Arc<std::sync::RwLock<Vec<TrackSpec>>>;
+
 impl Packager {
     pub fn new(grid: Grid, specs: Vec<TrackSpec>, hub: Arc<Hub>) -> Self {
         let counters = Arc::new(specs.iter().map(|_| TrackCounters::default()).collect());
         let tracks = specs
-            .into_iter()
+            .iter()
             .map(|spec| {
                 let (fragmenter, audio_timeline) = match spec {
                     // Only whole fragments that start on their grid boundary: a partial first
@@ -76,13 +83,13 @@ impl Packager {
                         None,
                     ),
                     TrackSpec::Audio { sample_rate, .. } => (
-                        Fragmenter::audio(grid, sample_rate).require_grid_start(true),
-                        Some(AudioTimeline::new(sample_rate)),
+                        Fragmenter::audio(grid, *sample_rate).require_grid_start(true),
+                        Some(AudioTimeline::new(*sample_rate)),
                     ),
                 };
                 TrackState {
-                    spec,
                     info: None,
+                    init: None,
                     fragmenter,
                     audio_timeline,
                 }
@@ -90,6 +97,7 @@ impl Packager {
             .collect();
         Packager {
             rate: grid.rate(),
+            specs: Arc::new(std::sync::RwLock::new(specs)),
             hub,
             tracks,
             counters,
@@ -97,6 +105,11 @@ impl Packager {
     }
 
     /// Consumes units until the capture side hangs up, then flushes.
+    /// The track descriptions, for a ladder rebuild to replace.
+    pub fn specs(&self) -> SharedSpecs {
+        self.specs.clone()
+    }
+
     pub fn run(mut self, units: Receiver<EncodedUnit>) {
         while let Ok(unit) = units.recv() {
             self.push(unit);
@@ -116,11 +129,36 @@ impl Packager {
         let counters = &self.counters[unit.track];
         counters.units.fetch_add(1, Ordering::Relaxed);
         if let Some(codec_data) = unit.codec_data {
-            let info = track_info(unit.track, &state.spec, codec_data);
-            let bytes = Bytes::from(mp4::write_init(&info));
-            state.info = Some(info.clone());
-            self.hub.tracks[unit.track].set_init(InitSegment { info, bytes });
+            let spec = self
+                .specs
+                .read()
+                .ok()
+                .and_then(|s| s.get(unit.track).cloned());
+            if let Some(spec) = spec {
+                let info = track_info(unit.track, &spec, codec_data);
+                if state.info.as_ref() != Some(&info) {
+                    // New codec parameters (a rebuilt encoder): what is cut so far belongs to
+                    // the old init segment.
+                    if state.info.is_some()
+                        && let Some(fragment) = state.fragmenter.flush()
+                    {
+                        self.emit(unit.track, fragment, false);
+                    }
+                    let state = &mut self.tracks[unit.track];
+                    let bytes = Bytes::from(mp4::write_init(&info));
+                    let init = Arc::new(InitSegment {
+                        info: info.clone(),
+                        bytes,
+                    });
+                    state.info = Some(info);
+                    state.init = Some(init.clone());
+                    self.hub.tracks[unit.track].set_init(init);
+                }
+            }
         }
+        let Some(state) = self.tracks.get_mut(unit.track) else {
+            return;
+        };
         if state.info.is_none() {
             counters
                 .units_without_config
@@ -189,6 +227,7 @@ impl Packager {
             bytes: Bytes::from(bytes),
             media_bytes,
             samples: Arc::new(fragment.samples),
+            init: self.tracks[track].init.clone(),
         });
     }
 }

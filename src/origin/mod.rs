@@ -701,6 +701,7 @@ mod tests {
             bytes: Bytes::from(vec![n as u8; 100]),
             media_bytes: 100,
             samples: Arc::new(Vec::new()),
+            init: None,
         }
     }
 

@@ -813,6 +813,7 @@ mod tests {
             bytes: bytes::Bytes::from_static(b"xx"),
             media_bytes: 2,
             samples: Arc::new(Vec::new()),
+            init: None,
         })
     }
 
