@@ -9,10 +9,17 @@
 //!   source size, slate) rebuild the capture pipeline on the same epoch grid: the new pipeline
 //!   starts at the next GOP boundary, fragment numbers and segment names simply continue, and
 //!   the origin and the publishers are not touched.
-//! - Other changes to capture (`[input] framerate` or audio on/off, `[timeline]`,
-//!   `[[rendition]]`, `[audio]`), `[encoder]`, `[origin]` or `[control] listen` are reported as
-//!   needing a restart (logged, in `/status` and in `STATUS=`); the running values stay until
-//!   then.
+//! - `[[rendition]]` changes that keep the renditions' names and order (bitrate, size, encoder)
+//!   and `[audio] bitrate_kbps` rebuild the encoders the same way. The rebuilt encoders bring
+//!   new codec parameters (x264 writes the HRD bitrate into the SPS), so the packager cuts the
+//!   old fragment, publishes a new init segment, and every consumer switches at that fragment:
+//!   the origin serves the new version under its own name with a discontinuity (HLS) or a new
+//!   Period (DASH), and the publishers send new headers (RTMP sequence headers, a new Smooth
+//!   POST, a new CMAF header) before it.
+//! - Other changes to capture (`[input] framerate` or audio on/off, `[timeline]`, renditions
+//!   added, removed, renamed or reordered, `[audio]` sample rate or channels), `[encoder]`,
+//!   `[origin]` or `[control] listen` are reported as needing a restart (logged, in `/status`
+//!   and in `STATUS=`); the running values stay until then.
 //!
 //! systemd sees `RELOADING=1` before and `READY=1` after, whatever the outcome.
 
@@ -28,7 +35,8 @@ use crate::control::{Event, Ops};
 pub type ApplyOutputsFn = dyn Fn(&[Output]) + Send + Sync;
 /// An owned [`ApplyOutputsFn`].
 pub type ApplyOutputs = Box<ApplyOutputsFn>;
-/// Rebuilds the capture pipeline for a configuration whose `[input]` changed.
+/// Rebuilds the capture pipeline for a configuration whose `[input]`, renditions or audio bitrate
+/// changed on the same grid and with the same tracks.
 pub type ApplyInputFn = dyn Fn(&Config) + Send + Sync;
 /// An owned [`ApplyInputFn`].
 pub type ApplyInput = Box<ApplyInputFn>;
@@ -83,7 +91,7 @@ pub fn reload(ops: &Ops, appliers: &Appliers) {
                     ),
                 }
             }
-            if plan.input_changed {
+            if plan.capture_changed {
                 match &appliers.input {
                     Some(apply) => apply(&plan.next),
                     None => log::warn!(
@@ -113,8 +121,9 @@ pub struct Plan {
     /// taken from the file.
     pub next: Config,
     pub outputs_changed: bool,
-    /// `[input]` changed in a way the capture pipeline can be rebuilt for, on the same grid.
-    pub input_changed: bool,
+    /// `[input]`, the renditions or the audio bitrate changed in a way the capture pipeline can
+    /// be rebuilt for, on the same grid and with the same tracks.
+    pub capture_changed: bool,
     pub applied: Vec<String>,
     pub restart_needed: Vec<String>,
 }
@@ -164,12 +173,49 @@ pub fn plan(running: &Config, file: &Config) -> Plan {
         applied.push("input (capture rebuilt on the same grid)".to_string());
         next.input = file.input.clone();
     }
+    // The same renditions (names, order) with new bitrates, sizes or encoders: new encoders on
+    // the same grid and the same tracks.
+    let ladder_live = running.rendition != file.rendition
+        && running.rendition.len() == file.rendition.len()
+        && running
+            .rendition
+            .iter()
+            .zip(&file.rendition)
+            .all(|(a, b)| a.name == b.name);
+    if ladder_live {
+        for (a, b) in running.rendition.iter().zip(&file.rendition) {
+            if a != b {
+                applied.push(format!(
+                    "rendition {} {}x{} {} kbit/s {} (encoders rebuilt on the same grid)",
+                    b.name,
+                    b.width,
+                    b.height,
+                    b.bitrate_kbps,
+                    b.encoder.as_str()
+                ));
+            }
+        }
+        next.rendition = file.rendition.clone();
+    }
+    let audio_live = running.audio != file.audio
+        && running.audio.sample_rate == file.audio.sample_rate
+        && running.audio.channels == file.audio.channels;
+    if audio_live {
+        applied.push(format!(
+            "audio {} kbit/s (encoder rebuilt on the same grid)",
+            file.audio.bitrate_kbps
+        ));
+        next.audio = file.audio.clone();
+    }
     let sections = [
         ("encoder", running.encoder != file.encoder),
         ("input", running.input != file.input && !input_live),
         ("timeline", running.timeline != file.timeline),
-        ("rendition", running.rendition != file.rendition),
-        ("audio", running.audio != file.audio),
+        (
+            "rendition",
+            running.rendition != file.rendition && !ladder_live,
+        ),
+        ("audio", running.audio != file.audio && !audio_live),
         ("origin", running.origin != file.origin),
     ];
     restart_needed.extend(
@@ -181,7 +227,7 @@ pub fn plan(running: &Config, file: &Config) -> Plan {
     Plan {
         next,
         outputs_changed,
-        input_changed: input_live,
+        capture_changed: input_live || ladder_live || audio_live,
         applied,
         restart_needed,
     }
@@ -238,13 +284,13 @@ stream = "cam"
         let old = parse(BASE);
         let new = parse(&format!(
             "{}\n[input]\nframerate = \"25/1\"\n[control]\nheartbeat = \"5s\"\n",
-            BASE.replace("bitrate_kbps = 600", "bitrate_kbps = 700")
+            BASE.replace("name = \"a\"", "name = \"b\"")
         ));
         let p = plan(&old, &new);
         assert_eq!(p.restart_needed, ["input", "rendition"]);
         assert_eq!(p.applied, ["control heartbeat 5s"]);
         // The running ladder stays until the restart.
-        assert_eq!(p.next.rendition[0].bitrate_kbps, 600);
+        assert_eq!(p.next.rendition[0].name, "a");
         assert_eq!(p.next.input.framerate, old.input.framerate);
         assert_eq!(p.next.control.heartbeat, std::time::Duration::from_secs(5));
     }
@@ -256,15 +302,35 @@ stream = "cam"
             "{BASE}\n[input]\nkind = \"file\"\nuri = \"/srv/clip.mp4\"\n"
         ));
         let p = plan(&old, &new);
-        assert!(p.input_changed);
+        assert!(p.capture_changed);
         assert_eq!(p.applied, ["input (capture rebuilt on the same grid)"]);
         assert!(p.restart_needed.is_empty());
         assert_eq!(p.next.input.uri.as_deref(), Some("/srv/clip.mp4"));
         // Audio off changes the set of tracks: that waits for a restart.
         let new = parse(&format!("{BASE}\n[input]\naudio = \"none\"\n"));
         let p = plan(&old, &new);
-        assert!(!p.input_changed);
+        assert!(!p.capture_changed);
         assert_eq!(p.restart_needed, ["input"]);
+    }
+
+    #[test]
+    fn a_new_bitrate_rebuilds_the_encoders_on_the_same_grid() {
+        let old = parse(BASE);
+        let new = parse(&format!(
+            "{}\n[audio]\nbitrate_kbps = 96\n",
+            BASE.replace("bitrate_kbps = 600", "bitrate_kbps = 900")
+        ));
+        let p = plan(&old, &new);
+        assert!(p.capture_changed && !p.outputs_changed);
+        assert!(p.restart_needed.is_empty(), "{:?}", p.restart_needed);
+        assert_eq!(p.next.rendition[0].bitrate_kbps, 900);
+        assert_eq!(p.next.audio.bitrate_kbps, 96);
+        assert_eq!(p.applied.len(), 2, "{:?}", p.applied);
+        // A new sample rate changes the audio timescale: restart.
+        let new = parse(&format!("{BASE}\n[audio]\nsample_rate = 44100\n"));
+        let p = plan(&old, &new);
+        assert!(!p.capture_changed);
+        assert_eq!(p.restart_needed, ["audio"]);
     }
 
     #[test]

@@ -130,6 +130,7 @@ async fn run_async(config: Config, config_path: &Path) -> ExitCode {
     let stats = Arc::new(CaptureStats::default());
     let (units, unit_rx) = UnitSender::new(UNIT_QUEUE_CAPACITY, stats.clone());
     let packager = Packager::new(grid, specs, hub.clone());
+    let shared_specs = packager.specs();
     let ops = crate::control::Ops::new(crate::control::OpsParts {
         config: config.clone(),
         config_path: config_path.to_path_buf(),
@@ -149,7 +150,8 @@ async fn run_async(config: Config, config_path: &Path) -> ExitCode {
         let publishers = publishers.clone();
         Box::new(move |outputs| publishers.reconcile(outputs))
     };
-    // A new [input] on SIGHUP: the main loop below rebuilds capture on the same grid.
+    // A new [input], new rendition settings or a new audio bitrate on SIGHUP: the main loop
+    // below rebuilds capture on the same grid.
     let (rebuild_tx, mut rebuild_rx) = tokio::sync::mpsc::channel::<Config>(2);
     let apply_input: crate::reload::ApplyInput = Box::new(move |next| {
         if rebuild_tx.try_send(next.clone()).is_err() {
@@ -213,24 +215,31 @@ async fn run_async(config: Config, config_path: &Path) -> ExitCode {
                 break ExitCode::from(EX_SOFTWARE);
             }
             Some(next) = rebuild_rx.recv() => {
-                // Build first: a source that cannot be built leaves the running one alone.
+                // Build first: a pipeline that cannot be built leaves the running one alone.
                 match Capture::build(&next, grid, units.clone(), stats.clone()) {
                     Ok(new) => {
                         capture.stop();
+                        // Read when the new encoders announce their codec parameters.
+                        if let Ok(mut specs) = shared_specs.write() {
+                            *specs = track_specs(&next);
+                        }
                         capture = new;
                         if let Err(e) = capture.start() {
                             log::error!("capture: {e}");
                             break ExitCode::from(EX_SOFTWARE);
                         }
                         spawn_bus_watch(&capture, &bus_tx);
+                        let encoders: Vec<&str> =
+                            capture.encoders.iter().map(|e| e.element()).collect();
                         log::info!(
                             state = "rebuilt";
-                            "capture: pipeline rebuilt for the new [input] ({}); it joins the grid at the next GOP",
-                            next.input.kind.as_str()
+                            "capture: pipeline rebuilt ({} input, encoders {:?}); it joins the grid at the next GOP",
+                            next.input.kind.as_str(),
+                            encoders
                         );
                     }
                     Err(e) => log::error!(
-                        "capture: cannot rebuild for the new [input], keeping the running source: {e}"
+                        "capture: cannot rebuild for the new configuration, keeping the running pipeline: {e}"
                     ),
                 }
             }
