@@ -13,6 +13,14 @@
 //! live edge and never plays. The `@duration` path of the same code computes `index = t / duration`
 //! and plays the stream.
 //!
+//! When a reload changes a rendition's codec parameters (a new init segment from some segment
+//! index on), the origin splits the MPD into [`Period`]s at each change point: Period `k` starts
+//! at `k·segment` since the epoch, its `@id` is that start in ns (so both boxes of a pair write
+//! the same one; the first Period of a stream that never changed stays `id="0" start="PT0S"`),
+//! every SegmentTemplate has `presentationTimeOffset` = the Period start in its timescale (so
+//! `$Time$` stays the epoch time of the file name, and `$Number$` counts from the Period's
+//! `startNumber`), and `initialization` names that Period's init segment.
+//!
 //! Plain values in, `String` out. Attribute values are XML-escaped.
 
 use std::fmt::Write as _;
@@ -26,6 +34,11 @@ pub const UTC_TIMING_SCHEME: &str = "urn:mpeg:dash:utc:http-iso:2014";
 pub const MEDIA_TEMPLATE: &str = "$RepresentationID$/$Time$.m4s";
 /// The initialization template: `<rendition>/init.mp4`.
 pub const INIT_TEMPLATE: &str = "$RepresentationID$/init.mp4";
+
+/// The initialization template of one init segment version: `<rendition>/init-<id hex>.mp4`.
+pub fn versioned_init_template(id: u64) -> String {
+    format!("$RepresentationID$/init-{id:016x}.mp4")
+}
 
 /// The media template of the `$Number$` form: `<rendition>/n<index>.m4s`.
 pub const NUMBER_MEDIA_TEMPLATE: &str = "$RepresentationID$/n$Number$.m4s";
@@ -99,7 +112,48 @@ pub struct Representation {
     pub codecs: String,
     pub kind: RepresentationKind,
     pub timescale: u32,
+    /// The segments of this Period (Timeline form).
     pub timeline: Vec<TimelineRun>,
+    /// `SegmentTemplate@initialization`: [`INIT_TEMPLATE`], or [`versioned_init_template`].
+    pub initialization: String,
+}
+
+/// One Period: the segments from `start_number` on, until the next Period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Period {
+    /// `@start`, ns since the epoch (exact: the start of segment `start_number`). Every
+    /// `presentationTimeOffset` is this time in the template's timescale, rounded up (so a
+    /// Representation whose timescale divides it exactly gets its exact segment start).
+    pub start_ns: u64,
+    /// Index since the epoch of the first segment of the Period: `startNumber` of the
+    /// `$Number$` form.
+    pub start_number: u64,
+    /// Video representations (one AdaptationSet) then audio (another).
+    pub representations: Vec<Representation>,
+}
+
+impl Period {
+    /// The one Period of a stream whose init segments never changed: `PT0S`, from segment 0.
+    pub fn whole(representations: Vec<Representation>) -> Self {
+        Period {
+            start_ns: 0,
+            start_number: 0,
+            representations,
+        }
+    }
+
+    /// `@id`: the start in ns, the same on both boxes of a pair (`0` for the first Period).
+    pub fn id(&self) -> String {
+        self.start_ns.to_string()
+    }
+
+    /// `presentationTimeOffset` in `timescale`: the start, rounded up.
+    pub fn presentation_time_offset(&self, timescale: u32) -> u64 {
+        (u128::from(self.start_ns) * u128::from(timescale))
+            .div_ceil(1_000_000_000)
+            .try_into()
+            .unwrap_or(u64::MAX)
+    }
 }
 
 /// The whole MPD.
@@ -119,9 +173,20 @@ pub struct Mpd {
     pub max_segment_duration_ns: u64,
     /// URL of the clock (`UTCTiming@value`), e.g. `/time`.
     pub utc_timing_url: String,
-    /// Video representations (one AdaptationSet) then audio (another).
-    pub representations: Vec<Representation>,
+    /// In order of start; at least one (an empty list renders one empty Period).
+    pub periods: Vec<Period>,
     pub addressing: Addressing,
+}
+
+/// An exact `xs:duration` (up to ns, trailing zeros dropped), e.g. `PT0S`, `PT1772366402.002S`.
+pub fn exact_duration(ns: u64) -> String {
+    let (secs, frac) = (ns / 1_000_000_000, ns % 1_000_000_000);
+    if frac == 0 {
+        format!("PT{secs}S")
+    } else {
+        let digits = format!("{frac:09}");
+        format!("PT{secs}.{}S", digits.trim_end_matches('0'))
+    }
 }
 
 /// An `xs:duration` with millisecond precision, e.g. `PT2.000S`, `PT300S`.
@@ -168,13 +233,34 @@ impl Mpd {
             iso_duration(self.min_buffer_time_ns),
             iso_duration(self.max_segment_duration_ns),
         );
-        out.push_str("  <Period id=\"0\" start=\"PT0S\">\n");
-        let video: Vec<&Representation> = self
+        if self.periods.is_empty() {
+            self.period(&mut out, &Period::whole(Vec::new()));
+        }
+        for p in &self.periods {
+            self.period(&mut out, p);
+        }
+        let _ = writeln!(
+            out,
+            "  <UTCTiming schemeIdUri=\"{UTC_TIMING_SCHEME}\" value=\"{}\"/>",
+            xml_attr(&self.utc_timing_url)
+        );
+        out.push_str("</MPD>\n");
+        out
+    }
+
+    fn period(&self, out: &mut String, p: &Period) {
+        let _ = writeln!(
+            out,
+            "  <Period id=\"{}\" start=\"{}\">",
+            xml_attr(&p.id()),
+            exact_duration(p.start_ns)
+        );
+        let video: Vec<&Representation> = p
             .representations
             .iter()
             .filter(|r| matches!(r.kind, RepresentationKind::Video { .. }))
             .collect();
-        let audio: Vec<&Representation> = self
+        let audio: Vec<&Representation> = p
             .representations
             .iter()
             .filter(|r| matches!(r.kind, RepresentationKind::Audio { .. }))
@@ -198,7 +284,7 @@ impl Mpd {
             }
             out.push_str(">\n");
             for r in video {
-                self.representation(&mut out, r);
+                self.representation(out, p, r);
             }
             out.push_str("    </AdaptationSet>\n");
         }
@@ -208,21 +294,14 @@ impl Mpd {
                  segmentAlignment=\"true\" startWithSAP=\"1\" lang=\"und\">\n",
             );
             for r in audio {
-                self.representation(&mut out, r);
+                self.representation(out, p, r);
             }
             out.push_str("    </AdaptationSet>\n");
         }
         out.push_str("  </Period>\n");
-        let _ = writeln!(
-            out,
-            "  <UTCTiming schemeIdUri=\"{UTC_TIMING_SCHEME}\" value=\"{}\"/>",
-            xml_attr(&self.utc_timing_url)
-        );
-        out.push_str("</MPD>\n");
-        out
     }
 
-    fn representation(&self, out: &mut String, r: &Representation) {
+    fn representation(&self, out: &mut String, p: &Period, r: &Representation) {
         let _ = write!(
             out,
             "      <Representation id=\"{}\" bandwidth=\"{}\" codecs=\"{}\"",
@@ -248,7 +327,7 @@ impl Mpd {
             }
         }
         match self.addressing {
-            Addressing::Timeline => Self::timeline_template(out, r),
+            Addressing::Timeline => Self::timeline_template(out, p, r),
             Addressing::Number {
                 timescale,
                 duration,
@@ -256,20 +335,25 @@ impl Mpd {
                 let _ = writeln!(
                     out,
                     "        <SegmentTemplate timescale=\"{timescale}\" duration=\"{duration}\" \
-                     startNumber=\"0\" presentationTimeOffset=\"0\" \
-                     initialization=\"{INIT_TEMPLATE}\" media=\"{NUMBER_MEDIA_TEMPLATE}\"/>"
+                     startNumber=\"{}\" presentationTimeOffset=\"{}\" \
+                     initialization=\"{}\" media=\"{NUMBER_MEDIA_TEMPLATE}\"/>",
+                    p.start_number,
+                    p.presentation_time_offset(timescale),
+                    xml_attr(&r.initialization)
                 );
             }
         }
         out.push_str("      </Representation>\n");
     }
 
-    fn timeline_template(out: &mut String, r: &Representation) {
+    fn timeline_template(out: &mut String, p: &Period, r: &Representation) {
         let _ = writeln!(
             out,
-            "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"0\" \
-             initialization=\"{INIT_TEMPLATE}\" media=\"{MEDIA_TEMPLATE}\">",
-            r.timescale
+            "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{}\" \
+             initialization=\"{}\" media=\"{MEDIA_TEMPLATE}\">",
+            r.timescale,
+            p.presentation_time_offset(r.timescale),
+            xml_attr(&r.initialization)
         );
         out.push_str("          <SegmentTimeline>\n");
         for run in &r.timeline {
@@ -340,7 +424,7 @@ mod tests {
             min_buffer_time_ns: 2_000_000_000,
             max_segment_duration_ns: 2_000_000_000,
             utc_timing_url: "/time?a=1&b=\"2\"".into(),
-            representations: vec![
+            periods: vec![Period::whole(vec![
                 Representation {
                     id: "720p".into(),
                     bandwidth: 3_000_000,
@@ -352,6 +436,7 @@ mod tests {
                     },
                     timescale: 90_000,
                     timeline: timeline_runs([(t0, 180_000), (t0 + 180_000, 180_000)]),
+                    initialization: INIT_TEMPLATE.into(),
                 },
                 Representation {
                     id: "audio".into(),
@@ -363,8 +448,9 @@ mod tests {
                     },
                     timescale: 48_000,
                     timeline: timeline_runs([(100, 96_256)]),
+                    initialization: INIT_TEMPLATE.into(),
                 },
-            ],
+            ])],
             addressing,
         }
     }
@@ -418,5 +504,203 @@ mod tests {
         );
         assert!(!text.contains("SegmentTimeline") && !text.contains("$Time$"));
         assert!(text.contains("availabilityStartTime=\"1970-01-01T00:00:00Z\""));
+    }
+
+    /// The single-Period output, byte for byte as before Periods existed.
+    const SINGLE_PERIOD_TIMELINE: &str = r##"<?xml version="1.0" encoding="UTF-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019" type="dynamic" availabilityStartTime="1970-01-01T00:00:00Z" publishTime="2026-03-01T12:00:00.000Z" minimumUpdatePeriod="PT2S" timeShiftBufferDepth="PT600S" suggestedPresentationDelay="PT6S" minBufferTime="PT2S" maxSegmentDuration="PT2S">
+  <Period id="0" start="PT0S">
+    <AdaptationSet id="0" contentType="video" mimeType="video/mp4" segmentAlignment="true" startWithSAP="1" frameRate="30">
+      <Representation id="720p" bandwidth="3000000" codecs="avc1.64001f" width="1280" height="720" sar="1:1">
+        <SegmentTemplate timescale="90000" presentationTimeOffset="0" initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/$Time$.m4s">
+          <SegmentTimeline>
+            <S t="159512976000000" d="180000" r="1"/>
+          </SegmentTimeline>
+        </SegmentTemplate>
+      </Representation>
+    </AdaptationSet>
+    <AdaptationSet id="1" contentType="audio" mimeType="audio/mp4" segmentAlignment="true" startWithSAP="1" lang="und">
+      <Representation id="audio" bandwidth="128000" codecs="mp4a.40.2" audioSamplingRate="48000">
+        <AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" value="2"/>
+        <SegmentTemplate timescale="48000" presentationTimeOffset="0" initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/$Time$.m4s">
+          <SegmentTimeline>
+            <S t="100" d="96256"/>
+          </SegmentTimeline>
+        </SegmentTemplate>
+      </Representation>
+    </AdaptationSet>
+  </Period>
+  <UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="/time?a=1&amp;b=&quot;2&quot;"/>
+</MPD>
+"##;
+    const SINGLE_PERIOD_NUMBER: &str = r##"<?xml version="1.0" encoding="UTF-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019" type="dynamic" availabilityStartTime="1970-01-01T00:00:00Z" publishTime="2026-03-01T12:00:00.000Z" minimumUpdatePeriod="PT2S" timeShiftBufferDepth="PT600S" suggestedPresentationDelay="PT6S" minBufferTime="PT2S" maxSegmentDuration="PT2S">
+  <Period id="0" start="PT0S">
+    <AdaptationSet id="0" contentType="video" mimeType="video/mp4" segmentAlignment="true" startWithSAP="1" frameRate="30">
+      <Representation id="720p" bandwidth="3000000" codecs="avc1.64001f" width="1280" height="720" sar="1:1">
+        <SegmentTemplate timescale="90000" duration="180000" startNumber="0" presentationTimeOffset="0" initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/n$Number$.m4s"/>
+      </Representation>
+    </AdaptationSet>
+    <AdaptationSet id="1" contentType="audio" mimeType="audio/mp4" segmentAlignment="true" startWithSAP="1" lang="und">
+      <Representation id="audio" bandwidth="128000" codecs="mp4a.40.2" audioSamplingRate="48000">
+        <AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" value="2"/>
+        <SegmentTemplate timescale="90000" duration="180000" startNumber="0" presentationTimeOffset="0" initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/n$Number$.m4s"/>
+      </Representation>
+    </AdaptationSet>
+  </Period>
+  <UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="/time?a=1&amp;b=&quot;2&quot;"/>
+</MPD>
+"##;
+
+    #[test]
+    fn a_single_period_renders_as_before() {
+        assert_eq!(
+            sample_mpd(Addressing::Timeline).render(),
+            SINGLE_PERIOD_TIMELINE
+        );
+        let number = Addressing::Number {
+            timescale: 90_000,
+            duration: 180_000,
+        };
+        assert_eq!(sample_mpd(number).render(), SINGLE_PERIOD_NUMBER);
+    }
+
+    fn two_periods(addressing: Addressing) -> Mpd {
+        // 2 s segments; new init segments from segment 886 183 201 (2026-03-01T12:00:02Z) on.
+        let k = 886_183_201u64;
+        let t = |i: u64| i * 180_000;
+        let a = |i: u64| (i * 96_000).div_ceil(1024) * 1024;
+        let video = |timeline, init: &str| Representation {
+            id: "720p".into(),
+            bandwidth: 3_000_000,
+            codecs: "avc1.64001f".into(),
+            kind: RepresentationKind::Video {
+                width: 1280,
+                height: 720,
+                frame_rate: (30, 1),
+            },
+            timescale: 90_000,
+            timeline,
+            initialization: init.into(),
+        };
+        let audio = |timeline| Representation {
+            id: "audio".into(),
+            bandwidth: 128_000,
+            codecs: "mp4a.40.2".into(),
+            kind: RepresentationKind::Audio {
+                sample_rate: 48_000,
+                channels: 2,
+            },
+            timescale: 48_000,
+            timeline,
+            initialization: INIT_TEMPLATE.into(),
+        };
+        let mut mpd = sample_mpd(addressing);
+        mpd.periods = vec![
+            Period::whole(vec![
+                video(
+                    timeline_runs([(t(k - 1), 180_000)]),
+                    &versioned_init_template(0xa1),
+                ),
+                audio(timeline_runs([(a(k - 1), a(k) - a(k - 1))])),
+            ]),
+            Period {
+                start_ns: k * 2_000_000_000,
+                start_number: k,
+                representations: vec![
+                    video(
+                        timeline_runs([(t(k), 180_000), (t(k + 1), 180_000)]),
+                        &versioned_init_template(0xb2),
+                    ),
+                    audio(timeline_runs([(a(k), a(k + 1) - a(k))])),
+                ],
+            },
+        ];
+        mpd
+    }
+
+    #[test]
+    fn a_new_init_segment_starts_a_period() {
+        let text = two_periods(Addressing::Timeline).render();
+        let second = text
+            .split("<Period ")
+            .nth(2)
+            .unwrap_or_else(|| panic!("two Periods:\n{text}"));
+        let first = text.split("<Period ").nth(1).unwrap_or_default();
+        assert!(first.starts_with("id=\"0\" start=\"PT0S\">"), "{text}");
+        assert!(
+            first.contains(
+                "presentationTimeOffset=\"0\" initialization=\"$RepresentationID$/init-00000000000000a1.mp4\""
+            ) && first.contains("<S t=\"159512976000000\" d=\"180000\"/>"),
+            "{text}"
+        );
+        assert!(
+            second.starts_with("id=\"1772366402000000000\" start=\"PT1772366402S\">"),
+            "{text}"
+        );
+        // Video: the exact start of segment k; audio: that time in 48 kHz (the first AAC frame
+        // of the Period starts at or after it).
+        assert!(
+            second.contains(
+                "<SegmentTemplate timescale=\"90000\" presentationTimeOffset=\"159512976180000\" \
+                 initialization=\"$RepresentationID$/init-00000000000000b2.mp4\""
+            ) && second.contains("<S t=\"159512976180000\" d=\"180000\" r=\"1\"/>"),
+            "{text}"
+        );
+        assert!(
+            second.contains(
+                "<SegmentTemplate timescale=\"48000\" presentationTimeOffset=\"85073587296000\" \
+                 initialization=\"$RepresentationID$/init.mp4\""
+            ) && second.contains("<S t=\"85073587296256\" d=\"96256\"/>"),
+            "{text}"
+        );
+        assert_eq!(text.matches("</Period>").count(), 2);
+        assert_eq!(text.matches("<UTCTiming").count(), 1);
+    }
+
+    #[test]
+    fn number_form_with_two_periods() {
+        let text = two_periods(Addressing::Number {
+            timescale: 90_000,
+            duration: 180_000,
+        })
+        .render();
+        assert!(
+            text.contains(
+                "<SegmentTemplate timescale=\"90000\" duration=\"180000\" startNumber=\"0\" \
+                 presentationTimeOffset=\"0\" initialization=\"$RepresentationID$/init-00000000000000a1.mp4\""
+            ),
+            "{text}"
+        );
+        // In Period k, number k is at its presentationTimeOffset: the segment of the same index
+        // since the epoch.
+        assert_eq!(
+            text.matches(
+                "<SegmentTemplate timescale=\"90000\" duration=\"180000\" startNumber=\"886183201\" \
+                 presentationTimeOffset=\"159512976180000\""
+            )
+            .count(),
+            2,
+            "{text}"
+        );
+        assert!(text.contains("initialization=\"$RepresentationID$/init-00000000000000b2.mp4\" media=\"$RepresentationID$/n$Number$.m4s\"/>"));
+    }
+
+    #[test]
+    fn exact_durations() {
+        assert_eq!(exact_duration(0), "PT0S");
+        assert_eq!(
+            exact_duration(1_772_366_402_002_000_000),
+            "PT1772366402.002S"
+        );
+        assert_eq!(exact_duration(1_000_000_001), "PT1.000000001S");
+        let p = Period {
+            start_ns: 1_001_000_000 / 30,
+            start_number: 1,
+            representations: Vec::new(),
+        };
+        // 1001/30000 s floored to ns: exactly 3003 ticks again at 90 kHz; 1601.6 → 1602 at 48 kHz.
+        assert_eq!(p.presentation_time_offset(90_000), 3_003);
+        assert_eq!(p.presentation_time_offset(48_000), 1_602);
     }
 }

@@ -6,6 +6,7 @@
 //! Floats that are not finite (or negative durations) are written as 0 or left out, so every
 //! output is a syntactically valid playlist.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// `EXT-X-VERSION` of every playlist: 7 is needed for `EXT-X-MAP` in a playlist without
@@ -132,9 +133,13 @@ pub struct MediaPlaylist {
     pub discontinuity_sequence: Option<u64>,
     /// `EXT-X-INDEPENDENT-SEGMENTS` (every segment starts with an IDR).
     pub independent_segments: bool,
-    /// `EXT-X-MAP` URI of the init segment.
+    /// `EXT-X-MAP` URI of the init segment of the first segment.
     pub map_uri: String,
     pub segments: Vec<SegmentEntry>,
+    /// Further `EXT-X-MAP` URIs, by position in `segments`: written before that segment (after
+    /// its `EXT-X-DISCONTINUITY`), where the init segment changes (new codec parameters); it
+    /// applies to the segments after it until the next one.
+    pub maps: BTreeMap<usize, String>,
     /// `EXT-X-ENDLIST`: the stream has ended.
     pub endlist: bool,
 }
@@ -148,6 +153,7 @@ impl Default for MediaPlaylist {
             independent_segments: false,
             map_uri: DEFAULT_MAP_URI.to_owned(),
             segments: Vec::new(),
+            maps: BTreeMap::new(),
             endlist: false,
         }
     }
@@ -185,9 +191,12 @@ impl MediaPlaylist {
             out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
         }
         let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", quoted(&self.map_uri));
-        for s in &self.segments {
+        for (i, s) in self.segments.iter().enumerate() {
             if s.discontinuity {
                 out.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            if let Some(map) = self.maps.get(&i) {
+                let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", quoted(map));
             }
             let _ = writeln!(
                 out,
@@ -376,6 +385,42 @@ mod tests {
              #EXT-X-PROGRAM-DATE-TIME:2026-03-01T12:00:12.000Z\n\
              #EXTINF:6.00000,\n\
              159512977080000.m4s\n"
+        );
+    }
+
+    #[test]
+    fn a_new_init_segment_gets_its_own_map_after_a_discontinuity() {
+        let mut segs = vec![
+            seg(0, 0, 2.0),
+            seg(180_000, 2_000_000_000, 2.0),
+            seg(360_000, 4_000_000_000, 2.0),
+        ];
+        segs[1].discontinuity = true;
+        let p = MediaPlaylist {
+            target_duration: Some(2),
+            map_uri: "init-00000000000000a1.mp4".into(),
+            segments: segs,
+            maps: BTreeMap::from([(1, "init-00000000000000b2.mp4".to_string())]),
+            ..MediaPlaylist::default()
+        };
+        assert_eq!(
+            p.render(),
+            "#EXTM3U\n\
+             #EXT-X-VERSION:7\n\
+             #EXT-X-TARGETDURATION:2\n\
+             #EXT-X-MEDIA-SEQUENCE:0\n\
+             #EXT-X-MAP:URI=\"init-00000000000000a1.mp4\"\n\
+             #EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:00.000Z\n\
+             #EXTINF:2.00000,\n\
+             0.m4s\n\
+             #EXT-X-DISCONTINUITY\n\
+             #EXT-X-MAP:URI=\"init-00000000000000b2.mp4\"\n\
+             #EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:02.000Z\n\
+             #EXTINF:2.00000,\n\
+             180000.m4s\n\
+             #EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:04.000Z\n\
+             #EXTINF:2.00000,\n\
+             360000.m4s\n"
         );
     }
 

@@ -3,9 +3,17 @@
 //! `dvr_max_bytes` (oldest segments of any track go first), and after a restart the files are
 //! read back (names only) so the playlists reach back across the restart.
 //!
-//! File names carry everything the window needs: `<index>-<start>-<duration>-<etag>.m4s` (etag in
-//! hex). `<track>/init.mp4` is the init segment the files were written with; on restart, files
-//! written with a different init segment (another codec configuration) are removed, not served.
+//! File names carry everything the window needs:
+//! `<index>-<start>-<duration>-<etag>-<init id>.m4s` (etag and init id in hex, 16 digits; the
+//! init id is the FNV-1a of the init segment the segment was written against). A reload can
+//! bring a new init segment while older segments of the track are still in the window: each
+//! file names its own version, so they stay on disk and keep being served (with their own
+//! init, which the origin holds in RAM) until they leave the window. On restart, only the
+//! files whose init id is the new process's first init segment are reloaded; the others
+//! (another codec configuration) are removed, not served. `<track>/init.mp4` is the current
+//! init segment (rewritten when it changes); it only matters for files named by an older
+//! version of twincast, `<index>-<start>-<duration>-<etag>.m4s`: those are reloaded when
+//! `init.mp4` equals the new init segment, and renamed to the current form.
 //!
 //! Disk trouble (full, read-only, missing permissions) never stops the origin: the error is
 //! counted and logged at most once a minute, and the segment stays in RAM only.
@@ -19,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::window::Segment;
+use super::window::{Segment, fnv1a};
 
 const INIT_FILE: &str = "init.mp4";
 const TMP_SUFFIX: &str = ".tmp";
@@ -58,22 +66,46 @@ pub struct DiskStore {
     state: Mutex<State>,
 }
 
-/// `<index>-<start>-<duration>-<etag hex>.m4s`
+/// `<index>-<start>-<duration>-<etag hex>-<init id hex>.m4s`
 pub fn file_name(s: &Segment) -> String {
-    format!("{}-{}-{}-{:016x}.m4s", s.index, s.start, s.duration, s.etag)
+    format!(
+        "{}-{}-{}-{:016x}-{:016x}.m4s",
+        s.index, s.start, s.duration, s.etag, s.init_id
+    )
 }
 
-fn parse_file_name(name: &str) -> Option<(u64, u64, u64, u64)> {
+/// A parsed segment file name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileName {
+    index: u64,
+    start: u64,
+    duration: u64,
+    etag: u64,
+    /// `None`: the older form without it (written against `init.mp4`).
+    init_id: Option<u64>,
+}
+
+fn parse_file_name(name: &str) -> Option<FileName> {
     let stem = name.strip_suffix(".m4s")?;
     let mut parts = stem.split('-');
     let index = parts.next()?.parse().ok()?;
     let start = parts.next()?.parse().ok()?;
     let duration = parts.next()?.parse().ok()?;
     let etag = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let init_id = match parts.next() {
+        Some(hex) => Some(u64::from_str_radix(hex, 16).ok()?),
+        None => None,
+    };
     if parts.next().is_some() {
         return None;
     }
-    Some((index, start, duration, etag))
+    Some(FileName {
+        index,
+        start,
+        duration,
+        etag,
+        init_id,
+    })
 }
 
 fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
@@ -137,9 +169,9 @@ impl DiskStore {
         }
     }
 
-    /// A track's init segment arrived: reloads its segments written with the same init segment
-    /// (oldest first, at most `window` in the track timescale before the newest), removes the
-    /// rest and leftovers, and records the init segment. Blocking.
+    /// A track's (first) init segment arrived: reloads its segments written with the same init
+    /// segment (oldest first, at most `window` in the track timescale before the newest),
+    /// removes the rest and leftovers, and records the init segment. Blocking.
     pub fn open_track(
         &self,
         track: usize,
@@ -152,6 +184,20 @@ impl DiskStore {
         {
             *slot = timescale;
         }
+        // A track opened again (a new timescale) starts over: its listed files are re-read.
+        if let Ok(mut st) = self.state.lock() {
+            let stale: Vec<FileKey> = st
+                .files
+                .keys()
+                .filter(|k| k.track == track)
+                .copied()
+                .collect();
+            for k in stale {
+                if let Some((_, len)) = st.files.remove(&k) {
+                    st.bytes -= len;
+                }
+            }
+        }
         let Some(dir) = self.dir(track) else {
             return Vec::new();
         };
@@ -159,6 +205,7 @@ impl DiskStore {
             self.error("cannot create the track directory", &e);
             return Vec::new();
         }
+        let init_id = fnv1a(init);
         let same_init = fs::read(dir.join(INIT_FILE)).is_ok_and(|old| old == init);
         let mut found = Vec::new();
         match fs::read_dir(&dir) {
@@ -169,26 +216,33 @@ impl DiskStore {
                     if name == INIT_FILE {
                         continue;
                     }
-                    let parsed = parse_file_name(name);
                     let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                    match parsed {
-                        Some((index, start, duration, etag)) if same_init && len > 0 => {
-                            found.push(Segment {
-                                index,
-                                start,
-                                duration,
-                                filler: false,
-                                len,
-                                media_bytes: len,
-                                etag,
-                                ram: None,
-                                on_disk: true,
-                            });
-                        }
-                        _ => {
-                            let _ = fs::remove_file(entry.path());
-                        }
+                    let keep = parse_file_name(name)
+                        .filter(|f| len > 0 && f.init_id.map_or(same_init, |id| id == init_id));
+                    let Some(f) = keep else {
+                        let _ = fs::remove_file(entry.path());
+                        continue;
+                    };
+                    let segment = Segment {
+                        index: f.index,
+                        start: f.start,
+                        duration: f.duration,
+                        filler: false,
+                        len,
+                        media_bytes: len,
+                        etag: f.etag,
+                        ram: None,
+                        on_disk: true,
+                        init_id,
+                    };
+                    // The older name form gets the current one (with the init id).
+                    if f.init_id.is_none()
+                        && fs::rename(entry.path(), dir.join(file_name(&segment))).is_err()
+                    {
+                        let _ = fs::remove_file(entry.path());
+                        continue;
                     }
+                    found.push(segment);
                 }
             }
             Err(e) => self.error("cannot list the track directory", &e),
@@ -203,8 +257,8 @@ impl DiskStore {
             }
             found = keep;
         }
-        if !same_init && let Err(e) = write_atomic(&dir.join(INIT_FILE), init) {
-            self.error("cannot write the init segment", &e);
+        if !same_init {
+            self.set_init(track, init);
         }
         if let Ok(mut st) = self.state.lock() {
             for s in &found {
@@ -218,6 +272,17 @@ impl DiskStore {
             }
         }
         found
+    }
+
+    /// Records a track's current init segment as `<track>/init.mp4` (a reload changed it; the
+    /// segment files of older versions stay, named by their own init id). Blocking.
+    pub fn set_init(&self, track: usize, init: &[u8]) {
+        let Some(dir) = self.dir(track) else {
+            return;
+        };
+        if let Err(e) = write_atomic(&dir.join(INIT_FILE), init) {
+            self.error("cannot write the init segment", &e);
+        }
     }
 
     /// Writes a segment atomically. Returns whether it is on disk and the (track, start) of
@@ -328,6 +393,7 @@ mod tests {
                 etag: super::super::window::fnv1a(&data),
                 ram: Some(Bytes::from(data.clone())),
                 on_disk: false,
+                init_id: fnv1a(b"init"),
             },
             data,
         )
@@ -338,10 +404,22 @@ mod tests {
         let (s, _) = seg(7, 3);
         assert_eq!(
             parse_file_name(&file_name(&s)),
-            Some((7, 630_000, 90_000, s.etag))
+            Some(FileName {
+                index: 7,
+                start: 630_000,
+                duration: 90_000,
+                etag: s.etag,
+                init_id: Some(fnv1a(b"init")),
+            })
+        );
+        assert_eq!(
+            parse_file_name("7-630000-90000-00000000000000ab.m4s").map(|f| (f.etag, f.init_id)),
+            Some((0xab, None))
         );
         assert_eq!(parse_file_name("../../etc/passwd"), None);
         assert_eq!(parse_file_name("1-2-3-zz.m4s"), None);
+        assert_eq!(parse_file_name("1-2-3-4-zz.m4s"), None);
+        assert_eq!(parse_file_name("1-2-3-4-5-6.m4s"), None);
     }
 
     #[test]
@@ -384,5 +462,56 @@ mod tests {
         let (s, data) = seg(1, 10);
         assert!(!store.write(0, &s, &data).0);
         assert!(store.stats().errors >= 2);
+    }
+
+    #[test]
+    fn a_new_init_version_keeps_older_files_until_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        // Left by an older twincast: init.mp4 and a file in the older name form.
+        std::fs::create_dir_all(dir.path().join("v")).unwrap();
+        std::fs::write(dir.path().join("v/init.mp4"), b"init").unwrap();
+        let legacy = dir.path().join("v/9-810000-90000-00000000000000ab.m4s");
+        std::fs::write(&legacy, b"x").unwrap();
+        let store = DiskStore::new(dir.path().into(), 1 << 20, vec!["v".into()]);
+        let back = store.open_track(0, b"init", 90_000, u64::MAX);
+        // Reloaded (init.mp4 matches) and renamed to the form with the init id.
+        assert_eq!(back.iter().map(|s| s.index).collect::<Vec<_>>(), vec![9]);
+        assert!(!legacy.exists());
+        assert!(
+            dir.path()
+                .join(format!(
+                    "v/9-810000-90000-00000000000000ab-{:016x}.m4s",
+                    fnv1a(b"init")
+                ))
+                .exists()
+        );
+        for i in 10..12 {
+            let (s, data) = seg(i, 10);
+            assert!(store.write(0, &s, &data).0);
+        }
+        // A reload brings a new init segment from segment 12 on; the older files stay on disk.
+        store.set_init(0, b"new");
+        for i in 12..14 {
+            let (mut s, data) = seg(i, 10);
+            s.init_id = fnv1a(b"new");
+            assert!(store.write(0, &s, &data).0);
+        }
+        assert_eq!(store.stats().files, 5);
+        assert_eq!(
+            std::fs::read(dir.path().join("v/init.mp4")).unwrap(),
+            b"new"
+        );
+
+        // Restart with the new init: only its segments come back, the others are removed.
+        let again = DiskStore::new(dir.path().into(), 1 << 20, vec!["v".into()]);
+        let back = again.open_track(0, b"new", 90_000, u64::MAX);
+        assert_eq!(
+            back.iter().map(|s| s.index).collect::<Vec<_>>(),
+            vec![12, 13]
+        );
+        assert!(back.iter().all(|s| s.init_id == fnv1a(b"new")));
+        let files = std::fs::read_dir(dir.path().join("v")).unwrap().count();
+        assert_eq!(files, 3, "two segments and init.mp4");
+        assert_eq!(again.stats().files, 2);
     }
 }

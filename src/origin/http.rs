@@ -4,7 +4,8 @@
 //! `Cache-Control` (playlists short, segments immutable), 404 for what is not in the window.
 //!
 //! Nothing here touches the filesystem with a request path: a segment is looked up in the
-//! window by its parsed start time, and only then read from the disk tier by its own name.
+//! window by its parsed start time, and only then read from the disk tier by its own name; an
+//! init segment version (`init-<16 hex>.mp4`) is looked up in RAM by its parsed id.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,6 +22,10 @@ use super::{Origin, assets, now_ns};
 pub const PLAYLIST_CACHE: &str = "max-age=1";
 /// `Cache-Control` of init segments and media segments: their names never change content.
 pub const SEGMENT_CACHE: &str = "max-age=31536000, immutable";
+/// `Cache-Control` of `init.mp4` once a track's init segment changed (a reload brought new codec
+/// parameters): the name's content changed, so it is no longer immutable. Playlists name the
+/// versions (`init-<id>.mp4`, immutable) from then on.
+pub const CHANGED_INIT_CACHE: &str = "max-age=2";
 /// `Cache-Control` of the preview page and players.
 pub const ASSET_CACHE: &str = "max-age=300";
 
@@ -203,9 +208,26 @@ async fn track_file(origin: &Arc<Origin>, track: &str, file: &str) -> Option<Obj
             .media_playlist(track)
             .map(|text| text_object(text, HLS_TYPE)),
         "init.mp4" => {
-            let init = origin.init_segment(track)?;
+            let (init, changed) = origin.init_segment(track)?;
             Some(Object {
                 etag: Some(format!("\"i{:016x}\"", super::window::fnv1a(&init.bytes))),
+                body: init.bytes.clone(),
+                content_type: mp4_type,
+                cache: if changed {
+                    CHANGED_INIT_CACHE
+                } else {
+                    SEGMENT_CACHE
+                },
+                last_modified: None,
+                vary: None,
+            })
+        }
+        other if other.starts_with("init-") => {
+            // `init-<16 lowercase hex>.mp4`: one version, by the id the playlists name.
+            let id = super::window::parse_init_file_name(other)?;
+            let init = origin.init_version(track, id)?;
+            Some(Object {
+                etag: Some(format!("\"i{id:016x}\"")),
                 body: init.bytes.clone(),
                 content_type: mp4_type,
                 cache: SEGMENT_CACHE,
@@ -432,5 +454,80 @@ mod tests {
         assert!(etag_matches("W/\"b\"", "\"b\""));
         assert!(etag_matches("*", "\"b\""));
         assert!(!etag_matches("\"c\"", "\"b\""));
+    }
+
+    async fn get(origin: &Arc<Origin>, path: &str) -> (StatusCode, Option<String>, Bytes) {
+        use http_body_util::BodyExt;
+        let req = Request::builder().uri(path).body(()).expect("request");
+        let resp = handle(origin, &req).await;
+        let status = resp.status();
+        let cache = resp
+            .headers()
+            .get(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        (status, cache, body)
+    }
+
+    #[tokio::test]
+    async fn init_versions_by_id_and_init_mp4_caching_after_a_change() {
+        use super::super::fixtures::*;
+        let origin = origin(600).await;
+        for n in 100..102 {
+            feed_both(&origin, n, None).await;
+        }
+        let (status, cache, body) = get(&origin, "/live/v/init.mp4").await;
+        assert_eq!(
+            (status, cache.as_deref(), &body[..]),
+            (StatusCode::OK, Some(SEGMENT_CACHE), &b"init"[..])
+        );
+        let a = format!("/live/v/init-{}.mp4", hex(b"init"));
+        let (status, cache, body) = get(&origin, &a).await;
+        assert_eq!(
+            (status, cache.as_deref(), &body[..]),
+            (StatusCode::OK, Some(SEGMENT_CACHE), &b"init"[..])
+        );
+
+        let origin = changed_origin(600, 106).await;
+        let (status, cache, body) = get(&origin, "/live/v/init.mp4").await;
+        assert_eq!(
+            (status, cache.as_deref(), &body[..]),
+            (StatusCode::OK, Some(CHANGED_INIT_CACHE), &b"init-b"[..])
+        );
+        for (version, bytes) in [(&b"init"[..], &b"init"[..]), (b"init-b", b"init-b")] {
+            let path = format!("/live/v/init-{}.mp4", hex(version));
+            let (status, cache, body) = get(&origin, &path).await;
+            assert_eq!(
+                (status, cache.as_deref(), &body[..]),
+                (StatusCode::OK, Some(SEGMENT_CACHE), bytes),
+                "{path}"
+            );
+        }
+        // The audio never changed.
+        let (_, cache, _) = get(&origin, "/live/audio/init.mp4").await;
+        assert_eq!(cache.as_deref(), Some(SEGMENT_CACHE));
+        let upper = format!("/live/v/init-{}.mp4", hex(b"init").to_uppercase());
+        let short = format!("/live/v/init-{}.mp4", &hex(b"init")[1..]);
+        let long = format!("/live/v/init-0{}.mp4", hex(b"init"));
+        let other_track = format!("/live/audio/init-{}.mp4", hex(b"init"));
+        for path in [
+            "/live/v/init-0000000000000000.mp4",
+            "/live/v/init-.mp4",
+            "/live/v/init-zzzzzzzzzzzzzzzz.mp4",
+            "/live/v/init-../init.mp4",
+            "/live/nope/init-0000000000000000.mp4",
+            upper.as_str(),
+            short.as_str(),
+            long.as_str(),
+            other_track.as_str(),
+        ] {
+            assert_eq!(get(&origin, path).await.0, StatusCode::NOT_FOUND, "{path}");
+        }
     }
 }

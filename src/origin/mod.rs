@@ -4,6 +4,7 @@
 //! URL layout (contract):
 //! - `GET /live/master.m3u8`, `GET /live/<track>/index.m3u8`
 //! - `GET /live/<track>/init.mp4`, `GET /live/<track>/<t>.m4s` (`<t>`: start in the track timescale)
+//! - `GET /live/<track>/init-<id>.mp4`: one init segment version (`<id>`: 16 hex digits)
 //! - `GET /live/manifest.mpd` (DASH over the same files), `GET /time` (the clock for UTCTiming)
 //! - `GET /` (preview page with the embedded hls.js), `GET /dash.html`, `GET /assets/<file>`
 //!
@@ -11,6 +12,14 @@
 //! disk tier; `http.rs` answers one request (routing by parsed path, conditional and range
 //! requests); `server.rs` accepts connections (allow-list, connection limit, header size and
 //! read timeout); `assets.rs` holds the embedded page and players.
+//!
+//! Init segment versions: a reload that rebuilds an encoder can change a track's init segment
+//! (new codec parameters) while older segments are still in the window. Every segment records
+//! its init id; per track the origin holds the versions the window references
+//! ([`window::InitVersions`]). While a track has only ever had one version everything is named
+//! `init.mp4`; once it changed, every playlist names each segment's version as
+//! `init-<id>.mp4` (immutable), HLS writes EXT-X-DISCONTINUITY and a new EXT-X-MAP where the
+//! version changes, and the MPD starts a Period at each change (`twincast_media::dash`).
 //!
 //! Architecture Invariant: requests are routed by parsed path components, never by joining a
 //! request path onto the filesystem.
@@ -21,6 +30,7 @@ pub mod http;
 pub mod server;
 pub mod window;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +38,10 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
-use twincast_media::dash::{Addressing, Mpd, Representation, RepresentationKind, timeline_runs};
+use twincast_media::dash::{
+    Addressing, INIT_TEMPLATE, Mpd, Period, Representation, RepresentationKind, timeline_runs,
+    versioned_init_template,
+};
 use twincast_media::hls::{AudioGroup, MasterPlaylist, MediaPlaylist, SegmentEntry, Variant};
 use twincast_media::timeline::{Grid, segment_fragments_for_gop};
 use twincast_media::{Codec, TrackKind, aac, h264};
@@ -36,7 +49,7 @@ use twincast_media::{Codec, TrackKind, aac, h264};
 use crate::config::AllowEntry;
 use crate::hub::{Hub, InitSegment};
 use dvr::DiskStore;
-use window::{Segment, TrackWindow, is_discontinuous};
+use window::{InitVersions, Segment, TrackWindow, fnv1a, is_discontinuous};
 
 pub use server::{bind, serve};
 
@@ -130,10 +143,11 @@ impl OriginSettings {
     }
 }
 
-/// One track as the origin sees it.
+/// One track as the origin sees it. Lock order: `inits` before `window` when both are held.
 pub struct OriginTrack {
     pub name: String,
-    pub init: RwLock<Option<Arc<InitSegment>>>,
+    /// The current init segment and the versions the window references.
+    pub inits: RwLock<InitVersions>,
     pub window: RwLock<TrackWindow>,
 }
 
@@ -217,7 +231,7 @@ impl Origin {
                 let timescale = t.init().map(|i| i.info.timescale).unwrap_or(90_000);
                 OriginTrack {
                     name: t.name.clone(),
-                    init: RwLock::new(None),
+                    inits: RwLock::new(InitVersions::default()),
                     window: RwLock::new(settings.new_window(timescale)),
                 }
             })
@@ -347,8 +361,37 @@ impl Origin {
         let Some(t) = self.tracks.get(track) else {
             return;
         };
+        // The init segment the fragment was written against (the current one when it does not
+        // say), held before a segment can reference it.
+        let init_id = match &fragment.init {
+            Some(init) => {
+                let id = fnv1a(&init.bytes);
+                let held = t.inits.read().is_ok_and(|v| v.get(id).is_some());
+                if !held && let Ok(mut v) = t.inits.write() {
+                    v.note(id, init);
+                }
+                id
+            }
+            None => t
+                .inits
+                .read()
+                .ok()
+                .and_then(|v| v.current_id())
+                .unwrap_or(0),
+        };
         let outcome = match t.window.write() {
-            Ok(mut w) => w.push(fragment),
+            // A fragment of an init segment with another timescale than the window's (one
+            // still queued from before a timescale change) cannot be placed.
+            Ok(mut w)
+                if fragment
+                    .init
+                    .as_ref()
+                    .is_some_and(|i| i.info.timescale != w.timescale) =>
+            {
+                w.fragments_skipped += 1;
+                return;
+            }
+            Ok(mut w) => w.push(fragment, init_id),
             Err(_) => return,
         };
         if self.disk.is_some()
@@ -389,57 +432,92 @@ impl Origin {
                 }
             }
         }
-        if let Ok(mut w) = t.window.write() {
-            w.trim_ram();
+        let referenced = match t.window.write() {
+            Ok(mut w) => {
+                w.trim_ram();
+                w.referenced_inits()
+            }
+            Err(_) => return,
+        };
+        if let Ok(mut v) = t.inits.write() {
+            v.retain(&referenced);
         }
     }
 
-    /// A track's init segment (first, or changed): a new timescale or codec configuration
-    /// starts a new window, which is seeded from the disk tier.
+    /// A track's init segment (first, or changed). The first one, or one with a new timescale,
+    /// starts a new window, seeded from the disk tier; a new version with the same timescale
+    /// (a reload changed the codec parameters) becomes the current one while the segments of
+    /// the older versions stay in the window with their own.
     pub async fn set_init(self: Arc<Self>, track: usize, init: Option<Arc<InitSegment>>) {
         let Some(t) = self.tracks.get(track) else {
             return;
         };
-        let previous = t.init.read().ok().and_then(|i| i.clone());
-        let changed = match (&previous, &init) {
-            (Some(p), Some(n)) => p.bytes != n.bytes,
-            (None, Some(_)) => true,
-            _ => false,
+        let Some(new) = init else {
+            return;
         };
-        if let Some(new) = &init
-            && changed
-        {
-            let timescale = new.info.timescale;
-            let mut fresh = self.settings.new_window(timescale);
-            if self.disk.is_some() {
-                let origin = self.clone();
-                let bytes = new.bytes.clone();
-                let window = OriginSettings::ticks(self.settings.window_ns, timescale);
-                let loaded = tokio::task::spawn_blocking(move || {
-                    origin
-                        .disk
-                        .as_ref()
-                        .map(|d| d.open_track(track, &bytes, timescale, window))
-                        .unwrap_or_default()
-                })
-                .await
-                .unwrap_or_default();
-                if !loaded.is_empty() {
-                    log::info!(target: "origin", "track {}: {} DVR segments reloaded from disk", t.name, loaded.len());
+        let id = fnv1a(&new.bytes);
+        let previous = t.inits.read().ok().and_then(|v| {
+            v.current()
+                .map(|c| (v.current_id().unwrap_or(0), c.info.timescale))
+        });
+        let timescale = new.info.timescale;
+        match previous {
+            Some((previous_id, _)) if previous_id == id => return,
+            Some((_, previous_timescale)) if previous_timescale == timescale => {
+                log::info!(target: "origin", "track {}: new init segment {id:016x} (new codec parameters); older segments keep theirs", t.name);
+                if let Ok(mut v) = t.inits.write() {
+                    v.set_current(id, new.clone());
                 }
-                fresh.preload(loaded);
+                if self.disk.is_some() {
+                    let origin = self.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        if let Some(d) = &origin.disk {
+                            d.set_init(track, &new.bytes);
+                        }
+                    })
+                    .await;
+                }
+                return;
             }
+            _ => {}
+        }
+        let mut fresh = self.settings.new_window(timescale);
+        if self.disk.is_some() {
+            let origin = self.clone();
+            let bytes = new.bytes.clone();
+            let window = OriginSettings::ticks(self.settings.window_ns, timescale);
+            let loaded = tokio::task::spawn_blocking(move || {
+                origin
+                    .disk
+                    .as_ref()
+                    .map(|d| d.open_track(track, &bytes, timescale, window))
+                    .unwrap_or_default()
+            })
+            .await
+            .unwrap_or_default();
+            if !loaded.is_empty() {
+                log::info!(target: "origin", "track {}: {} DVR segments reloaded from disk", t.name, loaded.len());
+            }
+            fresh.preload(loaded);
+        }
+        if let Ok(mut v) = t.inits.write() {
+            v.set_current(id, new);
+            // The old window (and the versions it referenced) is gone.
+            v.retain(&fresh.referenced_inits());
             if let Ok(mut w) = t.window.write() {
                 *w = fresh;
             }
         }
-        if let Ok(mut slot) = t.init.write() {
-            *slot = init;
-        }
     }
 
     fn init_of(&self, track: usize) -> Option<Arc<InitSegment>> {
-        self.tracks.get(track)?.init.read().ok()?.clone()
+        self.tracks
+            .get(track)?
+            .inits
+            .read()
+            .ok()?
+            .current()
+            .cloned()
     }
 
     /// The multivariant playlist, once every track has its init segment.
@@ -504,15 +582,18 @@ impl Origin {
 
     /// The media playlist of one track. Holes become EXT-X-GAP entries (one per missing segment
     /// index) and the segment after a hole carries EXT-X-DISCONTINUITY, so the media sequence
-    /// number of every segment is its index from the epoch.
+    /// number of every segment is its index from the epoch. Where the init segment changes the
+    /// segment also carries EXT-X-DISCONTINUITY and its own EXT-X-MAP.
     pub fn media_playlist(&self, name: &str) -> Option<String> {
         let i = self.track_index(name)?;
-        let init = self.init_of(i)?;
+        let versions = self.tracks[i].inits.read().ok()?;
+        let init = versions.current()?.clone();
         let w = self.tracks[i].window.read().ok()?;
         let ts = u128::from(w.timescale.max(1));
         let to_ns = |t: u64| (u128::from(t) * 1_000_000_000 / ts) as u64;
         let seg_ns = self.settings.segment_ns.max(1);
         let mut entries = Vec::with_capacity(w.len());
+        let mut maps = BTreeMap::new();
         let mut prev: Option<&Segment> = None;
         for s in w.segments() {
             let mut discontinuity = false;
@@ -533,6 +614,9 @@ impl Origin {
                     gap_start = end;
                 }
             }
+            if prev.is_some_and(|p| p.init_id != s.init_id) {
+                maps.insert(entries.len(), versions.file_name(s.init_id));
+            }
             entries.push(SegmentEntry {
                 uri: format!("{}.m4s", s.start),
                 start_ns: to_ns(s.start),
@@ -549,9 +633,16 @@ impl Origin {
             discontinuity_sequence: (w.discontinuity_sequence > 0)
                 .then_some(w.discontinuity_sequence),
             independent_segments: init.info.kind() == TrackKind::Video,
-            map_uri: "init.mp4".to_string(),
+            map_uri: versions.file_name(
+                w.segments()
+                    .next()
+                    .map(|s| s.init_id)
+                    .or(versions.current_id())
+                    .unwrap_or(0),
+            ),
             target_duration: Some(self.settings.segment_ns.div_ceil(1_000_000_000)),
             segments: entries,
+            maps,
             ..Default::default()
         };
         Some(playlist.render())
@@ -562,40 +653,118 @@ impl Origin {
     /// dashdemux) do not resolve a relative one. `number`: the `$Number$` form
     /// (`twincast_media::dash::Addressing::Number`) instead of the SegmentTimeline.
     pub fn mpd(&self, host: Option<&str>, number: bool) -> Option<String> {
-        let mut representations = Vec::new();
+        self.mpd_at(host, number, now_ns())
+    }
+
+    /// [`Origin::mpd`] with its `publishTime`. Periods start at the segment indices where some
+    /// track's init segment changed (all renditions of a ladder rebuild change at the same
+    /// one); a stream that never changed has the one Period `PT0S`.
+    fn mpd_at(&self, host: Option<&str>, number: bool, publish_time_ns: u64) -> Option<String> {
+        struct TrackView {
+            versions: BTreeMap<u64, Arc<InitSegment>>,
+            current: (u64, Arc<InitSegment>),
+            changed: bool,
+            timescale: u32,
+            /// (index, start, duration, init id)
+            segments: Vec<(u64, u64, u64, u64)>,
+            peak: u64,
+        }
+        let mut views = Vec::with_capacity(self.tracks.len());
+        let mut starts: Vec<u64> = Vec::new();
         for (i, t) in self.tracks.iter().enumerate() {
-            let init = self.init_of(i)?;
-            let (peak, _) = self.bitrates(t, &init);
+            let current = self.init_of(i)?;
+            let (peak, _) = self.bitrates(t, &current);
+            let v = t.inits.read().ok()?;
             let w = t.window.read().ok()?;
-            let timeline = timeline_runs(w.segments().map(|s| (s.start, s.duration)));
-            let (codecs, kind) = match &init.info.codec {
-                Codec::Aac { asc, channels, .. } => (
-                    aac::rfc6381_codec(asc).unwrap_or_else(|_| "mp4a.40.2".to_string()),
-                    RepresentationKind::Audio {
-                        sample_rate: init.info.timescale,
-                        channels: *channels,
-                    },
-                ),
-                Codec::H264 {
-                    avcc,
-                    width,
-                    height,
-                } => (
-                    h264::rfc6381_codec(avcc).unwrap_or_else(|_| "avc1.64001f".to_string()),
-                    RepresentationKind::Video {
-                        width: *width,
-                        height: *height,
-                        frame_rate: self.settings.frame_rate,
-                    },
-                ),
-            };
-            representations.push(Representation {
-                id: t.name.clone(),
-                bandwidth: peak,
-                codecs,
-                kind,
+            starts.extend(w.version_changes());
+            views.push(TrackView {
+                versions: v
+                    .held_ids()
+                    .filter_map(|id| Some((id, v.get(id)?.clone())))
+                    .collect(),
+                current: (v.current_id().unwrap_or(0), current),
+                changed: v.changed(),
                 timescale: w.timescale,
-                timeline,
+                segments: w
+                    .segments()
+                    .map(|s| (s.index, s.start, s.duration, s.init_id))
+                    .collect(),
+                peak,
+            });
+        }
+        // Period starts (segment indices): 0, then every change; the ones before the change the
+        // oldest segment belongs to have slid out of the window.
+        starts.push(0);
+        starts.sort_unstable();
+        starts.dedup();
+        if let Some(first) = views
+            .iter()
+            .filter_map(|v| v.segments.first())
+            .map(|s| s.0)
+            .min()
+        {
+            while starts.get(1).is_some_and(|next| *next <= first) {
+                starts.remove(0);
+            }
+        }
+        let seg = self.settings.segment_ns;
+        let mut periods = Vec::with_capacity(starts.len());
+        for (p, &k) in starts.iter().enumerate() {
+            let end = starts.get(p + 1).copied().unwrap_or(u64::MAX);
+            let mut representations = Vec::with_capacity(views.len());
+            for (view, t) in views.iter().zip(&self.tracks) {
+                let in_period: Vec<&(u64, u64, u64, u64)> = view
+                    .segments
+                    .iter()
+                    .filter(|s| s.0 >= k && s.0 < end)
+                    .collect();
+                // The Period's version: its first segment's, else the last one's before it,
+                // else the current one.
+                let id = in_period
+                    .first()
+                    .map(|s| s.3)
+                    .or_else(|| view.segments.iter().rev().find(|s| s.0 < k).map(|s| s.3))
+                    .unwrap_or(view.current.0);
+                let init = view.versions.get(&id).unwrap_or(&view.current.1);
+                let (codecs, kind) = match &init.info.codec {
+                    Codec::Aac { asc, channels, .. } => (
+                        aac::rfc6381_codec(asc).unwrap_or_else(|_| "mp4a.40.2".to_string()),
+                        RepresentationKind::Audio {
+                            sample_rate: init.info.timescale,
+                            channels: *channels,
+                        },
+                    ),
+                    Codec::H264 {
+                        avcc,
+                        width,
+                        height,
+                    } => (
+                        h264::rfc6381_codec(avcc).unwrap_or_else(|_| "avc1.64001f".to_string()),
+                        RepresentationKind::Video {
+                            width: *width,
+                            height: *height,
+                            frame_rate: self.settings.frame_rate,
+                        },
+                    ),
+                };
+                representations.push(Representation {
+                    id: t.name.clone(),
+                    bandwidth: view.peak,
+                    codecs,
+                    kind,
+                    timescale: view.timescale,
+                    timeline: timeline_runs(in_period.iter().map(|s| (s.1, s.2))),
+                    initialization: if view.changed {
+                        versioned_init_template(id)
+                    } else {
+                        INIT_TEMPLATE.to_string()
+                    },
+                });
+            }
+            periods.push(Period {
+                start_ns: k.saturating_mul(seg),
+                start_number: k,
+                representations,
             });
         }
         let seg = self.settings.segment_ns;
@@ -609,7 +778,7 @@ impl Origin {
         };
         Some(
             Mpd {
-                publish_time_ns: now_ns(),
+                publish_time_ns,
                 time_shift_buffer_ns: self.settings.window_ns,
                 minimum_update_period_ns: seg,
                 suggested_presentation_delay_ns: seg * 3,
@@ -620,7 +789,7 @@ impl Origin {
                     Some(h) => format!("http://{h}/time"),
                     None => "/time".to_string(),
                 },
-                representations,
+                periods,
                 addressing,
             }
             .render(),
@@ -659,8 +828,26 @@ impl Origin {
         }
     }
 
-    pub fn init_segment(&self, name: &str) -> Option<Arc<InitSegment>> {
-        self.init_of(self.track_index(name)?)
+    /// A track's current init segment, and whether the track has had more than one.
+    pub fn init_segment(&self, name: &str) -> Option<(Arc<InitSegment>, bool)> {
+        let v = self
+            .tracks
+            .get(self.track_index(name)?)?
+            .inits
+            .read()
+            .ok()?;
+        Some((v.current()?.clone(), v.changed()))
+    }
+
+    /// One init segment version of a track, while it is current or referenced by the window.
+    pub fn init_version(&self, name: &str, id: u64) -> Option<Arc<InitSegment>> {
+        let v = self
+            .tracks
+            .get(self.track_index(name)?)?
+            .inits
+            .read()
+            .ok()?;
+        v.get(id).cloned()
     }
 
     pub fn is_audio(&self, name: &str) -> bool {
@@ -682,6 +869,120 @@ fn valid_host(h: &str) -> bool {
         && h.len() <= 255
         && h.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    //! A two-track origin (video `v`, `audio`) with 1 s segments, for the origin's tests.
+    use super::*;
+    use crate::hub::PackagedFragment;
+    use bytes::Bytes;
+    use twincast_media::TrackInfo;
+
+    pub fn video_init(bytes: &'static [u8], width: u32, height: u32) -> Arc<InitSegment> {
+        Arc::new(InitSegment {
+            info: TrackInfo {
+                id: 1,
+                name: "v".into(),
+                timescale: 90_000,
+                codec: Codec::H264 {
+                    avcc: vec![1, 0x64, 0, 0x1f, 0xff, 0xe0, 0xe1, 0],
+                    width,
+                    height,
+                },
+                bitrate: 400_000,
+            },
+            bytes: Bytes::from_static(bytes),
+        })
+    }
+
+    pub fn audio_init() -> Arc<InitSegment> {
+        Arc::new(InitSegment {
+            info: TrackInfo {
+                id: 2,
+                name: "audio".into(),
+                timescale: 48_000,
+                codec: Codec::Aac {
+                    asc: vec![0x11, 0x90],
+                    sample_rate: 48_000,
+                    channels: 2,
+                },
+                bitrate: 128_000,
+            },
+            bytes: Bytes::from_static(b"audio-init"),
+        })
+    }
+
+    /// Start of audio segment n: the first AAC frame at or after n s.
+    pub fn audio_start(n: u64) -> u64 {
+        (n * 48_000).div_ceil(1024) * 1024
+    }
+
+    pub fn fragment(
+        n: u64,
+        base_dts: u64,
+        duration: u64,
+        init: Option<Arc<InitSegment>>,
+    ) -> PackagedFragment {
+        PackagedFragment {
+            sequence: n,
+            base_dts,
+            duration,
+            sample_count: 30,
+            filler: false,
+            bytes: Bytes::from(vec![n as u8; 100]),
+            media_bytes: 100,
+            samples: Arc::new(Vec::new()),
+            init,
+        }
+    }
+
+    /// Segment n of both tracks; the video one written against `video` (None: not said).
+    pub async fn feed_both(origin: &Arc<Origin>, n: u64, video: Option<Arc<InitSegment>>) {
+        origin
+            .clone()
+            .feed(0, &fragment(n, n * 90_000, 90_000, video))
+            .await;
+        let (a, b) = (audio_start(n), audio_start(n + 1));
+        origin
+            .clone()
+            .feed(1, &fragment(n, a, b - a, Some(audio_init())))
+            .await;
+    }
+
+    /// An origin with `window_s` of DVR and the first init segments set.
+    pub async fn origin(window_s: u64) -> Arc<Origin> {
+        let hub = Hub::new(["v".to_string(), "audio".to_string()]);
+        let settings = OriginSettings::new(1, window_s * 1_000_000_000, (30, 1), 1_000_000_000);
+        let origin = Origin::new(settings, &hub);
+        origin
+            .clone()
+            .set_init(0, Some(video_init(b"init", 640, 360)))
+            .await;
+        origin.clone().set_init(1, Some(audio_init())).await;
+        origin
+    }
+
+    /// Segments 100..104 with init A (`b"init"`), then B (`b"init-b"`, 1280×720) from 104 on
+    /// (to `end`). The hub's watch moves to B before the last A fragment reaches the origin.
+    pub async fn changed_origin(window_s: u64, end: u64) -> Arc<Origin> {
+        let origin = origin(window_s).await;
+        let a = video_init(b"init", 640, 360);
+        let b = video_init(b"init-b", 1280, 720);
+        for n in 100..103 {
+            feed_both(&origin, n, Some(a.clone())).await;
+        }
+        origin.clone().set_init(0, Some(b.clone())).await;
+        feed_both(&origin, 103, Some(a)).await;
+        for n in 104..end {
+            feed_both(&origin, n, Some(b.clone())).await;
+        }
+        origin
+    }
+
+    pub fn hex(bytes: &[u8]) -> String {
+        format!("{:016x}", fnv1a(bytes))
+    }
 }
 
 #[cfg(test)]
@@ -795,5 +1096,272 @@ mod tests {
             "{text}"
         );
         assert_eq!(origin.stats().tracks[0].segments, 10);
+    }
+
+    /// What the origin wrote before init segment versions existed (same fixture).
+    const BEFORE_TIMELINE: &str = r##"<?xml version="1.0" encoding="UTF-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019" type="dynamic" availabilityStartTime="1970-01-01T00:00:00Z" publishTime="" minimumUpdatePeriod="PT1S" timeShiftBufferDepth="PT600S" suggestedPresentationDelay="PT3S" minBufferTime="PT1S" maxSegmentDuration="PT1.100S">
+  <Period id="0" start="PT0S">
+    <AdaptationSet id="0" contentType="video" mimeType="video/mp4" segmentAlignment="true" startWithSAP="1" frameRate="30">
+      <Representation id="v" bandwidth="840" codecs="avc1.64001f" width="640" height="360" sar="1:1">
+        <SegmentTemplate timescale="90000" presentationTimeOffset="0" initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/$Time$.m4s">
+          <SegmentTimeline>
+            <S t="9000000" d="90000" r="3"/>
+            <S t="9540000" d="90000" r="1"/>
+          </SegmentTimeline>
+        </SegmentTemplate>
+      </Representation>
+    </AdaptationSet>
+    <AdaptationSet id="1" contentType="audio" mimeType="audio/mp4" segmentAlignment="true" startWithSAP="1" lang="und">
+      <Representation id="audio" bandwidth="855" codecs="mp4a.40.2" audioSamplingRate="48000">
+        <AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" value="2"/>
+        <SegmentTemplate timescale="48000" presentationTimeOffset="0" initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/$Time$.m4s">
+          <SegmentTimeline>
+            <S t="4800512" d="48128" r="2"/>
+            <S t="4944896" d="47104"/>
+            <S t="5088256" d="48128" r="1"/>
+          </SegmentTimeline>
+        </SegmentTemplate>
+      </Representation>
+    </AdaptationSet>
+  </Period>
+  <UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="http://h:1/time"/>
+</MPD>
+"##;
+    const BEFORE_NUMBER: &str = r##"<?xml version="1.0" encoding="UTF-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019" type="dynamic" availabilityStartTime="1970-01-01T00:00:00Z" publishTime="" minimumUpdatePeriod="PT1S" timeShiftBufferDepth="PT600S" suggestedPresentationDelay="PT3S" minBufferTime="PT1S" maxSegmentDuration="PT1.100S">
+  <Period id="0" start="PT0S">
+    <AdaptationSet id="0" contentType="video" mimeType="video/mp4" segmentAlignment="true" startWithSAP="1" frameRate="30">
+      <Representation id="v" bandwidth="840" codecs="avc1.64001f" width="640" height="360" sar="1:1">
+        <SegmentTemplate timescale="90000" duration="90000" startNumber="0" presentationTimeOffset="0" initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/n$Number$.m4s"/>
+      </Representation>
+    </AdaptationSet>
+    <AdaptationSet id="1" contentType="audio" mimeType="audio/mp4" segmentAlignment="true" startWithSAP="1" lang="und">
+      <Representation id="audio" bandwidth="855" codecs="mp4a.40.2" audioSamplingRate="48000">
+        <AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" value="2"/>
+        <SegmentTemplate timescale="90000" duration="90000" startNumber="0" presentationTimeOffset="0" initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/n$Number$.m4s"/>
+      </Representation>
+    </AdaptationSet>
+  </Period>
+  <UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="http://h:1/time"/>
+</MPD>
+"##;
+    const BEFORE_PLAYLIST: &str = r##"#EXTM3U
+#EXT-X-VERSION:7
+#EXT-X-TARGETDURATION:1
+#EXT-X-MEDIA-SEQUENCE:100
+#EXT-X-INDEPENDENT-SEGMENTS
+#EXT-X-MAP:URI="init.mp4"
+#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:01:40.000Z
+#EXTINF:1.00000,
+9000000.m4s
+#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:01:41.000Z
+#EXTINF:1.00000,
+9090000.m4s
+#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:01:42.000Z
+#EXTINF:1.00000,
+9180000.m4s
+#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:01:43.000Z
+#EXTINF:1.00000,
+9270000.m4s
+#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:01:44.000Z
+#EXTINF:1.00000,
+#EXT-X-GAP
+9360000.m4s
+#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:01:45.000Z
+#EXTINF:1.00000,
+#EXT-X-GAP
+9450000.m4s
+#EXT-X-DISCONTINUITY
+#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:01:46.000Z
+#EXTINF:1.00000,
+9540000.m4s
+#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:01:47.000Z
+#EXTINF:1.00000,
+9630000.m4s
+"##;
+
+    fn with_publish_time(text: &str) -> String {
+        text.replace(
+            "publishTime=\"\"",
+            "publishTime=\"1970-01-01T00:00:00.000Z\"",
+        )
+    }
+
+    #[tokio::test]
+    async fn a_single_version_renders_as_before() {
+        use fixtures::*;
+        let origin = origin(600).await;
+        for n in (100..104).chain(106..108) {
+            feed_both(&origin, n, None).await;
+        }
+        assert_eq!(
+            origin.mpd_at(Some("h:1"), false, 0).unwrap(),
+            with_publish_time(BEFORE_TIMELINE)
+        );
+        assert_eq!(
+            origin.mpd_at(Some("h:1"), true, 0).unwrap(),
+            with_publish_time(BEFORE_NUMBER)
+        );
+        assert_eq!(origin.media_playlist("v").unwrap(), BEFORE_PLAYLIST);
+        let segments: Vec<u64> = origin.tracks[0]
+            .window
+            .read()
+            .unwrap()
+            .segments()
+            .map(|s| s.init_id)
+            .collect();
+        assert_eq!(
+            segments,
+            vec![fnv1a(b"init"); 6],
+            "the window assigns init ids"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_init_segment_is_a_discontinuity_with_its_own_map() {
+        use fixtures::*;
+        let origin = changed_origin(600, 107).await;
+        let (a, b) = (hex(b"init"), hex(b"init-b"));
+        let ids: Vec<(u64, u64)> = origin.tracks[0]
+            .window
+            .read()
+            .unwrap()
+            .segments()
+            .map(|s| (s.index, s.init_id))
+            .collect();
+        let (ia, ib) = (fnv1a(b"init"), fnv1a(b"init-b"));
+        assert_eq!(
+            ids,
+            vec![
+                (100, ia),
+                (101, ia),
+                (102, ia),
+                (103, ia),
+                (104, ib),
+                (105, ib),
+                (106, ib)
+            ]
+        );
+        let text = origin.media_playlist("v").unwrap();
+        let want = format!(
+            "#EXT-X-MAP:URI=\"init-{a}.mp4\"\n\
+             #EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:01:40.000Z\n"
+        );
+        assert!(text.contains(&want), "{text}");
+        let want = format!(
+            "9270000.m4s\n\
+             #EXT-X-DISCONTINUITY\n\
+             #EXT-X-MAP:URI=\"init-{b}.mp4\"\n\
+             #EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:01:44.000Z\n\
+             #EXTINF:1.00000,\n\
+             9360000.m4s\n"
+        );
+        assert!(text.contains(&want), "{text}");
+        assert_eq!(text.matches("#EXT-X-MAP").count(), 2, "{text}");
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+        assert!(!text.contains("init.mp4"), "{text}");
+        // The audio never changed: as before.
+        let audio = origin.media_playlist("audio").unwrap();
+        assert!(
+            audio.contains("#EXT-X-MAP:URI=\"init.mp4\"") && !audio.contains("DISCONTINUITY"),
+            "{audio}"
+        );
+        // Both versions are held, the current one is B.
+        assert_eq!(origin.init_version("v", ia).unwrap().bytes, &b"init"[..]);
+        assert_eq!(origin.init_version("v", ib).unwrap().bytes, &b"init-b"[..]);
+        let (current, changed) = origin.init_segment("v").unwrap();
+        assert!(changed && current.bytes == b"init-b"[..]);
+        assert!(!origin.init_segment("audio").unwrap().1);
+    }
+
+    #[tokio::test]
+    async fn a_new_init_segment_starts_a_dash_period() {
+        use fixtures::*;
+        let origin = changed_origin(600, 107).await;
+        let (a, b) = (hex(b"init"), hex(b"init-b"));
+        let text = origin.mpd_at(None, false, 0).unwrap();
+        let periods: Vec<&str> = text.split("<Period ").skip(1).collect();
+        assert_eq!(periods.len(), 2, "{text}");
+        let (first, second) = (periods[0], periods[1]);
+        assert!(first.starts_with("id=\"0\" start=\"PT0S\">"), "{text}");
+        assert!(
+            first.contains(&format!(
+                "width=\"640\" height=\"360\" sar=\"1:1\">\n        \
+                 <SegmentTemplate timescale=\"90000\" presentationTimeOffset=\"0\" \
+                 initialization=\"$RepresentationID$/init-{a}.mp4\""
+            )) && first.contains("<S t=\"9000000\" d=\"90000\" r=\"3\"/>"),
+            "{text}"
+        );
+        assert!(
+            first.contains(
+                "<SegmentTemplate timescale=\"48000\" presentationTimeOffset=\"0\" \
+                 initialization=\"$RepresentationID$/init.mp4\""
+            ) && first.contains(&format!("<S t=\"{}\"", audio_start(100))),
+            "{text}"
+        );
+        assert!(
+            second.starts_with("id=\"104000000000\" start=\"PT104S\">"),
+            "{text}"
+        );
+        assert!(
+            second.contains(&format!(
+                "width=\"1280\" height=\"720\" sar=\"1:1\">\n        \
+                 <SegmentTemplate timescale=\"90000\" presentationTimeOffset=\"9360000\" \
+                 initialization=\"$RepresentationID$/init-{b}.mp4\""
+            )) && second.contains("<S t=\"9360000\" d=\"90000\" r=\"2\"/>"),
+            "{text}"
+        );
+        // Audio segment 104 starts on the first AAC frame at or after 104 s.
+        assert!(
+            second.contains(
+                "<SegmentTemplate timescale=\"48000\" presentationTimeOffset=\"4992000\" \
+                 initialization=\"$RepresentationID$/init.mp4\""
+            ) && second.contains(&format!("<S t=\"{}\"", audio_start(104))),
+            "{text}"
+        );
+        assert!(!second.contains("t=\"9270000\"") && !first.contains("t=\"9360000\""));
+
+        // The `$Number$` form: number k of Period k is segment k since the epoch.
+        let number = origin.mpd_at(None, true, 0).unwrap();
+        assert_eq!(number.matches("<Period ").count(), 2, "{number}");
+        assert!(
+            number.contains(&format!(
+                "<SegmentTemplate timescale=\"90000\" duration=\"90000\" startNumber=\"0\" \
+                 presentationTimeOffset=\"0\" initialization=\"$RepresentationID$/init-{a}.mp4\""
+            )),
+            "{number}"
+        );
+        assert!(
+            number.contains(&format!(
+                "<SegmentTemplate timescale=\"90000\" duration=\"90000\" startNumber=\"104\" \
+                 presentationTimeOffset=\"9360000\" initialization=\"$RepresentationID$/init-{b}.mp4\""
+            )),
+            "{number}"
+        );
+        assert_eq!(number.matches("startNumber=\"104\"").count(), 2, "{number}");
+    }
+
+    #[tokio::test]
+    async fn the_period_stays_when_the_old_version_slides_out() {
+        use fixtures::*;
+        // 4 s window: after segment 110 only B's segments are left.
+        let origin = changed_origin(4, 111).await;
+        let text = origin.mpd_at(None, false, 0).unwrap();
+        assert_eq!(text.matches("<Period ").count(), 1, "{text}");
+        assert!(
+            text.contains("<Period id=\"104000000000\" start=\"PT104S\">"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("init-{}.mp4", hex(b"init-b"))));
+        // A is no longer referenced: not held; the playlists keep the hashed names.
+        assert!(origin.init_version("v", fnv1a(b"init")).is_none());
+        let playlist = origin.media_playlist("v").unwrap();
+        assert!(
+            playlist.contains(&format!("#EXT-X-MAP:URI=\"init-{}.mp4\"", hex(b"init-b")))
+                && !playlist.contains("#EXT-X-DISCONTINUITY\n")
+                && playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"),
+            "{playlist}"
+        );
     }
 }

@@ -16,12 +16,22 @@
 //! followed by EXT-X-DISCONTINUITY, so that a segment's media sequence number is its index from
 //! the epoch on both boxes. Discontinuities slid out of the front are counted in
 //! `discontinuity_sequence`.
+//!
+//! Init segment versions: a reload that rebuilds an encoder can bring new codec parameters (x264
+//! writes the HRD bitrate into the SPS), so a track's init segment can change from some segment
+//! on. Every segment records the id of the init segment its fragments were written against
+//! (`init_id`, the FNV-1a of its bytes); a fragment with another init than the pending segment's
+//! closes it. A change is a discontinuity (HLS) and a Period boundary (DASH): the window keeps
+//! the indices where the id changes ([`TrackWindow::version_changes`]), including the one its
+//! oldest segment belongs to, so a Period's start does not move when older segments slide out.
+//! [`InitVersions`] holds, per track, the init segments the window still references.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::hub::PackagedFragment;
+use crate::hub::{InitSegment, PackagedFragment};
 
 /// One segment in the window.
 #[derive(Debug, Clone)]
@@ -44,6 +54,8 @@ pub struct Segment {
     pub ram: Option<Bytes>,
     /// A copy is on disk.
     pub on_disk: bool,
+    /// The init segment it belongs to: [`fnv1a`] of its bytes.
+    pub init_id: u64,
 }
 
 impl Segment {
@@ -64,6 +76,7 @@ pub fn fnv1a(data: &[u8]) -> u64 {
 
 struct Pending {
     index: u64,
+    init_id: u64,
     /// The next fragment sequence this segment expects.
     next_sequence: u64,
     start: u64,
@@ -102,6 +115,9 @@ pub struct TrackWindow {
     pub expired: u64,
     /// Segments that left the RAM part with no copy on disk (lost to a disk problem).
     pub lost_without_disk: u64,
+    /// Indices of segments whose init id differs from the segment before them, oldest first;
+    /// the first may be at or before the oldest segment (the change it still belongs to).
+    changes: VecDeque<u64>,
 }
 
 impl TrackWindow {
@@ -127,6 +143,7 @@ impl TrackWindow {
             fragments_skipped: 0,
             expired: 0,
             lost_without_disk: 0,
+            changes: VecDeque::new(),
         }
     }
 
@@ -139,19 +156,27 @@ impl TrackWindow {
             if self.last_index.is_some_and(|last| s.index <= last) {
                 continue;
             }
+            if self
+                .segments
+                .back()
+                .is_some_and(|prev| prev.init_id != s.init_id)
+            {
+                self.changes.push_back(s.index);
+            }
             self.last_index = Some(s.index);
             self.segments.push_back(s);
         }
     }
 
-    /// Adds a fragment.
-    pub fn push(&mut self, fragment: &PackagedFragment) -> PushOutcome {
+    /// Adds a fragment written against the init segment `init_id`.
+    pub fn push(&mut self, fragment: &PackagedFragment, init_id: u64) -> PushOutcome {
         let f = self.fragments_per_segment;
         let index = fragment.sequence / f;
         let mut out = PushOutcome::default();
-        // A fragment that does not continue the pending segment closes it (short, after a gap).
+        // A fragment that does not continue the pending segment closes it (short, after a gap;
+        // or another init segment, which the packager never does within a segment).
         if let Some(p) = self.pending.take() {
-            if p.index != index || p.next_sequence != fragment.sequence {
+            if p.index != index || p.next_sequence != fragment.sequence || p.init_id != init_id {
                 out.published = self.publish(p, &mut out.expired_on_disk);
             } else {
                 self.pending = Some(p);
@@ -172,6 +197,7 @@ impl TrackWindow {
                 bytes.extend_from_slice(&fragment.bytes);
                 self.pending = Some(Pending {
                     index,
+                    init_id,
                     next_sequence: fragment.sequence + 1,
                     start: fragment.base_dts,
                     duration: fragment.duration,
@@ -211,7 +237,15 @@ impl TrackWindow {
             etag: fnv1a(&bytes),
             ram: Some(bytes),
             on_disk: false,
+            init_id: p.init_id,
         };
+        if self
+            .segments
+            .back()
+            .is_some_and(|prev| prev.init_id != segment.init_id)
+        {
+            self.changes.push_back(segment.index);
+        }
         self.last_index = Some(p.index);
         self.ram_bytes += segment.len;
         self.segments.push_back(segment.clone());
@@ -249,7 +283,33 @@ impl TrackWindow {
         if let Some(b) = &s.ram {
             self.ram_bytes -= b.len() as u64;
         }
+        self.prune_changes();
         Some(s)
+    }
+
+    /// Forgets the changes older than the one the oldest segment belongs to.
+    fn prune_changes(&mut self) {
+        let Some(first) = self.segments.front().map(|s| s.index) else {
+            self.changes.clear();
+            return;
+        };
+        while self.changes.get(1).is_some_and(|next| *next <= first) {
+            self.changes.pop_front();
+        }
+    }
+
+    /// Segment indices where the init segment changed (see the module doc).
+    pub fn version_changes(&self) -> impl Iterator<Item = u64> + '_ {
+        self.changes.iter().copied()
+    }
+
+    /// The init ids the window (and its pending segment) references.
+    pub fn referenced_inits(&self) -> BTreeSet<u64> {
+        self.segments
+            .iter()
+            .map(|s| s.init_id)
+            .chain(self.pending.as_ref().map(|p| p.init_id))
+            .collect()
     }
 
     /// The segment starting at `start` now has a copy on disk.
@@ -371,9 +431,90 @@ impl TrackWindow {
     }
 }
 
-/// `next` does not follow `prev` seamlessly: an index hole or a time hole.
+/// `next` does not follow `prev` seamlessly: an index hole, a time hole, or another init
+/// segment.
 pub fn is_discontinuous(prev: &Segment, next: &Segment) -> bool {
-    prev.index + 1 != next.index || prev.end() != next.start
+    prev.index + 1 != next.index || prev.end() != next.start || prev.init_id != next.init_id
+}
+
+/// The name of an init segment version in playlists and URLs: `init.mp4` while the track has
+/// only ever had one version, `init-<id as 16 hex digits>.mp4` once it changed.
+pub fn init_file_name(id: u64, changed: bool) -> String {
+    if changed {
+        format!("init-{id:016x}.mp4")
+    } else {
+        "init.mp4".to_string()
+    }
+}
+
+/// Parses `init-<16 lowercase hex digits>.mp4`.
+pub fn parse_init_file_name(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix("init-")?.strip_suffix(".mp4")?;
+    if hex.len() != 16 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// The init segment versions of one track: the current one (the hub's latest) and every one
+/// the window still references, by id.
+#[derive(Debug, Default)]
+pub struct InitVersions {
+    current: Option<(u64, Arc<InitSegment>)>,
+    held: BTreeMap<u64, Arc<InitSegment>>,
+    first: Option<u64>,
+    changed: bool,
+}
+
+impl InitVersions {
+    /// A version seen on a fragment (or made current): held until nothing references it.
+    pub fn note(&mut self, id: u64, init: &Arc<InitSegment>) {
+        self.held.entry(id).or_insert_with(|| init.clone());
+        match self.first {
+            None => self.first = Some(id),
+            Some(first) if first != id => self.changed = true,
+            Some(_) => {}
+        }
+    }
+
+    pub fn set_current(&mut self, id: u64, init: Arc<InitSegment>) {
+        self.note(id, &init);
+        self.current = Some((id, init));
+    }
+
+    pub fn current(&self) -> Option<&Arc<InitSegment>> {
+        self.current.as_ref().map(|(_, i)| i)
+    }
+
+    pub fn current_id(&self) -> Option<u64> {
+        self.current.as_ref().map(|(id, _)| *id)
+    }
+
+    /// The version `id`, if held.
+    pub fn get(&self, id: u64) -> Option<&Arc<InitSegment>> {
+        self.held.get(&id)
+    }
+
+    pub fn held_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.held.keys().copied()
+    }
+
+    /// This process has seen more than one version of the track's init segment.
+    pub fn changed(&self) -> bool {
+        self.changed
+    }
+
+    /// The file name of version `id` in playlists ([`init_file_name`]).
+    pub fn file_name(&self, id: u64) -> String {
+        init_file_name(id, self.changed)
+    }
+
+    /// Drops the versions neither `referenced` nor current.
+    pub fn retain(&mut self, referenced: &BTreeSet<u64>) {
+        let current = self.current_id();
+        self.held
+            .retain(|id, _| referenced.contains(id) || Some(*id) == current);
+    }
 }
 
 #[cfg(test)]
@@ -393,9 +534,9 @@ mod tests {
         let mut w = window(3, 90_000 * 600);
         // Start-up at fragment 4: 4 and 5 belong to a segment we never saw the start of.
         for n in 4..8 {
-            assert!(w.push(&frag(n)).published.is_none());
+            assert!(w.push(&frag(n), 1).published.is_none());
         }
-        let s = w.push(&frag(8)).published.expect("segment 2 complete");
+        let s = w.push(&frag(8), 1).published.expect("segment 2 complete");
         assert_eq!(
             (s.index, s.start, s.duration),
             (2, 6 * 180_000, 3 * 180_000)
@@ -409,13 +550,13 @@ mod tests {
     fn gap_closes_short_segment_and_is_discontinuous() {
         let mut w = window(3, 90_000 * 600);
         for n in 0..4 {
-            w.push(&frag(n));
+            w.push(&frag(n), 1);
         }
         // Fragments 4..9 lost; 9 starts segment 3 and closes the short segment 1.
-        let short = w.push(&frag(9)).published.expect("short segment 1");
+        let short = w.push(&frag(9), 1).published.expect("short segment 1");
         assert_eq!((short.index, short.duration), (1, 180_000));
-        w.push(&frag(10));
-        let s3 = w.push(&frag(11)).published.expect("segment 3");
+        w.push(&frag(10), 1);
+        let s3 = w.push(&frag(11), 1).published.expect("segment 3");
         assert!(is_discontinuous(&short, &s3));
     }
 
@@ -423,7 +564,7 @@ mod tests {
     fn window_is_bounded_by_duration_and_counts_discontinuities_sliding_out() {
         let mut w = window(1, 180_000 * 5);
         for n in (0..10).chain(12..20) {
-            w.push(&frag(n));
+            w.push(&frag(n), 1);
         }
         assert_eq!(w.len(), 5);
         assert_eq!(w.discontinuity_sequence, 1);
@@ -434,7 +575,7 @@ mod tests {
     fn ram_part_spills_to_disk_or_leaves_the_window() {
         let mut w = TrackWindow::new(90_000, 1, u64::MAX, 180_000 * 2, u64::MAX);
         for n in 0..5 {
-            let out = w.push(&frag(n));
+            let out = w.push(&frag(n), 1);
             if let Some(s) = out.published
                 && n % 2 == 0
             {
@@ -477,16 +618,99 @@ mod tests {
                 etag: i,
                 ram: None,
                 on_disk: true,
+                init_id: 1,
             })
             .collect();
         w.preload(old);
         assert!(
-            w.push(&frag(2)).published.is_none(),
+            w.push(&frag(2), 1).published.is_none(),
             "an old index is refused"
         );
-        let s = w.push(&frag(7)).published.expect("live segment");
+        let s = w.push(&frag(7), 1).published.expect("live segment");
         let prev = w.by_start(2 * 180_000).expect("reloaded");
         assert!(is_discontinuous(&prev, &s));
         assert_eq!(w.len(), 4);
+    }
+
+    #[test]
+    fn segments_record_their_init_and_a_change_is_remembered() {
+        let mut w = window(2, 180_000 * 8);
+        for n in 0..4 {
+            w.push(&frag(n), 0xa1);
+        }
+        // The packager flushed at the change: fragment 5 is another init's, it closes segment 2.
+        w.push(&frag(4), 0xa1);
+        let short = w.push(&frag(5), 0xb2).published.expect("short segment 2");
+        assert_eq!(
+            (short.index, short.init_id, short.duration),
+            (2, 0xa1, 180_000)
+        );
+        w.push(&frag(6), 0xb2);
+        let s = w.push(&frag(7), 0xb2).published.expect("segment 3");
+        assert_eq!(s.init_id, 0xb2);
+        assert!(is_discontinuous(&short, &s));
+        let ids: Vec<(u64, u64)> = w.segments().map(|s| (s.index, s.init_id)).collect();
+        assert_eq!(ids, vec![(0, 0xa1), (1, 0xa1), (2, 0xa1), (3, 0xb2)]);
+        assert_eq!(w.version_changes().collect::<Vec<_>>(), vec![3]);
+        assert_eq!(
+            w.referenced_inits().into_iter().collect::<Vec<_>>(),
+            vec![0xa1, 0xb2]
+        );
+        // The window slides past the old version: the change it belongs to stays.
+        for n in 8..20 {
+            w.push(&frag(n), 0xb2);
+        }
+        assert!(w.segments().all(|s| s.init_id == 0xb2));
+        assert_eq!(w.version_changes().collect::<Vec<_>>(), vec![3]);
+        assert_eq!(w.discontinuity_sequence, 1);
+        // A third version, then the second slides out: only the newest change is kept.
+        for n in 20..40 {
+            w.push(&frag(n), 0xc3);
+        }
+        assert_eq!(w.version_changes().collect::<Vec<_>>(), vec![10]);
+    }
+
+    #[test]
+    fn init_versions_are_held_while_referenced() {
+        let init = |b: &'static [u8]| {
+            Arc::new(InitSegment {
+                info: twincast_media::TrackInfo {
+                    id: 1,
+                    name: "v".into(),
+                    timescale: 90_000,
+                    codec: twincast_media::Codec::H264 {
+                        avcc: vec![1, 0x64, 0, 0x1f],
+                        width: 2,
+                        height: 2,
+                    },
+                    bitrate: 1,
+                },
+                bytes: Bytes::from_static(b),
+            })
+        };
+        let mut v = InitVersions::default();
+        v.set_current(1, init(b"a"));
+        assert!(!v.changed());
+        assert_eq!(v.file_name(1), "init.mp4");
+        v.set_current(2, init(b"b"));
+        assert!(v.changed());
+        assert_eq!(v.file_name(1), "init-0000000000000001.mp4");
+        v.retain(&BTreeSet::from([1]));
+        assert_eq!(v.held_ids().collect::<Vec<_>>(), vec![1, 2]);
+        v.retain(&BTreeSet::new());
+        assert_eq!(v.held_ids().collect::<Vec<_>>(), vec![2]);
+        assert!(v.get(1).is_none() && v.changed());
+        assert_eq!(parse_init_file_name("init-00000000000000ff.mp4"), Some(255));
+        for bad in [
+            "init-00000000000000FF.mp4",
+            "init-0ff.mp4",
+            "init-000000000000000ff.mp4",
+            "init-+00000000000000f.mp4",
+            "init-00000000000000fg.mp4",
+            "init.mp4",
+            "init-00000000000000ff.m4s",
+        ] {
+            assert_eq!(parse_init_file_name(bad), None, "{bad}");
+        }
     }
 }
