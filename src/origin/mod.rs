@@ -1364,4 +1364,50 @@ mod tests {
             "{playlist}"
         );
     }
+
+    #[tokio::test]
+    async fn older_versions_are_served_from_disk_and_a_restart_keeps_the_current_one() {
+        use fixtures::*;
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Hub::new(["v".to_string()]);
+        let mut settings = OriginSettings::new(1, 600_000_000_000, (30, 1), 1_000_000_000);
+        settings.dvr_dir = Some(dir.path().to_path_buf());
+        settings.dvr_max_bytes = 1 << 20;
+        settings.ram_ns = 2_000_000_000;
+        let (a, b) = (
+            video_init(b"init", 640, 360),
+            video_init(b"init-b", 1280, 720),
+        );
+        let origin = Origin::new(settings.clone(), &hub);
+        origin.clone().set_init(0, Some(a.clone())).await;
+        for n in 100..104 {
+            let f = fixtures::fragment(n, n * 90_000, 90_000, Some(a.clone()));
+            origin.clone().feed(0, &f).await;
+        }
+        origin.clone().set_init(0, Some(b.clone())).await;
+        for n in 104..110 {
+            let f = fixtures::fragment(n, n * 90_000, 90_000, Some(b.clone()));
+            origin.clone().feed(0, &f).await;
+        }
+        // A's segments left the RAM part: served from disk, with A still held.
+        let (_, old) = origin.segment("v", 101 * 90_000).unwrap();
+        assert!(old.ram.is_none() && old.init_id == fnv1a(b"init"));
+        assert_eq!(origin.read_from_disk(0, &old).await.unwrap().len(), 100);
+        assert!(origin.init_version("v", fnv1a(b"init")).is_some());
+        assert_eq!(
+            std::fs::read(dir.path().join("v/init.mp4")).unwrap(),
+            b"init-b"
+        );
+
+        // Restart with B: only B's segments come back.
+        let origin = Origin::new(settings, &hub);
+        origin.clone().set_init(0, Some(b)).await;
+        let w = origin.tracks[0].window.read().unwrap();
+        let back: Vec<u64> = w.segments().map(|s| s.index).collect();
+        assert_eq!(back, (104..110).collect::<Vec<_>>());
+        drop(w);
+        let text = origin.media_playlist("v").unwrap();
+        assert!(text.contains("#EXT-X-MAP:URI=\"init.mp4\""), "{text}");
+        assert_eq!(origin.stats().disk_files, 6);
+    }
 }
