@@ -9,6 +9,11 @@
 //! `mfhd` = the epoch fragment number, +1 per fragment), `mdat`; the last one sent at shutdown
 //! carries the `lmsg` brand.
 //!
+//! Codec parameters: the CMAF header sent first is the init segment of the first segment
+//! (re)sent. When a later segment was written against another init segment (a rebuilt
+//! encoder brings a new SPS), its CMAF header goes to the same header URL first, exactly like
+//! at session start, then the segment (counted and logged once).
+//!
 //! Responses: 2xx acknowledges; 403 means "not allowed" (backs off and shows in status);
 //! anything else, a timeout or a closed connection makes the session retry. Only
 //! unacknowledged segments are sent again.
@@ -18,8 +23,9 @@ use std::time::Instant;
 
 use super::http::{self, Body, HttpUrl};
 use super::net::{self, BoxStream, NetError};
-use super::{Carry, PublishError, SHUTDOWN_GRACE, Task, Unit};
+use super::{Carry, PublishError, SHUTDOWN_GRACE, Task, Unit, init_of, same_init};
 use crate::config::HttpMethod;
+use crate::hub::{InitSegment, PackagedFragment};
 use crate::status::DestState;
 
 /// Shortest time we wait for an answer.
@@ -27,7 +33,7 @@ const MIN_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError> {
     let url = HttpUrl::parse(&task.spec.url).map_err(PublishError::Url)?;
-    let Some(init) = task.wait_init(&task.spec.track).await else {
+    let Some(current) = task.wait_init(&task.spec.track).await else {
         return Ok(());
     };
     let path = format!("/Streams({})", task.spec.track);
@@ -36,7 +42,7 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
         HttpMethod::Put => "PUT",
     };
     let wait = task.spec.stall.max(MIN_ANSWER_WAIT);
-    let mut conn = Conn {
+    let conn = Conn {
         url: &url,
         path: &path,
         method,
@@ -44,17 +50,27 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
         stream: None,
         wait,
     };
-    conn.send(&init.bytes, "the CMAF header").await?;
+    // The header is that of the first segment (re)sent; the hub's current init only when
+    // there is none yet (or it names none).
+    task.rewind();
+    let first = task
+        .next_unsent()
+        .and_then(|(_, u)| u.main.as_ref().map(|f| init_of(f, &current)))
+        .unwrap_or(current);
+    let mut s = Session {
+        conn,
+        header: first,
+    };
+    s.conn.send(&s.header.bytes, "the CMAF header").await?;
     carry.published_at = Some(Instant::now());
     task.set_state(DestState::Publishing, None);
-    task.rewind();
     loop {
         if let Some((id, unit)) = task.next_unsent() {
             let Some(f) = &unit.main else {
                 task.mark_sent(id, 0);
                 continue;
             };
-            conn.send(&f.bytes, "a segment").await?;
+            s.segment(f, &f.bytes, "a segment").await?;
             task.mark_sent(id, f.bytes.len() as u64);
             carry.last_sent = Some(unit.clone());
             continue;
@@ -72,7 +88,7 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
         let mut held: Option<Arc<Unit>> = None;
         while let Some((id, unit)) = task.next_unsent() {
             if let Some(f) = held.take().and_then(|u| u.main.clone())
-                && conn.send(&f.bytes, "a segment").await.is_err()
+                && s.segment(&f, &f.bytes, "a segment").await.is_err()
             {
                 return;
             }
@@ -81,11 +97,39 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
         }
         let last = held.or_else(|| carry.last_sent.clone());
         if let Some(f) = last.and_then(|u| u.main.clone()) {
-            let _ = conn.send(&with_lmsg(&f.bytes), "the last segment").await;
+            let _ = s
+                .segment(&f, &with_lmsg(&f.bytes), "the last segment")
+                .await;
         }
     })
     .await;
     Ok(())
+}
+
+/// One session: the connection and the init segment whose CMAF header it last sent.
+struct Session<'a> {
+    conn: Conn<'a>,
+    header: Arc<InitSegment>,
+}
+
+impl Session<'_> {
+    /// Sends segment `body` of fragment `f`, first the CMAF header of `f`'s init segment when
+    /// that is not the one this session last sent (new codec parameters mid-session).
+    async fn segment(
+        &mut self,
+        f: &PackagedFragment,
+        body: &[u8],
+        what: &'static str,
+    ) -> Result<(), PublishError> {
+        let init = init_of(f, &self.header);
+        if !same_init(&init, &self.header) {
+            self.conn.send(&init.bytes, "the CMAF header").await?;
+            self.header = init;
+            let task = self.conn.task;
+            task.note_header_switch(&task.spec.track, f.sequence, "new CMAF header sent");
+        }
+        self.conn.send(body, what).await
+    }
 }
 
 /// One keep-alive connection, re-opened when the server closes it.
@@ -172,5 +216,96 @@ mod tests {
         assert_eq!(&out[16..20], b"lmsg");
         assert_eq!(&out[20..], &seg[16..]);
         assert_eq!(with_lmsg(b"junk"), b"junk");
+    }
+}
+
+#[cfg(test)]
+mod cmaf_init_tests {
+    use super::super::test_support::{Receiver, fragment, push, spec, task, unit, video_init};
+    use super::*;
+    use crate::config::Protocol;
+    use std::sync::atomic::Ordering;
+
+    /// The complete request bodies, headers shown as `init<n>` (n = index in `inits`).
+    fn bodies(rx: &Receiver, inits: &[&Arc<InitSegment>]) -> Vec<String> {
+        rx.requests()
+            .iter()
+            .filter(|r| r.complete)
+            .map(
+                |r| match inits.iter().position(|i| i.bytes[..] == r.body[..]) {
+                    Some(n) => format!("init{n}"),
+                    None => String::from_utf8_lossy(&r.body).to_string(),
+                },
+            )
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn new_codec_parameters_send_the_new_header_first() {
+        let rx = Receiver::start().await;
+        let (va, vb) = (
+            video_init(1, 1280, 3_000_000),
+            video_init(2, 1920, 5_000_000),
+        );
+        let url = format!("http://127.0.0.1:{}/in", rx.port);
+        let task = task(spec(Protocol::Cmaf, &url, "v"), &va);
+        for n in 1..=2 {
+            push(&task, unit(Some(fragment(n, 90_000, Some(&va))), None));
+        }
+        for n in 3..=4 {
+            push(&task, unit(Some(fragment(n, 90_000, Some(&vb))), None));
+        }
+        let t = task.clone();
+        let run = tokio::spawn(async move { run_once(&t, &mut Carry::default()).await });
+        rx.wait_for("6 objects", |r| {
+            r.iter().filter(|r| r.complete).count() == 6
+        })
+        .await;
+        task.cancel.cancel();
+        assert!(run.await.expect("join").is_ok());
+        let b = bodies(&rx, &[&va, &vb]);
+        assert_eq!(b[..6], ["init0", "seg1", "seg2", "init1", "seg3", "seg4"]);
+        assert_eq!(b[6..], ["seg4"], "the last segment again at shutdown");
+        assert!(rx.requests().iter().all(|r| r.path == "/in/Streams(v)"));
+        assert_eq!(task.header_switches.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_resend_that_spans_a_change_starts_with_its_own_header() {
+        let rx = Receiver::start().await;
+        let (va, vb) = (
+            video_init(1, 1280, 3_000_000),
+            video_init(2, 1920, 5_000_000),
+        );
+        let url = format!("http://127.0.0.1:{}/in", rx.port);
+        // The hub already has the new init; the backlog still starts with the old one.
+        let task = task(spec(Protocol::Cmaf, &url, "v"), &vb);
+        for n in 1..=2 {
+            push(&task, unit(Some(fragment(n, 90_000, Some(&va))), None));
+        }
+        for n in 3..=4 {
+            push(&task, unit(Some(fragment(n, 90_000, Some(&vb))), None));
+        }
+        rx.fail.lock().expect("fail").push(2); // segment 2 is refused once
+        let r = run_once(&task, &mut Carry::default()).await;
+        assert!(
+            matches!(r, Err(PublishError::Http { status: 503, .. })),
+            "{r:?}"
+        );
+        let t = task.clone();
+        let run = tokio::spawn(async move { run_once(&t, &mut Carry::default()).await });
+        rx.wait_for("the resend", |r| {
+            r.iter().filter(|r| r.complete).count() == 3 + 5
+        })
+        .await;
+        task.cancel.cancel();
+        assert!(run.await.expect("join").is_ok());
+        let b = bodies(&rx, &[&va, &vb]);
+        assert_eq!(
+            b[..8],
+            [
+                "init0", "seg1", "seg2", "init0", "seg2", "init1", "seg3", "seg4"
+            ]
+        );
     }
 }

@@ -5,6 +5,13 @@
 //! `<stream>_<rendition>[key]`, carrying that rendition's video and the audio, interleaved by
 //! timestamp. Order after every (re)connect: handshake and publish, `onMetaData`, AVC and AAC
 //! sequence headers, the last two fragments delivered before the break, the backlog, live.
+//!
+//! The headers are those of the first unit sent (its fragments' own init segments; the hub's
+//! current ones only for a fragment that names none). When a later unit was written against
+//! other codec parameters (a rebuilt encoder), a new `onMetaData` (new size and bitrate) and a
+//! new AVC sequence header (or AAC sequence header, for the audio) go out in the same publish
+//! right before that unit's tags, with its first timestamp: FLV and nginx-rtmp take sequence
+//! headers mid-stream.
 
 use std::time::Instant;
 
@@ -15,10 +22,11 @@ use twincast_media::rtmp::{ClientSession, Event, RtmpUrl};
 use twincast_media::{Codec, Sample, flv};
 
 use super::net::{self, CONNECT_TIMEOUT, NetError};
-use super::{Carry, PublishError, SHUTDOWN_GRACE, Task, Unit, to_ms};
+use super::{Carry, PublishError, SHUTDOWN_GRACE, Task, TaskSpec, Unit, same_init, to_ms};
 use crate::config::RtmpTimestamps;
 use crate::hub::InitSegment;
 use crate::status::DestState;
+use std::sync::Arc;
 
 /// Aborts the reader task when the session ends, however it ends.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -97,7 +105,7 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
     task.rewind();
     let stall = task.spec.stall;
     let mut out = Vec::with_capacity(256 * 1024);
-    let mut headers_sent = false;
+    let mut sent = SentHeaders::default();
     let mut progress = AckProgress::new();
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
     loop {
@@ -110,15 +118,14 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
             }
         }
         if let Some((id, unit)) = task.next_unsent() {
-            encode(
+            encode_unit(
                 task,
                 &session,
-                &video,
-                audio.as_deref(),
+                (&video, audio.as_ref()),
                 &unit,
                 carry,
                 &mut out,
-                &mut headers_sent,
+                &mut sent,
             );
             net::write_all_progress(&mut wr, &out, stall).await?;
             progress.sent(out.len());
@@ -145,15 +152,14 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
     let grace = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     let _ = tokio::time::timeout_at(grace, async {
         while let Some((id, unit)) = task.next_unsent() {
-            encode(
+            encode_unit(
                 task,
                 &session,
-                &video,
-                audio.as_deref(),
+                (&video, audio.as_ref()),
                 &unit,
                 carry,
                 &mut out,
-                &mut headers_sent,
+                &mut sent,
             );
             if net::write_all_progress(&mut wr, &out, stall).await.is_err() {
                 return;
@@ -250,8 +256,8 @@ impl AckProgress {
 }
 
 /// The RTMP timestamp of `t` (track timescale units) for this task.
-fn rtmp_ts(task: &Task, carry: &mut Carry, t: u64, timescale: u32) -> u32 {
-    rtmp_timestamp(task.spec.timestamps, &mut carry.zero_base_ms, t, timescale)
+fn rtmp_ts(spec: &TaskSpec, carry: &mut Carry, t: u64, timescale: u32) -> u32 {
+    rtmp_timestamp(spec.timestamps, &mut carry.zero_base_ms, t, timescale)
 }
 
 /// Epoch milliseconds modulo 2^32 (the same on both boxes of a pair), or milliseconds since
@@ -287,60 +293,139 @@ fn first_dts(unit: &Unit) -> Option<(u64, bool)> {
     v.or(a)
 }
 
-/// The FLV bytes of one unit into `out` (cleared first), preceded once by the headers.
+/// The init segments whose headers this session last sent (none yet: nothing sent).
+#[derive(Debug, Default)]
+pub struct SentHeaders {
+    video: Option<Arc<InitSegment>>,
+    audio: Option<Arc<InitSegment>>,
+}
+
+/// What [`encode`] had to (re)send before the unit's tags.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HeadersWritten {
+    /// The first headers of this session.
+    pub first: bool,
+    /// A new AVC sequence header mid-session (new video codec parameters).
+    pub video_switch: bool,
+    /// A new AAC sequence header mid-session.
+    pub audio_switch: bool,
+}
+
+/// [`encode`], counting and logging a mid-session switch on the task.
 #[allow(clippy::too_many_arguments)]
-fn encode(
+fn encode_unit(
     task: &Task,
     session: &ClientSession,
-    video: &InitSegment,
-    audio: Option<&InitSegment>,
+    current: (&Arc<InitSegment>, Option<&Arc<InitSegment>>),
     unit: &Unit,
     carry: &mut Carry,
     out: &mut Vec<u8>,
-    headers_sent: &mut bool,
+    sent: &mut SentHeaders,
 ) {
-    out.clear();
-    if !*headers_sent {
-        write_headers(task, session, video, audio, unit, carry, out);
-        *headers_sent = true;
+    let w = encode(&task.spec, session, current, unit, carry, out, sent);
+    if w.video_switch {
+        task.note_header_switch(
+            &task.spec.track,
+            unit.seq,
+            "onMetaData and AVC sequence header sent again",
+        );
     }
-    write_unit(task, session, video, audio, unit, carry, out);
+    if w.audio_switch {
+        let audio = task.spec.audio.as_deref().unwrap_or(super::AUDIO);
+        task.note_header_switch(audio, unit.seq, "AAC sequence header sent again");
+    }
 }
 
+/// The FLV bytes of one unit into `out` (cleared first), preceded by the headers when this
+/// session has not sent any yet or when the unit was written against other codec parameters
+/// than the last headers sent. `current` are the hub's init segments at session start, used
+/// only for fragments that name none before any header went out.
+pub fn encode(
+    spec: &TaskSpec,
+    session: &ClientSession,
+    current: (&Arc<InitSegment>, Option<&Arc<InitSegment>>),
+    unit: &Unit,
+    carry: &mut Carry,
+    out: &mut Vec<u8>,
+    sent: &mut SentHeaders,
+) -> HeadersWritten {
+    out.clear();
+    let video = unit
+        .main
+        .as_ref()
+        .and_then(|f| f.init.clone())
+        .or_else(|| sent.video.clone())
+        .unwrap_or_else(|| current.0.clone());
+    let audio = unit
+        .audio
+        .as_ref()
+        .and_then(|f| f.init.clone())
+        .or_else(|| sent.audio.clone())
+        .or_else(|| current.1.cloned());
+    let first = sent.video.is_none();
+    let written = HeadersWritten {
+        first,
+        video_switch: sent.video.as_ref().is_some_and(|s| !same_init(s, &video)),
+        audio_switch: match (&sent.audio, &audio) {
+            (Some(s), Some(a)) => !first && !same_init(s, a),
+            _ => false,
+        },
+    };
+    if written.first || written.video_switch || written.audio_switch {
+        write_headers(
+            spec,
+            session,
+            &video,
+            audio.as_deref(),
+            unit,
+            carry,
+            out,
+            written,
+        );
+    }
+    write_unit(spec, session, &video, audio.as_deref(), unit, carry, out);
+    sent.video = Some(video);
+    sent.audio = audio;
+    written
+}
+
+/// `onMetaData` and the sequence headers `which` asks for (all of them for the first ones).
+#[allow(clippy::too_many_arguments)]
 fn write_headers(
-    task: &Task,
+    spec: &TaskSpec,
     session: &ClientSession,
     video: &InitSegment,
     audio: Option<&InitSegment>,
     first: &Unit,
     carry: &mut Carry,
     out: &mut Vec<u8>,
+    which: HeadersWritten,
 ) {
-    // Headers carry the first unit's timestamp, so timestamps never go backwards.
+    // Headers carry the unit's first timestamp, so timestamps never go backwards.
     let ts = match first_dts(first) {
-        Some((dts, true)) => rtmp_ts(task, carry, dts, video.info.timescale),
-        Some((dts, false)) => rtmp_ts(task, carry, dts, audio.map_or(48_000, |a| a.info.timescale)),
+        Some((dts, true)) => rtmp_ts(spec, carry, dts, video.info.timescale),
+        Some((dts, false)) => rtmp_ts(spec, carry, dts, audio.map_or(48_000, |a| a.info.timescale)),
         None => 0,
     };
     session.write_metadata(
         out,
-        &flv::metadata(
-            Some(&video.info),
-            audio.map(|a| &a.info),
-            task.spec.frame_rate,
-        ),
+        &flv::metadata(Some(&video.info), audio.map(|a| &a.info), spec.frame_rate),
     );
-    if let Codec::H264 { avcc, .. } = &video.info.codec {
+    if (which.first || which.video_switch)
+        && let Codec::H264 { avcc, .. } = &video.info.codec
+    {
         session.write_video(out, ts, &flv::avc_sequence_header(avcc));
     }
-    if let Some(Codec::Aac { asc, .. }) = audio.map(|a| &a.info.codec) {
+    if (which.first || which.audio_switch)
+        && let Some(Codec::Aac { asc, .. }) = audio.map(|a| &a.info.codec)
+    {
         session.write_audio(out, ts, &flv::aac_sequence_header(asc));
     }
 }
 
 /// Appends the unit's video and audio messages, interleaved by decode time.
 fn write_unit(
-    task: &Task,
+    spec: &TaskSpec,
     session: &ClientSession,
     video: &InitSegment,
     audio: Option<&InitSegment>,
@@ -372,12 +457,12 @@ fn write_unit(
     for (_, is_video, s) in items {
         body.clear();
         if is_video {
-            let ts = rtmp_ts(task, carry, s.dts, vts);
+            let ts = rtmp_ts(spec, carry, s.dts, vts);
             let cts = i64::from(s.cts_offset) * 1000 / i64::from(vts);
             flv::avc_frame_into(&mut body, s.keyframe, cts as i32, &s.data);
             session.write_video(out, ts, &body);
         } else {
-            let ts = rtmp_ts(task, carry, s.dts, ats);
+            let ts = rtmp_ts(spec, carry, s.dts, ats);
             flv::aac_frame_into(&mut body, &s.data);
             session.write_audio(out, ts, &body);
         }
@@ -386,7 +471,182 @@ fn write_unit(
 
 #[cfg(test)]
 mod tests {
+    use super::super::backlog::Backlog;
+    use super::super::test_support::{audio_init, fragment, spec, unit, video_init};
     use super::*;
+    use crate::config::Protocol;
+    use twincast_media::amf0;
+    use twincast_media::rtmp::{ChunkReader, msg};
+
+    /// What the messages of `out` carry, in order: `meta <width>`, `avc-seq <avcC tag byte>`,
+    /// `aac-seq`, `v<seq>` / `a<seq>` for frames (the sample data's last byte).
+    fn summary(reader: &mut ChunkReader, out: &[u8]) -> Vec<String> {
+        reader.push(out);
+        let mut seen = Vec::new();
+        while let Some(m) = reader.next_message().expect("chunk stream") {
+            let p = &m.payload;
+            seen.push(match (m.type_id, p.first(), p.get(1)) {
+                (msg::DATA_AMF0, _, _) => {
+                    let v = amf0::decode_all(p).expect("amf0");
+                    let w = v[2].get("width").and_then(|w| w.as_number()).unwrap_or(0.0);
+                    format!("meta {w}")
+                }
+                (msg::VIDEO, Some(0x17), Some(0)) => format!("avc-seq {}", p[5 + 11]),
+                (msg::VIDEO, _, _) => format!("v{}", p[p.len() - 1]),
+                (msg::AUDIO, _, Some(0)) => "aac-seq".to_string(),
+                (msg::AUDIO, _, _) => format!("a{}", p[p.len() - 1]),
+                (t, _, _) => format!("type {t}"),
+            });
+        }
+        seen
+    }
+
+    fn strs(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_new_init_sends_metadata_and_a_sequence_header_before_its_first_fragment() {
+        let mut spec = spec(Protocol::Rtmp, "rtmp://127.0.0.1/live", "v");
+        spec.audio = Some("audio".into());
+        let (va, vb) = (
+            video_init(1, 1280, 3_000_000),
+            video_init(2, 1920, 5_000_000),
+        );
+        let (aa, ab) = (audio_init([0x11, 0x90]), audio_init([0x12, 0x10]));
+        let (session, _) = ClientSession::new("live", "rtmp://127.0.0.1/live", "o_v", 1);
+        let mut reader = ChunkReader::default();
+        let mut sent = SentHeaders::default();
+        let mut carry = Carry::default();
+        let mut out = Vec::new();
+        let mut seen = Vec::new();
+        let units = [
+            unit(
+                Some(fragment(1, 90_000, Some(&va))),
+                Some(fragment(1, 48_000, Some(&aa))),
+            ),
+            unit(
+                Some(fragment(2, 90_000, Some(&vb))),
+                Some(fragment(2, 48_000, Some(&aa))),
+            ),
+            unit(
+                Some(fragment(3, 90_000, Some(&vb))),
+                Some(fragment(3, 48_000, Some(&ab))),
+            ),
+            // A fragment that names no init keeps the last one sent.
+            unit(
+                Some(fragment(4, 90_000, None)),
+                Some(fragment(4, 48_000, None)),
+            ),
+        ];
+        let mut written = Vec::new();
+        for u in &units {
+            written.push(encode(
+                &spec,
+                &session,
+                (&va, Some(&aa)),
+                u,
+                &mut carry,
+                &mut out,
+                &mut sent,
+            ));
+            seen.extend(summary(&mut reader, &out));
+        }
+        assert_eq!(
+            seen,
+            strs(&[
+                "meta 1280",
+                "avc-seq 1",
+                "aac-seq",
+                "v1",
+                "a1",
+                "v1",
+                "a1",
+                "meta 1920",
+                "avc-seq 2",
+                "v2",
+                "a2",
+                "v2",
+                "a2",
+                "meta 1920",
+                "aac-seq",
+                "v3",
+                "a3",
+                "v3",
+                "a3",
+                "v4",
+                "a4",
+                "v4",
+                "a4",
+            ])
+        );
+        assert!(written[0].first && !written[0].video_switch);
+        assert!(written[1].video_switch && !written[1].audio_switch);
+        assert!(written[2].audio_switch && !written[2].video_switch);
+        assert_eq!(written[3], HeadersWritten::default());
+    }
+
+    #[test]
+    fn after_a_reconnect_the_headers_are_those_of_the_first_fragment_resent() {
+        let spec = spec(Protocol::Rtmp, "rtmp://127.0.0.1/live", "v");
+        let (va, vb) = (
+            video_init(1, 1280, 3_000_000),
+            video_init(2, 1920, 5_000_000),
+        );
+        let mut backlog = Backlog::new(2, std::time::Duration::from_secs(30), u64::MAX);
+        let mut carry = Carry::default();
+        let mut out = Vec::new();
+        let mut run = |backlog: &mut Backlog<Arc<Unit>>, current: &Arc<InitSegment>| {
+            let (session, _) = ClientSession::new("live", "rtmp://127.0.0.1/live", "o_v", 1);
+            let mut reader = ChunkReader::default();
+            let mut sent = SentHeaders::default();
+            let mut seen = Vec::new();
+            while let Some((id, u)) = backlog.next_unsent() {
+                encode(
+                    &spec,
+                    &session,
+                    (current, None),
+                    &u,
+                    &mut carry,
+                    &mut out,
+                    &mut sent,
+                );
+                seen.extend(summary(&mut reader, &out));
+                backlog.mark_sent(id);
+            }
+            seen
+        };
+        for n in 1..=3 {
+            backlog.push(unit(Some(fragment(n, 90_000, Some(&va))), None));
+        }
+        assert_eq!(
+            run(&mut backlog, &va),
+            strs(&["meta 1280", "avc-seq 1", "v1", "v1", "v2", "v2", "v3", "v3"])
+        );
+        // The encoder is rebuilt during the outage: the hub's init is already the new one,
+        // but the resend starts with fragments 2 and 3 of the old one.
+        for n in 4..=5 {
+            backlog.push(unit(Some(fragment(n, 90_000, Some(&vb))), None));
+        }
+        backlog.rewind();
+        assert_eq!(
+            run(&mut backlog, &vb),
+            strs(&[
+                "meta 1280",
+                "avc-seq 1",
+                "v2",
+                "v2",
+                "v3",
+                "v3",
+                "meta 1920",
+                "avc-seq 2",
+                "v4",
+                "v4",
+                "v5",
+                "v5",
+            ])
+        );
+    }
 
     #[test]
     fn timestamps_are_epoch_ms_mod_2_32_or_zero_based() {

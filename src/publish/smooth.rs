@@ -4,85 +4,189 @@
 //! HTTP chunk per box group. The header boxes start every POST; after a reconnect the last two
 //! fragments delivered before the break go again, then the backlog, then live. At shutdown
 //! the chunked body ends with its last chunk.
+//!
+//! The header boxes are built from the init segment of the first fragment the POST carries.
+//! The `moov` cannot change inside a POST, so when a fragment was written against other codec
+//! parameters (a rebuilt encoder), the driver ends the POST cleanly (last chunk, the server's
+//! answer) and starts a new one for the track (empty POST, then the chunked POST whose header
+//! boxes come from the new init, on the same connection when the server keeps it), then
+//! continues with that fragment: no backoff, nothing dropped, counted and logged once.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, ReadHalf, WriteHalf};
 use twincast_media::TrackInfo;
 use twincast_media::mp4::smooth;
 
 use super::http::{self, Body, HttpUrl};
-use super::net::{self, NetError};
-use super::{Carry, PublishError, SHUTDOWN_GRACE, Task};
+use super::net::{self, BoxStream, NetError};
+use super::{Carry, PublishError, SHUTDOWN_GRACE, Task, Unit, init_of, same_init};
+use crate::hub::InitSegment;
 use crate::status::DestState;
 
 /// Shortest time we wait for an answer to the empty POST.
-const MIN_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const MIN_ANSWER_WAIT: Duration = Duration::from_secs(2);
+
+/// What one session needs to (re)open its POST.
+struct Target<'a> {
+    task: &'a Task,
+    url: HttpUrl,
+    path: String,
+    wait: Duration,
+}
+
+/// One open chunked POST and the init segment its header boxes came from.
+struct Post {
+    rd: ReadHalf<BoxStream>,
+    wr: WriteHalf<BoxStream>,
+    init: Arc<InitSegment>,
+}
+
+impl Target<'_> {
+    /// The empty POST, then the head of the long-running chunked POST and its header boxes
+    /// (from `init`), on `stream` when it is still usable, else on a new connection.
+    async fn open(
+        &self,
+        stream: Option<BoxStream>,
+        init: Arc<InitSegment>,
+    ) -> Result<Post, PublishError> {
+        let task = self.task;
+        let url = &self.url;
+        let key = task.spec.key.as_deref();
+        let mut stream = match stream {
+            Some(s) => s,
+            None => net::connect(&url.host, url.port, url.tls).await?,
+        };
+        let head = url.request_head("POST", &self.path, Body::Length(0), key);
+        net::write_all_progress(&mut stream, head.as_bytes(), task.spec.stall).await?;
+        let resp = http::read_response(&mut stream, self.wait).await?;
+        if !(200..300).contains(&resp.status) {
+            return Err(PublishError::Http {
+                status: resp.status,
+                what: "the empty POST",
+            });
+        }
+        if resp.close {
+            stream = net::connect(&url.host, url.port, url.tls).await?;
+        }
+        let mut out = Vec::with_capacity(64 * 1024);
+        out.extend_from_slice(
+            url.request_head("POST", &self.path, Body::Chunked, key)
+                .as_bytes(),
+        );
+        http::chunk(&mut out, &self.header(&init.info));
+        let (rd, mut wr) = tokio::io::split(stream);
+        net::write_all_progress(&mut wr, &out, task.spec.stall).await?;
+        Ok(Post { rd, wr, init })
+    }
+
+    /// `ftyp` + Live Server Manifest box + `moov` of `track`. The manifest names every stream
+    /// of this output whose header is known (this one as `track` describes it).
+    fn header(&self, track: &TrackInfo) -> Vec<u8> {
+        let task = self.task;
+        let infos: Vec<TrackInfo> = task
+            .spec
+            .all_tracks
+            .iter()
+            .filter_map(|t| {
+                if *t == task.spec.track {
+                    Some(track.clone())
+                } else {
+                    task.hub
+                        .track(t)
+                        .and_then(|h| h.init())
+                        .map(|i| i.info.clone())
+                }
+            })
+            .collect();
+        smooth::write_header(track, &smooth::live_server_manifest(&infos))
+    }
+
+    /// Ends `post` cleanly (last chunk, the server's answer) and opens a new one whose header
+    /// boxes come from `init`: the `moov` cannot change inside a POST.
+    async fn switch(&self, post: Post, init: Arc<InitSegment>) -> Result<Post, PublishError> {
+        let Post { mut rd, mut wr, .. } = post;
+        net::write_all_progress(&mut wr, http::LAST_CHUNK, self.task.spec.stall).await?;
+        let resp = http::read_response(&mut rd, self.wait).await?;
+        if !(200..300).contains(&resp.status) {
+            return Err(PublishError::Http {
+                status: resp.status,
+                what: "the end of a stream",
+            });
+        }
+        let stream = (!resp.close).then(|| rd.unsplit(wr));
+        self.open(stream, init).await
+    }
+
+    /// Sends one unit on `post`, first switching to a new POST when the unit was written
+    /// against other codec parameters than `post`'s header. Returns the bytes sent.
+    async fn send(&self, post: &mut Option<Post>, unit: &Unit) -> Result<u64, PublishError> {
+        let Some(f) = &unit.main else {
+            return Ok(0);
+        };
+        let Some(p) = post.take() else {
+            return Err(PublishError::Closed);
+        };
+        let init = init_of(f, &p.init);
+        let mut p = if same_init(&init, &p.init) {
+            p
+        } else {
+            let p = self.switch(p, init).await?;
+            self.task.note_header_switch(
+                &self.task.spec.track,
+                f.sequence,
+                "new POST with the new moov",
+            );
+            p
+        };
+        let mut out = Vec::with_capacity(f.bytes.len() + 1024);
+        let frag = smooth::write_fragment(&p.init.info, f.sequence as u32, &f.samples);
+        http::chunk(&mut out, &frag);
+        let r = net::write_all_progress(&mut p.wr, &out, self.task.spec.stall).await;
+        *post = Some(p);
+        r?;
+        Ok(out.len() as u64)
+    }
+}
 
 pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError> {
     let url = HttpUrl::parse(&task.spec.url).map_err(PublishError::Url)?;
-    let Some(init) = task.wait_init(&task.spec.track).await else {
+    let Some(current) = task.wait_init(&task.spec.track).await else {
         return Ok(());
     };
-    let track = init.info.clone();
-    // The manifest names every stream of this output whose header is known.
-    let infos: Vec<TrackInfo> = task
-        .spec
-        .all_tracks
-        .iter()
-        .filter_map(|t| task.hub.track(t).and_then(|h| h.init()))
-        .map(|i| i.info.clone())
-        .collect();
-    let header = smooth::write_header(&track, &smooth::live_server_manifest(&infos));
-    let path = format!("/Streams({})", task.spec.track);
-    let key = task.spec.key.as_deref();
-    let wait = task.spec.stall.max(MIN_ANSWER_WAIT);
-
-    // 1. The empty POST.
-    let mut stream = net::connect(&url.host, url.port, url.tls).await?;
-    let head = url.request_head("POST", &path, Body::Length(0), key);
-    net::write_all_progress(&mut stream, head.as_bytes(), task.spec.stall).await?;
-    let resp = http::read_response(&mut stream, wait).await?;
-    if !(200..300).contains(&resp.status) {
-        return Err(PublishError::Http {
-            status: resp.status,
-            what: "the empty POST",
-        });
-    }
-    if resp.close {
-        stream = net::connect(&url.host, url.port, url.tls).await?;
-    }
-
-    // 2. The long-running chunked POST.
-    let mut out = Vec::with_capacity(256 * 1024);
-    out.extend_from_slice(
-        url.request_head("POST", &path, Body::Chunked, key)
-            .as_bytes(),
-    );
-    http::chunk(&mut out, &header);
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    net::write_all_progress(&mut wr, &out, task.spec.stall).await?;
+    let target = Target {
+        task,
+        url,
+        path: format!("/Streams({})", task.spec.track),
+        wait: task.spec.stall.max(MIN_ANSWER_WAIT),
+    };
+    // The header boxes are those of the first fragment (re)sent; the hub's current init
+    // only when there is none yet (or it names none).
+    task.rewind();
+    let first = task
+        .next_unsent()
+        .and_then(|(_, u)| u.main.as_ref().map(|f| init_of(f, &current)))
+        .unwrap_or(current);
+    let mut post = Some(target.open(None, first).await?);
     carry.published_at = Some(Instant::now());
     task.set_state(DestState::Publishing, None);
-    task.rewind();
 
     let mut probe = [0u8; 1024];
     loop {
         if let Some((id, unit)) = task.next_unsent() {
-            out.clear();
-            if let Some(f) = &unit.main {
-                let frag = smooth::write_fragment(&track, f.sequence as u32, &f.samples);
-                http::chunk(&mut out, &frag);
-            }
-            net::write_all_progress(&mut wr, &out, task.spec.stall).await?;
-            task.mark_sent(id, out.len() as u64);
+            let n = target.send(&mut post, &unit).await?;
+            task.mark_sent(id, n);
             continue;
         }
+        let Some(p) = post.as_mut() else {
+            return Err(PublishError::Closed);
+        };
         tokio::select! {
             biased;
             _ = task.cancel.cancelled() => break,
             // The server answers a streaming POST only when it ends it (error or close).
-            r = rd.read(&mut probe) => {
+            r = p.rd.read(&mut probe) => {
                 return Err(match r {
                     Ok(0) => PublishError::Closed,
                     Ok(_) => PublishError::Http { status: answer_status(&probe), what: "the stream" },
@@ -97,25 +201,17 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
     let grace = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     let _ = tokio::time::timeout_at(grace, async {
         while let Some((id, unit)) = task.next_unsent() {
-            out.clear();
-            if let Some(f) = &unit.main {
-                let frag = smooth::write_fragment(&track, f.sequence as u32, &f.samples);
-                http::chunk(&mut out, &frag);
+            match target.send(&mut post, &unit).await {
+                Ok(n) => task.mark_sent(id, n),
+                Err(_) => return,
             }
-            if net::write_all_progress(&mut wr, &out, task.spec.stall)
-                .await
-                .is_err()
-            {
-                return;
-            }
-            task.mark_sent(id, out.len() as u64);
         }
-        if net::write_all_progress(&mut wr, http::LAST_CHUNK, task.spec.stall)
+        let Some(mut p) = post else { return };
+        if net::write_all_progress(&mut p.wr, http::LAST_CHUNK, task.spec.stall)
             .await
             .is_ok()
         {
-            let mut rd = rd;
-            let _ = http::read_response(&mut rd, SHUTDOWN_GRACE).await;
+            let _ = http::read_response(&mut p.rd, SHUTDOWN_GRACE).await;
         }
     })
     .await;
@@ -129,4 +225,135 @@ fn answer_status(bytes: &[u8]) -> u16 {
         .and_then(|t| t.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{
+        Receiver, Req, boxes, contains, fragment, push, spec, task, unit, video_init,
+    };
+    use super::*;
+    use crate::config::Protocol;
+    use std::sync::atomic::Ordering;
+    use twincast_media::Codec;
+
+    /// Per streaming POST: which init its `moov` came from (index into `inits`), whether it
+    /// ended, and the `mfhd` sequence numbers of its fragments.
+    fn posts(reqs: &[Req], inits: &[&Arc<InitSegment>]) -> Vec<(usize, bool, Vec<u32>)> {
+        let mut out = Vec::new();
+        for (i, r) in reqs.iter().enumerate() {
+            if !r.chunked {
+                assert!(r.body.is_empty(), "a non-chunked POST with a body");
+                continue;
+            }
+            assert!(
+                i > 0 && !reqs[i - 1].chunked,
+                "every stream follows an empty POST"
+            );
+            let top = boxes(&r.body);
+            let kinds: Vec<[u8; 4]> = top.iter().take(3).map(|(k, _)| *k).collect();
+            assert_eq!(kinds, [*b"ftyp", *b"uuid", *b"moov"]);
+            let moov = top[2].1;
+            let which = inits
+                .iter()
+                .position(|i| match &i.info.codec {
+                    Codec::H264 { avcc, .. } => contains(moov, avcc),
+                    Codec::Aac { .. } => false,
+                })
+                .expect("the moov of a known init");
+            let seqs = top
+                .iter()
+                .filter(|(k, _)| k == b"moof")
+                .map(|(_, b)| u32::from_be_bytes([b[20], b[21], b[22], b[23]]))
+                .collect();
+            out.push((which, r.complete, seqs));
+        }
+        out
+    }
+
+    fn fragments(reqs: &[Req]) -> usize {
+        reqs.iter()
+            .map(|r| boxes(&r.body).iter().filter(|(k, _)| k == b"moof").count())
+            .sum()
+    }
+
+    fn url(rx: &Receiver) -> String {
+        format!("http://127.0.0.1:{}/in/ingest.isml", rx.port)
+    }
+
+    #[tokio::test]
+    async fn new_codec_parameters_end_the_post_and_start_one_with_the_new_moov() {
+        let rx = Receiver::start().await;
+        let (va, vb) = (
+            video_init(1, 1280, 3_000_000),
+            video_init(2, 1920, 5_000_000),
+        );
+        let task = task(spec(Protocol::Smooth, &url(&rx), "v"), &va);
+        for n in 1..=2 {
+            push(&task, unit(Some(fragment(n, 90_000, Some(&va))), None));
+        }
+        for n in 3..=4 {
+            push(&task, unit(Some(fragment(n, 90_000, Some(&vb))), None));
+        }
+        let t = task.clone();
+        let run = tokio::spawn(async move { run_once(&t, &mut Carry::default()).await });
+        rx.wait_for("4 fragments", |r| fragments(r) == 4).await;
+        task.cancel.cancel();
+        assert!(run.await.expect("join").is_ok());
+        let reqs = rx.requests();
+        assert_eq!(
+            posts(&reqs, &[&va, &vb]),
+            [(0, true, vec![1, 2]), (1, true, vec![3, 4])],
+            "the first POST ends cleanly; the second starts with the new moov"
+        );
+        assert!(
+            reqs.iter().all(|r| r.conn == 0
+                && r.method == "POST"
+                && r.path == "/in/ingest.isml/Streams(v)")
+        );
+        let manifest = boxes(&reqs[3].body)[1].1;
+        assert!(contains(manifest, b"systemBitrate=\"5000000\""));
+        assert_eq!(task.header_switches.load(Ordering::Relaxed), 1);
+        let s = task.status.snapshot().expect("status");
+        assert_eq!((s.fragments_sent, s.dropped_fragments), (4, 0));
+    }
+
+    #[tokio::test]
+    async fn a_resend_that_spans_a_change_starts_with_the_old_moov_and_switches() {
+        let rx = Receiver::start().await;
+        let (va, vb) = (
+            video_init(1, 1280, 3_000_000),
+            video_init(2, 1920, 5_000_000),
+        );
+        let task = task(spec(Protocol::Smooth, &url(&rx), "v"), &va);
+        for n in 1..=3 {
+            push(&task, unit(Some(fragment(n, 90_000, Some(&va))), None));
+        }
+        let t = task.clone();
+        let run = tokio::spawn(async move { run_once(&t, &mut Carry::default()).await });
+        rx.wait_for("3 fragments", |r| fragments(r) == 3).await;
+        // The ingest restarts; meanwhile the encoder is rebuilt.
+        rx.drop_connections();
+        let r = tokio::time::timeout(Duration::from_secs(10), run).await;
+        assert!(r.expect("session ends").expect("join").is_err());
+        if let Some(h) = task.hub.track("v") {
+            h.set_init(vb.clone());
+        }
+        for n in 4..=5 {
+            push(&task, unit(Some(fragment(n, 90_000, Some(&vb))), None));
+        }
+        let t = task.clone();
+        let run = tokio::spawn(async move { run_once(&t, &mut Carry::default()).await });
+        rx.wait_for("the resend", |r| fragments(r) == 3 + 4).await;
+        task.cancel.cancel();
+        assert!(run.await.expect("join").is_ok());
+        let p = posts(&rx.requests(), &[&va, &vb]);
+        assert_eq!(
+            p[1..],
+            [(0, true, vec![2, 3]), (1, true, vec![4, 5])],
+            "headers of the first fragment resent (not the hub's), then the switch: {p:?}"
+        );
+        assert_eq!(p[0].2, [1, 2, 3]);
+        assert_eq!(task.header_switches.load(Ordering::Relaxed), 1);
+    }
 }
