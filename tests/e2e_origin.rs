@@ -651,15 +651,13 @@ fn dvr_window_slides_and_prunes() {
             .find(|e| e.file_name().to_string_lossy().ends_with(".m4s"))
             .expect("a segment on disk");
         let name = sample.file_name().to_string_lossy().to_string();
-        let etag = name
-            .trim_end_matches(".m4s")
-            .rsplit('-')
-            .next()
-            .unwrap()
-            .to_string();
+        // `<index>-<start>-<duration>-<etag>-<init id>.m4s`: keep the real etag and init id.
+        let tail: Vec<&str> = name.trim_end_matches(".m4s").rsplitn(3, '-').collect();
+        assert_eq!(tail.len(), 3, "unexpected DVR file name {name}");
+        let (etag, init_id) = (tail[1].to_string(), tail[0].to_string());
         for n in forged_indices.clone() {
             let (start, duration) = one_second_segment(n, track == "audio");
-            let path = track_dir.join(format!("{n}-{start}-{duration}-{etag}.m4s"));
+            let path = track_dir.join(format!("{n}-{start}-{duration}-{etag}-{init_id}.m4s"));
             std::fs::copy(sample.path(), &path).unwrap();
             forged.push(path);
         }

@@ -229,6 +229,92 @@ fn rtmp_double_push_survives_a_kill(victim: Dest) {
     assert_no_secret(&d);
 }
 
+#[test]
+fn rtmp_publish_goes_on_across_a_bitrate_reload() {
+    // SIGHUP 240p 400 → 1200 kbit/s: the encoders are rebuilt and the publish continues in the
+    // same RTMP session with new sequence headers; the recording decodes across the change.
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let peer = Nginx::start(&dir.path().join("a"), port);
+    let (origin, control) = (free_port(), free_port());
+    let cfg = config_with(
+        dir.path(),
+        "ladder",
+        origin,
+        control,
+        &format!(
+            "\n[[output]]\nname = \"cloud\"\nprotocol = \"rtmp\"\nprimary = \"rtmp://127.0.0.1:{port}/live\"\nstream = \"cam\"\n"
+        ),
+    );
+    let mut d = Daemon::start(&cfg, origin, dir.path().join("daemon.log"));
+    wait_recordings(&peer, 50_000, Duration::from_secs(45));
+    std::thread::sleep(Duration::from_secs(3));
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(
+        &cfg,
+        text.replace("bitrate_kbps = 400", "bitrate_kbps = 1200"),
+    )
+    .expect("config");
+    d.signal("HUP");
+    wait_for("the encoder rebuild", Duration::from_secs(20), || {
+        d.log_text().contains("pipeline rebuilt").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(8));
+    let status = d.stop();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "daemon exit: {status:?}"
+    );
+    drop(peer);
+
+    let files = peers_files(&dir.path().join("a"), "cam_240p");
+    assert_eq!(
+        files.len(),
+        1,
+        "one unbroken publish across the reload: {files:?}"
+    );
+    assert!(
+        decodes(&files[0]),
+        "the recording decodes across the new headers"
+    );
+    let facts = probe_flv(&files[0]);
+    assert_eq!((facts.width, facts.height), (426, 240));
+    // The rebuild's cost: the old pipeline stops, the new one joins at a GOP boundary once it
+    // runs (GOP 1 s here): at most two GOPs are missing, never the session.
+    let at = facts
+        .video_ms
+        .windows(2)
+        .position(|w| w[1] - w[0] == max_gap(&facts.video_ms))
+        .unwrap_or(0);
+    assert!(
+        max_gap(&facts.video_ms) <= 2000 + 2 * FRAME_MS,
+        "hole of {} ms across the reload at {:?} (frames {at} of {}), audio max gap {} ms\n{}",
+        max_gap(&facts.video_ms),
+        &facts.video_ms[at.saturating_sub(2)..(at + 3).min(facts.video_ms.len())],
+        facts.video_ms.len(),
+        max_gap(&facts.audio_ms),
+        d.log_text()
+    );
+    let rate = |from: i64, to: i64| -> f64 {
+        let bytes: u64 = facts
+            .video_ms
+            .iter()
+            .zip(&facts.video_size)
+            .filter(|(t, _)| (from..to).contains(*t))
+            .map(|(_, n)| *n)
+            .sum();
+        bytes as f64 * 8.0 / ((to - from) as f64 / 1000.0) / 1000.0
+    };
+    let (first, last) = (facts.video_ms[0], *facts.video_ms.last().expect("frames"));
+    let (before, after) = (rate(first, first + 3000), rate(last - 4000, last - 1000));
+    assert!(
+        after > 2.0 * before,
+        "240p ran at {before:.0} kbit/s before the reload and {after:.0} after"
+    );
+    assert_no_secret(&d);
+}
+
 fn peers_files(dir: &Path, stream: &str) -> Vec<PathBuf> {
     recordings_in(&dir.join("records"), stream)
 }
