@@ -1056,11 +1056,13 @@ pub(crate) mod test_support {
     }
 
     /// A recording HTTP/1.1 receiver on 127.0.0.1: answers 200 to every request (503 to the
-    /// request numbers in `fail`), keeps connections alive.
+    /// request numbers in `fail`; closes the connection without an answer after those in
+    /// `close`), keeps connections alive.
     pub struct Receiver {
         pub port: u16,
         pub reqs: Arc<Mutex<Vec<Req>>>,
         pub fail: Arc<Mutex<Vec<usize>>>,
+        pub close: Arc<Mutex<Vec<usize>>>,
         conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
         accept: tokio::task::JoinHandle<()>,
     }
@@ -1080,12 +1082,13 @@ pub(crate) mod test_support {
             let port = listener.local_addr().expect("addr").port();
             let reqs = Arc::new(Mutex::new(Vec::new()));
             let fail = Arc::new(Mutex::new(Vec::new()));
+            let close = Arc::new(Mutex::new(Vec::new()));
             let conns = Arc::new(Mutex::new(Vec::new()));
-            let (r, f, c) = (reqs.clone(), fail.clone(), conns.clone());
+            let (r, f, cl, c) = (reqs.clone(), fail.clone(), close.clone(), conns.clone());
             let accept = tokio::spawn(async move {
                 let mut n = 0;
                 while let Ok((s, _)) = listener.accept().await {
-                    let h = tokio::spawn(serve(s, n, r.clone(), f.clone()));
+                    let h = tokio::spawn(serve(s, n, r.clone(), f.clone(), cl.clone()));
                     c.lock().expect("conns").push(h);
                     n += 1;
                 }
@@ -1094,6 +1097,7 @@ pub(crate) mod test_support {
                 port,
                 reqs,
                 fail,
+                close,
                 conns,
                 accept,
             }
@@ -1142,6 +1146,7 @@ pub(crate) mod test_support {
         conn: usize,
         reqs: Arc<Mutex<Vec<Req>>>,
         fail: Arc<Mutex<Vec<usize>>>,
+        close: Arc<Mutex<Vec<usize>>>,
     ) {
         let mut buf = Vec::new();
         async fn more(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<()> {
@@ -1230,6 +1235,9 @@ pub(crate) mod test_support {
                 reqs.lock().expect("reqs")[idx].body = buf.drain(..length).collect();
             }
             reqs.lock().expect("reqs")[idx].complete = true;
+            if close.lock().expect("close").contains(&idx) {
+                return;
+            }
             let status = if fail.lock().expect("fail").contains(&idx) {
                 "503 Unavailable"
             } else {

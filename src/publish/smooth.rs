@@ -104,18 +104,29 @@ impl Target<'_> {
     }
 
     /// Ends `post` cleanly (last chunk, the server's answer) and opens a new one whose header
-    /// boxes come from `init`: the `moov` cannot change inside a POST.
+    /// boxes come from `init`: the `moov` cannot change inside a POST. A server that closes
+    /// the connection instead of answering gets the new POST on a new connection.
     async fn switch(&self, post: Post, init: Arc<InitSegment>) -> Result<Post, PublishError> {
         let Post { mut rd, mut wr, .. } = post;
         net::write_all_progress(&mut wr, http::LAST_CHUNK, self.task.spec.stall).await?;
-        let resp = http::read_response(&mut rd, self.wait).await?;
-        if !(200..300).contains(&resp.status) {
-            return Err(PublishError::Http {
-                status: resp.status,
-                what: "the end of a stream",
-            });
-        }
-        let stream = (!resp.close).then(|| rd.unsplit(wr));
+        // The stream is delivered once its last chunk is written. Whatever the answer, the
+        // new POST goes out (an error here would only resend the old fragments and switch
+        // again); the connection is reused only after a 2xx that keeps it open.
+        let stream = match http::read_response(&mut rd, self.wait).await {
+            Ok(r) if (200..300).contains(&r.status) && !r.close => Some(rd.unsplit(wr)),
+            Ok(r) => {
+                if !(200..300).contains(&r.status) {
+                    let spec = &self.task.spec;
+                    log::warn!(
+                        output = spec.output.as_str(), dest = spec.dest, track = spec.track.as_str();
+                        "publish {} {} {} ({}): ingest answered HTTP {} to the end of a stream",
+                        spec.output, spec.dest, spec.track, spec.url_safe, r.status
+                    );
+                }
+                None
+            }
+            Err(_) => None,
+        };
         self.open(stream, init).await
     }
 
@@ -316,6 +327,32 @@ mod tests {
         assert_eq!(task.header_switches.load(Ordering::Relaxed), 1);
         let s = task.status.snapshot().expect("status");
         assert_eq!((s.fragments_sent, s.dropped_fragments), (4, 0));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_closes_instead_of_answering_gets_the_new_post_on_a_new_connection() {
+        let rx = Receiver::start().await;
+        rx.close.lock().expect("close").push(1); // the first streaming POST
+        let (va, vb) = (
+            video_init(1, 1280, 3_000_000),
+            video_init(2, 1920, 5_000_000),
+        );
+        let task = task(spec(Protocol::Smooth, &url(&rx), "v"), &va);
+        push(&task, unit(Some(fragment(1, 90_000, Some(&va))), None));
+        push(&task, unit(Some(fragment(2, 90_000, Some(&vb))), None));
+        let t = task.clone();
+        let run = tokio::spawn(async move { run_once(&t, &mut Carry::default()).await });
+        rx.wait_for("2 fragments", |r| fragments(r) == 2).await;
+        task.cancel.cancel();
+        assert!(run.await.expect("join").is_ok(), "no error, no backoff");
+        let reqs = rx.requests();
+        assert_eq!(
+            posts(&reqs, &[&va, &vb]),
+            [(0, true, vec![1]), (1, true, vec![2])]
+        );
+        let conns: Vec<usize> = reqs.iter().map(|r| r.conn).collect();
+        assert_eq!(conns, [0, 0, 1, 1]);
+        assert_eq!(task.header_switches.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]
