@@ -53,6 +53,9 @@ pub struct DestStatus {
     pub dropped_fragments: u64,
     /// Fragments sent again after a reconnect.
     pub resent_fragments: u64,
+    /// Headers sent again mid-session because a fragment came with new codec parameters (a
+    /// reload rebuilt its encoder).
+    pub header_switches: u64,
     /// When the state last changed.
     #[serde(skip)]
     pub since: Option<SystemTime>,
@@ -74,6 +77,7 @@ impl DestStatus {
             backlog_bytes: 0,
             dropped_fragments: 0,
             resent_fragments: 0,
+            header_switches: 0,
             since: Some(SystemTime::now()),
         }
     }

@@ -9,6 +9,8 @@
 //!   restart the playlist still lists the segments written before it.
 //! - `dvr_window_slides_and_prunes`: a DVR directory whose segments are almost 5 min old; after a
 //!   restart the window slides past them, never spans more than 5 min, and deletes their files.
+//! - `browsers_play_across_a_ladder_reload`: hls.js and dash.js keep playing while a SIGHUP gives
+//!   the renditions new bitrates, and fetch the new init version.
 //! - `browsers_play_hls_dash_and_switch_boxes`: headless Chromium plays the preview page (hls.js)
 //!   and the dash.js page, and an hls.js player moves from box A to box B mid-stream. Needs
 //!   `npm ci` in tests/browser (scripts/test does it) and /usr/bin/chromium.
@@ -801,4 +803,94 @@ fn browsers_play_hls_dash_and_switch_boxes() {
     assert!(stall < 2_000, "playback stalled {stall} ms: {switched}");
     drop(a);
     drop(b);
+}
+
+/// Rendition directory → distinct init segment paths a player fetched (from play.mjs's `inits`).
+fn inits_by_track(out: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut by: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let list = out
+        .split("\"inits\":[")
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+        .unwrap_or("");
+    for path in list
+        .split(',')
+        .map(|p| p.trim_matches('"'))
+        .filter(|p| !p.is_empty())
+    {
+        let mut parts = path.rsplitn(2, '/');
+        let (file, dir) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        by.entry(dir.to_string())
+            .or_default()
+            .push(file.to_string());
+    }
+    by
+}
+
+#[test]
+fn browsers_play_across_a_ladder_reload() {
+    // hls.js, then dash.js, play while a SIGHUP gives both renditions new bitrates: the player
+    // fetches the new init version of the rendition it plays and keeps playing without an error.
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let artifacts = repo_root().join("ci-artifacts");
+    let (op, cp) = (free_port(), free_port());
+    let config = origin_config(dir.path(), "reload", op, cp, "");
+    let d = Daemon::start(&config, op, dir.path().join("reload.log"));
+    wait_playlists(&d, &["240p", "180p", "audio"], 3, Duration::from_secs(60));
+    let runs = [
+        ("/", "hls.js", [("400", "800"), ("250", "500")]),
+        ("/dash.html", "dash.js", [("800", "400"), ("500", "250")]),
+    ];
+    for (page, player, changes) in runs {
+        let (cfg, pid) = (config.clone(), d.child.id());
+        // The player starts ~9 s behind live: a reload 12 s after the page opens reaches its
+        // playhead ~20 s in; it plays 35 s in all.
+        let reloader = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(12));
+            let mut text = std::fs::read_to_string(&cfg).expect("config");
+            for (from, to) in changes {
+                text = text.replace(
+                    &format!("bitrate_kbps = {from}\n"),
+                    &format!("bitrate_kbps = {to}\n"),
+                );
+            }
+            std::fs::write(&cfg, text).expect("config");
+            run("kill", &["-HUP", &pid.to_string()]).0
+        });
+        let shot = artifacts
+            .join(format!("reload-{player}.png"))
+            .display()
+            .to_string();
+        let out = play_in_chromium(&[
+            "--url",
+            &d.url(page),
+            "--seconds",
+            "35",
+            "--timeout",
+            "150",
+            "--screenshot",
+            &shot,
+        ]);
+        assert!(reloader.join().unwrap_or(false), "SIGHUP");
+        eprintln!("{player} across a reload: {out}");
+        let by_track = inits_by_track(&out);
+        assert!(
+            by_track
+                .iter()
+                .any(|(dir, files)| !dir.ends_with("/audio") && files.len() >= 2),
+            "{player} never fetched a second init version of the rendition it played: {out}\n{}",
+            d.log_text()
+        );
+        let stall: u64 = out
+            .split("\"maxStallMs\":")
+            .nth(1)
+            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(u64::MAX);
+        assert!(
+            stall < 5000,
+            "{player} stalled {stall} ms across the reload: {out}"
+        );
+    }
 }

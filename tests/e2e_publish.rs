@@ -261,6 +261,23 @@ fn rtmp_publish_goes_on_across_a_bitrate_reload() {
         d.log_text().contains("pipeline rebuilt").then_some(())
     });
     std::thread::sleep(Duration::from_secs(8));
+    // The switch is counted for 240p only.
+    let metrics = get_text(&format!("http://127.0.0.1:{control}/metrics")).expect("/metrics");
+    let switches = |track: &str| {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("twincast_output_header_switches_total{")
+                    && l.contains(&format!("track=\"{track}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_string)
+    };
+    assert_eq!(
+        (switches("240p").as_deref(), switches("180p").as_deref()),
+        (Some("1"), Some("0")),
+        "{metrics}"
+    );
     let status = d.stop();
     assert!(
         status.is_some_and(|s| s.success()),

@@ -527,7 +527,8 @@ fn sighup_with_a_new_bitrate_rebuilds_the_encoders_on_the_same_grid() {
     };
     let old_seg = fetch_segment(&d, "240p", &listed[change - 1].1);
     decode(&old_init, &old_seg, "old.mp4");
-    let old_kbps = kbps_of(&old_seg);
+    // The rate from a whole segment: the one cut short by the rebuild is mostly its IDR.
+    let old_kbps = kbps_of(&fetch_segment(&d, "240p", &listed[change - 2].1));
     let mut new_kbps = 0.0;
     for (_, uri) in &listed[change + 1..] {
         let seg = fetch_segment(&d, "240p", uri);

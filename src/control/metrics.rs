@@ -189,7 +189,7 @@ pub fn render(s: &Status, denied_requests: u64) -> String {
         );
     }
     type DestField = fn(&crate::status::DestStatus) -> u64;
-    let dest_families: [(&str, &str, &str, DestField); 7] = [
+    let dest_families: [(&str, &str, &str, DestField); 8] = [
         (
             "output_sent_bytes_total",
             "counter",
@@ -231,6 +231,12 @@ pub fn render(s: &Status, denied_requests: u64) -> String {
             "counter",
             "Fragments sent again after a reconnect.",
             |d| d.resent_fragments,
+        ),
+        (
+            "output_header_switches_total",
+            "counter",
+            "Headers sent again mid-session for new codec parameters (a reload rebuilt the encoder).",
+            |d| d.header_switches,
         ),
     ];
     for (name, kind, help, get) in dest_families {

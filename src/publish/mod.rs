@@ -227,7 +227,8 @@ impl Task {
     /// Counts and logs (one info line) headers sent again mid-session: fragment `seq` was
     /// written against new codec parameters; `how` says what the driver did.
     pub fn note_header_switch(&self, track: &str, seq: u64, how: &str) {
-        self.header_switches.fetch_add(1, Ordering::Relaxed);
+        let total = self.header_switches.fetch_add(1, Ordering::Relaxed) + 1;
+        self.status.update(|s| s.header_switches = total);
         let spec = &self.spec;
         log::info!(
             output = spec.output.as_str(), dest = spec.dest, track = spec.track.as_str();

@@ -7,6 +7,9 @@
 // errors in `window.twincastErrors`. We wait until `video.currentTime` has advanced `--seconds`
 // past its first value, tracking the longest interval without progress (a stall).
 //
+// `inits` lists the init segment paths the player fetched (a reload that changes the codec
+// parameters shows up as a second, versioned init).
+//
 // Pair switch: after `--switch-after` seconds of playback we set `window.twincastRewrite` so that
 // hls.js (through its xhrSetup hook) sends every later request (playlists and segments) to the
 // other box, then require another `--seconds` of playback; requests are counted per origin.
@@ -35,7 +38,7 @@ function args() {
 
 const opts = args();
 const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'twincast-chromium-'));
-const result = { ok: false, url: opts.url, errors: [], consoleErrors: [], advanced: 0, maxStallMs: 0, requests: {} };
+const result = { ok: false, url: opts.url, errors: [], consoleErrors: [], advanced: 0, maxStallMs: 0, requests: {}, inits: [] };
 let context;
 try {
   context = await chromium.launchPersistentContext(userDataDir, {
@@ -54,6 +57,9 @@ try {
     const u = new URL(r.url());
     if (u.pathname.startsWith('/live/')) {
       result.requests[u.origin] = (result.requests[u.origin] || 0) + 1;
+      if (/\/init[^/]*\.mp4$/.test(u.pathname) && !result.inits.includes(u.pathname)) {
+        result.inits.push(u.pathname);
+      }
     }
   });
   await page.goto(opts.url, { waitUntil: 'load', timeout: 30000 });
