@@ -50,13 +50,8 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
         stream: None,
         wait,
     };
-    // The header is that of the first segment (re)sent; the hub's current init only when
-    // there is none yet (or it names none).
-    task.rewind();
-    let first = task
-        .next_unsent()
-        .and_then(|(_, u)| u.main.as_ref().map(|f| init_of(f, &current)))
-        .unwrap_or(current);
+    // The header is that of the first segment (re)sent.
+    let first = task.rewind_to_first_init(current);
     let mut s = Session {
         conn,
         header: first,

@@ -224,6 +224,16 @@ impl Task {
         t
     }
 
+    /// At session start: rewinds the backlog (the kept delivered units go again first) and
+    /// returns the init segment whose headers go out first: that of the first unit to be
+    /// (re)sent, or `current` (the hub's) when there is none yet or it names none.
+    pub fn rewind_to_first_init(&self, current: Arc<InitSegment>) -> Arc<InitSegment> {
+        self.rewind();
+        self.next_unsent()
+            .and_then(|(_, u)| u.main.as_ref().map(|f| init_of(f, &current)))
+            .unwrap_or(current)
+    }
+
     /// Counts and logs (one info line) headers sent again mid-session: fragment `seq` was
     /// written against new codec parameters; `how` says what the driver did.
     pub fn note_header_switch(&self, track: &str, seq: u64, how: &str) {

@@ -172,13 +172,8 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
         path: format!("/Streams({})", task.spec.track),
         wait: task.spec.stall.max(MIN_ANSWER_WAIT),
     };
-    // The header boxes are those of the first fragment (re)sent; the hub's current init
-    // only when there is none yet (or it names none).
-    task.rewind();
-    let first = task
-        .next_unsent()
-        .and_then(|(_, u)| u.main.as_ref().map(|f| init_of(f, &current)))
-        .unwrap_or(current);
+    // The header boxes are those of the first fragment (re)sent.
+    let first = task.rewind_to_first_init(current);
     let mut post = Some(target.open(None, first).await?);
     carry.published_at = Some(Instant::now());
     task.set_state(DestState::Publishing, None);
