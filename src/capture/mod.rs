@@ -15,6 +15,7 @@ pub mod elements;
 mod file_input;
 mod pipeline;
 mod probes;
+pub mod source;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
