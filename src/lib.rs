@@ -12,4 +12,5 @@ pub mod package;
 pub mod publish;
 pub mod reload;
 pub mod run;
+pub mod secrets;
 pub mod status;

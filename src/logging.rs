@@ -3,6 +3,10 @@
 //!
 //! Structured fields go through `log`'s key-values: `log::info!(output = name, dest = "primary";
 //! "...")` becomes `OUTPUT=`/`DEST=` in the journal (keys are upper-cased by the journal logger).
+//!
+//! Both sinks sit behind [`Redacting`]: the message and every field value go through
+//! [`crate::secrets::redact`] first, so no registered secret reaches the journal or stderr at
+//! any level, whoever logged it (our code, rustls, GStreamer messages forwarded by the capture).
 
 use std::io::Write;
 
@@ -23,16 +27,68 @@ pub fn init() {
     let level = level_from_env();
     if systemd_journal_logger::connected_to_journal()
         && let Ok(logger) = systemd_journal_logger::JournalLog::new()
-        && logger
-            .with_syslog_identifier("twincast".to_string())
-            .install()
-            .is_ok()
+        && log::set_boxed_logger(Box::new(Redacting(
+            logger.with_syslog_identifier("twincast".to_string()),
+        )))
+        .is_ok()
     {
         log::set_max_level(level);
         return;
     }
-    if log::set_boxed_logger(Box::new(StderrLog { level })).is_ok() {
+    if log::set_boxed_logger(Box::new(Redacting(StderrLog { level }))).is_ok() {
         log::set_max_level(level);
+    }
+}
+
+/// A logger that hands the inner one a copy of each record with every secret masked.
+pub struct Redacting<L>(pub L);
+
+/// Collects a record's fields as text.
+struct Fields(Vec<(String, String)>);
+
+impl<'kvs> log::kv::VisitSource<'kvs> for Fields {
+    fn visit_pair(
+        &mut self,
+        key: log::kv::Key<'kvs>,
+        value: log::kv::Value<'kvs>,
+    ) -> Result<(), log::kv::Error> {
+        let value = crate::secrets::redact_owned(value.to_string());
+        self.0.push((key.as_str().to_string(), value));
+        Ok(())
+    }
+}
+
+impl<L: Log> Log for Redacting<L> {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.0.enabled(record.metadata()) {
+            return;
+        }
+        let message = crate::secrets::redact_owned(record.args().to_string());
+        let mut fields = Fields(Vec::new());
+        let _ = record.key_values().visit(&mut fields);
+        let pairs: Vec<(&str, &str)> = fields
+            .0
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.0.log(
+            &Record::builder()
+                .args(format_args!("{message}"))
+                .metadata(record.metadata().clone())
+                .module_path(record.module_path())
+                .file(record.file())
+                .line(record.line())
+                .key_values(&pairs)
+                .build(),
+        );
+    }
+
+    fn flush(&self) {
+        self.0.flush();
     }
 }
 
@@ -81,4 +137,60 @@ impl Log for StderrLog {
     }
 
     fn flush(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Keeps what reaches it, as the journal would.
+    struct Keep(Mutex<Vec<String>>);
+
+    impl Log for Keep {
+        fn enabled(&self, _: &Metadata) -> bool {
+            true
+        }
+        fn log(&self, record: &Record) {
+            let mut fields = KvLine(String::new());
+            let _ = record.key_values().visit(&mut fields);
+            if let Ok(mut v) = self.0.lock() {
+                v.push(format!("{} {}{}", record.level(), record.args(), fields.0));
+            }
+        }
+        fn flush(&self) {}
+    }
+
+    #[test]
+    fn secrets_are_masked_in_messages_and_fields_at_every_level() {
+        crate::secrets::register("sk-logging-test-key");
+        let logger = Redacting(Keep(Mutex::new(Vec::new())));
+        for level in [
+            Level::Error,
+            Level::Warn,
+            Level::Info,
+            Level::Debug,
+            Level::Trace,
+        ] {
+            let kvs = [("url", "rtmp://h/app/sk-logging-test-key")];
+            logger.log(
+                &Record::builder()
+                    .level(level)
+                    .args(format_args!(
+                        "connect rtmp://h/app/sk-logging-test-key failed"
+                    ))
+                    .key_values(&kvs)
+                    .build(),
+            );
+        }
+        let lines = logger.0.0.lock().unwrap().clone();
+        assert_eq!(lines.len(), 5);
+        for l in &lines {
+            assert!(!l.contains("sk-logging-test-key"), "{l}");
+            assert!(
+                l.contains("rtmp://h/app/*** failed URL=rtmp://h/app/***"),
+                "{l}"
+            );
+        }
+    }
 }

@@ -26,7 +26,7 @@ use serde::Deserialize;
 pub use allow::AllowEntry;
 pub use diagnostic::{ConfigErrors, Diagnostic, Severity};
 pub use duration::{format_duration, parse_duration};
-pub use url::sanitize_url;
+pub use url::{expand_url, register_url_secrets, sanitize_url};
 pub use values::{
     AudioInput, EncoderKind, FrameRateSpec, HttpMethod, InputKind, Protocol, RtmpTimestamps,
     parse_listen, parse_size,
@@ -325,7 +325,8 @@ pub struct Output {
     /// RTMP stream name prefix; stream names are `<stream>_<rendition>`.
     #[serde(default)]
     pub stream: Option<String>,
-    /// File holding a secret appended to the stream name / URL (absolute path, mode 0600).
+    /// File holding the output's key (absolute path, mode 0600): put in place of `{key}` in the
+    /// URLs, else appended to the RTMP stream name / sent as `Authorization: Bearer`.
     #[serde(default)]
     pub key_file: Option<PathBuf>,
     /// Subset of renditions to push; `None` = all.
@@ -393,6 +394,9 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
 /// Checks configuration text; `path_for_messages` is only used in diagnostics.
 pub fn parse_str(text: &str, path_for_messages: &Path) -> Result<Loaded, ConfigErrors> {
     let (config, report) = parse::parse_and_validate(text);
+    if let Some(c) = &config {
+        register_secrets(c);
+    }
     let failed = report.has_errors();
     let (errors, warnings) = report.finish(path_for_messages, text);
     match config {
@@ -402,6 +406,16 @@ pub fn parse_str(text: &str, path_for_messages: &Path) -> Result<Loaded, ConfigE
             errors,
             warnings,
         }),
+    }
+}
+
+/// Registers the secret parts of every configured URL with the redactor (src/secrets.rs).
+fn register_secrets(c: &Config) {
+    for o in &c.output {
+        o.urls().for_each(register_url_secrets);
+    }
+    if let Some(uri) = &c.input.uri {
+        register_url_secrets(uri);
     }
 }
 
@@ -661,6 +675,31 @@ mod tests {
         assert!(w[0].message.contains("ignored"), "{w:?}");
         let e = errors(&format!("{ONE}[control]\nlisten = \"0.0.0.0:8080\"\n"));
         assert!(e[0].contains("conflicts with origin.listen"), "{e:?}");
+    }
+
+    #[test]
+    fn secret_url_parts() {
+        let out = |url: &str| {
+            format!("{ONE}[[output]]\nname = \"o\"\nprotocol = \"rtmp\"\nprimary = \"{url}\"\n")
+        };
+        let c = parse(&out("rtmp://h/app/{secret:sk-config-inline}")).unwrap();
+        assert_eq!(
+            c.config.output[0].primary,
+            "rtmp://h/app/{secret:sk-config-inline}"
+        );
+        // Loading registered it: it is masked wherever it shows up.
+        assert_eq!(
+            crate::secrets::redact("publish to rtmp://h/app/sk-config-inline failed"),
+            "publish to rtmp://h/app/*** failed"
+        );
+        assert!(parse(&out("rtmp://h/app/{key}")).is_ok());
+        let e = errors(&out("rtmp://h/app/{secret:sk-config-open"));
+        assert!(
+            e[0].contains("no closing") && !e[0].contains("sk-config-open"),
+            "{e:?}"
+        );
+        let e = errors(&out("rtmp://{key}/app"));
+        assert!(e[0].contains("not the host"), "{e:?}");
     }
 
     #[test]

@@ -601,7 +601,26 @@ impl Checker<'_, '_, '_, '_> {
             .map(|s| format!("{s}://"))
             .collect::<Vec<_>>()
             .join(", ");
+        if let Some(i) = url.find(super::url::SECRET_OPEN)
+            && !url[i..].contains('}')
+        {
+            self.err(
+                path,
+                format!(
+                    "\"{}\": `{}` has no closing `}}`",
+                    sanitize_url(url),
+                    super::url::SECRET_OPEN
+                ),
+            );
+        }
         match url_parts(url) {
+            Some(parts) if parts.host.contains(['{', '}']) => self.err(
+                path,
+                format!(
+                    "\"{}\": `{{key}}` and `{{secret:…}}` belong in the path or query, not the host",
+                    sanitize_url(url)
+                ),
+            ),
             Some(parts) if schemes.contains(&parts.scheme.as_str()) => {
                 if parts.host.is_empty() {
                     self.err(path, format!("\"{}\" has no host", sanitize_url(url)));

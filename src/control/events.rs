@@ -68,7 +68,12 @@ impl Event {
         }
     }
 
-    /// Writes the event to the log with structured fields.
+    /// The SSE `data:` JSON, with every registered secret masked (src/secrets.rs).
+    pub fn data(&self) -> String {
+        crate::secrets::redact_owned(serde_json::to_string(self).unwrap_or_default())
+    }
+
+    /// Writes the event to the log with structured fields (the logger masks secrets).
     pub fn log(&self) {
         match self {
             Event::Heartbeat {

@@ -351,7 +351,8 @@ pub fn render(s: &Status, denied_requests: u64) -> String {
         "Control requests refused by the allow-list.",
         denied_requests,
     );
-    w.out
+    // Labels carry URLs and error texts: no registered secret leaves (src/secrets.rs).
+    crate::secrets::redact_owned(w.out)
 }
 
 #[cfg(test)]

@@ -106,7 +106,7 @@ async fn allow_list(
 
 async fn status(State(ops): State<Arc<Ops>>) -> Response {
     let s = snapshot::status(&ops);
-    match serde_json::to_string_pretty(&s) {
+    match snapshot::json(&s) {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body + "\n").into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
@@ -131,7 +131,7 @@ async fn events(State(ops): State<Arc<Ops>>) -> Response {
         loop {
             match rx.recv().await {
                 Ok(event) => {
-                    let data = serde_json::to_string(&event).unwrap_or_default();
+                    let data = event.data();
                     let sse_event = sse::Event::default().event(event.kind()).data(data);
                     return Some((Ok::<_, Infallible>(sse_event), rx));
                 }

@@ -335,7 +335,12 @@ pub fn summary(s: &Status) -> String {
     if !s.config.restart_needed.is_empty() {
         line.push_str("; restart needed for config changes");
     }
-    line
+    crate::secrets::redact_owned(line)
+}
+
+/// The `/status` body: pretty JSON with every registered secret masked (src/secrets.rs).
+pub fn json(s: &Status) -> serde_json::Result<String> {
+    serde_json::to_string_pretty(s).map(crate::secrets::redact_owned)
 }
 
 #[cfg(test)]

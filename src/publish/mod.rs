@@ -643,6 +643,9 @@ impl Publishers {
     fn spawn_output(&self, o: &Output) -> Running {
         let cancel = self.cancel.child_token();
         let key = resolve_key(o);
+        if let Some(Ok(k)) = &key {
+            crate::secrets::register(k);
+        }
         let mut tracks: Vec<String> = match &o.renditions {
             Some(r) => r.clone(),
             None => self.settings.renditions.clone(),
@@ -669,11 +672,16 @@ impl Publishers {
                     Some(Err(e)) => (None, Some(e.clone())),
                     None => (None, None),
                 };
+                // `{key}` / `{secret:…}` in the URL (src/config/url.rs): the key goes there.
+                let (url, key, key_error) = match crate::config::expand_url(url, key) {
+                    Ok((url, key)) => (url, key, key_error),
+                    Err(e) => (url.to_string(), None, key_error.or(Some(e))),
+                };
                 let spec = TaskSpec {
                     output: o.name.clone(),
                     dest,
                     track: track.clone(),
-                    url: url.to_string(),
+                    url,
                     url_safe,
                     protocol: o.protocol,
                     audio: if o.protocol == Protocol::Rtmp {
