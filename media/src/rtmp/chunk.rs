@@ -17,8 +17,13 @@ pub const DEFAULT_CHUNK_SIZE: usize = 128;
 /// The largest chunk size a peer may announce that we accept (the field is 31 bits; bigger
 /// values only make a peer's memory our problem).
 pub const MAX_IN_CHUNK_SIZE: usize = 1 << 24;
-/// Chunk streams we track at once on input; more is a misbehaving server.
-const MAX_IN_CHUNK_STREAMS: usize = 64;
+/// Chunk streams we track at once on input; more is a misbehaving server (a server talking to
+/// a publisher uses two or three: protocol control, commands, and perhaps one more).
+pub const MAX_IN_CHUNK_STREAMS: usize = 16;
+/// Largest message we take from a server: a server only sends protocol control, user control
+/// and command messages to a publisher (RTMP §5.4, §7.2), all far smaller. Together with
+/// [`MAX_IN_CHUNK_STREAMS`] this bounds what a hostile server can make us hold to 1 MiB.
+pub const MAX_IN_MESSAGE: usize = 64 * 1024;
 const EXTENDED_TIMESTAMP: u32 = 0x00ff_ffff;
 
 /// What went wrong in an RTMP exchange. Messages never contain credentials: they name
@@ -31,6 +36,17 @@ pub enum RtmpError {
     Handshake(&'static str),
     #[error("RTMP chunk stream: {0}")]
     Chunk(&'static str),
+    #[error(
+        "RTMP chunk stream: the server announced a message of {length} bytes (type {type_id}), \
+         over the limit of {limit} bytes (a server only sends control and command messages)"
+    )]
+    MessageTooLarge {
+        length: u32,
+        type_id: u8,
+        limit: usize,
+    },
+    #[error("RTMP chunk stream: the server opened more than {limit} chunk streams")]
+    TooManyChunkStreams { limit: usize },
     #[error("RTMP {command}: {source}")]
     Amf0 {
         command: &'static str,
@@ -233,7 +249,9 @@ impl ChunkReader {
                 ));
             }
             if self.streams.len() >= MAX_IN_CHUNK_STREAMS {
-                return Err(RtmpError::Chunk("too many chunk streams"));
+                return Err(RtmpError::TooManyChunkStreams {
+                    limit: MAX_IN_CHUNK_STREAMS,
+                });
             }
         }
         let h = &b[pos..pos + header_len];
@@ -248,6 +266,13 @@ impl ChunkReader {
         if fmt <= 1 {
             st.length = u24(&h[3..6]);
             st.type_id = h[6];
+            if st.length as usize > MAX_IN_MESSAGE {
+                return Err(RtmpError::MessageTooLarge {
+                    length: st.length,
+                    type_id: st.type_id,
+                    limit: MAX_IN_MESSAGE,
+                });
+            }
         }
         if fmt == 0 {
             st.stream_id = u32::from_le_bytes([h[7], h[8], h[9], h[10]]);
@@ -367,18 +392,62 @@ mod tests {
         r.push(&[0x43, 0, 0, 0, 0, 0, 1, 20]);
         assert!(r.next_message().is_err());
         assert!(ChunkReader::default().set_chunk_size(0).is_err());
-        // Too many chunk streams.
+    }
+
+    #[test]
+    fn at_most_16_chunk_streams() {
         let mut r = ChunkReader::default();
-        for csid in 0..70u8 {
+        // fmt 0, csid 64 + n (two-byte basic header), empty command messages.
+        for csid in 0..=MAX_IN_CHUNK_STREAMS as u8 {
             r.push(&[0, csid, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0]);
         }
-        let mut result = Ok(None);
-        for _ in 0..70 {
-            result = r.next_message();
-            if result.is_err() {
-                break;
-            }
+        for _ in 0..MAX_IN_CHUNK_STREAMS {
+            assert!(r.next_message().unwrap().is_some());
         }
-        assert!(result.is_err());
+        let e = r.next_message().unwrap_err();
+        assert_eq!(e, RtmpError::TooManyChunkStreams { limit: 16 });
+        assert!(e.to_string().contains("more than 16 chunk streams"), "{e}");
+    }
+
+    #[test]
+    fn messages_up_to_64_kib() {
+        let header = |len: u32| {
+            let l = len.to_be_bytes();
+            vec![0x03, 0, 0, 0, l[1], l[2], l[3], 20, 0, 0, 0, 0]
+        };
+        let mut r = ChunkReader::default();
+        r.set_chunk_size(MAX_IN_CHUNK_SIZE as u32).unwrap();
+        let mut data = header(MAX_IN_MESSAGE as u32);
+        data.resize(data.len() + MAX_IN_MESSAGE, 7);
+        r.push(&data);
+        let m = r.next_message().unwrap().unwrap();
+        assert_eq!(m.payload.len(), MAX_IN_MESSAGE);
+        // One byte more is refused from the header alone, before any payload arrives.
+        r.push(&header(MAX_IN_MESSAGE as u32 + 1));
+        let e = r.next_message().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RtmpError::MessageTooLarge {
+                    length: 65537,
+                    type_id: 20,
+                    limit: 65536
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("limit of 65536 bytes"), "{e}");
+        // Also through a type-1 header on a known chunk stream.
+        let mut r = ChunkReader::default();
+        r.push(&[0x03, 0, 0, 0, 0, 0, 1, 20, 0, 0, 0, 0, b'x']);
+        assert!(r.next_message().unwrap().is_some());
+        r.push(&[0x43, 0, 0, 0, 0x10, 0, 0, 9]);
+        assert!(matches!(
+            r.next_message(),
+            Err(RtmpError::MessageTooLarge {
+                length: 0x10_0000,
+                ..
+            })
+        ));
     }
 }
