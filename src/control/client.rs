@@ -40,39 +40,52 @@ pub fn get(addr: SocketAddr, path: &str) -> Result<String, String> {
     stream
         .read_to_end(&mut raw)
         .map_err(|e| format!("control listener at {addr}: {e}"))?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
         .ok_or_else(|| format!("control listener at {addr}: malformed answer"))?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let body = &raw[split + 4..];
     let status_line = head.lines().next().unwrap_or_default();
     if !status_line.contains(" 200 ") {
         return Err(format!(
             "control listener at {addr} answered {status_line:?}: {}",
-            body.trim()
+            String::from_utf8_lossy(body).trim()
         ));
     }
     let chunked = head.lines().any(|l| {
         l.to_ascii_lowercase()
             .starts_with("transfer-encoding: chunked")
     });
-    Ok(if chunked {
+    let body = if chunked {
         dechunk(body)
     } else {
-        body.to_string()
-    })
+        body.to_vec()
+    };
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
+/// A chunked body (RFC 9112 §7.1), de-framed on bytes: a chunk may end inside a UTF-8
+/// character, so the text is made only from the whole body (public for the fuzz target
+/// `status_dechunk`). Stops at the last chunk or at the first malformed size line.
+pub fn dechunk(body: &[u8]) -> Vec<u8> {
+    let mut rest = body;
+    let mut out = Vec::new();
+    while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = String::from_utf8_lossy(&rest[..i]);
+        let size = size.split(';').next().unwrap_or("");
         let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
             break;
         };
-        if n == 0 || rest.len() < n {
+        let data = &rest[i + 2..];
+        if n == 0 || data.len() < n {
             break;
         }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
+        out.extend_from_slice(&data[..n]);
+        rest = &data[n..];
+        while let Some(r) = rest.strip_prefix(b"\r\n") {
+            rest = r;
+        }
     }
     out
 }
@@ -284,7 +297,11 @@ mod tests {
 
     #[test]
     fn dechunks() {
-        assert_eq!(dechunk("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "abcde");
+        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), b"abcde");
+        // A chunk boundary inside "…" (e2 80 a6): whole again once joined.
+        let body = b"2\r\n\xe2\x80\r\n1;ext\r\n\xa6\r\n0\r\n\r\n";
+        assert_eq!(String::from_utf8_lossy(&dechunk(body)), "…");
+        assert_eq!(dechunk(b"5\r\nab"), b"");
     }
 
     #[test]

@@ -76,16 +76,18 @@ pub fn file_name(s: &Segment) -> String {
 
 /// A parsed segment file name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileName {
-    index: u64,
-    start: u64,
-    duration: u64,
-    etag: u64,
+pub struct FileName {
+    pub index: u64,
+    pub start: u64,
+    pub duration: u64,
+    pub etag: u64,
     /// `None`: the older form without it (written against `init.mp4`).
-    init_id: Option<u64>,
+    pub init_id: Option<u64>,
 }
 
-fn parse_file_name(name: &str) -> Option<FileName> {
+/// Parses a DVR segment file name ([`file_name`]'s form, or the older one without init id);
+/// `None` for anything else (public for the fuzz target `dvr_name`).
+pub fn parse_file_name(name: &str) -> Option<FileName> {
     let stem = name.strip_suffix(".m4s")?;
     let mut parts = stem.split('-');
     let index = parts.next()?.parse().ok()?;
