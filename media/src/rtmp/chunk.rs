@@ -363,6 +363,41 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_across_the_2_32_wrap() {
+        // Epoch milliseconds modulo 2^32 just before and after a wrap: the extended field
+        // carries the big ones (in every chunk of the message), the small ones fit 24 bits.
+        let mut w = ChunkWriter::default();
+        w.set_chunk_size(4);
+        let stamps = [0xffff_ffdeu32, 0xffff_ffff, 0x0000_0000, 0x0000_0021];
+        let mut out = Vec::new();
+        for ts in stamps {
+            w.write(&mut out, 6, 9, 1, ts, b"frame!");
+        }
+        // First message: fmt 0 header with 0xffffff, then the extended timestamp; its
+        // type-3 continuation repeats it.
+        assert_eq!(&out[1..4], &[0xff, 0xff, 0xff]);
+        assert_eq!(&out[12..16], &0xffff_ffdeu32.to_be_bytes());
+        assert_eq!(out[20], 0xc6);
+        assert_eq!(&out[21..25], &0xffff_ffdeu32.to_be_bytes());
+        let mut r = ChunkReader::default();
+        r.set_chunk_size(4).unwrap();
+        r.push(&out);
+        let mut got = Vec::new();
+        while let Some(m) = r.next_message().unwrap() {
+            got.push(m.timestamp);
+        }
+        assert_eq!(got, stamps);
+        // A server's type-2 delta across the wrap: modular, as §5.3.1.2.2 has it.
+        let mut r = ChunkReader::default();
+        r.push(&[0x04, 0xff, 0xff, 0xff, 0, 0, 1, 8, 1, 0, 0, 0]);
+        r.push(&0xffff_fff0u32.to_be_bytes());
+        r.push(b"a");
+        r.push(&[0x84, 0, 0, 0x20, b'b']);
+        assert_eq!(r.next_message().unwrap().unwrap().timestamp, 0xffff_fff0);
+        assert_eq!(r.next_message().unwrap().unwrap().timestamp, 0x10);
+    }
+
+    #[test]
     fn type_1_2_3_headers_accumulate_deltas() {
         // fmt 0 ts=100 len=1 type 8, then fmt 2 delta 20, then fmt 3 (same delta).
         let mut data = vec![0x04, 0, 0, 100, 0, 0, 1, 8, 1, 0, 0, 0, b'a'];
