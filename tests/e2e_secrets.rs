@@ -216,6 +216,20 @@ stream = "cam"
     let control = format!("127.0.0.1:{control_port}");
     let status_url = format!("http://{control}/status");
 
+    // Events from the start: the failures, then the connections.
+    wait_for("the control listener", Duration::from_secs(60), || {
+        get_text(&status_url).map(|_| ())
+    });
+    let sse_addr = control.clone();
+    let events = std::thread::spawn(move || {
+        read_sse(&sse_addr, "/events", Duration::from_secs(150), |ev| {
+            ["filekey", "credkey"].iter().all(|o| {
+                ev.iter()
+                    .any(|(k, data)| k == "output_connected" && data.contains(&format!("\"{o}\"")))
+            })
+        })
+    });
+
     // Every peer is down: each output fails and retries (connection refused, backoff).
     wait_for(
         "two failed attempts per output",
@@ -229,17 +243,20 @@ stream = "cam"
         },
     );
 
-    // The peers come up; events are read while the outputs connect.
+    // The peers come up.
     let ngx_dir = d.join("nginx");
     std::fs::create_dir_all(&ngx_dir).expect("nginx dir");
     let nginx = Nginx::start(&ngx_dir, nginx_port, &format!("app/{file_key}"));
     let ffmpeg = FfmpegServer::start(d, ffmpeg_port, &format!("app/{cred_key}"));
-    let events = read_sse(&control, "/events", Duration::from_secs(60), |ev| {
-        ["filekey", "credkey"].iter().all(|o| {
-            ev.iter()
-                .any(|(k, data)| k == "output_connected" && data.contains(&format!("\"{o}\"")))
-        })
-    });
+    let events = events.join().expect("events thread");
+    for o in ["filekey", "credkey"] {
+        assert!(
+            events
+                .iter()
+                .any(|(k, data)| k == "output_connected" && data.contains(&format!("\"{o}\""))),
+            "no output_connected event for {o}: {events:?}"
+        );
+    }
     wait_for(
         "both live outputs publishing",
         Duration::from_secs(60),
