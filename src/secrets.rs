@@ -22,8 +22,19 @@ pub const MAX_SECRETS: usize = 4096;
 /// Registered secrets, longest first (so a secret that contains another is masked whole).
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
-/// Registers a secret; empty strings and repeats are ignored.
+/// Registers a secret, and the forms it takes inside a JSON string (`/status`, `/events`) and
+/// in `{:?}` output (escaped quotes and backslashes) when those differ; empty strings and
+/// repeats are ignored.
 pub fn register(secret: &str) {
+    register_one(secret);
+    let debug = format!("{secret:?}");
+    register_one(&debug[1..debug.len() - 1]);
+    if let Ok(json) = serde_json::to_string(secret) {
+        register_one(&json[1..json.len() - 1]);
+    }
+}
+
+fn register_one(secret: &str) {
     if secret.is_empty() {
         return;
     }
@@ -80,6 +91,15 @@ mod tests {
             redact_owned("rtmp://h/app/sk-unit-short".into()),
             "rtmp://h/app/***"
         );
+    }
+
+    #[test]
+    fn escaped_forms_are_masked_too() {
+        register("sk-unit-\"quoted\\");
+        let json = serde_json::to_string("at rtmp://h/a/sk-unit-\"quoted\\").unwrap();
+        assert_eq!(redact(&json), "\"at rtmp://h/a/***\"");
+        let debug = format!("{:?}", "sk-unit-\"quoted\\");
+        assert_eq!(redact(&debug), "\"***\"");
     }
 
     #[test]
