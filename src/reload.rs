@@ -50,10 +50,15 @@ pub struct Appliers {
 
 /// Installs the SIGHUP handler now (so an early SIGHUP never kills the daemon) and reloads on
 /// every SIGHUP until `cancel`.
-pub fn spawn(ops: Arc<Ops>, appliers: Appliers, cancel: CancellationToken) -> std::io::Result<()> {
+pub fn spawn(
+    ops: Arc<Ops>,
+    appliers: Appliers,
+    cancel: CancellationToken,
+    tasks: &tokio_util::task::TaskTracker,
+) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangup = signal(SignalKind::hangup())?;
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,

@@ -33,7 +33,7 @@ pub use values::{
 };
 
 /// sysexits EX_CONFIG: the configuration is invalid or unreadable.
-pub const EXIT_CONFIG: u8 = 78;
+pub const EXIT_CONFIG: u8 = crate::exit::EX_CONFIG;
 
 /// `encoder.name` when not set.
 pub const DEFAULT_ENCODER_NAME: &str = "twincast";
@@ -49,6 +49,8 @@ pub const DEFAULT_INPUT_HEIGHT: u32 = 720;
 pub const DEFAULT_FRAMERATE: FrameRateSpec = FrameRateSpec { num: 30, den: 1 };
 /// `input.slate_after` when not set.
 pub const DEFAULT_SLATE_AFTER: Duration = Duration::from_millis(500);
+/// `input.slate` when not set: the built-in card.
+pub const DEFAULT_SLATE: &str = "builtin";
 /// `timeline.gop` when not set.
 pub const DEFAULT_GOP: Duration = Duration::from_secs(2);
 /// `timeline.fragment_gops` when not set.
@@ -156,6 +158,10 @@ pub struct InputSection {
     /// Input silent this long → slate (filler) until it returns.
     #[serde(deserialize_with = "duration::deserialize")]
     pub slate_after: Duration,
+    /// What the encoders get while the input is lost: `builtin` (a card with this box's name,
+    /// the lost input and the UTC time) or the path of a PNG or JPEG picture, scaled to the
+    /// source size. Audio is silence either way.
+    pub slate: String,
 }
 
 impl Default for InputSection {
@@ -169,6 +175,7 @@ impl Default for InputSection {
             framerate: DEFAULT_FRAMERATE,
             audio: AudioInput::Test,
             slate_after: DEFAULT_SLATE_AFTER,
+            slate: DEFAULT_SLATE.into(),
         }
     }
 }

@@ -192,6 +192,18 @@ impl Checker<'_, '_, '_, '_> {
                 ),
             );
         }
+        let slate = input.slate.to_ascii_lowercase();
+        if slate != super::DEFAULT_SLATE
+            && ![".png", ".jpg", ".jpeg"].iter().any(|e| slate.ends_with(e))
+        {
+            self.err(
+                &s.join("slate"),
+                format!(
+                    "\"{}\" is neither builtin nor a picture (legal values: builtin, a path ending in .png, .jpg or .jpeg)",
+                    input.slate
+                ),
+            );
+        }
     }
 
     fn input_uri(&mut self, kind: InputKind, uri: Option<&str>) {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 /// sysexits EX_UNAVAILABLE: the daemon does not answer.
-const EX_UNAVAILABLE: u8 = 69;
+const EX_UNAVAILABLE: u8 = crate::exit::EX_UNAVAILABLE;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the control listener is: `--control`, else the config file's `[control] listen`,
