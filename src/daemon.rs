@@ -42,6 +42,7 @@ pub struct Daemon {
     capture: Capture,
     units: Option<UnitSender>,
     package_thread: Option<std::thread::JoinHandle<()>>,
+    package_stop: Arc<std::sync::atomic::AtomicBool>,
     shared_specs: SharedSpecs,
     publishers: Arc<Publishers>,
     rebuild_rx: mpsc::Receiver<Config>,
@@ -121,9 +122,13 @@ impl Daemon {
         if let Err(e) = crate::reload::spawn(ops.clone(), appliers, cancel.clone(), &tasks) {
             log::warn!("SIGHUP reload is not available: {e}");
         }
+        let package_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let package_thread = std::thread::Builder::new()
             .name("package".into())
-            .spawn(move || packager.run(unit_rx))
+            .spawn({
+                let stop = package_stop.clone();
+                move || packager.run_until(unit_rx, &stop)
+            })
             .map_err(|e| {
                 log::error!("package: cannot start its thread: {e}");
                 exit::EX_OSERR
@@ -158,6 +163,7 @@ impl Daemon {
             capture,
             units: Some(units),
             package_thread: Some(package_thread),
+            package_stop,
             shared_specs,
             publishers,
             rebuild_rx,
@@ -225,6 +231,8 @@ impl Daemon {
         self.capture.stop();
         // The last sender: the packager drains what is queued, flushes and ends.
         drop(self.units.take());
+        self.package_stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         log::info!("stopping: packager");
         if let Some(handle) = self.package_thread.take() {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;

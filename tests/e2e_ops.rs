@@ -229,7 +229,7 @@ fn control_status_metrics_events_and_reload() {
         }
     }
     assert!(s["origin"]["tracks"].is_array());
-    assert_eq!(s["input"]["state"], "ok");
+    assert_eq!(s["input"]["state"], "live");
 
     let metrics = get_text(&format!("{control}/metrics")).expect("metrics");
     for name in [
@@ -351,7 +351,7 @@ fn control_status_metrics_events_and_reload() {
     assert!(seq_after >= seq_before, "{seq_before} → {seq_after}");
     let playlist = get_text(&daemon.url("/live/240p/index.m3u8")).unwrap();
     assert!(no_break(&playlist), "{playlist}");
-    assert_eq!(s["input"]["state"], "ok");
+    assert_eq!(s["input"]["state"], "live");
 
     // The control allow-list applies on reload: this client is not in it any more.
     let denied = with_output.replace(

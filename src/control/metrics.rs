@@ -93,8 +93,32 @@ pub fn render(s: &Status, denied_requests: u64) -> String {
     w.one(
         "input_up",
         "gauge",
-        "1 while raw frames arrive.",
-        b(s.input.state == "ok"),
+        "1 while the encoders get the source's pictures (0 on slate).",
+        b(s.input.state == "live"),
+    );
+    w.one(
+        "input_slate_frames_total",
+        "counter",
+        "Frames fed from the slate because the input was lost.",
+        s.input.slate_frames,
+    );
+    w.one(
+        "input_late_frames_total",
+        "counter",
+        "Source pictures that arrived after their frame was fed.",
+        s.input.frames_late,
+    );
+    w.one(
+        "input_source_restarts_total",
+        "counter",
+        "Source pipelines rebuilt after an error or an end of stream.",
+        s.input.sources.iter().map(|x| x.restarts).sum::<u64>(),
+    );
+    w.one(
+        "encoder_rebuilds_total",
+        "counter",
+        "Encoder pipelines rebuilt after an error.",
+        s.input.encoder_rebuilds,
     );
     w.one(
         "input_frames_total",

@@ -10,7 +10,8 @@
 //!
 //! Besides the listener this module runs the operations loop (one tick a second: input
 //! lost/restored, output transitions, heartbeats, `STATUS=`), readiness (`READY=1`) and the
-//! watchdog (`WATCHDOG=1` only on fresh progress, see [`crate::notify::Freshness`]).
+//! watchdog (`WATCHDOG=1` only on fresh progress, see [`crate::notify::Freshness`]; slate
+//! frames are progress: docs/guide/troubleshooting.md).
 
 pub mod client;
 pub mod clock;
@@ -299,8 +300,10 @@ async fn watchdog(ops: Arc<Ops>, interval: Duration, cancel: CancellationToken) 
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
+        // Frames fed to the encoders, slate included: while the input is lost the daemon is
+        // healthy and fragments keep coming, so the watchdog keeps being petted.
         let progress = Progress {
-            frames: ops.capture.frames_in.load(Ordering::Relaxed),
+            frames: ops.capture.grid_frames.load(Ordering::Relaxed),
             fragments: ops.fragments_total(),
         };
         if freshness.check(progress, Instant::now()) {
