@@ -407,6 +407,11 @@ fn a_file_input_that_disappears_and_comes_back() {
     );
     let mut daemon = Daemon::start(&cfg, origin, dir.path().join("d.log"));
     wait_state(control, "live", Duration::from_secs(30));
+    wait_for("segments", Duration::from_secs(20), || {
+        let v = get_text(&daemon.url("/live/180p/index.m3u8"))?;
+        let a = get_text(&daemon.url("/live/audio/index.m3u8"))?;
+        (segment_uris(&v).len() >= 2 && segment_uris(&a).len() >= 2).then_some(())
+    });
     let watch = PlaylistWatch::start(origin);
     let away = dir.path().join("away.mp4");
     std::fs::rename(&file, &away).unwrap();
