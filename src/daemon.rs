@@ -196,7 +196,7 @@ impl Daemon {
             match self.capture.replace_input(next) {
                 Ok(()) => log::info!(
                     state = "rebuilt";
-                    "capture: new {} input; the encoders keep running (slate until its first picture)",
+                    "capture: pipeline rebuilt ({} input); the encoders keep running (slate until its first picture)",
                     next.input.kind.as_str()
                 ),
                 Err(e) => {
@@ -215,7 +215,7 @@ impl Daemon {
                         self.capture.encoders.iter().map(|e| e.element()).collect();
                     log::info!(
                         state = "rebuilt";
-                        "capture: encoders rebuilt ({encoders:?}); they take over at the next GOP start"
+                        "capture: pipeline rebuilt (encoders {encoders:?}); they take over at the next GOP start"
                     );
                 }
                 Err(e) => log::error!(
