@@ -546,3 +546,101 @@ fn a_reload_with_a_new_input_keeps_the_encoders_and_loses_no_gop() {
     assert!(log.contains("the encoders keep running"), "{log}");
     assert!(daemon.stop().is_some_and(|s| s.success()));
 }
+
+#[test]
+fn the_backup_input_takes_over_within_slate_after_and_the_primary_returns_after_hold() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (origin, control, rtp) = (free_port(), free_port(), free_udp_port());
+    let cfg = config(
+        dir.path(),
+        "box-backup",
+        origin,
+        control,
+        &format!("kind = \"rtp\"\nuri = \"rtp://127.0.0.1:{rtp}\"\naudio = \"test\""),
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[timeline]",
+        "[input.backup]\nkind = \"test\"\nhold = \"3s\"\n\n[timeline]",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let mut daemon = Daemon::start(&cfg, origin, dir.path().join("d.log"));
+    let relay = UdpRelay::start(rtp);
+    let _sender = Killed(rtp_sender(relay.listen_port, GREY));
+    wait_for("the primary on air", Duration::from_secs(30), || {
+        let s = status(control)?;
+        (s["input"]["state"] == "live" && s["input"]["source"] == "primary").then_some(())
+    });
+    let fillers = |s: &serde_json::Value| s["tracks"][0]["filler_fragments"].as_u64();
+    // Let the start-up slate (before the first RTP packet) be cut into fragments first.
+    let seq = |s: &serde_json::Value| s["tracks"][0]["next_sequence"].as_u64();
+    let seq0 = status(control).and_then(|s| seq(&s)).unwrap();
+    wait_for("two live fragments", Duration::from_secs(10), || {
+        (status(control).and_then(|s| seq(&s))? >= seq0 + 2).then_some(())
+    });
+    let fillers_before = status(control).and_then(|s| fillers(&s)).unwrap();
+    // At start-up the backup may have been on air until the first RTP packet.
+    let switches = |s: &serde_json::Value| s["input"]["source_switches"].as_u64();
+    let switches_before = status(control).and_then(|s| switches(&s)).unwrap();
+
+    let loss_at = Instant::now();
+    relay.set_on(false);
+    wait_for("the backup on air", Duration::from_secs(5), || {
+        let s = status(control)?;
+        (s["input"]["state"] == "backup" && s["input"]["source"] == "backup").then_some(())
+    });
+    let takeover = loss_at.elapsed();
+    eprintln!("loss → backup on air: {} ms", takeover.as_millis());
+    // slate_after (500 ms) + the feed latency + the status poll.
+    assert!(takeover < Duration::from_millis(2500), "{takeover:?}");
+    let s = status(control).unwrap();
+    assert!(
+        s["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("backup on air"),
+        "{s}"
+    );
+    while loss_at.elapsed() < Duration::from_secs(6) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The primary returns: it is taken back only after 3 s without a loss.
+    let back_at = Instant::now();
+    relay.set_on(true);
+    wait_for("the primary back on air", Duration::from_secs(15), || {
+        let s = status(control)?;
+        (s["input"]["source"] == "primary" && s["input"]["state"] == "live").then_some(())
+    });
+    let taken_back = back_at.elapsed();
+    eprintln!(
+        "return → primary on air: {} ms (hold 3 s)",
+        taken_back.as_millis()
+    );
+    assert!(taken_back >= Duration::from_secs(3), "{taken_back:?}");
+    assert!(taken_back < Duration::from_secs(6), "{taken_back:?}");
+    let s = status(control).unwrap();
+    assert_eq!(switches(&s), Some(switches_before + 2), "{s}");
+    // No slate while the backup delivered.
+    assert_eq!(
+        fillers(&s),
+        Some(fillers_before),
+        "slate during the backup: {s}"
+    );
+    let metrics = get_text(&format!("http://127.0.0.1:{control}/metrics")).unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("twincast_input_source_switches_total{"))
+        .unwrap_or_else(|| panic!("no switch counter in\n{metrics}"));
+    assert!(
+        line.ends_with(&format!(" {}", switches_before + 2)),
+        "{line}"
+    );
+    let sources: Vec<&str> = s["input"]["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x["role"].as_str())
+        .collect();
+    assert_eq!(sources, ["input", "backup", "audio"]);
+    assert!(daemon.stop().is_some_and(|s| s.success()));
+}

@@ -39,6 +39,11 @@ const MAX_SLEEP: Duration = Duration::from_millis(50);
 pub const STATE_STARTING: u8 = 0;
 pub const STATE_LIVE: u8 = 1;
 pub const STATE_SLATE: u8 = 2;
+pub const STATE_BACKUP: u8 = 3;
+
+/// `input.source` values.
+pub const SOURCE_PRIMARY: u8 = 0;
+pub const SOURCE_BACKUP: u8 = 1;
 
 pub fn now_ns() -> u64 {
     std::time::SystemTime::now()
@@ -49,6 +54,8 @@ pub fn now_ns() -> u64 {
 
 /// What the sources hand their media to.
 pub struct GridSink {
+    /// The `[input]` source's sink (the backup's counts its pictures elsewhere).
+    primary: bool,
     video: Mutex<VideoFeed<gst::Buffer>>,
     audio: Mutex<AudioFeed>,
     stats: Arc<CaptureStats>,
@@ -58,6 +65,7 @@ pub struct GridSink {
 
 impl GridSink {
     pub fn new(
+        primary: bool,
         grid: Grid,
         slate_after: Duration,
         sample_rate: u32,
@@ -67,6 +75,7 @@ impl GridSink {
         let rate = grid.rate();
         let slate_after = u64::try_from(slate_after.as_nanos()).unwrap_or(u64::MAX);
         GridSink {
+            primary,
             video: Mutex::new(VideoFeed::new(rate, slate_after)),
             audio: Mutex::new(AudioFeed::new(sample_rate, 2 * usize::from(channels))),
             stats,
@@ -97,16 +106,22 @@ impl GridSink {
 
 impl RawSink for GridSink {
     fn video(&self, wall_ns: u64, buffer: gst::Buffer) {
-        self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .last_frame_wall_ns
-            .store(wall_ns, Ordering::Relaxed);
+        if !self.primary {
+            self.stats.backup_frames_in.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .last_frame_wall_ns
+                .store(wall_ns, Ordering::Relaxed);
+        }
         let offer = match self.video.lock() {
             Ok(mut feed) => {
                 let offer = feed.offer(wall_ns, buffer);
-                self.stats
-                    .reanchors
-                    .store(feed.counters.reanchors, Ordering::Relaxed);
+                if self.primary {
+                    self.stats
+                        .reanchors
+                        .store(feed.counters.reanchors, Ordering::Relaxed);
+                }
                 offer
             }
             Err(_) => return,
@@ -194,6 +209,13 @@ pub struct GridClock {
 pub struct ClockParts {
     pub grid: Grid,
     pub sink: Arc<GridSink>,
+    /// The backup input's sink, used while `backup_hold_frames` is not 0.
+    pub backup: Arc<GridSink>,
+    /// Frames the primary must be stable before it is taken back; 0: no backup configured.
+    pub backup_hold_frames: Arc<AtomicU64>,
+    /// `[input] audio = "input"`: the audio comes with the source on air (else from the
+    /// primary's sink, where the separate audio source delivers).
+    pub audio_from_input: bool,
     pub slate: Arc<Mutex<Slate>>,
     pub slot: SharedSlot,
     pub marks: Arc<FillerMarks>,
@@ -243,6 +265,7 @@ fn run(p: ClockParts, stop: &AtomicBool) {
     let mut k = rate.frame_index_nearest(start) + 1;
     let mut j = audio_frame_at(start, p.sample_rate) + 1;
     let mut state = STATE_STARTING;
+    let mut select = Selector::default();
     while !stop.load(Ordering::Relaxed) {
         let lat = p.sink.latency_ns();
         // The media time whose frames are due now.
@@ -281,23 +304,97 @@ fn run(p: ClockParts, stop: &AtomicBool) {
         }
         let encoders = p.slot.lock().ok().and_then(|s| s.current.clone());
         if due >= video_at {
-            state = feed_video(&p, k, encoders.as_deref(), state);
+            state = feed_video(&p, k, encoders.as_deref(), state, &mut select);
             k += 1;
         }
         if p.audio && due >= audio_at {
-            feed_audio(&p, j, encoders.as_deref());
+            feed_audio(&p, j, encoders.as_deref(), select.on);
             j += 1;
         }
     }
 }
 
-fn feed_video(p: &ClockParts, k: u64, encoders: Option<&Encoders>, state: u8) -> u8 {
-    let rate = p.grid.rate();
-    let t_k = rate.frame_time_ns(k);
-    let pick = match p.sink.video.lock() {
+/// Which input is on air (design §5 `input.source`): the primary while it delivers; the backup
+/// once the primary would go to slate and the backup has pictures; the primary again once it
+/// delivered for `hold` without a loss (at a GOP start), or at once when the backup is lost too.
+#[derive(Debug, Default)]
+pub struct Selector {
+    pub on: u8,
+    /// First frame of the primary's current run without a loss.
+    stable_since: Option<u64>,
+}
+
+impl Selector {
+    /// Decides frame `k` from whether each input has a picture (live or held) for it; returns
+    /// the input on air and whether it switched.
+    pub fn decide(
+        &mut self,
+        k: u64,
+        primary: bool,
+        backup: bool,
+        hold_frames: u64,
+        gop_start: bool,
+    ) -> (u8, bool) {
+        if primary {
+            self.stable_since.get_or_insert(k);
+        } else {
+            self.stable_since = None;
+        }
+        let before = self.on;
+        self.on = match self.on {
+            SOURCE_PRIMARY if !primary && backup && hold_frames > 0 => SOURCE_BACKUP,
+            SOURCE_BACKUP if hold_frames == 0 || (!backup && primary) => SOURCE_PRIMARY,
+            SOURCE_BACKUP
+                if gop_start
+                    && self
+                        .stable_since
+                        .is_some_and(|s| k.saturating_sub(s) >= hold_frames) =>
+            {
+                SOURCE_PRIMARY
+            }
+            on => on,
+        };
+        (self.on, self.on != before)
+    }
+}
+
+fn pick_from(sink: &GridSink, k: u64) -> Pick<gst::Buffer> {
+    match sink.video.lock() {
         Ok(mut feed) => feed.pick(k),
         Err(_) => Pick::Slate,
-    };
+    }
+}
+
+fn feed_video(
+    p: &ClockParts,
+    k: u64,
+    encoders: Option<&Encoders>,
+    state: u8,
+    select: &mut Selector,
+) -> u8 {
+    let rate = p.grid.rate();
+    let t_k = rate.frame_time_ns(k);
+    let primary = pick_from(&p.sink, k);
+    let backup = pick_from(&p.backup, k);
+    let hold = p.backup_hold_frames.load(Ordering::Relaxed);
+    let (on, switched) = select.decide(
+        k,
+        !primary.is_slate(),
+        !backup.is_slate(),
+        hold,
+        p.grid.is_gop_start(k),
+    );
+    if switched {
+        p.stats.input_source.store(on, Ordering::Relaxed);
+        p.stats.source_switches.fetch_add(1, Ordering::Relaxed);
+        let at = twincast_media::hls::program_date_time(t_k);
+        if on == SOURCE_BACKUP {
+            log::warn!(state = "backup"; "input: the primary is lost; the backup input is on air from frame {k} ({at})");
+        } else {
+            log::info!(state = "primary"; "input: the primary is back on air from frame {k} ({at})");
+        }
+    }
+    let pick = if on == SOURCE_BACKUP { backup } else { primary };
     let slate = pick.is_slate();
     let picture = match pick {
         Pick::Live(b) | Pick::Hold(b) => Some(b),
@@ -305,7 +402,11 @@ fn feed_video(p: &ClockParts, k: u64, encoders: Option<&Encoders>, state: u8) ->
     };
     p.marks.set_video(k, slate);
     p.stats.grid_frames.fetch_add(1, Ordering::Relaxed);
-    let new_state = if slate { STATE_SLATE } else { STATE_LIVE };
+    let new_state = match (slate, on) {
+        (true, _) => STATE_SLATE,
+        (false, SOURCE_BACKUP) => STATE_BACKUP,
+        _ => STATE_LIVE,
+    };
     if slate {
         p.stats.slate_frames.fetch_add(1, Ordering::Relaxed);
     }
@@ -319,6 +420,7 @@ fn feed_video(p: &ClockParts, k: u64, encoders: Option<&Encoders>, state: u8) ->
                 "input: no picture for {} ms; the encoders get the slate from frame {k} ({at})",
                 p.sink.video.lock().map(|f| f.hold_frames()).unwrap_or(0) * rate.frame_time_ns(1) / 1_000_000
             ),
+            (_, STATE_BACKUP) => {}
             (STATE_SLATE, _) => log::info!(
                 state = "live";
                 "input: live pictures again from frame {k} ({at})"
@@ -361,10 +463,17 @@ fn feed_video(p: &ClockParts, k: u64, encoders: Option<&Encoders>, state: u8) ->
     new_state
 }
 
-fn feed_audio(p: &ClockParts, j: u64, encoders: Option<&Encoders>) {
-    let frame = match p.sink.audio.lock() {
-        Ok(mut feed) => feed.take(j * AAC_FRAME_SAMPLES),
-        Err(_) => return,
+fn feed_audio(p: &ClockParts, j: u64, encoders: Option<&Encoders>, on: u8) {
+    let take = |sink: &GridSink| match sink.audio.lock() {
+        Ok(mut feed) => Some(feed.take(j * AAC_FRAME_SAMPLES)),
+        Err(_) => None,
+    };
+    // Both feeds advance every frame (so neither piles up); the one on air is used.
+    let (primary, backup) = (take(&p.sink), take(&p.backup));
+    let frame = match (p.audio_from_input && on == SOURCE_BACKUP, primary, backup) {
+        (true, _, Some(b)) => b,
+        (false, Some(a), _) => a,
+        _ => return,
     };
     p.marks.set_audio(j, frame.source_samples == 0);
     let Some(enc) = encoders else { return };
@@ -390,6 +499,63 @@ fn feed_audio(p: &ClockParts, j: u64, encoders: Option<&Encoders>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backup_takes_over_on_loss_and_the_primary_comes_back_after_hold() {
+        let mut s = Selector::default();
+        let hold = 300; // 10 s at 30 fps
+        let gop = |k: u64| k.is_multiple_of(30);
+        assert_eq!(
+            s.decide(0, true, true, hold, gop(0)),
+            (SOURCE_PRIMARY, false)
+        );
+        // The primary would go to slate: the backup is on air on that very frame.
+        assert_eq!(
+            s.decide(1, false, true, hold, gop(1)),
+            (SOURCE_BACKUP, true)
+        );
+        // The primary returns; it stays off air for `hold`, then comes back at a GOP start.
+        for k in 100..400 {
+            assert_eq!(
+                s.decide(k, true, true, hold, gop(k)).0,
+                SOURCE_BACKUP,
+                "frame {k}"
+            );
+        }
+        assert_eq!(
+            s.decide(400, true, true, hold, gop(400)),
+            (SOURCE_BACKUP, false)
+        );
+        assert_eq!(
+            s.decide(420, true, true, hold, gop(420)),
+            (SOURCE_PRIMARY, true)
+        );
+        // A loss of the primary during the hold restarts it.
+        let mut s = Selector::default();
+        s.decide(0, false, true, hold, true);
+        s.decide(10, true, true, hold, false);
+        s.decide(200, false, true, hold, false);
+        for k in 201..500 {
+            assert_eq!(
+                s.decide(k, true, true, hold, gop(k)).0,
+                SOURCE_BACKUP,
+                "frame {k}"
+            );
+        }
+        assert_eq!(s.decide(510, true, true, hold, gop(510)).0, SOURCE_PRIMARY);
+        // Both lost: the backup stays selected (the slate is fed); the backup lost while the
+        // primary is there: the primary at once.
+        let mut s = Selector::default();
+        s.decide(0, false, true, hold, true);
+        assert_eq!(s.decide(1, false, false, hold, false).0, SOURCE_BACKUP);
+        assert_eq!(
+            s.decide(2, true, false, hold, false),
+            (SOURCE_PRIMARY, true)
+        );
+        // No backup configured: always the primary.
+        let mut s = Selector::default();
+        assert_eq!(s.decide(0, false, true, 0, true).0, SOURCE_PRIMARY);
+    }
 
     #[test]
     fn audio_frames_are_on_the_1024_grid() {

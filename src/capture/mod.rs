@@ -36,7 +36,9 @@ use twincast_media::timeline::Grid;
 pub use encoders::CaptureError;
 use encoders::{Encoders, FillerMarks};
 use grid::{ClockParts, EncoderSlot, GridClock, GridSink, SharedSlot};
-pub use grid::{STATE_LIVE, STATE_SLATE, STATE_STARTING};
+pub use grid::{
+    SOURCE_BACKUP, SOURCE_PRIMARY, STATE_BACKUP, STATE_LIVE, STATE_SLATE, STATE_STARTING,
+};
 use slate::Slate;
 use sources::{SourceStatus, Supervised};
 
@@ -97,6 +99,12 @@ pub struct CaptureStats {
     pub input_state_since_ns: AtomicU64,
     /// How far behind the clock frames are fed (ns).
     pub latency_ns: AtomicU64,
+    /// Pictures from the backup input.
+    pub backup_frames_in: AtomicU64,
+    /// [`SOURCE_PRIMARY`] or [`SOURCE_BACKUP`]: the input on air.
+    pub input_source: AtomicU8,
+    /// Switches between the primary and the backup input.
+    pub source_switches: AtomicU64,
     /// The supervised sources, for `/status`.
     pub sources: Mutex<Vec<Arc<Mutex<SourceStatus>>>>,
 }
@@ -152,6 +160,8 @@ pub struct Capture {
     stats: Arc<CaptureStats>,
     marks: Arc<FillerMarks>,
     sink: Arc<GridSink>,
+    backup: Arc<GridSink>,
+    backup_hold_frames: Arc<AtomicU64>,
     slate: Arc<Mutex<Slate>>,
     slot: SharedSlot,
     clock: Option<GridClock>,
@@ -178,13 +188,18 @@ impl Capture {
             elements::require(element)?;
         }
         let marks = Arc::new(FillerMarks::default());
-        let sink = Arc::new(GridSink::new(
-            grid,
-            config.input.slate_after,
-            config.audio.sample_rate,
-            config.audio.channels,
-            stats.clone(),
-        ));
+        let new_sink = |primary| {
+            Arc::new(GridSink::new(
+                primary,
+                grid,
+                config.input.slate_after,
+                config.audio.sample_rate,
+                config.audio.channels,
+                stats.clone(),
+            ))
+        };
+        let (sink, backup) = (new_sink(true), new_sink(false));
+        let backup_hold_frames = Arc::new(AtomicU64::new(hold_frames(config, grid)));
         let slot: SharedSlot = Arc::new(Mutex::new(EncoderSlot::default()));
         let slate = Arc::new(Mutex::new(Slate::start(config)));
         let mut capture = Capture {
@@ -194,6 +209,8 @@ impl Capture {
             stats: stats.clone(),
             marks: marks.clone(),
             sink: sink.clone(),
+            backup: backup.clone(),
+            backup_hold_frames: backup_hold_frames.clone(),
             slate: slate.clone(),
             slot: slot.clone(),
             clock: None,
@@ -207,6 +224,9 @@ impl Capture {
         let clock = GridClock::start(ClockParts {
             grid,
             sink,
+            backup,
+            backup_hold_frames,
+            audio_from_input: config.input.audio == AudioInput::Input,
             slate,
             slot,
             marks,
@@ -223,7 +243,11 @@ impl Capture {
     fn start_sources(&mut self, config: &Config) {
         let sink: Arc<dyn source::RawSink> = self.sink.clone();
         let mut started = vec![sources::start_input(config, sink.clone())];
+        let backup: Arc<dyn source::RawSink> = self.backup.clone();
+        started.extend(sources::start_backup(config, backup));
         started.extend(sources::start_audio(config, sink));
+        self.backup_hold_frames
+            .store(hold_frames(config, self.grid), Ordering::Relaxed);
         if let Ok(mut list) = self.stats.sources.lock() {
             *list = started.iter().map(|s| s.status.clone()).collect();
         }
@@ -324,6 +348,14 @@ impl Drop for Capture {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `[input.backup] hold` in frames; 0 without a backup.
+fn hold_frames(config: &Config, grid: Grid) -> u64 {
+    config.input.backup.as_ref().map_or(0, |b| {
+        let ns = u64::try_from(b.hold.as_nanos()).unwrap_or(u64::MAX);
+        grid.rate().frame_index_nearest(ns).max(1)
+    })
 }
 
 /// Watches an encoder pipeline's bus on its own thread (it ends when the pipeline stops) and

@@ -50,7 +50,8 @@ const SINK_MAX_BUFFERS: u32 = 4;
 /// What `/status` shows of one source (`input.sources`).
 #[derive(Debug, Clone, Serialize)]
 pub struct SourceStatus {
-    /// `input` (the `[input]` source) or `audio` (a separate audio source).
+    /// `input` (the `[input]` source), `backup` (`[input.backup]`) or `audio` (a separate
+    /// audio source).
     pub role: &'static str,
     pub kind: String,
     /// `starting`, `running`, `backoff` or `stopped`.
@@ -128,12 +129,16 @@ pub fn required_elements(config: &Config) -> Vec<&'static str> {
         "audioconvert",
         "audioresample",
     ];
-    v.extend(match config.input.kind {
-        InputKind::Test => &["videotestsrc"][..],
-        InputKind::V4l2 => &["v4l2src"][..],
-        InputKind::File | InputKind::Rtsp => &["uridecodebin"][..],
-        InputKind::Rtp => &["udpsrc", "rtpjitterbuffer", "rtpmp2tdepay", "decodebin"][..],
-    });
+    let kinds =
+        std::iter::once(config.input.kind).chain(config.input.backup.as_ref().map(|b| b.kind));
+    for kind in kinds {
+        v.extend(match kind {
+            InputKind::Test => &["videotestsrc"][..],
+            InputKind::V4l2 => &["v4l2src"][..],
+            InputKind::File | InputKind::Rtsp => &["uridecodebin"][..],
+            InputKind::Rtp => &["udpsrc", "rtpjitterbuffer", "rtpmp2tdepay", "decodebin"][..],
+        });
+    }
     match config.input.audio {
         AudioInput::Test => v.push("audiotestsrc"),
         AudioInput::Alsa(_) => v.push("alsasrc"),
@@ -148,6 +153,19 @@ pub fn start_input(config: &Config, sink: Arc<dyn RawSink>) -> Supervised {
     let config = config.clone();
     let builder: Builder = Box::new(move || build_input(&config, sink.clone()));
     spawn("input", kind.as_str().to_string(), Timing::Arrival, builder)
+}
+
+/// Starts the `[input.backup]` source, if the config has one: the `[input]` settings with the
+/// backup's kind, device and URI.
+pub fn start_backup(config: &Config, sink: Arc<dyn RawSink>) -> Option<Supervised> {
+    let b = config.input.backup.clone()?;
+    let mut config = config.clone();
+    config.input.kind = b.kind;
+    config.input.device = b.device;
+    config.input.uri = b.uri;
+    let kind = b.kind.as_str().to_string();
+    let builder: Builder = Box::new(move || build_input(&config, sink.clone()));
+    Some(spawn("backup", kind, Timing::Arrival, builder))
 }
 
 /// Starts a separate audio source (`audio = "test"` or `"alsa:…"`), if the config has one.
@@ -457,7 +475,7 @@ fn link_dynamic(decoder: &gst::Element, video: gst::Element, audio: Option<gst::
 
 fn build_input(config: &Config, sink: Arc<dyn RawSink>) -> Result<Built, String> {
     let input = &config.input;
-    let pipeline = new_pipeline("twincast-input");
+    let pipeline = new_pipeline(&format!("twincast-input-{}", input.kind.as_str()));
     let with_audio = input.audio == AudioInput::Input;
     let sync = input.kind == InputKind::File;
     let video_tail = tail(&pipeline, Media::Video, config, sync, sink.clone())?;

@@ -162,6 +162,36 @@ pub struct InputSection {
     /// the lost input and the UTC time) or the path of a PNG or JPEG picture, scaled to the
     /// source size. Audio is silence either way.
     pub slate: String,
+    /// `[input.backup]`: a second source that feeds the encoders while this one is lost.
+    pub backup: Option<BackupSection>,
+}
+
+/// `input.backup.hold` when not set.
+pub const DEFAULT_BACKUP_HOLD: Duration = Duration::from_secs(10);
+
+/// `[input.backup]`: the backup input. It is scaled to the `[input]` size and feeds the same
+/// grid; with `[input] audio = "input"` its own audio is used while it is on air.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSection {
+    /// Source kind: test | v4l2 | file | rtsp | rtp.
+    pub kind: InputKind,
+    /// V4L2 device node (required for `v4l2`).
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Source URI (required for `file`, `rtsp`, `rtp`), as in `[input]`.
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// The primary must deliver pictures without a loss this long before it is taken back.
+    #[serde(
+        default = "default_backup_hold",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub hold: Duration,
+}
+
+fn default_backup_hold() -> Duration {
+    DEFAULT_BACKUP_HOLD
 }
 
 impl Default for InputSection {
@@ -176,6 +206,7 @@ impl Default for InputSection {
             audio: AudioInput::Test,
             slate_after: DEFAULT_SLATE_AFTER,
             slate: DEFAULT_SLATE.into(),
+            backup: None,
         }
     }
 }

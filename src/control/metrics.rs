@@ -115,6 +115,18 @@ pub fn render(s: &Status, denied_requests: u64) -> String {
         s.input.sources.iter().map(|x| x.restarts).sum::<u64>(),
     );
     w.one(
+        "input_backup_active",
+        "gauge",
+        "1 while the backup input feeds the encoders.",
+        b(s.input.source == "backup"),
+    );
+    w.one(
+        "input_source_switches_total",
+        "counter",
+        "Switches between the primary and the backup input.",
+        s.input.source_switches,
+    );
+    w.one(
         "encoder_rebuilds_total",
         "counter",
         "Encoder pipelines rebuilt after an error.",

@@ -158,6 +158,7 @@ async fn operations_loop(ops: Arc<Ops>, cancel: CancellationToken) {
     let mut dest_states: HashMap<DestKey, DestState> = HashMap::new();
     let mut last_status_line = String::new();
     let mut lost_since: Option<Instant> = None;
+    let mut on_air = crate::capture::SOURCE_PRIMARY;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -170,6 +171,13 @@ async fn operations_loop(ops: Arc<Ops>, cancel: CancellationToken) {
             log::info!(state = "ready"; "ready: every track has cut its first fragment and the origin listens");
         }
         check_input(&ops, &config, &mut lost_since);
+        let source = ops.capture.input_source.load(Ordering::Relaxed);
+        if source != on_air {
+            on_air = source;
+            ops.emit(Event::InputSwitched {
+                source: snapshot::source_name(source).to_string(),
+            });
+        }
         check_outputs(&ops, &mut dest_states);
         let line = snapshot::status(&ops).summary;
         if line != last_status_line {

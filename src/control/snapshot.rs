@@ -51,8 +51,11 @@ pub struct InputInfo {
     /// Since when, ns since the epoch and as ISO 8601 UTC (the first frame of this state).
     pub since_ns: u64,
     pub since: String,
-    /// Which input feeds the encoders: "primary" (the `[input]` source).
+    /// Which input feeds the encoders: "primary" (`[input]`) or "backup" (`[input.backup]`).
     pub source: &'static str,
+    /// Pictures from the backup input, and the switches between the two.
+    pub backup_frames_in: u64,
+    pub source_switches: u64,
     /// How W is taken: "arrival", "rtcp" or "pts".
     pub timing: &'static str,
     pub last_frame_age_ms: Option<u64>,
@@ -222,6 +225,7 @@ pub fn status(ops: &Ops) -> Status {
     let input_state = match cap.input_state.load(Ordering::Relaxed) {
         crate::capture::STATE_LIVE => "live",
         crate::capture::STATE_SLATE => "slate",
+        crate::capture::STATE_BACKUP => "backup",
         _ => "starting",
     };
     let since_ns = cap.input_state_since_ns.load(Ordering::Relaxed);
@@ -260,7 +264,9 @@ pub fn status(ops: &Ops) -> Status {
             } else {
                 String::new()
             },
-            source: "primary",
+            source: source_name(cap.input_source.load(Ordering::Relaxed)),
+            backup_frames_in: cap.backup_frames_in.load(Ordering::Relaxed),
+            source_switches: cap.source_switches.load(Ordering::Relaxed),
             timing,
             last_frame_age_ms: ops.last_frame_age_ms(),
             frames_in: cap.frames_in.load(Ordering::Relaxed),
@@ -302,6 +308,15 @@ pub fn status(ops: &Ops) -> Status {
     };
     status.summary = summary(&status);
     status
+}
+
+/// `input.source` in words.
+pub fn source_name(source: u8) -> &'static str {
+    if source == crate::capture::SOURCE_BACKUP {
+        "backup"
+    } else {
+        "primary"
+    }
 }
 
 fn ordinal(n: u64) -> String {
@@ -368,6 +383,12 @@ pub fn summary(s: &Status) -> String {
             {
                 line.push_str(&format!(": {e}"));
             }
+        }
+        "backup" => {
+            let at = s.input.since.get(11..19).unwrap_or("");
+            line.push_str(&format!(
+                ", primary input lost (backup on air since {at} UTC)"
+            ));
         }
         "starting" => line.push_str(", waiting for input"),
         _ => {}
