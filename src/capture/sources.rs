@@ -98,6 +98,36 @@ struct Built {
 
 type Builder = Box<dyn Fn() -> Result<Built, String> + Send + 'static>;
 
+/// What one life (`run_once`) of a source sees of its supervisor.
+pub struct SourceLife<'a> {
+    stop: &'a AtomicBool,
+    status: &'a SharedStatus,
+    after_failure: bool,
+    role: &'a str,
+    kind: &'a str,
+}
+
+impl SourceLife<'_> {
+    /// The supervisor wants the source to end: return `Ok(())` soon.
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The source runs (it receives or decodes): `state = "running"`.
+    pub fn running(&self) {
+        set_state(self.status, "running");
+        if self.after_failure {
+            log::info!(state = "running"; "{} source {}: running again", self.role, self.kind);
+        }
+    }
+}
+
+/// One life of a source: hand media to its [`RawSink`] until [`SourceLife::stopped`] (then
+/// `Ok`) or a failure (`Err` with a reason an operator can act on; it becomes `last_error`).
+/// Any source — a GStreamer pipeline here, the RTP/MPEG-TS front end in Rust — runs under the
+/// same supervisor with [`spawn_source`].
+pub type RunOnce = Box<dyn FnMut(&SourceLife) -> Result<(), String> + Send + 'static>;
+
 /// A supervised source; stopping joins its thread (and its pipeline goes to NULL).
 pub struct Supervised {
     pub status: SharedStatus,
@@ -152,7 +182,12 @@ pub fn start_input(config: &Config, sink: Arc<dyn RawSink>) -> Supervised {
     let kind = config.input.kind;
     let config = config.clone();
     let builder: Builder = Box::new(move || build_input(&config, sink.clone()));
-    spawn("input", kind.as_str().to_string(), Timing::Arrival, builder)
+    spawn_source(
+        "input",
+        kind.as_str().to_string(),
+        Timing::Arrival,
+        pipeline_life(builder),
+    )
 }
 
 /// Starts the `[input.backup]` source, if the config has one: the `[input]` settings with the
@@ -165,7 +200,12 @@ pub fn start_backup(config: &Config, sink: Arc<dyn RawSink>) -> Option<Supervise
     config.input.uri = b.uri;
     let kind = b.kind.as_str().to_string();
     let builder: Builder = Box::new(move || build_input(&config, sink.clone()));
-    Some(spawn("backup", kind, Timing::Arrival, builder))
+    Some(spawn_source(
+        "backup",
+        kind,
+        Timing::Arrival,
+        pipeline_life(builder),
+    ))
 }
 
 /// Starts a separate audio source (`audio = "test"` or `"alsa:…"`), if the config has one.
@@ -177,10 +217,28 @@ pub fn start_audio(config: &Config, sink: Arc<dyn RawSink>) -> Option<Supervised
     };
     let config = config.clone();
     let builder: Builder = Box::new(move || build_audio(&config, sink.clone()));
-    Some(spawn("audio", kind, Timing::Arrival, builder))
+    Some(spawn_source(
+        "audio",
+        kind,
+        Timing::Arrival,
+        pipeline_life(builder),
+    ))
 }
 
-fn spawn(role: &'static str, kind: String, timing: Timing, build: Builder) -> Supervised {
+/// A GStreamer source pipeline as a [`RunOnce`].
+fn pipeline_life(build: Builder) -> RunOnce {
+    Box::new(move |life: &SourceLife| run_once(&build, life))
+}
+
+/// Runs `run_once` under a supervisor thread (backoff, `state`, `last_error`, `restarts`) until
+/// the returned handle is stopped. `role` is `input`, `backup` or `audio`; `timing` says how the
+/// source takes W (`input.timing` in `/status`).
+pub fn spawn_source(
+    role: &'static str,
+    kind: String,
+    timing: Timing,
+    mut run_once: RunOnce,
+) -> Supervised {
     let status = Arc::new(Mutex::new(SourceStatus {
         role,
         kind: kind.clone(),
@@ -195,7 +253,7 @@ fn spawn(role: &'static str, kind: String, timing: Timing, build: Builder) -> Su
         let (status, stop) = (status.clone(), stop.clone());
         std::thread::Builder::new()
             .name(format!("src-{role}"))
-            .spawn(move || supervise(role, &kind, &build, &status, &stop))
+            .spawn(move || supervise(role, &kind, &mut run_once, &status, &stop))
     };
     let thread = match thread {
         Ok(t) => Some(t),
@@ -215,7 +273,7 @@ fn spawn(role: &'static str, kind: String, timing: Timing, build: Builder) -> Su
 fn supervise(
     role: &'static str,
     kind: &str,
-    build: &Builder,
+    run_once: &mut RunOnce,
     status: &SharedStatus,
     stop: &AtomicBool,
 ) {
@@ -224,7 +282,14 @@ fn supervise(
     while !stop.load(Ordering::Relaxed) {
         set_state(status, "starting");
         let started = Instant::now();
-        match run_once(build, status, stop, failed, role, kind) {
+        let life = SourceLife {
+            stop,
+            status,
+            after_failure: failed,
+            role,
+            kind,
+        };
+        match run_once(&life) {
             Ok(()) => break,
             Err(e) => {
                 if started.elapsed() >= STABLE_RUN {
@@ -252,32 +317,17 @@ fn supervise(
     set_state(status, "stopped");
 }
 
-/// One life of the source pipeline: Ok when stopped on request, Err with the reason otherwise.
-fn run_once(
-    build: &Builder,
-    status: &SharedStatus,
-    stop: &AtomicBool,
-    after_failure: bool,
-    role: &str,
-    kind: &str,
-) -> Result<(), String> {
+/// One life of a source pipeline: Ok when stopped on request, Err with the reason otherwise.
+fn run_once(build: &Builder, life: &SourceLife) -> Result<(), String> {
     let built = build()?;
     let pipeline = &built.pipeline;
     let bus = pipeline.bus().ok_or("the source pipeline has no bus")?;
-    let result = run_pipeline(&built, &bus, status, stop, after_failure, role, kind);
+    let result = run_pipeline(&built, &bus, life);
     let _ = pipeline.set_state(gst::State::Null);
     result
 }
 
-fn run_pipeline(
-    built: &Built,
-    bus: &gst::Bus,
-    status: &SharedStatus,
-    stop: &AtomicBool,
-    after_failure: bool,
-    role: &str,
-    kind: &str,
-) -> Result<(), String> {
+fn run_pipeline(built: &Built, bus: &gst::Bus, life: &SourceLife) -> Result<(), String> {
     let pipeline = &built.pipeline;
     if pipeline.set_state(gst::State::Playing).is_err() {
         // The reason is on the bus.
@@ -294,7 +344,7 @@ fn run_pipeline(
         return Err(reason);
     }
     let mut running = false;
-    while !stop.load(Ordering::Relaxed) {
+    while !life.stopped() {
         let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(POLL.as_millis() as u64))
         else {
             continue;
@@ -321,13 +371,15 @@ fn run_pipeline(
                     && msg.src() == Some(pipeline.upcast_ref()) =>
             {
                 running = true;
-                set_state(status, "running");
-                if after_failure {
-                    log::info!(state = "running"; "{role} source {kind}: running again");
-                }
+                life.running();
             }
             gst::MessageView::Warning(w) => {
-                log::debug!("{role} source {kind}: GStreamer warning: {}", w.error());
+                log::debug!(
+                    "{} source {}: GStreamer warning: {}",
+                    life.role,
+                    life.kind,
+                    w.error()
+                );
             }
             _ => {}
         }
@@ -583,4 +635,43 @@ fn build_audio(config: &Config, sink: Arc<dyn RawSink>) -> Result<Built, String>
         pipeline,
         at_eos: AtEos::End,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_source_is_retried_with_backoff_and_reports_its_error() {
+        let mut lives = 0u32;
+        let mut handle = spawn_source(
+            "input",
+            "rtsp".into(),
+            Timing::Arrival,
+            Box::new(move |life: &SourceLife| {
+                lives += 1;
+                if lives <= 2 {
+                    return Err(format!("connection refused ({lives})"));
+                }
+                life.running();
+                while !life.stopped() {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(())
+            }),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            let s = handle.status.lock().unwrap().clone();
+            if s.state == "running" || Instant::now() > deadline {
+                break s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.state, "running");
+        assert_eq!(status.restarts, 2);
+        assert_eq!(status.last_error.as_deref(), Some("connection refused (2)"));
+        handle.stop();
+        assert_eq!(handle.status.lock().unwrap().state, "stopped");
+    }
 }
