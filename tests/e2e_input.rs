@@ -450,13 +450,36 @@ fn a_source_whose_pipeline_fails_keeps_the_daemon_and_the_origin_up() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let (origin, control, closed) = (free_port(), free_port(), free_port());
+    // The slate is a picture of our own: a flat red card (mean luma 63 in BT.709, 81 in
+    // BT.601; the builtin card is 44, the plain fallback frame 36).
+    let png = dir.path().join("slate.png");
+    let (ok, _, err) = run(
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=64x48",
+            "-frames:v",
+            "1",
+            "-y",
+            png.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "ffmpeg: {err}");
     // Nothing listens on `closed`: rtspsrc fails at every attempt.
     let cfg = config(
         dir.path(),
         "box-rtsp",
         origin,
         control,
-        &format!("kind = \"rtsp\"\nuri = \"rtsp://127.0.0.1:{closed}/cam\"\naudio = \"test\""),
+        &format!(
+            "kind = \"rtsp\"\nuri = \"rtsp://127.0.0.1:{closed}/cam\"\naudio = \"test\"\nslate = \"{}\"",
+            png.display()
+        ),
     );
     let mut daemon = Daemon::start(&cfg, origin, dir.path().join("d.log"));
     let s = wait_for("two failed attempts", Duration::from_secs(30), || {
@@ -490,6 +513,13 @@ fn a_source_whose_pipeline_fails_keeps_the_daemon_and_the_origin_up() {
         .unwrap();
     let seg = get_ok(&daemon.url(&format!("/live/180p/{seg_uri}"))).unwrap();
     assert!(has_slate_brand(&seg));
+    let init = get_ok(&daemon.url("/live/180p/init.mp4")).unwrap();
+    let lumas = frame_lumas(dir.path(), &init, &seg);
+    assert!(!lumas.is_empty());
+    assert!(
+        lumas.iter().all(|(_, y)| (55.0..=90.0).contains(y)),
+        "not the red slate picture: {lumas:?}"
+    );
     assert!(
         daemon.child.try_wait().unwrap().is_none(),
         "the daemon ended"
