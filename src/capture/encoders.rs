@@ -122,6 +122,8 @@ pub struct Encoders {
     pub joined: AtomicBool,
     /// Epoch ns of the first frame fed (valid once joined).
     pub join_ns: AtomicU64,
+    /// Set by `stop`; ends the bus watcher.
+    pub stopped: Arc<AtomicBool>,
     /// Source picture size and the bytes of one I420 picture of it.
     pub width: u32,
     pub height: u32,
@@ -257,6 +259,7 @@ impl Encoders {
             base_ns: base.nseconds(),
             joined: AtomicBool::new(false),
             join_ns: AtomicU64::new(0),
+            stopped: Arc::new(AtomicBool::new(false)),
             width: input.width,
             height: input.height,
             frame_bytes: i420_bytes(input.width, input.height),
@@ -280,6 +283,7 @@ impl Encoders {
 
     /// Stops the pipeline (to NULL).
     pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
         let _ = self.pipeline.set_state(gst::State::Null);
         // Ends the bus watcher's blocking wait.
         if let Some(bus) = self.pipeline.bus() {

@@ -366,10 +366,14 @@ fn watch_bus(
     errors: tokio::sync::mpsc::Sender<EncoderError>,
 ) {
     let Some(bus) = encoders.bus() else { return };
+    let stopped = encoders.stopped.clone();
     let spawned = std::thread::Builder::new()
         .name("enc-bus".into())
         .spawn(move || {
-            for msg in bus.iter_timed(gst::ClockTime::NONE) {
+            while !stopped.load(Ordering::Relaxed) {
+                let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(500)) else {
+                    continue;
+                };
                 match msg.view() {
                     gst::MessageView::Error(e) => {
                         let src = msg
