@@ -419,9 +419,52 @@ fn new_pipeline(name: &str) -> gst::Pipeline {
     pipeline
 }
 
-/// W of a sample: base time + running time of its PTS, or the arrival time when that is
-/// missing or not believable.
-fn capture_time(sink: &gst_app::AppSink, sample: &gst::Sample) -> u64 {
+/// How far a source's timestamps run ahead of their arrival (an MPEG-TS stream's PTS lead the
+/// PCR by the muxer's delay, 0.7 s with ffmpeg's defaults): the largest lead seen over the
+/// last window (the picture that arrived earliest for its timestamp), so the pictures keep the
+/// stream's own spacing (no arrival jitter) and none is placed in the future.
+#[derive(Debug)]
+struct Lead {
+    current: Option<u64>,
+    window_max: u64,
+    window_start: Instant,
+}
+
+/// The lead is re-estimated this often (from the largest lead of the window before).
+const LEAD_WINDOW: Duration = Duration::from_secs(2);
+
+impl Lead {
+    fn new() -> Self {
+        Lead {
+            current: None,
+            window_max: 0,
+            window_start: Instant::now(),
+        }
+    }
+
+    /// `w` corrected by the lead, given the arrival time `now`.
+    fn correct(&mut self, w: u64, now: u64) -> u64 {
+        let ahead = w.saturating_sub(now);
+        self.window_max = self.window_max.max(ahead);
+        let mut current = *self.current.get_or_insert(ahead);
+        if ahead > current {
+            // Earlier than ever for its timestamp: the lead is at least this.
+            current = ahead;
+            self.current = Some(ahead);
+        }
+        if self.window_start.elapsed() >= LEAD_WINDOW {
+            self.current = Some(self.window_max);
+            self.window_max = 0;
+            self.window_start = Instant::now();
+        }
+        // Never in the future, whatever the estimate.
+        w.saturating_sub(current).min(now)
+    }
+}
+
+/// W of a sample: base time + running time of its PTS less the stream's lead, or the arrival
+/// time when the timestamp is missing or more than 2 s off.
+fn capture_time(sink: &gst_app::AppSink, sample: &gst::Sample, lead: &mut Lead) -> u64 {
     let now = now_ns();
     let w = (|| {
         let buffer = sample.buffer()?;
@@ -430,7 +473,7 @@ fn capture_time(sink: &gst_app::AppSink, sample: &gst::Sample) -> u64 {
         Some((sink.base_time()? + running).nseconds())
     })();
     match w {
-        Some(w) if w.abs_diff(now) < MAX_CAPTURE_SKEW_NS => w,
+        Some(w) if w.abs_diff(now) < MAX_CAPTURE_SKEW_NS => lead.correct(w, now),
         _ => now,
     }
 }
@@ -480,11 +523,12 @@ fn tail(
         .drop(true)
         .build();
     appsink.set_property("async", false);
+    let mut lead = Lead::new();
     appsink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |s| {
                 let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let w = capture_time(s, &sample);
+                let w = capture_time(s, &sample, &mut lead);
                 if let Some(buffer) = sample.buffer_owned() {
                     match media {
                         Media::Video => sink.video(w, buffer),
@@ -640,6 +684,26 @@ fn build_audio(config: &Config, sink: Arc<dyn RawSink>) -> Result<Built, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_ahead_of_its_arrival_keeps_its_spacing_and_is_never_in_the_future() {
+        let mut lead = Lead::new();
+        let t0 = 1_796_000_000_000_000_000u64;
+        // Timestamps 700 ms ahead of arrival, arrivals jittered by up to 20 ms.
+        let mut out = Vec::new();
+        for i in 0..30u64 {
+            let w = t0 + i * 33_333_333 + 700_000_000;
+            let now = t0 + i * 33_333_333 + (i % 3) * 10_000_000;
+            let c = lead.correct(w, now);
+            assert!(c <= now, "frame {i} in the future");
+            out.push(c);
+        }
+        // The spacing is the stream's own: every step exactly one frame.
+        assert!(out.windows(2).all(|p| p[1] - p[0] == 33_333_333), "{out:?}");
+        // A stream that is not ahead is left alone.
+        let mut lead = Lead::new();
+        assert_eq!(lead.correct(t0, t0 + 5_000_000), t0);
+    }
 
     #[test]
     fn a_failing_source_is_retried_with_backoff_and_reports_its_error() {
