@@ -428,6 +428,21 @@ fn a_file_input_that_disappears_and_comes_back() {
         error.contains("disappeared") || error.contains("No such file"),
         "{s}"
     );
+    // A corrupt file in its place: the decoder fails, the source keeps retrying, still slate.
+    let garbage: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&file, garbage).unwrap();
+    let restarts = s["input"]["sources"][0]["restarts"].as_u64().unwrap_or(0);
+    let s = wait_for("a decoder error", Duration::from_secs(15), || {
+        let s = status(control)?;
+        let src = &s["input"]["sources"][0];
+        (src["restarts"].as_u64()? > restarts + 1
+            && !src["last_error"].as_str()?.contains("No such file"))
+        .then_some(s)
+    });
+    assert_eq!(s["input"]["state"], "slate", "{s}");
+    eprintln!("corrupt file: {}", s["input"]["sources"][0]["last_error"]);
     std::fs::rename(&away, &file).unwrap();
     wait_state(control, "live", Duration::from_secs(15));
     let s = status(control).unwrap();
