@@ -182,8 +182,13 @@ impl Daemon {
                     log::info!("stopping: signal received");
                     return;
                 }
-                Some(error) = self.encoder_errors.recv() => self.capture.encoder_failed(error),
-                Some(next) = self.rebuild_rx.recv() => self.apply_capture(&next),
+                // Building and stopping pipelines blocks for a moment: off the async workers.
+                Some(error) = self.encoder_errors.recv() => {
+                    tokio::task::block_in_place(|| self.capture.encoder_failed(error));
+                }
+                Some(next) = self.rebuild_rx.recv() => {
+                    tokio::task::block_in_place(|| self.apply_capture(&next));
+                }
             }
         }
     }
@@ -228,7 +233,7 @@ impl Daemon {
     /// Stops in order: capture, packager, publishers, origin and control, tracked tasks.
     pub async fn shutdown(mut self) {
         log::info!("stopping: capture");
-        self.capture.stop();
+        tokio::task::block_in_place(|| self.capture.stop());
         // The last sender: the packager drains what is queued, flushes and ends.
         drop(self.units.take());
         self.package_stop
