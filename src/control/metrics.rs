@@ -93,7 +93,7 @@ pub fn render(s: &Status, denied_requests: u64) -> String {
     w.one(
         "input_up",
         "gauge",
-        "1 while the encoders get the source's pictures (0 on slate).",
+        "1 while the encoders get the primary input's pictures (0 on slate or backup).",
         b(s.input.state == "live"),
     );
     w.one(
