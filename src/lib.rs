@@ -2,8 +2,11 @@
 //! capture → timeline → package → hub → (publish, origin).
 
 pub mod capture;
+pub mod cmd;
 pub mod config;
 pub mod control;
+pub mod daemon;
+pub mod exit;
 pub mod hub;
 pub mod logging;
 pub mod notify;

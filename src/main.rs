@@ -1,4 +1,5 @@
-//! `twincast` command line: run, check-config, probe, status.
+//! `twincast` command line: run, check-config, probe, status; each command is its own file
+//! (`src/run.rs`, `src/cmd/`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,22 +52,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config } => twincast::run::run(&config),
-        Command::Probe => probe(),
-        Command::CheckConfig { path } => twincast::config::check_config_cli(&path),
+        Command::Run { config } => twincast::run::main(&config),
+        Command::Probe => twincast::cmd::probe::main(),
+        Command::CheckConfig { path } => twincast::cmd::check_config::main(&path),
         Command::Status {
             control,
             config,
             json,
-        } => twincast::control::client::status_cli(control, &config, json),
+        } => twincast::cmd::status::main(control, &config, json),
     }
-}
-
-fn probe() -> ExitCode {
-    if let Err(e) = gstreamer::init() {
-        eprintln!("GStreamer could not start: {e} (install libgstreamer1.0-0)");
-        return ExitCode::from(twincast::run::EX_UNAVAILABLE);
-    }
-    print!("{}", twincast::capture::elements::probe_report());
-    ExitCode::SUCCESS
 }

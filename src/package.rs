@@ -16,6 +16,9 @@ use twincast_media::{Codec, TrackInfo};
 use crate::capture::EncodedUnit;
 use crate::hub::{Hub, InitSegment, PackagedFragment};
 
+/// How often a waiting packager looks at its stop flag.
+const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Video timescale (design §2).
 pub const VIDEO_TIMESCALE: u32 = 90_000;
 
@@ -110,9 +113,27 @@ impl Packager {
         self.specs.clone()
     }
 
-    pub fn run(mut self, units: Receiver<EncodedUnit>) {
-        while let Ok(unit) = units.recv() {
-            self.push(unit);
+    pub fn run(self, units: Receiver<EncodedUnit>) {
+        self.run_until(units, &std::sync::atomic::AtomicBool::new(false));
+    }
+
+    /// Like [`Packager::run`], and also ends once `stop` is set: what is queued by then is
+    /// packaged, then every track is flushed. (GStreamer may keep an appsink, and so a sender,
+    /// alive after its pipeline stopped; shutdown must not wait for that.)
+    pub fn run_until(mut self, units: Receiver<EncodedUnit>, stop: &std::sync::atomic::AtomicBool) {
+        use std::sync::mpsc::RecvTimeoutError;
+        loop {
+            match units.recv_timeout(STOP_POLL) {
+                Ok(unit) => self.push(unit),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) if stop.load(Ordering::Relaxed) => {
+                    while let Ok(unit) = units.try_recv() {
+                        self.push(unit);
+                    }
+                    break;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
         }
         for track in 0..self.tracks.len() {
             if let Some(fragment) = self.tracks[track].fragmenter.flush() {

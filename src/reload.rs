@@ -6,16 +6,17 @@
 //!   publishers' `reconcile` without touching capture or the origin.
 //! - `[control] heartbeat` and `allow` apply at once.
 //! - `[input]` changes that keep the frame rate and the set of tracks (source kind, device, URI,
-//!   source size, slate) rebuild the capture pipeline on the same epoch grid: the new pipeline
-//!   starts at the next GOP boundary, fragment numbers and segment names simply continue, and
-//!   the origin and the publishers are not touched.
+//!   source size, slate) swap only the source pipeline (src/capture/sources.rs): the encoders
+//!   keep running on the same epoch grid, fed held pictures or the slate until the new source's
+//!   first picture, so no GOP is lost; fragment numbers and segment names simply continue, and
+//!   the origin and the publishers are not touched. A new source size also builds new encoders.
 //! - `[[rendition]]` changes that keep the renditions' names and order (bitrate, size, encoder)
-//!   and `[audio] bitrate_kbps` rebuild the encoders the same way. The rebuilt encoders bring
-//!   new codec parameters (x264 writes the HRD bitrate into the SPS), so the packager cuts the
-//!   old fragment, publishes a new init segment, and every consumer switches at that fragment:
-//!   the origin serves the new version under its own name with a discontinuity (HLS) or a new
-//!   Period (DASH), and the publishers send new headers (RTMP sequence headers, a new Smooth
-//!   POST, a new CMAF header) before it.
+//!   and `[audio] bitrate_kbps` build new encoders that take over at the next GOP start (the old
+//!   ones are fed until then). The new encoders bring new codec parameters (x264 writes the HRD
+//!   bitrate into the SPS), so the packager cuts the old fragment, publishes a new init
+//!   segment, and every consumer switches at that fragment: the origin serves the new version
+//!   under its own name with a discontinuity (HLS) or a new Period (DASH), and the publishers
+//!   send new headers (RTMP sequence headers, a new Smooth POST, a new CMAF header) before it.
 //! - Other changes to capture (`[input] framerate` or audio on/off, `[timeline]`, renditions
 //!   added, removed, renamed or reordered, `[audio]` sample rate or channels), `[encoder]`,
 //!   `[origin]` or `[control] listen` are reported as needing a restart (logged, in `/status`
@@ -35,8 +36,8 @@ use crate::control::{Event, Ops};
 pub type ApplyOutputsFn = dyn Fn(&[Output]) + Send + Sync;
 /// An owned [`ApplyOutputsFn`].
 pub type ApplyOutputs = Box<ApplyOutputsFn>;
-/// Rebuilds the capture pipeline for a configuration whose `[input]`, renditions or audio bitrate
-/// changed on the same grid and with the same tracks.
+/// Applies a configuration whose `[input]` (a new source), renditions or audio bitrate (new
+/// encoders) changed on the same grid and with the same tracks.
 pub type ApplyInputFn = dyn Fn(&Config) + Send + Sync;
 /// An owned [`ApplyInputFn`].
 pub type ApplyInput = Box<ApplyInputFn>;
@@ -50,10 +51,15 @@ pub struct Appliers {
 
 /// Installs the SIGHUP handler now (so an early SIGHUP never kills the daemon) and reloads on
 /// every SIGHUP until `cancel`.
-pub fn spawn(ops: Arc<Ops>, appliers: Appliers, cancel: CancellationToken) -> std::io::Result<()> {
+pub fn spawn(
+    ops: Arc<Ops>,
+    appliers: Appliers,
+    cancel: CancellationToken,
+    tasks: &tokio_util::task::TaskTracker,
+) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangup = signal(SignalKind::hangup())?;
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,

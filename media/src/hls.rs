@@ -140,8 +140,82 @@ pub struct MediaPlaylist {
     /// its `EXT-X-DISCONTINUITY`), where the init segment changes (new codec parameters); it
     /// applies to the segments after it until the next one.
     pub maps: BTreeMap<usize, String>,
+    /// `EXT-X-DATERANGE` tags, by position in `segments`: written before that segment.
+    pub date_ranges: Vec<(usize, DateRange)>,
     /// `EXT-X-ENDLIST`: the stream has ended.
     pub endlist: bool,
+}
+
+/// `CLASS` of the date ranges that mark slate (filler) segments written while the input was
+/// lost.
+pub const SLATE_CLASS: &str = "com.twincast.slate";
+
+/// An `EXT-X-DATERANGE` (RFC 8216bis §4.4.5.1): an ID, a CLASS, a START-DATE and, once the
+/// span is over, its END-DATE and DURATION.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateRange {
+    pub id: String,
+    pub class: String,
+    pub start_ns: u64,
+    pub end_ns: Option<u64>,
+}
+
+impl DateRange {
+    fn render(&self, out: &mut String) {
+        let _ = write!(
+            out,
+            "#EXT-X-DATERANGE:ID=\"{}\",CLASS=\"{}\",START-DATE=\"{}\"",
+            quoted(&self.id),
+            quoted(&self.class),
+            program_date_time(self.start_ns)
+        );
+        if let Some(end) = self.end_ns.filter(|e| *e >= self.start_ns) {
+            let d = end - self.start_ns;
+            let _ = write!(
+                out,
+                ",END-DATE=\"{}\",DURATION={}.{:03}",
+                program_date_time(end),
+                d / 1_000_000_000,
+                d % 1_000_000_000 / 1_000_000
+            );
+        }
+        out.push('\n');
+    }
+}
+
+/// The slate spans of a window of segments given as `(start_ns, end_ns, filler)` in playlist
+/// order: one [`DateRange`] of [`SLATE_CLASS`] per run of filler segments, placed before the
+/// run's first segment, START-DATE its start; END-DATE the run's end once a live segment
+/// follows (a run that reaches the last segment is still going on and has none). The ID is the
+/// start in ms, so it is the same on every playlist reload and on both boxes of a pair.
+pub fn slate_ranges(segments: &[(u64, u64, bool)]) -> Vec<(usize, DateRange)> {
+    let mut out = Vec::new();
+    let mut open: Option<(usize, u64)> = None;
+    let mut last_end = 0;
+    for (i, &(start, end, filler)) in segments.iter().enumerate() {
+        match (filler, open) {
+            (true, None) => open = Some((i, start)),
+            (false, Some((at, from))) => {
+                out.push((at, slate_range(from, Some(last_end))));
+                open = None;
+            }
+            _ => {}
+        }
+        last_end = end;
+    }
+    if let Some((at, from)) = open {
+        out.push((at, slate_range(from, None)));
+    }
+    out
+}
+
+fn slate_range(start_ns: u64, end_ns: Option<u64>) -> DateRange {
+    DateRange {
+        id: format!("slate-{}", start_ns / 1_000_000),
+        class: SLATE_CLASS.to_owned(),
+        start_ns,
+        end_ns,
+    }
 }
 
 impl Default for MediaPlaylist {
@@ -154,6 +228,7 @@ impl Default for MediaPlaylist {
             map_uri: DEFAULT_MAP_URI.to_owned(),
             segments: Vec::new(),
             maps: BTreeMap::new(),
+            date_ranges: Vec::new(),
             endlist: false,
         }
     }
@@ -197,6 +272,9 @@ impl MediaPlaylist {
             }
             if let Some(map) = self.maps.get(&i) {
                 let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", quoted(map));
+            }
+            for (_, range) in self.date_ranges.iter().filter(|(at, _)| *at == i) {
+                range.render(&mut out);
             }
             let _ = writeln!(
                 out,
@@ -277,6 +355,58 @@ fn uri_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slate_spans_become_date_ranges() {
+        let s = 1_000_000_000u64;
+        let t0 = 1_772_366_400 * s;
+        let segs: Vec<(u64, u64, bool)> = (0..6)
+            .map(|i| {
+                (
+                    t0 + i * 3 * s,
+                    t0 + (i + 1) * 3 * s,
+                    (1..3).contains(&i) || i == 5,
+                )
+            })
+            .collect();
+        let ranges = slate_ranges(&segs);
+        assert_eq!(ranges.len(), 2);
+        assert_eq!(ranges[0].0, 1);
+        assert_eq!(ranges[0].1.start_ns, t0 + 3 * s);
+        assert_eq!(ranges[0].1.end_ns, Some(t0 + 9 * s));
+        assert_eq!(ranges[1].0, 5);
+        assert_eq!(ranges[1].1.end_ns, None, "still on slate");
+        let p = MediaPlaylist {
+            segments: segs
+                .iter()
+                .map(|&(start, _, _)| SegmentEntry {
+                    uri: segment_uri(start / 1000),
+                    start_ns: start,
+                    duration_secs: 3.0,
+                    discontinuity: false,
+                    gap: false,
+                })
+                .collect(),
+            date_ranges: ranges,
+            ..Default::default()
+        };
+        let text = p.render();
+        assert!(
+            text.contains(
+                "#EXT-X-DATERANGE:ID=\"slate-1772366403000\",CLASS=\"com.twincast.slate\",\
+             START-DATE=\"2026-03-01T12:00:03.000Z\",END-DATE=\"2026-03-01T12:00:09.000Z\",\
+             DURATION=6.000\n#EXT-X-PROGRAM-DATE-TIME:2026-03-01T12:00:03.000Z\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "#EXT-X-DATERANGE:ID=\"slate-1772366415000\",CLASS=\"com.twincast.slate\",\
+             START-DATE=\"2026-03-01T12:00:15.000Z\"\n"
+            ),
+            "{text}"
+        );
+    }
 
     const Y2026: u64 = 1_772_366_400_000_000_000;
 

@@ -1,27 +1,48 @@
-//! Capture: the GStreamer pipeline, from the source to one appsink per track.
+//! Capture: sources, the grid clock, and the encoders (docs/ref/config.md `[input]`).
 //!
 //! ```text
-//! source → convert/scale/rate → caps(I420, WxH, N/D) ─[timeline probe]→ tee
-//!   tee → queue → videoscale → caps(w×h) → H.264 encoder → appsink   (per rendition)
-//! audio source → convert/resample → caps(S16 interleaved) ─[grid trim probe]→ AAC → appsink
+//! source pipeline (supervised) → appsinks → RawSink = GridSink ─┐ pictures by k, samples by s
+//!                                                               ▼
+//!  grid clock: at each t_k feeds the encoders live | held | slate, stamped t_k; audio on the
+//!              1024-sample grid, silence where the source had none
+//!                                                               ▼
+//! encoder pipeline: appsrc → tee → (scale → H.264) × N → appsink; appsrc → AAC → appsink
 //! ```
 //!
-//! The timeline probe gives every raw frame its index k on the epoch grid (design §2), restamps
-//! it to exactly `t_k`, and sends a force-key-unit event into the tee right before every frame
-//! that starts a GOP, so every rendition puts its IDR on the same frame. The appsinks are the only
-//! GStreamer→Rust seam: each pushes `EncodedUnit`s into one bounded channel (drops counted).
+//! The sources (`sources.rs`) and the encoders (`encoders.rs`) are separate pipelines, so a
+//! source can fail, be rebuilt with backoff or be swapped by a reload while the encoders keep
+//! running on the slate (`slate.rs`); an encoder pipeline that fails is rebuilt and fed from
+//! the next GOP start. The grid clock (`grid.rs`, policy in `feed.rs`) owns the timeline.
+//! The appsinks of the encoders are the only GStreamer→Rust seam of encoded media: each pushes
+//! `EncodedUnit`s into one bounded channel (drops counted).
 
 pub mod elements;
-mod file_input;
-mod pipeline;
-mod probes;
+mod encoders;
+pub mod feed;
+mod grid;
+pub mod slate;
 pub mod source;
+pub mod sources;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
-pub use pipeline::{Capture, CaptureError};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use twincast_media::timeline::Grid;
+
+pub use encoders::CaptureError;
+use encoders::{Encoders, FillerMarks};
+use grid::{ClockParts, EncoderSlot, GridClock, GridSink, SharedSlot};
+pub use grid::{
+    SOURCE_BACKUP, SOURCE_PRIMARY, STATE_BACKUP, STATE_LIVE, STATE_SLATE, STATE_STARTING,
+};
+use slate::Slate;
+use sources::{SourceStatus, Supervised};
+
+use crate::config::{AudioInput, Config};
 
 /// Capacity of the channel between the appsinks and the packager, in access units. At 4 tracks
 /// and 30 fps this is several seconds: the packager only copies bytes, so it never falls behind
@@ -49,18 +70,57 @@ pub struct EncodedUnit {
 /// Counters shared between the GStreamer threads and the rest of the daemon.
 #[derive(Debug, Default)]
 pub struct CaptureStats {
-    /// Raw frames that entered the timeline.
+    /// Source pictures that reached the grid feed.
     pub frames_in: AtomicU64,
-    /// Frames dropped by the timeline (before the grid start, or behind the timeline).
+    /// Source pictures dropped because their frame index was already given out.
     pub frames_dropped: AtomicU64,
-    /// Times the timeline re-anchored forward (a gap in the input).
+    /// Source pictures that arrived after their frame was fed.
+    pub frames_late: AtomicU64,
+    /// Times the timeline re-anchored (a gap in the input, a new source).
     pub reanchors: AtomicU64,
     /// Encoded units dropped because the packager's queue was full.
     pub units_dropped: AtomicU64,
-    /// Audio samples trimmed at start to land on the 1024-sample epoch grid.
-    pub audio_trimmed_samples: AtomicU64,
-    /// Wall-clock ns of the last raw video frame seen (0 before the first).
+    /// Wall-clock ns of the last source picture (0 before the first).
     pub last_frame_wall_ns: AtomicU64,
+    /// Frames the grid clock fed the encoders (live, held or slate): the watchdog's evidence
+    /// that frames enter the timeline.
+    pub grid_frames: AtomicU64,
+    /// Of those, slate frames.
+    pub slate_frames: AtomicU64,
+    /// Frames the grid clock skipped because it fell more than a second behind.
+    pub grid_skipped: AtomicU64,
+    /// Frames the encoders' appsrc refused.
+    pub frames_not_encoded: AtomicU64,
+    /// Encoder pipelines rebuilt after an error.
+    pub encoder_rebuilds: AtomicU64,
+    /// [`STATE_STARTING`], [`STATE_LIVE`] or [`STATE_SLATE`].
+    pub input_state: AtomicU8,
+    /// Epoch ns of the first frame in the current input state.
+    pub input_state_since_ns: AtomicU64,
+    /// How far behind the clock frames are fed (ns).
+    pub latency_ns: AtomicU64,
+    /// Pictures from the backup input.
+    pub backup_frames_in: AtomicU64,
+    /// [`SOURCE_PRIMARY`] or [`SOURCE_BACKUP`]: the input on air.
+    pub input_source: AtomicU8,
+    /// Switches between the primary and the backup input.
+    pub source_switches: AtomicU64,
+    /// The supervised sources, for `/status`.
+    pub sources: Mutex<Vec<Arc<Mutex<SourceStatus>>>>,
+}
+
+impl CaptureStats {
+    /// The sources' current status.
+    pub fn sources(&self) -> Vec<SourceStatus> {
+        self.sources
+            .lock()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|s| s.lock().ok().map(|s| s.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// The sending half handed to every appsink.
@@ -84,5 +144,254 @@ impl UnitSender {
                 self.stats.units_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// An encoder pipeline's error, with the generation of the pipeline it came from.
+pub type EncoderError = (u64, String);
+
+/// Capture as a whole: sources, slate, grid clock and encoders.
+pub struct Capture {
+    /// The configuration capture runs (`[input]`, renditions, audio).
+    config: Config,
+    grid: Grid,
+    /// None once stopped: the packager ends when the last sender is gone.
+    units: Option<UnitSender>,
+    stats: Arc<CaptureStats>,
+    marks: Arc<FillerMarks>,
+    sink: Arc<GridSink>,
+    backup: Arc<GridSink>,
+    backup_hold_frames: Arc<AtomicU64>,
+    slate: Arc<Mutex<Slate>>,
+    slot: SharedSlot,
+    clock: Option<GridClock>,
+    sources: Vec<Supervised>,
+    errors: tokio::sync::mpsc::Sender<EncoderError>,
+    generation: u64,
+    /// Encoder element chosen per rendition (for status and logs).
+    pub encoders: Vec<elements::H264Encoder>,
+    /// AAC encoder element, when audio is on.
+    pub aac_encoder: Option<&'static str>,
+}
+
+impl Capture {
+    /// Starts capture. Only a missing element (exit 69) or a pipeline that cannot be built is an
+    /// error; a source that fails later is rebuilt, and the encoders run on the slate meanwhile.
+    pub fn start(
+        config: &Config,
+        grid: Grid,
+        units: UnitSender,
+        stats: Arc<CaptureStats>,
+        errors: tokio::sync::mpsc::Sender<EncoderError>,
+    ) -> Result<Capture, CaptureError> {
+        for element in sources::required_elements(config) {
+            elements::require(element)?;
+        }
+        let marks = Arc::new(FillerMarks::default());
+        let new_sink = |primary| {
+            Arc::new(GridSink::new(
+                primary,
+                grid,
+                config.input.slate_after,
+                config.audio.sample_rate,
+                config.audio.channels,
+                stats.clone(),
+            ))
+        };
+        let (sink, backup) = (new_sink(true), new_sink(false));
+        let backup_hold_frames = Arc::new(AtomicU64::new(hold_frames(config, grid)));
+        let slot: SharedSlot = Arc::new(Mutex::new(EncoderSlot::default()));
+        let slate = Arc::new(Mutex::new(Slate::start(config)));
+        let mut capture = Capture {
+            config: config.clone(),
+            grid,
+            units: Some(units),
+            stats: stats.clone(),
+            marks: marks.clone(),
+            sink: sink.clone(),
+            backup: backup.clone(),
+            backup_hold_frames: backup_hold_frames.clone(),
+            slate: slate.clone(),
+            slot: slot.clone(),
+            clock: None,
+            sources: Vec::new(),
+            errors,
+            generation: 0,
+            encoders: Vec::new(),
+            aac_encoder: None,
+        };
+        capture.rebuild_encoders(config)?;
+        let clock = GridClock::start(ClockParts {
+            grid,
+            sink,
+            backup,
+            backup_hold_frames,
+            audio_from_input: config.input.audio == AudioInput::Input,
+            slate,
+            slot,
+            marks,
+            stats,
+            sample_rate: config.audio.sample_rate,
+            audio: config.input.audio != AudioInput::None,
+        })
+        .map_err(|e| CaptureError::Start(format!("the grid clock thread: {e}")))?;
+        capture.clock = Some(clock);
+        capture.start_sources(config);
+        Ok(capture)
+    }
+
+    fn start_sources(&mut self, config: &Config) {
+        let sink: Arc<dyn source::RawSink> = self.sink.clone();
+        let mut started = vec![sources::start_input(config, sink.clone())];
+        let backup: Arc<dyn source::RawSink> = self.backup.clone();
+        started.extend(sources::start_backup(config, backup));
+        started.extend(sources::start_audio(config, sink));
+        self.backup_hold_frames
+            .store(hold_frames(config, self.grid), Ordering::Relaxed);
+        if let Ok(mut list) = self.stats.sources.lock() {
+            *list = started.iter().map(|s| s.status.clone()).collect();
+        }
+        self.sources = started;
+    }
+
+    /// Builds new encoders for `config` and hands over to them at the next GOP start (the
+    /// running ones keep being fed until then). Exits nothing: an error leaves the running
+    /// encoders alone.
+    pub fn rebuild_encoders(&mut self, config: &Config) -> Result<(), CaptureError> {
+        let units = self
+            .units
+            .clone()
+            .ok_or_else(|| CaptureError::Start("capture is stopped".into()))?;
+        let encoders = Encoders::build(config, self.grid, units, self.marks.clone())?;
+        encoders.start()?;
+        self.generation += 1;
+        watch_bus(&encoders, self.generation, self.errors.clone());
+        self.encoders = encoders.encoders.clone();
+        self.aac_encoder = encoders.aac_encoder;
+        if let Ok(mut slot) = self.slot.lock() {
+            slot.replace(Arc::new(encoders));
+        }
+        self.config.rendition = config.rendition.clone();
+        self.config.audio = config.audio.clone();
+        Ok(())
+    }
+
+    /// An encoder pipeline failed: rebuild it (same configuration) unless the error is from
+    /// an older generation.
+    pub fn encoder_failed(&mut self, error: EncoderError) {
+        let (generation, text) = error;
+        if generation != self.generation {
+            return;
+        }
+        self.stats.encoder_rebuilds.fetch_add(1, Ordering::Relaxed);
+        log::error!(state = "rebuilding", error = text.as_str(); "encoders failed: {text}; rebuilding them (fed again from the next GOP start)");
+        let config = self.config.clone();
+        if let Err(e) = self.rebuild_encoders(&config) {
+            log::error!(error = e.to_string(); "encoders: cannot rebuild: {e}");
+        }
+    }
+
+    /// Swaps the source for a new `[input]` and keeps the encoders (same grid, same tracks).
+    /// A new source size needs new encoders too.
+    pub fn replace_input(&mut self, config: &Config) -> Result<(), CaptureError> {
+        for element in sources::required_elements(config) {
+            elements::require(element)?;
+        }
+        let resized = (config.input.width, config.input.height)
+            != (self.config.input.width, self.config.input.height);
+        for mut s in self.sources.drain(..) {
+            s.stop();
+        }
+        if let Ok(mut slate) = self.slate.lock() {
+            slate.stop();
+            *slate = Slate::start(config);
+        }
+        if resized {
+            let mut next = self.config.clone();
+            next.input = config.input.clone();
+            self.rebuild_encoders(&next)?;
+        }
+        self.config.input = config.input.clone();
+        self.start_sources(config);
+        Ok(())
+    }
+
+    /// The configuration capture runs.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Stops sources, the clock and the encoders (in that order).
+    pub fn stop(&mut self) {
+        for mut s in self.sources.drain(..) {
+            s.stop();
+        }
+        if let Some(mut clock) = self.clock.take() {
+            clock.stop();
+        }
+        let all = self
+            .slot
+            .lock()
+            .map(|mut s| s.take_all())
+            .unwrap_or_default();
+        for e in all {
+            e.stop();
+        }
+        if let Ok(slate) = self.slate.lock() {
+            slate.stop();
+        }
+        self.units = None;
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `[input.backup] hold` in frames; 0 without a backup.
+fn hold_frames(config: &Config, grid: Grid) -> u64 {
+    config.input.backup.as_ref().map_or(0, |b| {
+        let ns = u64::try_from(b.hold.as_nanos()).unwrap_or(u64::MAX);
+        grid.rate().frame_index_nearest(ns).max(1)
+    })
+}
+
+/// Watches an encoder pipeline's bus on its own thread (it ends when the pipeline stops) and
+/// forwards the first error.
+fn watch_bus(
+    encoders: &Encoders,
+    generation: u64,
+    errors: tokio::sync::mpsc::Sender<EncoderError>,
+) {
+    let Some(bus) = encoders.bus() else { return };
+    let stopped = encoders.stopped.clone();
+    let spawned = std::thread::Builder::new()
+        .name("enc-bus".into())
+        .spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(500)) else {
+                    continue;
+                };
+                match msg.view() {
+                    gst::MessageView::Error(e) => {
+                        let src = msg
+                            .src()
+                            .map(|s| s.path_string().to_string())
+                            .unwrap_or_default();
+                        let _ = errors.blocking_send((generation, format!("{src}: {}", e.error())));
+                        return;
+                    }
+                    gst::MessageView::Warning(w) => {
+                        log::warn!("GStreamer: {} ({:?})", w.error(), w.debug());
+                    }
+                    gst::MessageView::Eos(_) => return,
+                    _ => {}
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!("encoders: cannot watch the pipeline's messages: {e}");
     }
 }

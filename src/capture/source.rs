@@ -5,6 +5,10 @@
 //! capture time W. The encoder side owns the epoch timeline (design §2): it gives each picture
 //! its frame index from W, and feeds the slate for the frames no source delivered. A source can
 //! fail and be rebuilt without the encoders noticing more than missing pictures.
+//!
+//! A source runs under the capture supervisor (`sources::spawn_source` with a `RunOnce`:
+//! backoff, `state`, `last_error` in `/status`); the `RawSink` it is given is the grid feed of
+//! `grid.rs`, whose policy is in `feed.rs`.
 
 use gstreamer as gst;
 

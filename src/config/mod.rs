@@ -33,7 +33,7 @@ pub use values::{
 };
 
 /// sysexits EX_CONFIG: the configuration is invalid or unreadable.
-pub const EXIT_CONFIG: u8 = 78;
+pub const EXIT_CONFIG: u8 = crate::exit::EX_CONFIG;
 
 /// `encoder.name` when not set.
 pub const DEFAULT_ENCODER_NAME: &str = "twincast";
@@ -49,6 +49,8 @@ pub const DEFAULT_INPUT_HEIGHT: u32 = 720;
 pub const DEFAULT_FRAMERATE: FrameRateSpec = FrameRateSpec { num: 30, den: 1 };
 /// `input.slate_after` when not set.
 pub const DEFAULT_SLATE_AFTER: Duration = Duration::from_millis(500);
+/// `input.slate` when not set: the built-in card.
+pub const DEFAULT_SLATE: &str = "builtin";
 /// `timeline.gop` when not set.
 pub const DEFAULT_GOP: Duration = Duration::from_secs(2);
 /// `timeline.fragment_gops` when not set.
@@ -156,6 +158,40 @@ pub struct InputSection {
     /// Input silent this long → slate (filler) until it returns.
     #[serde(deserialize_with = "duration::deserialize")]
     pub slate_after: Duration,
+    /// What the encoders get while the input is lost: `builtin` (a card with this box's name,
+    /// the lost input and the UTC time) or the path of a PNG or JPEG picture, scaled to the
+    /// source size. Audio is silence either way.
+    pub slate: String,
+    /// `[input.backup]`: a second source that feeds the encoders while this one is lost.
+    pub backup: Option<BackupSection>,
+}
+
+/// `input.backup.hold` when not set.
+pub const DEFAULT_BACKUP_HOLD: Duration = Duration::from_secs(10);
+
+/// `[input.backup]`: the backup input. It is scaled to the `[input]` size and feeds the same
+/// grid; with `[input] audio = "input"` its own audio is used while it is on air.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSection {
+    /// Source kind: test | v4l2 | file | rtsp | rtp.
+    pub kind: InputKind,
+    /// V4L2 device node (required for `v4l2`).
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Source URI (required for `file`, `rtsp`, `rtp`), as in `[input]`.
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// The primary must deliver pictures without a loss this long before it is taken back.
+    #[serde(
+        default = "default_backup_hold",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub hold: Duration,
+}
+
+fn default_backup_hold() -> Duration {
+    DEFAULT_BACKUP_HOLD
 }
 
 impl Default for InputSection {
@@ -169,6 +205,8 @@ impl Default for InputSection {
             framerate: DEFAULT_FRAMERATE,
             audio: AudioInput::Test,
             slate_after: DEFAULT_SLATE_AFTER,
+            slate: DEFAULT_SLATE.into(),
+            backup: None,
         }
     }
 }

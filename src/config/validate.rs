@@ -39,6 +39,9 @@ pub const DVR_WINDOW: (Duration, Duration) =
 pub const MAX_GOP: Duration = Duration::from_secs(60);
 /// Legal heartbeat interval.
 pub const HEARTBEAT: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(3600));
+/// Legal `[input.backup] hold`.
+pub const BACKUP_HOLD: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(3600));
 /// Legal slate delay.
 pub const SLATE_AFTER: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(600));
 /// Longest backlog accepted.
@@ -150,9 +153,36 @@ impl Checker<'_, '_, '_, '_> {
                 }
             }
             InputKind::File | InputKind::Rtsp | InputKind::Rtp => {
-                self.input_uri(input.kind, input.uri.as_deref())
+                self.input_uri(s.join("uri"), input.kind, input.uri.as_deref())
             }
             InputKind::Test => {}
+        }
+        if let Some(b) = &input.backup {
+            let bs = s.join("backup");
+            match b.kind {
+                InputKind::V4l2 if b.device.as_deref().is_none_or(|d| d.trim().is_empty()) => {
+                    self.err(
+                        &bs.join("device"),
+                        "input kind \"v4l2\" requires `device`, e.g. \"/dev/video1\"".into(),
+                    );
+                }
+                InputKind::File | InputKind::Rtsp | InputKind::Rtp => {
+                    self.input_uri(bs.join("uri"), b.kind, b.uri.as_deref())
+                }
+                _ => {}
+            }
+            let (lo, hi) = BACKUP_HOLD;
+            if b.hold < lo || b.hold > hi {
+                self.err(
+                    &bs.join("hold"),
+                    format!(
+                        "{} is out of range (legal values: {}..={})",
+                        format_duration(b.hold),
+                        format_duration(lo),
+                        format_duration(hi)
+                    ),
+                );
+            }
         }
         if input.device.is_some() && input.kind != InputKind::V4l2 {
             self.warn(
@@ -192,10 +222,21 @@ impl Checker<'_, '_, '_, '_> {
                 ),
             );
         }
+        let slate = input.slate.to_ascii_lowercase();
+        if slate != super::DEFAULT_SLATE
+            && ![".png", ".jpg", ".jpeg"].iter().any(|e| slate.ends_with(e))
+        {
+            self.err(
+                &s.join("slate"),
+                format!(
+                    "\"{}\" is neither builtin nor a picture (legal values: builtin, a path ending in .png, .jpg or .jpeg)",
+                    input.slate
+                ),
+            );
+        }
     }
 
-    fn input_uri(&mut self, kind: InputKind, uri: Option<&str>) {
-        let path = KeyPath::key("input").join("uri");
+    fn input_uri(&mut self, path: KeyPath, kind: InputKind, uri: Option<&str>) {
         let Some(uri) = uri.filter(|u| !u.trim().is_empty()) else {
             let example = match kind {
                 InputKind::Rtsp => "\"rtsp://10.0.0.5/main\"",

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 /// sysexits EX_UNAVAILABLE: the daemon does not answer.
-const EX_UNAVAILABLE: u8 = 69;
+const EX_UNAVAILABLE: u8 = crate::exit::EX_UNAVAILABLE;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the control listener is: `--control`, else the config file's `[control] listen`,
@@ -185,16 +185,33 @@ pub fn render(v: &Value) -> String {
     };
     out.push_str(&format!("clock:  {clock}; {lock}\n"));
     let input = &v["input"];
+    let state = match s(input, "state") {
+        "slate" => format!("LOST (slate since {})", s(input, "since")),
+        other => other.to_string(),
+    };
     out.push_str(&format!(
         "input:  {} {}  grid {} fps, gop {} ms  frames {} dropped {} reanchors {}\n",
         s(input, "kind"),
-        s(input, "state"),
+        state,
         s(enc, "framerate"),
         n(enc, "gop_ms"),
         n(input, "frames_in"),
         n(input, "frames_dropped"),
         n(input, "reanchors"),
     ));
+    for src in input["sources"].as_array().into_iter().flatten() {
+        let error = src["last_error"]
+            .as_str()
+            .map(|e| format!("  last error: {e}"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  source {} {}: {}  restarts {}{error}\n",
+            s(src, "role"),
+            s(src, "kind"),
+            s(src, "state"),
+            n(src, "restarts"),
+        ));
+    }
     out.push_str("tracks:\n");
     for t in v["tracks"].as_array().into_iter().flatten() {
         out.push_str(&format!(

@@ -43,6 +43,9 @@ pub enum Event {
     InputLost { silent_ms: u64 },
     /// Frames arrive again.
     InputRestored { lost_ms: u64 },
+    /// The input on air changed: `source` is "backup" (the primary was lost) or "primary"
+    /// (taken back after `[input.backup] hold`).
+    InputSwitched { source: String },
     /// SIGHUP: a new configuration is in force.
     ConfigReloaded {
         /// What changed and was applied.
@@ -63,6 +66,7 @@ impl Event {
             Event::OutputDisconnected { .. } => "output_disconnected",
             Event::InputLost { .. } => "input_lost",
             Event::InputRestored { .. } => "input_restored",
+            Event::InputSwitched { .. } => "input_switched",
             Event::ConfigReloaded { .. } => "config_reloaded",
             Event::ConfigRejected { .. } => "config_rejected",
         }
@@ -117,6 +121,10 @@ impl Event {
             Event::InputRestored { lost_ms } => log::info!(
                 state = "restored";
                 "input restored after {lost_ms} ms"
+            ),
+            Event::InputSwitched { source } => log::info!(
+                state = "switched";
+                "input switched: the {source} input is on air"
             ),
             Event::ConfigReloaded {
                 applied,

@@ -93,8 +93,44 @@ pub fn render(s: &Status, denied_requests: u64) -> String {
     w.one(
         "input_up",
         "gauge",
-        "1 while raw frames arrive.",
-        b(s.input.state == "ok"),
+        "1 while the encoders get the primary input's pictures (0 on slate or backup).",
+        b(s.input.state == "live"),
+    );
+    w.one(
+        "input_slate_frames_total",
+        "counter",
+        "Frames fed from the slate because the input was lost.",
+        s.input.slate_frames,
+    );
+    w.one(
+        "input_late_frames_total",
+        "counter",
+        "Source pictures that arrived after their frame was fed.",
+        s.input.frames_late,
+    );
+    w.one(
+        "input_source_restarts_total",
+        "counter",
+        "Source pipelines rebuilt after an error or an end of stream.",
+        s.input.sources.iter().map(|x| x.restarts).sum::<u64>(),
+    );
+    w.one(
+        "input_backup_active",
+        "gauge",
+        "1 while the backup input feeds the encoders.",
+        b(s.input.source == "backup"),
+    );
+    w.one(
+        "input_source_switches_total",
+        "counter",
+        "Switches between the primary and the backup input.",
+        s.input.source_switches,
+    );
+    w.one(
+        "encoder_rebuilds_total",
+        "counter",
+        "Encoder pipelines rebuilt after an error.",
+        s.input.encoder_rebuilds,
     );
     w.one(
         "input_frames_total",

@@ -10,7 +10,8 @@
 //!
 //! Besides the listener this module runs the operations loop (one tick a second: input
 //! lost/restored, output transitions, heartbeats, `STATUS=`), readiness (`READY=1`) and the
-//! watchdog (`WATCHDOG=1` only on fresh progress, see [`crate::notify::Freshness`]).
+//! watchdog (`WATCHDOG=1` only on fresh progress, see [`crate::notify::Freshness`]; slate
+//! frames are progress: docs/guide/troubleshooting.md).
 
 pub mod client;
 pub mod clock;
@@ -157,6 +158,7 @@ async fn operations_loop(ops: Arc<Ops>, cancel: CancellationToken) {
     let mut dest_states: HashMap<DestKey, DestState> = HashMap::new();
     let mut last_status_line = String::new();
     let mut lost_since: Option<Instant> = None;
+    let mut on_air = crate::capture::SOURCE_PRIMARY;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -169,6 +171,13 @@ async fn operations_loop(ops: Arc<Ops>, cancel: CancellationToken) {
             log::info!(state = "ready"; "ready: every track has cut its first fragment and the origin listens");
         }
         check_input(&ops, &config, &mut lost_since);
+        let source = ops.capture.input_source.load(Ordering::Relaxed);
+        if source != on_air {
+            on_air = source;
+            ops.emit(Event::InputSwitched {
+                source: snapshot::source_name(source).to_string(),
+            });
+        }
         check_outputs(&ops, &mut dest_states);
         let line = snapshot::status(&ops).summary;
         if line != last_status_line {
@@ -299,8 +308,10 @@ async fn watchdog(ops: Arc<Ops>, interval: Duration, cancel: CancellationToken) 
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
+        // Frames fed to the encoders, slate included: while the input is lost the daemon is
+        // healthy and fragments keep coming, so the watchdog keeps being petted.
         let progress = Progress {
-            frames: ops.capture.frames_in.load(Ordering::Relaxed),
+            frames: ops.capture.grid_frames.load(Ordering::Relaxed),
             fragments: ops.fragments_total(),
         };
         if freshness.check(progress, Instant::now()) {

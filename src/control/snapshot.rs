@@ -45,13 +45,37 @@ pub struct EncoderInfo {
 #[derive(Debug, Serialize)]
 pub struct InputInfo {
     pub kind: String,
-    /// "starting" (no frame yet), "ok" or "lost".
+    /// What the encoders get (design §5): "live" (the source's pictures), "slate" (no picture
+    /// for longer than `slate_after`), or "starting" before the first frame.
     pub state: &'static str,
+    /// Since when, ns since the epoch and as ISO 8601 UTC (the first frame of this state).
+    pub since_ns: u64,
+    pub since: String,
+    /// Which input feeds the encoders: "primary" (`[input]`) or "backup" (`[input.backup]`).
+    pub source: &'static str,
+    /// Pictures from the backup input, and the switches between the two.
+    pub backup_frames_in: u64,
+    pub source_switches: u64,
+    /// How W is taken: "arrival", "rtcp" or "pts".
+    pub timing: &'static str,
     pub last_frame_age_ms: Option<u64>,
+    /// Source pictures that reached the grid feed.
     pub frames_in: u64,
+    /// Source pictures whose index was already given out.
     pub frames_dropped: u64,
+    /// Source pictures that arrived after their frame was fed.
+    pub frames_late: u64,
     pub reanchors: u64,
     pub units_dropped: u64,
+    /// Frames fed to the encoders, and how many of them were slate.
+    pub grid_frames: u64,
+    pub slate_frames: u64,
+    /// How far behind the clock the encoders are fed (covers the source's own delay), ms.
+    pub feed_latency_ms: u64,
+    /// Encoder pipelines rebuilt after an error.
+    pub encoder_rebuilds: u64,
+    /// The supervised source pipelines: state, last_error, restarts.
+    pub sources: Vec<crate::capture::sources::SourceStatus>,
 }
 
 #[derive(Debug, Serialize)]
@@ -197,11 +221,20 @@ pub fn status(ops: &Ops) -> Status {
             lost_without_disk: t.lost_without_disk,
         })
         .collect();
-    let input_state = match ops.last_frame_age_ms() {
-        None => "starting",
-        Some(_) if ops.input_lost.load(Ordering::Relaxed) => "lost",
-        Some(_) => "ok",
+    let cap = &ops.capture;
+    let input_state = match cap.input_state.load(Ordering::Relaxed) {
+        crate::capture::STATE_LIVE => "live",
+        crate::capture::STATE_SLATE => "slate",
+        crate::capture::STATE_BACKUP => "backup",
+        _ => "starting",
     };
+    let since_ns = cap.input_state_since_ns.load(Ordering::Relaxed);
+    let sources = cap.sources();
+    let timing = sources
+        .iter()
+        .find(|s| s.role == "input")
+        .map(|s| s.timing)
+        .unwrap_or("arrival");
     let restart_needed = ops
         .reload
         .restart_needed
@@ -225,11 +258,27 @@ pub fn status(ops: &Ops) -> Status {
         input: InputInfo {
             kind: format!("{:?}", config.input.kind).to_ascii_lowercase(),
             state: input_state,
+            since_ns,
+            since: if since_ns > 0 {
+                twincast_media::hls::program_date_time(since_ns)
+            } else {
+                String::new()
+            },
+            source: source_name(cap.input_source.load(Ordering::Relaxed)),
+            backup_frames_in: cap.backup_frames_in.load(Ordering::Relaxed),
+            source_switches: cap.source_switches.load(Ordering::Relaxed),
+            timing,
             last_frame_age_ms: ops.last_frame_age_ms(),
-            frames_in: ops.capture.frames_in.load(Ordering::Relaxed),
-            frames_dropped: ops.capture.frames_dropped.load(Ordering::Relaxed),
-            reanchors: ops.capture.reanchors.load(Ordering::Relaxed),
-            units_dropped: ops.capture.units_dropped.load(Ordering::Relaxed),
+            frames_in: cap.frames_in.load(Ordering::Relaxed),
+            frames_dropped: cap.frames_dropped.load(Ordering::Relaxed),
+            frames_late: cap.frames_late.load(Ordering::Relaxed),
+            reanchors: cap.reanchors.load(Ordering::Relaxed),
+            units_dropped: cap.units_dropped.load(Ordering::Relaxed),
+            grid_frames: cap.grid_frames.load(Ordering::Relaxed),
+            slate_frames: cap.slate_frames.load(Ordering::Relaxed),
+            feed_latency_ms: cap.latency_ns.load(Ordering::Relaxed) / 1_000_000,
+            encoder_rebuilds: cap.encoder_rebuilds.load(Ordering::Relaxed),
+            sources,
         },
         tracks,
         outputs,
@@ -259,6 +308,15 @@ pub fn status(ops: &Ops) -> Status {
     };
     status.summary = summary(&status);
     status
+}
+
+/// `input.source` in words.
+pub fn source_name(source: u8) -> &'static str {
+    if source == crate::capture::SOURCE_BACKUP {
+        "backup"
+    } else {
+        "primary"
+    }
 }
 
 fn ordinal(n: u64) -> String {
@@ -312,7 +370,26 @@ pub fn summary(s: &Status) -> String {
         (fps * 10.0).round() / 10.0
     );
     match s.input.state {
-        "lost" => line.push_str(", input lost"),
+        "slate" => {
+            // "input lost (slate since 23:40:05 UTC)"
+            let at = s.input.since.get(11..19).unwrap_or("");
+            line.push_str(&format!(", input lost (slate since {at} UTC)"));
+            if let Some(e) = s
+                .input
+                .sources
+                .iter()
+                .find(|x| x.role == "input")
+                .and_then(|x| x.last_error.as_deref().filter(|_| x.state == "backoff"))
+            {
+                line.push_str(&format!(": {e}"));
+            }
+        }
+        "backup" => {
+            let at = s.input.since.get(11..19).unwrap_or("");
+            line.push_str(&format!(
+                ", primary input lost (backup on air since {at} UTC)"
+            ));
+        }
         "starting" => line.push_str(", waiting for input"),
         _ => {}
     }

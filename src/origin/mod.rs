@@ -627,7 +627,26 @@ impl Origin {
             prev = Some(s);
         }
         let media_sequence = w.segments().next().map(|s| s.index).unwrap_or(0);
+        // Slate spans: positions in `entries` of the window's segments (gaps are not slate).
+        let mut spans = Vec::new();
+        let mut positions = Vec::new();
+        for (pos, e) in entries.iter().enumerate().filter(|(_, e)| !e.gap) {
+            positions.push(pos);
+            spans.push((e.start_ns, e.start_ns, false));
+        }
+        for ((span, s), e) in spans
+            .iter_mut()
+            .zip(w.segments())
+            .zip(entries.iter().filter(|e| !e.gap))
+        {
+            *span = (e.start_ns, to_ns(s.end()), s.filler);
+        }
+        let date_ranges = twincast_media::hls::slate_ranges(&spans)
+            .into_iter()
+            .map(|(i, r)| (positions[i], r))
+            .collect();
         let playlist = MediaPlaylist {
+            date_ranges,
             media_sequence,
             // Absent means 0 (RFC 8216bis §4.4.3.3); written once a discontinuity slid out.
             discontinuity_sequence: (w.discontinuity_sequence > 0)

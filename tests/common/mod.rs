@@ -483,3 +483,162 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
+
+/// A free UDP port on 127.0.0.1 (bound and released; tests run serially).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback UDP port")
+}
+
+/// A test `$NOTIFY_SOCKET`: a unix datagram socket that records every message with the time it
+/// arrived.
+pub struct NotifySocket {
+    pub path: PathBuf,
+    messages: std::sync::Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+impl NotifySocket {
+    pub fn bind(dir: &Path) -> NotifySocket {
+        let path = dir.join("notify.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind notify socket");
+        let messages = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let sink = messages.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 4096];
+            while let Ok(n) = socket.recv(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((Instant::now(), text));
+            }
+        });
+        NotifySocket { path, messages }
+    }
+
+    pub fn messages(&self) -> Vec<(Instant, String)> {
+        self.messages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// A UDP relay between a sender and the daemon that can be switched off (a pulled cable: the
+/// sender keeps sending, nothing arrives) and on again; records when it forwarded the first
+/// datagram after being switched on.
+pub struct UdpRelay {
+    pub listen_port: u16,
+    on: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    first_after_on: std::sync::Arc<Mutex<Option<std::time::SystemTime>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl UdpRelay {
+    pub fn start(to_port: u16) -> UdpRelay {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind relay");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("relay timeout");
+        let listen_port = socket.local_addr().expect("relay address").port();
+        let on = std::sync::Arc::new(AtomicBool::new(true));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let first_after_on = std::sync::Arc::new(Mutex::new(None));
+        let (on2, stop2, first2) = (on.clone(), stop.clone(), first_after_on.clone());
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65_536];
+            let to = format!("127.0.0.1:{to_port}");
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok(n) = socket.recv(&mut buf) else {
+                    continue;
+                };
+                if on2.load(Ordering::Relaxed) {
+                    let mut first = first2.lock().unwrap_or_else(|e| e.into_inner());
+                    if first.is_none() {
+                        *first = Some(std::time::SystemTime::now());
+                    }
+                    drop(first);
+                    let _ = socket.send_to(&buf[..n], &to);
+                }
+            }
+        });
+        UdpRelay {
+            listen_port,
+            on,
+            first_after_on,
+            stop,
+        }
+    }
+
+    pub fn set_on(&self, on: bool) {
+        if on {
+            *self
+                .first_after_on
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = None;
+        }
+        self.on.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// When the first datagram after the last `set_on(true)` was forwarded.
+    pub fn first_forwarded(&self) -> Option<std::time::SystemTime> {
+        *self
+            .first_after_on
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for UdpRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Decodes `init + segment` with ffprobe and returns each frame's (epoch seconds, mean luma).
+pub fn frame_lumas(dir: &Path, init: &[u8], segment: &[u8]) -> Vec<(f64, f64)> {
+    let path = dir.join("lumas.mp4");
+    let mut bytes = init.to_vec();
+    bytes.extend_from_slice(segment);
+    std::fs::write(&path, bytes).expect("write segment file");
+    let (ok, out, err) = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("movie={},signalstats", path.display()),
+            "-show_entries",
+            "frame=pts_time:frame_tags=lavfi.signalstats.YAVG",
+            "-of",
+            "csv=p=0",
+        ],
+    );
+    assert!(ok, "ffprobe could not decode the segment: {err}");
+    out.lines()
+        .filter_map(|l| {
+            let (t, y) = l.split_once(',')?;
+            Some((t.trim().parse().ok()?, y.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Whether a CMAF segment's `styp` carries the brand `slat` (filler, DASH-IF ingest).
+pub fn has_slate_brand(segment: &[u8]) -> bool {
+    // styp is the first box: size(4) 'styp' major(4) minor(4) compatible brands…
+    if segment.len() < 16 || &segment[4..8] != b"styp" {
+        return false;
+    }
+    let size = u32::from_be_bytes([segment[0], segment[1], segment[2], segment[3]]) as usize;
+    let end = size.min(segment.len());
+    segment[16..end].chunks_exact(4).any(|b| b == b"slat")
+}
+
+/// GET `url` as JSON.
+pub fn get_json(url: &str) -> Option<serde_json::Value> {
+    get_ok(url).and_then(|b| serde_json::from_slice(&b).ok())
+}

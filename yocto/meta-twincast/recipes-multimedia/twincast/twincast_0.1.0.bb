@@ -74,4 +74,8 @@ RDEPENDS:${PN} = "bash \
 RRECOMMENDS:${PN} = "chrony \
                      gstreamer1.0-plugins-bad-va \
                      gstreamer1.0-plugins-base-alsa \
+                     gstreamer1.0-plugins-base-pango \
+                     gstreamer1.0-plugins-good-imagefreeze \
+                     gstreamer1.0-plugins-good-jpeg \
+                     gstreamer1.0-plugins-good-png \
                      "

@@ -1,0 +1,568 @@
+//! The grid clock: the encoder side's owner of the timeline (design §2).
+//!
+//! [`GridSink`] is the [`RawSink`] every source hands its media to; it gives each picture its
+//! frame index from W and queues it (src/capture/feed.rs has the policy). The grid clock thread
+//! wakes at each frame time t_k plus a latency that covers the sources' own delay (decoders,
+//! jitter buffers) and feeds the encoders frame k: the source's picture, the held last one, or
+//! the slate, stamped exactly t_k; and every AAC frame j on the 1024-sample epoch grid, with
+//! silence where the source had none. The latency only delays *when* a frame is fed, never
+//! *which* index a picture gets, so it can grow when pictures arrive late without moving the
+//! grid (it starts at [`DEFAULT_LATENCY`], grows to cover the late ones, up to [`MAX_LATENCY`]).
+//!
+//! The encoders behind it can be replaced (an encoder error, a new ladder): the next encoder
+//! pipeline is fed from the next GOP start on, so every fragment it cuts is whole.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use gstreamer as gst;
+use twincast_media::timeline::Grid;
+
+use super::CaptureStats;
+use super::encoders::{Encoders, FillerMarks};
+use super::feed::{AAC_FRAME_SAMPLES, AudioFeed, Offer, Pick, VideoFeed};
+use super::slate::Slate;
+use super::source::RawSink;
+
+/// Feed latency at start: a live camera or test pattern is here within a few ms.
+pub const DEFAULT_LATENCY: Duration = Duration::from_millis(100);
+/// The feed latency never grows past this (a source later than this is held, then slate).
+pub const MAX_LATENCY: Duration = Duration::from_millis(1500);
+/// When the clock thread is this far behind (an overloaded box), it skips ahead.
+const MAX_BEHIND_NS: u64 = 1_000_000_000;
+/// Longest single sleep of the clock thread (it checks its stop flag in between).
+const MAX_SLEEP: Duration = Duration::from_millis(50);
+
+/// `input.state` values.
+pub const STATE_STARTING: u8 = 0;
+pub const STATE_LIVE: u8 = 1;
+pub const STATE_SLATE: u8 = 2;
+pub const STATE_BACKUP: u8 = 3;
+
+/// `input.source` values.
+pub const SOURCE_PRIMARY: u8 = 0;
+pub const SOURCE_BACKUP: u8 = 1;
+
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// What the sources hand their media to.
+pub struct GridSink {
+    /// The `[input]` source's sink (the backup's counts its pictures elsewhere).
+    primary: bool,
+    video: Mutex<VideoFeed<gst::Buffer>>,
+    audio: Mutex<AudioFeed>,
+    stats: Arc<CaptureStats>,
+    latency_ns: AtomicU64,
+    frame_ns: u64,
+}
+
+impl GridSink {
+    pub fn new(
+        primary: bool,
+        grid: Grid,
+        slate_after: Duration,
+        sample_rate: u32,
+        channels: u16,
+        stats: Arc<CaptureStats>,
+    ) -> Self {
+        let rate = grid.rate();
+        let slate_after = u64::try_from(slate_after.as_nanos()).unwrap_or(u64::MAX);
+        GridSink {
+            primary,
+            video: Mutex::new(VideoFeed::new(rate, slate_after)),
+            audio: Mutex::new(AudioFeed::new(sample_rate, 2 * usize::from(channels))),
+            stats,
+            latency_ns: AtomicU64::new(DEFAULT_LATENCY.as_nanos() as u64),
+            frame_ns: rate.frame_time_ns(1),
+        }
+    }
+
+    pub fn latency_ns(&self) -> u64 {
+        self.latency_ns.load(Ordering::Relaxed)
+    }
+
+    /// A picture or samples captured at `wall_ns` came too late: feed later from now on.
+    fn late(&self, wall_ns: u64) {
+        let lag = now_ns().saturating_sub(wall_ns);
+        let wanted = (lag + 2 * self.frame_ns).min(MAX_LATENCY.as_nanos() as u64);
+        let before = self.latency_ns.fetch_max(wanted, Ordering::Relaxed);
+        if wanted > before {
+            self.stats.latency_ns.store(wanted, Ordering::Relaxed);
+            log::info!(
+                "grid clock: the input arrives {} ms after its capture time; frames are fed {} ms behind the clock",
+                lag / 1_000_000,
+                wanted / 1_000_000
+            );
+        }
+    }
+}
+
+impl RawSink for GridSink {
+    fn video(&self, wall_ns: u64, buffer: gst::Buffer) {
+        if !self.primary {
+            self.stats.backup_frames_in.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .last_frame_wall_ns
+                .store(wall_ns, Ordering::Relaxed);
+        }
+        let offer = match self.video.lock() {
+            Ok(mut feed) => {
+                let offer = feed.offer(wall_ns, buffer);
+                if self.primary {
+                    self.stats
+                        .reanchors
+                        .store(feed.counters.reanchors, Ordering::Relaxed);
+                }
+                offer
+            }
+            Err(_) => return,
+        };
+        match offer {
+            Offer::Queued { .. } => {}
+            Offer::Late { .. } => {
+                self.stats.frames_late.fetch_add(1, Ordering::Relaxed);
+                self.late(wall_ns);
+            }
+            Offer::Behind => {
+                self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn audio(&self, wall_ns: u64, buffer: gst::Buffer) {
+        let Ok(map) = buffer.map_readable() else {
+            return;
+        };
+        let late = match self.audio.lock() {
+            Ok(mut feed) => {
+                let before = feed.counters.late_samples;
+                feed.offer(wall_ns, &map);
+                feed.counters.late_samples > before
+            }
+            Err(_) => return,
+        };
+        if late {
+            self.late(wall_ns);
+        }
+    }
+}
+
+/// The encoders the clock feeds: the running ones, and the next ones waiting for a GOP start.
+#[derive(Default)]
+pub struct EncoderSlot {
+    current: Option<Arc<Encoders>>,
+    next: Option<Arc<Encoders>>,
+}
+
+pub type SharedSlot = Arc<Mutex<EncoderSlot>>;
+
+impl EncoderSlot {
+    /// Hands over to `encoders` at the next GOP start.
+    pub fn replace(&mut self, encoders: Arc<Encoders>) {
+        if let Some(old) = self.next.replace(encoders) {
+            retire(old);
+        }
+    }
+
+    pub fn take_all(&mut self) -> Vec<Arc<Encoders>> {
+        self.current
+            .take()
+            .into_iter()
+            .chain(self.next.take())
+            .collect()
+    }
+}
+
+/// Ends an encoder pipeline off the clock thread: end of stream first, so it drains.
+fn retire(encoders: Arc<Encoders>) {
+    let _ = encoders.video.end_of_stream();
+    if let Some(a) = &encoders.audio {
+        let _ = a.end_of_stream();
+    }
+    let spawned = std::thread::Builder::new()
+        .name("enc-retire".into())
+        .spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            encoders.stop();
+        });
+    if let Err(e) = spawned {
+        log::warn!("encoders: cannot stop the old pipeline in the background: {e}");
+    }
+}
+
+/// The grid clock thread.
+pub struct GridClock {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// What the clock thread works with.
+pub struct ClockParts {
+    pub grid: Grid,
+    pub sink: Arc<GridSink>,
+    /// The backup input's sink, used while `backup_hold_frames` is not 0.
+    pub backup: Arc<GridSink>,
+    /// Frames the primary must be stable before it is taken back; 0: no backup configured.
+    pub backup_hold_frames: Arc<AtomicU64>,
+    /// `[input] audio = "input"`: the audio comes with the source on air (else from the
+    /// primary's sink, where the separate audio source delivers).
+    pub audio_from_input: bool,
+    pub slate: Arc<Mutex<Slate>>,
+    pub slot: SharedSlot,
+    pub marks: Arc<FillerMarks>,
+    pub stats: Arc<CaptureStats>,
+    pub sample_rate: u32,
+    pub audio: bool,
+}
+
+impl GridClock {
+    pub fn start(parts: ClockParts) -> std::io::Result<GridClock> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("grid-clock".into())
+            .spawn(move || run(parts, &flag))?;
+        Ok(GridClock {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for GridClock {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn audio_frame_ns(j: u64, rate: u32) -> u64 {
+    (u128::from(j) * u128::from(AAC_FRAME_SAMPLES) * 1_000_000_000 / u128::from(rate.max(1))) as u64
+}
+
+fn audio_frame_at(ns: u64, rate: u32) -> u64 {
+    (u128::from(ns) * u128::from(rate) / (u128::from(AAC_FRAME_SAMPLES) * 1_000_000_000)) as u64
+}
+
+fn run(p: ClockParts, stop: &AtomicBool) {
+    let rate = p.grid.rate();
+    let start = now_ns().saturating_sub(p.sink.latency_ns());
+    let mut k = rate.frame_index_nearest(start) + 1;
+    let mut j = audio_frame_at(start, p.sample_rate) + 1;
+    let mut state = STATE_STARTING;
+    let mut select = Selector::default();
+    while !stop.load(Ordering::Relaxed) {
+        let lat = p.sink.latency_ns();
+        // The media time whose frames are due now.
+        let due = now_ns().saturating_sub(lat);
+        if rate.frame_time_ns(k) + MAX_BEHIND_NS < due {
+            let to = rate.frame_index_nearest(due);
+            p.stats
+                .grid_skipped
+                .fetch_add(to.saturating_sub(k), Ordering::Relaxed);
+            log::warn!(
+                "grid clock: {} ms behind (an overloaded box); skipping {} frames",
+                (due - rate.frame_time_ns(k)) / 1_000_000,
+                to.saturating_sub(k)
+            );
+            k = to;
+            j = audio_frame_at(due, p.sample_rate);
+        }
+        let video_at = rate.frame_time_ns(k);
+        let audio_at = audio_frame_ns(j + 1, p.sample_rate);
+        let next = if p.audio {
+            video_at.min(audio_at)
+        } else {
+            video_at
+        };
+        if due < next {
+            std::thread::sleep(Duration::from_nanos(next - due).min(MAX_SLEEP));
+            continue;
+        }
+        // A new encoder pipeline takes over at a GOP start.
+        if p.grid.is_gop_start(k)
+            && let Ok(mut slot) = p.slot.lock()
+            && let Some(next) = slot.next.take()
+            && let Some(old) = slot.current.replace(next)
+        {
+            retire(old);
+        }
+        let encoders = p.slot.lock().ok().and_then(|s| s.current.clone());
+        if due >= video_at {
+            state = feed_video(&p, k, encoders.as_deref(), state, &mut select);
+            k += 1;
+        }
+        if p.audio && due >= audio_at {
+            feed_audio(&p, j, encoders.as_deref(), select.on);
+            j += 1;
+        }
+    }
+}
+
+/// Which input is on air (design §5 `input.source`): the primary while it delivers; the backup
+/// once the primary would go to slate and the backup has pictures; the primary again once it
+/// delivered for `hold` without a loss (at a GOP start), or at once when the backup is lost too.
+#[derive(Debug, Default)]
+pub struct Selector {
+    pub on: u8,
+    /// First frame of the primary's current run without a loss.
+    stable_since: Option<u64>,
+}
+
+impl Selector {
+    /// Decides frame `k` from whether each input has a picture (live or held) for it; returns
+    /// the input on air and whether it switched.
+    pub fn decide(
+        &mut self,
+        k: u64,
+        primary: bool,
+        backup: bool,
+        hold_frames: u64,
+        gop_start: bool,
+    ) -> (u8, bool) {
+        if primary {
+            self.stable_since.get_or_insert(k);
+        } else {
+            self.stable_since = None;
+        }
+        let before = self.on;
+        self.on = match self.on {
+            SOURCE_PRIMARY if !primary && backup && hold_frames > 0 => SOURCE_BACKUP,
+            SOURCE_BACKUP if hold_frames == 0 || (!backup && primary) => SOURCE_PRIMARY,
+            SOURCE_BACKUP
+                if gop_start
+                    && self
+                        .stable_since
+                        .is_some_and(|s| k.saturating_sub(s) >= hold_frames) =>
+            {
+                SOURCE_PRIMARY
+            }
+            on => on,
+        };
+        (self.on, self.on != before)
+    }
+}
+
+fn pick_from(sink: &GridSink, k: u64) -> Pick<gst::Buffer> {
+    match sink.video.lock() {
+        Ok(mut feed) => feed.pick(k),
+        Err(_) => Pick::Slate,
+    }
+}
+
+fn feed_video(
+    p: &ClockParts,
+    k: u64,
+    encoders: Option<&Encoders>,
+    state: u8,
+    select: &mut Selector,
+) -> u8 {
+    let rate = p.grid.rate();
+    let t_k = rate.frame_time_ns(k);
+    let primary = pick_from(&p.sink, k);
+    let backup = pick_from(&p.backup, k);
+    let hold = p.backup_hold_frames.load(Ordering::Relaxed);
+    let (on, switched) = select.decide(
+        k,
+        !primary.is_slate(),
+        !backup.is_slate(),
+        hold,
+        p.grid.is_gop_start(k),
+    );
+    if switched {
+        p.stats.input_source.store(on, Ordering::Relaxed);
+        p.stats.source_switches.fetch_add(1, Ordering::Relaxed);
+        let at = twincast_media::hls::program_date_time(t_k);
+        if on == SOURCE_BACKUP {
+            log::warn!(state = "backup"; "input: the primary is lost; the backup input is on air from frame {k} ({at})");
+        } else {
+            log::info!(state = "primary"; "input: the primary is back on air from frame {k} ({at})");
+        }
+    }
+    let pick = if on == SOURCE_BACKUP { backup } else { primary };
+    let slate = pick.is_slate();
+    let picture = match pick {
+        Pick::Live(b) | Pick::Hold(b) => Some(b),
+        Pick::Slate => p.slate.lock().ok().and_then(|s| s.picture()),
+    };
+    p.marks.set_video(k, slate);
+    p.stats.grid_frames.fetch_add(1, Ordering::Relaxed);
+    let new_state = match (slate, on) {
+        (true, _) => STATE_SLATE,
+        (false, SOURCE_BACKUP) => STATE_BACKUP,
+        _ => STATE_LIVE,
+    };
+    if slate {
+        p.stats.slate_frames.fetch_add(1, Ordering::Relaxed);
+    }
+    if new_state != state {
+        p.stats.input_state.store(new_state, Ordering::Relaxed);
+        p.stats.input_state_since_ns.store(t_k, Ordering::Relaxed);
+        let at = twincast_media::hls::program_date_time(t_k);
+        match (state, new_state) {
+            (_, STATE_SLATE) => log::warn!(
+                state = "slate";
+                "input: no picture for {} ms; the encoders get the slate from frame {k} ({at})",
+                p.sink.video.lock().map(|f| f.hold_frames()).unwrap_or(0) * rate.frame_time_ns(1) / 1_000_000
+            ),
+            (_, STATE_BACKUP) => {}
+            (STATE_SLATE, _) => log::info!(
+                state = "live";
+                "input: live pictures again from frame {k} ({at})"
+            ),
+            _ => log::info!(state = "live"; "input: live from frame {k} ({at})"),
+        }
+    }
+    let (Some(enc), Some(picture)) = (encoders, picture) else {
+        return new_state;
+    };
+    if !enc.joined.load(Ordering::Relaxed) {
+        if !p.grid.is_gop_start(k) {
+            return new_state;
+        }
+        enc.join_ns.store(t_k, Ordering::Relaxed);
+        enc.joined.store(true, Ordering::Relaxed);
+    }
+    let Some(running) = t_k.checked_sub(enc.base_ns) else {
+        return new_state;
+    };
+    // Across a change of the source size the held picture may be the old size.
+    let picture = if picture.size() == enc.frame_bytes {
+        picture
+    } else {
+        super::slate::plain_frame(enc.width, enc.height)
+    };
+    // A new buffer object over the same memory: the picture itself is shared, never copied.
+    let mut out = picture.copy();
+    {
+        let b = out.make_mut();
+        b.set_pts(gst::ClockTime::from_nseconds(running));
+        b.set_dts(gst::ClockTime::NONE);
+        b.set_duration(gst::ClockTime::from_nseconds(
+            rate.frame_time_ns(k + 1) - t_k,
+        ));
+    }
+    if enc.video.push_buffer(out).is_err() {
+        p.stats.frames_not_encoded.fetch_add(1, Ordering::Relaxed);
+    }
+    new_state
+}
+
+fn feed_audio(p: &ClockParts, j: u64, encoders: Option<&Encoders>, on: u8) {
+    let take = |sink: &GridSink| match sink.audio.lock() {
+        Ok(mut feed) => Some(feed.take(j * AAC_FRAME_SAMPLES)),
+        Err(_) => None,
+    };
+    // Both feeds advance every frame (so neither piles up); the one on air is used.
+    let (primary, backup) = (take(&p.sink), take(&p.backup));
+    let frame = match (p.audio_from_input && on == SOURCE_BACKUP, primary, backup) {
+        (true, _, Some(b)) => b,
+        (false, Some(a), _) => a,
+        _ => return,
+    };
+    p.marks.set_audio(j, frame.source_samples == 0);
+    let Some(enc) = encoders else { return };
+    let Some(src) = &enc.audio else { return };
+    let t_j = audio_frame_ns(j, p.sample_rate);
+    if !enc.joined.load(Ordering::Relaxed) || t_j < enc.join_ns.load(Ordering::Relaxed) {
+        return;
+    }
+    let Some(running) = t_j.checked_sub(enc.base_ns) else {
+        return;
+    };
+    let mut buffer = gst::Buffer::from_mut_slice(frame.data);
+    {
+        let b = buffer.make_mut();
+        b.set_pts(gst::ClockTime::from_nseconds(running));
+        b.set_duration(gst::ClockTime::from_nseconds(
+            audio_frame_ns(j + 1, p.sample_rate) - t_j,
+        ));
+    }
+    let _ = src.push_buffer(buffer);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backup_takes_over_on_loss_and_the_primary_comes_back_after_hold() {
+        let mut s = Selector::default();
+        let hold = 300; // 10 s at 30 fps
+        let gop = |k: u64| k.is_multiple_of(30);
+        assert_eq!(
+            s.decide(0, true, true, hold, gop(0)),
+            (SOURCE_PRIMARY, false)
+        );
+        // The primary would go to slate: the backup is on air on that very frame.
+        assert_eq!(
+            s.decide(1, false, true, hold, gop(1)),
+            (SOURCE_BACKUP, true)
+        );
+        // The primary returns; it stays off air for `hold`, then comes back at a GOP start.
+        for k in 100..400 {
+            assert_eq!(
+                s.decide(k, true, true, hold, gop(k)).0,
+                SOURCE_BACKUP,
+                "frame {k}"
+            );
+        }
+        assert_eq!(
+            s.decide(400, true, true, hold, gop(400)),
+            (SOURCE_BACKUP, false)
+        );
+        assert_eq!(
+            s.decide(420, true, true, hold, gop(420)),
+            (SOURCE_PRIMARY, true)
+        );
+        // A loss of the primary during the hold restarts it.
+        let mut s = Selector::default();
+        s.decide(0, false, true, hold, true);
+        s.decide(10, true, true, hold, false);
+        s.decide(200, false, true, hold, false);
+        for k in 201..500 {
+            assert_eq!(
+                s.decide(k, true, true, hold, gop(k)).0,
+                SOURCE_BACKUP,
+                "frame {k}"
+            );
+        }
+        assert_eq!(s.decide(510, true, true, hold, gop(510)).0, SOURCE_PRIMARY);
+        // Both lost: the backup stays selected (the slate is fed); the backup lost while the
+        // primary is there: the primary at once.
+        let mut s = Selector::default();
+        s.decide(0, false, true, hold, true);
+        assert_eq!(s.decide(1, false, false, hold, false).0, SOURCE_BACKUP);
+        assert_eq!(
+            s.decide(2, true, false, hold, false),
+            (SOURCE_PRIMARY, true)
+        );
+        // No backup configured: always the primary.
+        let mut s = Selector::default();
+        assert_eq!(s.decide(0, false, true, 0, true).0, SOURCE_PRIMARY);
+    }
+
+    #[test]
+    fn audio_frames_are_on_the_1024_grid() {
+        let j = 2_484_375_000u64;
+        let t = audio_frame_ns(j, 48_000);
+        assert_eq!(u128::from(t), u128::from(j) * 1024 * 1_000_000_000 / 48_000);
+        assert_eq!(audio_frame_at(t, 48_000), j);
+        assert_eq!(audio_frame_at(t - 1, 48_000), j - 1);
+    }
+}

@@ -1,0 +1,285 @@
+//! The slate: the picture the encoders get while the input is lost (docs/ref/config.md,
+//! `[input] slate`).
+//!
+//! - `builtin`: a card with this box's name, the input that was lost and the UTC time, drawn by
+//!   a small GStreamer pipeline at one picture a second (videotestsrc → textoverlay), so the
+//!   clock on it moves and it costs next to nothing.
+//! - a PNG or JPEG path: decoded once, scaled to the source size.
+//!
+//! Until the first slate picture exists, and if the slate pipeline cannot be built (a missing
+//! font plugin, an unreadable picture), the slate is a plain dark frame: the slate must never
+//! be the reason fragments stop.
+
+use std::sync::{Arc, Mutex};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+use crate::config::{Config, InputKind, sanitize_url};
+
+/// The card's background (ARGB): dark blue, far from any test pattern's mean luma.
+const CARD_ARGB: u32 = 0xff10_2040;
+/// Luma and chroma of the fallback frame (a dark blue close to the card's).
+const FALLBACK_YUV: (u8, u8, u8) = (36, 150, 118);
+
+/// The current slate picture (raw I420 at the source size).
+pub struct Slate {
+    latest: Arc<Mutex<gst::Buffer>>,
+    pipeline: Option<gst::Pipeline>,
+}
+
+impl Slate {
+    /// Starts the slate for `config`'s input. Never fails: problems are logged and the plain
+    /// frame stands in.
+    pub fn start(config: &Config) -> Slate {
+        let (w, h) = (config.input.width, config.input.height);
+        let latest = Arc::new(Mutex::new(plain_frame(w, h)));
+        let built = if config
+            .input
+            .slate
+            .eq_ignore_ascii_case(crate::config::DEFAULT_SLATE)
+        {
+            builtin_pipeline(config, latest.clone())
+        } else {
+            picture_pipeline(&config.input.slate, w, h, latest.clone())
+        };
+        let pipeline = match built.and_then(|p| {
+            p.set_state(gst::State::Playing)
+                .map(|_| p)
+                .map_err(|e| format!("cannot start: {e}"))
+        }) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                log::warn!(
+                    error = e.as_str();
+                    "slate {:?}: {e}; a plain dark frame is the slate",
+                    config.input.slate
+                );
+                None
+            }
+        };
+        Slate { latest, pipeline }
+    }
+
+    /// The picture to feed for a slate frame (a reference: buffers are refcounted).
+    pub fn picture(&self) -> Option<gst::Buffer> {
+        self.latest.lock().ok().map(|b| b.clone())
+    }
+
+    pub fn stop(&self) {
+        if let Some(p) = &self.pipeline {
+            let _ = p.set_state(gst::State::Null);
+        }
+    }
+}
+
+impl Drop for Slate {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A flat I420 frame.
+pub fn plain_frame(width: u32, height: u32) -> gst::Buffer {
+    let (w, h) = (width as usize, height as usize);
+    let luma = w * h;
+    let chroma = w.div_ceil(2) * h.div_ceil(2);
+    let (y, u, v) = FALLBACK_YUV;
+    let mut data = vec![y; luma + 2 * chroma];
+    data[luma..luma + chroma].fill(u);
+    data[luma + chroma..].fill(v);
+    gst::Buffer::from_mut_slice(data)
+}
+
+/// What the card says was lost: the kind and, without credentials, where it came from.
+fn input_description(config: &Config) -> String {
+    let input = &config.input;
+    let at = match input.kind {
+        InputKind::V4l2 => input.device.clone().unwrap_or_default(),
+        InputKind::Test => String::new(),
+        _ => input.uri.as_deref().map(sanitize_url).unwrap_or_default(),
+    };
+    format!("{} {at}", input.kind.as_str()).trim().to_string()
+}
+
+fn element(factory: &str) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(factory).build().map_err(|_| {
+        format!(
+            "element {factory} is missing (Debian package {})",
+            super::elements::package_for(factory)
+        )
+    })
+}
+
+fn i420_caps(width: u32, height: u32) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("width", width as i32)
+        .field("height", height as i32)
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .build()
+}
+
+/// An appsink that keeps the newest picture; `each` runs after every one.
+fn keeping_sink(
+    latest: Arc<Mutex<gst::Buffer>>,
+    sync: bool,
+    each: impl Fn() + Send + Sync + 'static,
+) -> gst_app::AppSink {
+    let sink = gst_app::AppSink::builder()
+        .sync(sync)
+        .max_buffers(1)
+        .drop(true)
+        .build();
+    sink.set_property("async", false);
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let (Some(buffer), Ok(mut slot)) = (sample.buffer_owned(), latest.lock()) {
+                    *slot = buffer;
+                }
+                each();
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    sink
+}
+
+fn card_text(name: &str, input: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let time = twincast_media::hls::program_date_time(now);
+    // "2026-12-01T23:40:05.123Z" → "2026-12-01 23:40:05 UTC"
+    let shown = format!("{} UTC", time.get(..19).unwrap_or(&time).replace('T', " "));
+    format!("{name}\nINPUT LOST: {input}\n{shown}")
+}
+
+fn builtin_pipeline(
+    config: &Config,
+    latest: Arc<Mutex<gst::Buffer>>,
+) -> Result<gst::Pipeline, String> {
+    let (w, h) = (config.input.width, config.input.height);
+    let pipeline = gst::Pipeline::with_name("twincast-slate");
+    let src = element("videotestsrc")?;
+    src.set_property("is-live", true);
+    src.set_property_from_str("pattern", "solid-color");
+    src.set_property("foreground-color", CARD_ARGB);
+    let caps = gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("width", w as i32)
+                .field("height", h as i32)
+                .field("framerate", gst::Fraction::new(1, 1))
+                .build(),
+        )
+        .build()
+        .map_err(|e| e.to_string())?;
+    let name = config.encoder.name.clone();
+    let input = input_description(config);
+    let convert = element("videoconvert")?;
+    let out_caps = gst::ElementFactory::make("capsfilter")
+        .property("caps", i420_caps(w, h))
+        .build()
+        .map_err(|e| e.to_string())?;
+    // Without the text plugin the card is plain: still a slate.
+    let text = match element("textoverlay") {
+        Ok(t) => {
+            t.set_property("text", card_text(&name, &input));
+            t.set_property("font-desc", format!("Sans Bold {}", (h / 16).max(8)));
+            t.set_property_from_str("halignment", "center");
+            t.set_property_from_str("valignment", "center");
+            t.set_property_from_str("line-alignment", "center");
+            t.set_property("shaded-background", false);
+            Some(t)
+        }
+        Err(e) => {
+            log::warn!("slate: {e}; the card has no text");
+            None
+        }
+    };
+    let weak = text.as_ref().map(|t| t.downgrade());
+    let sink = keeping_sink(latest, false, move || {
+        // The next picture shows the next second.
+        if let Some(t) = weak.as_ref().and_then(|w| w.upgrade()) {
+            t.set_property("text", card_text(&name, &input));
+        }
+    });
+    let mut chain: Vec<gst::Element> = vec![src, caps];
+    chain.extend(text);
+    chain.extend([convert, out_caps, sink.upcast()]);
+    pipeline.add_many(&chain).map_err(|e| e.to_string())?;
+    gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
+    Ok(pipeline)
+}
+
+fn picture_pipeline(
+    path: &str,
+    w: u32,
+    h: u32,
+    latest: Arc<Mutex<gst::Buffer>>,
+) -> Result<gst::Pipeline, String> {
+    if !std::path::Path::new(path).is_file() {
+        return Err(format!("no picture at {path}"));
+    }
+    let decoder = if path.to_ascii_lowercase().ends_with(".png") {
+        "pngdec"
+    } else {
+        "jpegdec"
+    };
+    let pipeline = gst::Pipeline::with_name("twincast-slate");
+    let src = element("filesrc")?;
+    src.set_property("location", path);
+    let dec = element(decoder)?;
+    // One picture is enough: imagefreeze repeats it once a second until the pipeline stops.
+    let freeze = element("imagefreeze")?;
+    freeze.set_property("is-live", true);
+    let convert = element("videoconvert")?;
+    let scale = element("videoscale")?;
+    let caps = gst::ElementFactory::make("capsfilter")
+        .property("caps", i420_caps(w, h))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let rate = gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("framerate", gst::Fraction::new(1, 1))
+                .build(),
+        )
+        .build()
+        .map_err(|e| e.to_string())?;
+    let sink = keeping_sink(latest, true, || {});
+    let chain = [src, dec, freeze, rate, convert, scale, caps, sink.upcast()];
+    pipeline.add_many(&chain).map_err(|e| e.to_string())?;
+    gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
+    Ok(pipeline)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_frame_is_i420_sized() {
+        gst::init().unwrap();
+        let b = plain_frame(320, 180);
+        assert_eq!(b.size(), 320 * 180 * 3 / 2);
+        let odd = plain_frame(3, 3);
+        assert_eq!(odd.size(), 9 + 2 * 4);
+    }
+
+    #[test]
+    fn card_names_the_box_and_the_input() {
+        let t = card_text("hall-a", "rtp rtp://0.0.0.0:5004");
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "hall-a");
+        assert_eq!(lines[1], "INPUT LOST: rtp rtp://0.0.0.0:5004");
+        assert!(lines[2].ends_with(" UTC") && lines[2].len() == 23, "{t}");
+    }
+}

@@ -1,0 +1,282 @@
+//! The running daemon: start in order, run until a signal, stop in order.
+//!
+//! Start-up: origin listener (a taken port is a start-up error), control listener, packager,
+//! publishers, SIGHUP reload, capture (sources, slate, grid clock, encoders). Only a missing
+//! element (69), an invalid config (78) or an OS resource (71) ends start-up with an error.
+//! After start-up nothing but a signal ends the daemon: sources and encoders are rebuilt by
+//! capture's supervisors, and the main loop applies reloads.
+//!
+//! Shutdown (one cancellation token, tracked tasks, a log line per phase): capture (no new
+//! units) → packager (drains and flushes) → publishers → origin and control (the token) →
+//! the tracked tasks end. A second SIGTERM exits at once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::capture::{
+    Capture, CaptureError, CaptureStats, EncoderError, UNIT_QUEUE_CAPACITY, UnitSender,
+};
+use crate::config::Config;
+use crate::exit;
+use crate::hub::Hub;
+use crate::notify::Notifier;
+use crate::origin::{self, Origin, OriginSettings};
+use crate::package::{Packager, SharedSpecs, TrackSpec};
+use crate::publish::Publishers;
+use crate::run::{grid_of, track_specs};
+use crate::status::Registry;
+
+/// How long shutdown waits for the tracked tasks.
+const TASKS_GRACE: Duration = Duration::from_secs(2);
+
+pub struct Daemon {
+    config_path: PathBuf,
+    notifier: Arc<Notifier>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+    capture: Capture,
+    units: Option<UnitSender>,
+    package_thread: Option<std::thread::JoinHandle<()>>,
+    package_stop: Arc<std::sync::atomic::AtomicBool>,
+    shared_specs: SharedSpecs,
+    publishers: Arc<Publishers>,
+    rebuild_rx: mpsc::Receiver<Config>,
+    encoder_errors: mpsc::Receiver<EncoderError>,
+}
+
+impl Daemon {
+    /// Starts everything; the error is the exit code.
+    pub async fn start(config: Config, config_path: &Path) -> Result<Daemon, u8> {
+        let notifier = Arc::new(Notifier::from_env());
+        let registry = Registry::new();
+        let grid = grid_of(&config).map_err(|e| {
+            log::error!("timeline: {e}");
+            exit::EX_CONFIG
+        })?;
+        let specs = track_specs(&config);
+        let names = specs.iter().map(|s| match s {
+            TrackSpec::Video { name, .. } => name.clone(),
+            TrackSpec::Audio { .. } => "audio".to_string(),
+        });
+        let hub = Hub::new(names);
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+
+        // Origin first: a port that is taken is a start-up error, before any capture.
+        let origin = Origin::new(OriginSettings::from_config(&config.origin, &grid), &hub);
+        let listener = origin::bind(config.origin.listen).await.map_err(|e| {
+            log::error!("origin: cannot listen on {}: {e}", config.origin.listen);
+            exit::EX_OSERR
+        })?;
+        origin.spawn_feeders(&hub, cancel.clone());
+        tasks.spawn(origin::serve(listener, origin.clone(), cancel.clone()));
+        let control_listener = crate::control::bind(config.control.listen)
+            .await
+            .map_err(|e| {
+                log::error!("control: cannot listen on {}: {e}", config.control.listen);
+                exit::EX_OSERR
+            })?;
+
+        // Capture → package.
+        let stats = Arc::new(CaptureStats::default());
+        let (units, unit_rx) = UnitSender::new(UNIT_QUEUE_CAPACITY, stats.clone());
+        let packager = Packager::new(grid, specs, hub.clone());
+        let shared_specs = packager.specs();
+        let ops = crate::control::Ops::new(crate::control::OpsParts {
+            config: config.clone(),
+            config_path: config_path.to_path_buf(),
+            grid,
+            capture: stats.clone(),
+            counters: packager.counters.clone(),
+            hub: hub.clone(),
+            registry: registry.clone(),
+            origin: origin.clone(),
+            notifier: notifier.clone(),
+        });
+        crate::control::spawn(&ops, &hub, control_listener, cancel.clone());
+        // Publishers: tasks connect on their own, so a dead URL never delays start-up.
+        let publishers = Publishers::start(&config, &hub, registry.clone(), cancel.child_token());
+        let apply_outputs: crate::reload::ApplyOutputs = {
+            let publishers = publishers.clone();
+            Box::new(move |outputs| publishers.reconcile(outputs))
+        };
+        // A new [input], new rendition settings or a new audio bitrate on SIGHUP: the main
+        // loop swaps the source or rebuilds the encoders on the same grid.
+        let (rebuild_tx, rebuild_rx) = mpsc::channel::<Config>(2);
+        let apply_input: crate::reload::ApplyInput = Box::new(move |next| {
+            if rebuild_tx.try_send(next.clone()).is_err() {
+                log::warn!(
+                    "capture: a rebuild is already pending; this reload's input waits for the next SIGHUP"
+                );
+            }
+        });
+        let appliers = crate::reload::Appliers {
+            outputs: Some(apply_outputs),
+            input: Some(apply_input),
+        };
+        if let Err(e) = crate::reload::spawn(ops.clone(), appliers, cancel.clone(), &tasks) {
+            log::warn!("SIGHUP reload is not available: {e}");
+        }
+        let package_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let package_thread = std::thread::Builder::new()
+            .name("package".into())
+            .spawn({
+                let stop = package_stop.clone();
+                move || packager.run_until(unit_rx, &stop)
+            })
+            .map_err(|e| {
+                log::error!("package: cannot start its thread: {e}");
+                exit::EX_OSERR
+            })?;
+        let (errors_tx, encoder_errors) = mpsc::channel::<EncoderError>(4);
+        let capture =
+            Capture::start(&config, grid, units.clone(), stats, errors_tx).map_err(|e| {
+                log::error!("capture: {e}");
+                match e {
+                    CaptureError::Element(_) => exit::EX_UNAVAILABLE,
+                    _ => exit::EX_SOFTWARE,
+                }
+            })?;
+        let encoders: Vec<&str> = capture.encoders.iter().map(|e| e.element()).collect();
+        log::info!(
+            "encoder {} (pair {}): {} renditions {}/{} fps, encoders {:?}, audio {:?}, input {}",
+            config.encoder.name,
+            config.encoder.pair,
+            config.rendition.len(),
+            grid.rate().num(),
+            grid.rate().den(),
+            encoders,
+            capture.aac_encoder,
+            config.input.kind.as_str()
+        );
+        log::info!("origin: http://{}/live/master.m3u8", config.origin.listen);
+        Ok(Daemon {
+            config_path: config_path.to_path_buf(),
+            notifier,
+            cancel,
+            tasks,
+            capture,
+            units: Some(units),
+            package_thread: Some(package_thread),
+            package_stop,
+            shared_specs,
+            publishers,
+            rebuild_rx,
+            encoder_errors,
+        })
+    }
+
+    /// The main loop: until SIGTERM/SIGINT, rebuild failed encoders and apply reloads.
+    pub async fn run_until_signal(&mut self) {
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => {
+                    self.notifier.stopping();
+                    log::info!("stopping: signal received");
+                    return;
+                }
+                // Building and stopping pipelines blocks for a moment: off the async workers.
+                Some(error) = self.encoder_errors.recv() => {
+                    tokio::task::block_in_place(|| self.capture.encoder_failed(error));
+                }
+                Some(next) = self.rebuild_rx.recv() => {
+                    tokio::task::block_in_place(|| self.apply_capture(&next));
+                }
+            }
+        }
+    }
+
+    /// A reload's new `[input]` swaps the source and keeps the encoders; new rendition or
+    /// audio settings build new encoders that take over at a GOP start.
+    fn apply_capture(&mut self, next: &Config) {
+        let running = self.capture.config().clone();
+        if next.input != running.input {
+            match self.capture.replace_input(next) {
+                Ok(()) => log::info!(
+                    state = "rebuilt";
+                    "capture: pipeline rebuilt ({} input); the encoders keep running (slate until its first picture)",
+                    next.input.kind.as_str()
+                ),
+                Err(e) => {
+                    log::error!("capture: cannot use the new input, keeping the running one: {e}")
+                }
+            }
+        }
+        if next.rendition != running.rendition || next.audio != running.audio {
+            // Read when the new encoders announce their codec parameters.
+            if let Ok(mut specs) = self.shared_specs.write() {
+                *specs = track_specs(next);
+            }
+            match self.capture.rebuild_encoders(next) {
+                Ok(()) => {
+                    let encoders: Vec<&str> =
+                        self.capture.encoders.iter().map(|e| e.element()).collect();
+                    log::info!(
+                        state = "rebuilt";
+                        "capture: pipeline rebuilt (encoders {encoders:?}); they take over at the next GOP start"
+                    );
+                }
+                Err(e) => log::error!(
+                    "capture: cannot rebuild the encoders for the new configuration, keeping the running ones: {e}"
+                ),
+            }
+        }
+    }
+
+    /// Stops in order: capture, packager, publishers, origin and control, tracked tasks.
+    pub async fn shutdown(mut self) {
+        log::info!("stopping: capture");
+        tokio::task::block_in_place(|| self.capture.stop());
+        // The last sender: the packager drains what is queued, flushes and ends.
+        drop(self.units.take());
+        self.package_stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        log::info!("stopping: packager");
+        if let Some(handle) = self.package_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+        log::info!("stopping: publishers");
+        self.publishers.shutdown().await;
+        log::info!("stopping: origin and control");
+        self.cancel.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(TASKS_GRACE, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            log::warn!("stopping: some tasks did not end within {TASKS_GRACE:?}");
+        }
+        log::info!("stopped ({})", self.config_path.display());
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT; a second one exits at once.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        log::warn!("second signal: stopping now");
+        std::process::exit(1);
+    });
+}
