@@ -5,6 +5,7 @@ pub mod capture;
 pub mod config;
 pub mod control;
 pub mod hub;
+pub mod input;
 pub mod logging;
 pub mod notify;
 pub mod origin;

@@ -49,6 +49,8 @@ pub const DEFAULT_INPUT_HEIGHT: u32 = 720;
 pub const DEFAULT_FRAMERATE: FrameRateSpec = FrameRateSpec { num: 30, den: 1 };
 /// `input.slate_after` when not set.
 pub const DEFAULT_SLATE_AFTER: Duration = Duration::from_millis(500);
+/// `input.latency` when not set: the RTP reorder window, enough for a LAN or a metro link.
+pub const DEFAULT_INPUT_LATENCY: Duration = Duration::from_millis(50);
 /// `timeline.gop` when not set.
 pub const DEFAULT_GOP: Duration = Duration::from_secs(2);
 /// `timeline.fragment_gops` when not set.
@@ -156,6 +158,9 @@ pub struct InputSection {
     /// Input silent this long → slate (filler) until it returns.
     #[serde(deserialize_with = "duration::deserialize")]
     pub slate_after: Duration,
+    /// `rtp`: how long a packet after a gap waits for the missing ones (the reorder window).
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub latency: Duration,
 }
 
 impl Default for InputSection {
@@ -169,6 +174,7 @@ impl Default for InputSection {
             framerate: DEFAULT_FRAMERATE,
             audio: AudioInput::Test,
             slate_after: DEFAULT_SLATE_AFTER,
+            latency: DEFAULT_INPUT_LATENCY,
         }
     }
 }
