@@ -2,6 +2,7 @@
 //! and decoded in this process, handing raw pictures and audio with the sender's time W to a
 //! [`RawSink`](crate::capture::source::RawSink).
 
+pub mod frontend;
 pub mod rtcp;
 pub mod rtp;
 pub mod timing;

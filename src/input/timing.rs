@@ -488,7 +488,7 @@ mod tests {
             assert_eq!(t.timing(), Some(Timing::Rtcp));
             // The sender's time, a quarter tick (2 778 ns) late.
             let w = t.wall_ns(feed.pts_raw(0) as i64).unwrap();
-            assert_eq!(w.abs_diff(feed.send0_ns as u64 + 2_778), 0, "{w}");
+            assert!(w.abs_diff(feed.send0_ns as u64 + 2_778) <= 1, "{w}");
         }
     }
 
