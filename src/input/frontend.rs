@@ -15,8 +15,11 @@ use super::rtp::{self, Arrived, Reorder};
 use super::timing::{JumpDetector, Sample, SenderTiming, Unwrap33};
 use super::ts::{EsKind, PacketMeta, TsDemux, TsUnit};
 
-/// Units held while the anchor is being found (about 3 s of video and audio).
-pub const PENDING_UNITS: usize = 256;
+/// A sender clock further than this from the local clock is not a wall clock (ffmpeg's SRs
+/// carry its monotonic clock, measured: the machine's uptime); such SRs are not used for W.
+pub const MAX_SENDER_SKEW_NS: u64 = 300 * 1_000_000_000;
+/// Units held while the anchor is being found (5 s of 30 fps video with 48 kHz AAC).
+pub const PENDING_UNITS: usize = 512;
 
 /// One elementary-stream unit ready for the decoder.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +42,8 @@ pub struct FrontEndCounters {
     pub late: u64,
     pub sender_restarts: u64,
     pub rtcp_reports: u64,
+    /// Pictures whose sender-report time was too far from the local clock to be a wall clock.
+    pub sender_clock_unusable: u64,
     /// Datagrams or TS packets dropped as malformed (RTP, RTCP, TS).
     pub malformed: u64,
     pub cc_errors: u64,
@@ -74,6 +79,7 @@ pub struct FrontEnd {
     units_dropped: u64,
     video_units: u64,
     audio_units: u64,
+    sender_clock_unusable: u64,
 }
 
 impl FrontEnd {
@@ -99,6 +105,7 @@ impl FrontEnd {
             units_dropped: 0,
             video_units: 0,
             audio_units: 0,
+            sender_clock_unusable: 0,
         }
     }
 
@@ -134,6 +141,7 @@ impl FrontEnd {
             late: r.late,
             sender_restarts: r.restarts,
             rtcp_reports: self.clock.reports().0,
+            sender_clock_unusable: self.sender_clock_unusable,
             malformed: self.malformed + t.malformed,
             cc_errors: t.cc_errors,
             pcr_discontinuities: t.pcr_discontinuities,
@@ -239,6 +247,13 @@ impl FrontEnd {
                     self.timing.restart();
                 }
                 let sender_ns = unit.meta.rtp_ts.and_then(|ts| self.clock.map(ts));
+                let sender_ns = match sender_ns {
+                    Some(s) if s.abs_diff(unit.meta.arrival_ns) > MAX_SENDER_SKEW_NS => {
+                        self.sender_clock_unusable += 1;
+                        None
+                    }
+                    other => other,
+                };
                 self.timing.observe(Sample {
                     pts,
                     dts,

@@ -12,13 +12,16 @@
 //! the phase of every picture (identical on both boxes, as they decode the same bytes); O gives
 //! only the coarse position, and it is chosen so that both boxes pick the same O:
 //!
-//! - **RTCP (`Timing::Rtcp`)**: O = min over the anchor set of (S − PTS), where S is the sender's
-//!   wall clock of the RTP packet that carried the picture's PES header, mapped through the
-//!   latest sender report. Every term comes from the sender, so O depends on no local clock. The
-//!   minimum, not one sample: a muxer may stamp a small picture's RTP packet with a later
-//!   picture's time (ffmpeg does), which only ever adds; the minimum over a set that includes a
-//!   keyframe (large, so its packet carries its own time) is the sender's true offset, the same
-//!   from whichever picture a box starts.
+//! - **RTCP (`Timing::Rtcp`)**: O = (S − PTS) of the keyframes, where S is the sender's wall
+//!   clock of the RTP packet that carried the keyframe's PES header, mapped through the latest
+//!   sender report; [`MIN_AGREEING`] keyframes must give the same value. Every term comes from
+//!   the sender, so O depends on no local clock. Keyframes only: a muxer that fills RTP packets
+//!   across pictures stamps a small picture's packet with another picture's time (ffmpeg does,
+//!   earlier or later in decode order, measured: values spread over ±0.7 s), while a keyframe is
+//!   large enough to flush its own packet, so every keyframe gives exactly the sender's offset,
+//!   the same ns from whichever keyframe a box starts. If no two keyframes agree within
+//!   [`MAX_SAMPLES`] pictures, the feed's RTP clock does not follow its PTS, and PTS timing is
+//!   used.
 //! - **PTS (`Timing::Pts`)**: O = Q·floor(min over the anchor set of (arrival − DTS) / Q), with
 //!   Q = [`PTS_QUANTUM_NS`] (1 s). The minimum strips the one-sided network jitter (a late
 //!   packet only adds), DTS rather than PTS because senders pace by decode order (B-frames move
@@ -64,10 +67,15 @@ pub const PTS_QUANTUM_NS: i64 = 1_000_000_000;
 pub const DRIFT_LIMIT_NS: i64 = 1_000_000_000;
 /// A PTS (or PCR) step that differs from the arrival step by more than this is a discontinuity.
 pub const DISCONTINUITY_NS: i64 = 1_000_000_000;
+/// Sender offsets (RTCP) closer than this are the same offset (the ns rounding of ticks).
+pub const SAME_NS: i64 = 2;
+/// Keyframes that must share one sender offset for RTCP timing.
+pub const MIN_AGREEING: usize = 2;
 /// Pictures in the anchor set at least (once a keyframe is in it).
 pub const MIN_SAMPLES: usize = 8;
-/// Pictures in the anchor set at most (keyframe or not, sender report or not).
-pub const MAX_SAMPLES: usize = 90;
+/// Pictures in the anchor set at most (keyframe or not, sender report or not): 5 s at 30 fps,
+/// room for two keyframes of a 2 s GOP.
+pub const MAX_SAMPLES: usize = 150;
 
 const TICKS_33: u64 = 1 << 33;
 
@@ -239,9 +247,13 @@ impl SenderTiming {
                 }
                 set.push(s);
                 *keyframe |= s.keyframe;
-                let with_sr = set.iter().filter(|x| x.sender_ns.is_some()).count();
+                let with_sr = set
+                    .iter()
+                    .filter(|x| x.keyframe && x.sender_ns.is_some())
+                    .count();
                 let ready = (*keyframe && set.len() >= MIN_SAMPLES) || set.len() >= MAX_SAMPLES;
-                let sr_ready = !self.rtcp_possible || with_sr > 0 || set.len() >= MAX_SAMPLES;
+                let sr_ready =
+                    !self.rtcp_possible || with_sr >= MIN_AGREEING || set.len() >= MAX_SAMPLES;
                 if ready && sr_ready {
                     let (offset_ns, timing) = anchor(set);
                     self.state = State::Anchored { offset_ns, timing };
@@ -273,11 +285,12 @@ fn canonical_shift(ticks: i64, arrival_ns: u64) -> i64 {
 
 /// O and the timing it came from, for a finished anchor set (canonical ticks).
 fn anchor(set: &[Sample]) -> (i64, Timing) {
-    let rtcp = set
+    let mut rtcp: Vec<i64> = set
         .iter()
+        .filter(|s| s.keyframe)
         .filter_map(|s| Some(s.sender_ns? as i64 - ticks_to_ns(s.pts)))
-        .min();
-    if let Some(o) = rtcp {
+        .collect();
+    if let Some(o) = most_frequent(&mut rtcp) {
         return (o, Timing::Rtcp);
     }
     let lag = set
@@ -286,6 +299,26 @@ fn anchor(set: &[Sample]) -> (i64, Timing) {
         .min()
         .unwrap_or(0);
     (lag.div_euclid(PTS_QUANTUM_NS) * PTS_QUANTUM_NS, Timing::Pts)
+}
+
+/// The value seen most often (at least [`MIN_AGREEING`] times; the smallest on a tie), to
+/// within [`SAME_NS`].
+fn most_frequent(values: &mut [i64]) -> Option<i64> {
+    values.sort_unstable();
+    let mut best: Option<(usize, i64)> = None;
+    let mut i = 0;
+    while i < values.len() {
+        let mut j = i;
+        while j + 1 < values.len() && values[j + 1] - values[i] <= SAME_NS {
+            j += 1;
+        }
+        let n = j - i + 1;
+        if n >= MIN_AGREEING && best.is_none_or(|(m, _)| n > m) {
+            best = Some((n, values[i]));
+        }
+        i = j + 1;
+    }
+    best.map(|(_, v)| v)
 }
 
 #[cfg(test)]
@@ -326,6 +359,7 @@ mod tests {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     /// One box: receives from picture `start` on with `delay + jitter` and returns the frame
     /// index the encoder-side timeline gives each picture.
     fn run_box(
@@ -475,14 +509,14 @@ mod tests {
             let b = run_box(&feed, rng.below(90), 300, 40 * MS, 15, &mut rng, true, 0);
             assert!(agree(&a, &b) > 200);
             let mut t = SenderTiming::new(true);
-            for p in 0..10 {
+            for p in 0..40 {
                 let pts = feed.pts_raw(p) as i64;
                 t.observe(Sample {
                     pts,
                     dts: pts,
                     arrival_ns: feed.send_ns(p) as u64 + 5_000_000,
                     sender_ns: Some(feed.send_ns(p) as u64),
-                    keyframe: p == 0,
+                    keyframe: p % 30 == 0,
                 });
             }
             assert_eq!(t.timing(), Some(Timing::Rtcp));
