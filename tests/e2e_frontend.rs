@@ -358,3 +358,59 @@ fn a_ts_feed_whose_pts_crosses_2_pow_33_passes_without_discontinuity() {
         );
     }
 }
+
+/// CPU seconds (user + system) this process has used.
+fn process_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the command name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The front end's own cost (packets in → ES units out, no decoding), for
+/// scripts/bench-frontend: receives `BENCH_PORT` (RTP) for `BENCH_SECONDS` and prints the CPU
+/// share of one core this process used. Not a CI test (it needs a feed from the script).
+#[test]
+#[ignore = "run by scripts/bench-frontend"]
+fn bench_frontend_cpu() {
+    let port: u16 = std::env::var("BENCH_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    let secs: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(15);
+    assert!(port > 0, "BENCH_PORT is not set");
+    let units = Arc::new(AtomicU64::new(0));
+    let u = units.clone();
+    let mut src = NetworkSource::start_units(
+        &net(Transport::Rtp, port, false),
+        Box::new(move |_| {
+            u.fetch_add(1, Ordering::Relaxed);
+        }),
+    )
+    .unwrap();
+    common::wait_for("the first datagram", Duration::from_secs(30), || {
+        (src.counters().front.datagrams > 0).then_some(())
+    });
+    let (cpu0, t0, c0) = (process_cpu_s(), Instant::now(), src.counters().front);
+    std::thread::sleep(Duration::from_secs(secs));
+    let (cpu1, wall, c1) = (
+        process_cpu_s(),
+        t0.elapsed().as_secs_f64(),
+        src.counters().front,
+    );
+    src.stop();
+    let mbit = (c1.bytes - c0.bytes) as f64 * 8.0 / wall / 1e6;
+    println!(
+        "twincast front end: {:.2} % of one core for {mbit:.2} Mbit/s ({} datagrams, {} units, lost {}, malformed {})",
+        (cpu1 - cpu0) / wall * 100.0,
+        c1.datagrams - c0.datagrams,
+        units.load(Ordering::Relaxed),
+        c1.lost,
+        c1.malformed
+    );
+}

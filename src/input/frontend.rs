@@ -458,6 +458,49 @@ mod tests {
         assert!(out.is_empty());
     }
 
+    /// The fuzz targets' loops (fuzz/fuzz_targets/rtp_frontend.rs, ts_demux.rs) on pseudo-random
+    /// bytes and on mutated real packets, so CI runs them on stable too.
+    #[test]
+    fn random_and_mutated_input_never_panics() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let real: Vec<Vec<u8>> = feed(40, 8_589_000_000)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (_, ts, d))| rtp(i as u16, ts, &d))
+            .collect();
+        for round in 0..300 {
+            let mut fe = FrontEnd::new(Some(50 * MS));
+            let mut udp = FrontEnd::new(None);
+            let mut out = Vec::new();
+            for (i, d) in real.iter().enumerate() {
+                let mut d = d.clone();
+                for _ in 0..(next() % 4) {
+                    let at = (next() as usize) % d.len();
+                    d[at] = next() as u8;
+                }
+                if round % 3 == 0 {
+                    d.truncate((next() as usize) % (d.len() + 1));
+                }
+                let t = T0 + i as u64 * 33 * MS;
+                fe.push_rtp(t, &d, &mut out);
+                fe.push_rtcp(&d);
+                udp.push_udp(t, d.get(12..).unwrap_or_default(), &mut out);
+                fe.poll(t, &mut out);
+            }
+            let noise: Vec<u8> = (0..(next() % 3000)).map(|_| next() as u8).collect();
+            fe.push_rtp(T0, &noise, &mut out);
+            fe.push_rtcp(&noise);
+            udp.push_udp(T0, &noise, &mut out);
+            fe.poll(u64::MAX, &mut out);
+        }
+    }
+
     #[test]
     fn idr_detection() {
         assert!(has_idr(&[0, 0, 0, 1, 0x67, 0, 0, 1, 0x65]));

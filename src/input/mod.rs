@@ -138,6 +138,15 @@ struct Shared {
     scte35: Mutex<Vec<Vec<u8>>>,
 }
 
+impl Shared {
+    /// Records why the input stopped working (read by the status page through `counters()`).
+    fn fail(&self, why: String) {
+        if let Ok(mut c) = self.counters.lock() {
+            c.last_error = Some(why);
+        }
+    }
+}
+
 /// A running network input.
 pub struct NetworkSource {
     cancel: CancellationToken,
@@ -164,7 +173,7 @@ impl NetworkSource {
         );
         let d = decoders.clone();
         let mut source = Self::start_units(cfg, Box::new(move |u| d.push(u)))?;
-        source.attach_decoders(decoders, decode_counters);
+        source.attach_decoders(decoders, decode_counters)?;
         Ok(source)
     }
 
@@ -197,7 +206,7 @@ impl NetworkSource {
                     .build();
                 match rt {
                     Ok(rt) => rt.block_on(receive(rtp, rtcp, latency, handler, c, s)),
-                    Err(e) => log::error!("network input: no tokio runtime: {e}"),
+                    Err(e) => s.fail(format!("no tokio runtime for the receive thread: {e}")),
                 }
             })
             .map_err(InputError::Thread)?;
@@ -209,11 +218,15 @@ impl NetworkSource {
         })
     }
 
-    fn attach_decoders(&mut self, decoders: Arc<decode::Decoders>, counters: Arc<DecodeCounters>) {
+    fn attach_decoders(
+        &mut self,
+        decoders: Arc<decode::Decoders>,
+        counters: Arc<DecodeCounters>,
+    ) -> Result<(), InputError> {
         let shared = self.shared.clone();
         let cancel = self.cancel.clone();
         // A small watcher: decode counters and errors into the shared counters until stopped.
-        let spawned = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("net-input-dec".into())
             .spawn(move || {
                 while !cancel.is_cancelled() {
@@ -230,10 +243,9 @@ impl NetworkSource {
                     std::thread::sleep(PUBLISH_EVERY);
                 }
                 decoders.stop();
-            });
-        if let Err(e) = spawned {
-            log::error!("network input: no decoder watcher thread: {e}");
-        }
+            })
+            .map(drop)
+            .map_err(InputError::Thread)
     }
 
     /// The address the RTP (or UDP) socket is bound to.
@@ -334,10 +346,7 @@ async fn receive(
         rtcp.map(tokio::net::UdpSocket::from_std).transpose(),
     ) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => {
-            log::error!("network input: socket: {e}");
-            return;
-        }
+        (Err(e), _) | (_, Err(e)) => return shared.fail(format!("socket: {e}")),
     };
     let is_rtp = latency_ns.is_some();
     let mut fe = FrontEnd::new(latency_ns);
