@@ -406,10 +406,12 @@ fn bench_frontend_cpu() {
     src.stop();
     let mbit = (c1.bytes - c0.bytes) as f64 * 8.0 / wall / 1e6;
     println!(
-        "twincast front end: {:.2} % of one core for {mbit:.2} Mbit/s ({} datagrams, {} units, lost {}, malformed {})",
+        "twincast front end: {:.2} % of one core for {mbit:.2} Mbit/s ({} datagrams; {} units: {} video, {} audio; lost {}, malformed {})",
         (cpu1 - cpu0) / wall * 100.0,
         c1.datagrams - c0.datagrams,
         units.load(Ordering::Relaxed),
+        c1.video_units,
+        c1.audio_units,
         c1.lost,
         c1.malformed
     );

@@ -250,6 +250,7 @@ impl FrontEnd {
                 let sender_ns = match sender_ns {
                     Some(s) if s.abs_diff(unit.meta.arrival_ns) > MAX_SENDER_SKEW_NS => {
                         self.sender_clock_unusable += 1;
+                        self.timing.no_sender_clock();
                         None
                     }
                     other => other,

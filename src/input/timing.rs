@@ -43,8 +43,9 @@
 //! The anchor set runs from the first picture (or the first after a discontinuity) until a
 //! keyframe has been seen and [`MIN_SAMPLES`] pictures are in it, or [`MAX_SAMPLES`] pictures;
 //! pictures before the first keyframe cannot be decoded anyway, so this costs no picture. An RTP
-//! input waits for its first sender report up to [`MAX_SAMPLES`] pictures, then falls back to
-//! PTS timing (`input.timing = "pts"`).
+//! input waits for two keyframes with sender-report times up to [`MAX_SAMPLES`] pictures, then
+//! falls back to PTS timing (`input.timing = "pts"`); it does not wait when the sender reports
+//! came but carry no wall clock (see `MAX_SENDER_SKEW_NS` in `src/input/frontend.rs`).
 //!
 //! Where it can still split, and what is done:
 //! - Near a whole second (PTS timing): see above; counted nowhere (a box cannot know), visible as
@@ -222,6 +223,11 @@ impl SenderTiming {
     fn canonical_ns(&self, ticks: i64) -> Option<i64> {
         let t = i128::from(ticks.checked_add(self.shift?)?);
         i64::try_from((t * 4 + 1) * 1_000_000_000 / 360_000).ok()
+    }
+
+    /// The feed's sender reports turned out not to carry a wall clock: anchor without them.
+    pub fn no_sender_clock(&mut self) {
+        self.rtcp_possible = false;
     }
 
     /// Starts a new anchor set (a discontinuity).
