@@ -151,6 +151,7 @@ impl Drop for Relay {
     }
 }
 
+/// A peer process, killed when the test ends (passed or not).
 struct Ffmpeg(Child);
 impl Drop for Ffmpeg {
     fn drop(&mut self) {
@@ -415,4 +416,64 @@ fn bench_frontend_cpu() {
         c1.lost,
         c1.malformed
     );
+}
+
+/// srt-live-transmit (Debian srt-tools, default settings) relays ffmpeg's UDP TS to SRT with a
+/// passphrase; the front end is the listener (`caller = false`) or the caller.
+fn srt_run(we_listen: bool) {
+    let _g = common::serial();
+    let (udp, srt_port) = (free_pair(), free_pair());
+    let pass = "twincast-srt-passphrase";
+    let probe = Probe::new();
+    let mode = if we_listen { "listener" } else { "caller" };
+    let uri = twincast::input::srt::parse_uri(&format!(
+        "srt://127.0.0.1:{srt_port}?mode={mode}&latency=120&streamid=cam1"
+    ))
+    .unwrap();
+    let format = DecodeFormat {
+        width: W,
+        height: H,
+        audio: None,
+    };
+    let peer_srt = if we_listen {
+        format!("srt://127.0.0.1:{srt_port}?passphrase={pass}&streamid=cam1")
+    } else {
+        format!("srt://:{srt_port}?mode=listener&passphrase={pass}")
+    };
+    let _slt = Ffmpeg(
+        Command::new("srt-live-transmit")
+            .args(["-q", &format!("udp://127.0.0.1:{udp}"), &peer_srt])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("srt-live-transmit runs (scripts/install-deps installs srt-tools)"),
+    );
+    let mut src = if we_listen {
+        NetworkSource::start_srt(&uri, Some(pass), format, probe.clone()).unwrap()
+    } else {
+        // The peer listens first.
+        std::thread::sleep(Duration::from_millis(300));
+        NetworkSource::start_srt(&uri, Some(pass), format, probe.clone()).unwrap()
+    };
+    let url = format!("udp://127.0.0.1:{udp}?pkt_size=1316");
+    let _ff = ffmpeg(10, &[], &["-an", "-f", "mpegts", &url]);
+    common::wait_for("60 pictures over SRT", Duration::from_secs(40), || {
+        (probe.frames().len() >= 60).then_some(())
+    });
+    let c = src.counters();
+    let timing = src.timing();
+    src.stop();
+    assert_eq!(timing, Some(Timing::Pts));
+    assert_eq!(c.front.malformed, 0, "{:?}", c.front);
+    assert!(c.last_error.as_deref().is_none_or(|e| !e.contains(pass)));
+}
+
+#[test]
+fn srt_listener_receives_from_srt_live_transmit_with_a_passphrase() {
+    srt_run(true);
+}
+
+#[test]
+fn srt_caller_receives_from_srt_live_transmit_with_a_passphrase() {
+    srt_run(false);
 }

@@ -161,6 +161,8 @@ pub struct InputSection {
     /// `rtp`: how long a packet after a gap waits for the missing ones (the reorder window).
     #[serde(deserialize_with = "duration::deserialize")]
     pub latency: Duration,
+    /// `srt`: file holding the SRT passphrase (else the credential `twincast_srt`, else none).
+    pub passphrase_file: Option<PathBuf>,
 }
 
 impl Default for InputSection {
@@ -175,6 +177,7 @@ impl Default for InputSection {
             audio: AudioInput::Test,
             slate_after: DEFAULT_SLATE_AFTER,
             latency: DEFAULT_INPUT_LATENCY,
+            passphrase_file: None,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod decode;
 pub mod frontend;
 pub mod rtcp;
 pub mod rtp;
+pub mod srt;
 pub mod timing;
 pub mod ts;
 
@@ -66,6 +67,8 @@ pub enum InputError {
     },
     #[error("network input decoders: {0}")]
     Decode(String),
+    #[error("SRT input: {0}")]
+    Srt(String),
     #[error("network input thread: {0}")]
     Thread(std::io::Error),
 }
@@ -95,13 +98,18 @@ impl NetworkConfig {
             transport,
             addr,
             latency: input.latency,
-            format: DecodeFormat {
-                width: input.width,
-                height: input.height,
-                audio: (input.audio == AudioInput::Input)
-                    .then_some((config.audio.sample_rate, config.audio.channels)),
-            },
+            format: decode_format(config),
         })
+    }
+}
+
+/// What the decoders make, from `[input]` width/height/audio and `[audio]`.
+fn decode_format(config: &Config) -> DecodeFormat {
+    DecodeFormat {
+        width: config.input.width,
+        height: config.input.height,
+        audio: (config.input.audio == AudioInput::Input)
+            .then_some((config.audio.sample_rate, config.audio.channels)),
     }
 }
 
@@ -139,6 +147,25 @@ struct Shared {
 }
 
 impl Shared {
+    /// Copies the front end's counters, timing and SCTE-35 sections out for the readers.
+    fn publish(&self, fe: &mut FrontEnd, extra_malformed: u64) {
+        if let Ok(mut c) = self.counters.lock() {
+            c.front = fe.counters();
+            c.front.malformed += extra_malformed;
+        }
+        if let Ok(mut t) = self.timing.lock() {
+            *t = fe.timing();
+        }
+        let sections = fe.take_scte35();
+        if !sections.is_empty()
+            && let Ok(mut s) = self.scte35.lock()
+        {
+            s.extend(sections);
+            let excess = s.len().saturating_sub(ts::SCTE35_QUEUE);
+            s.drain(..excess);
+        }
+    }
+
     /// Records why the input stopped working (read by the status page through `counters()`).
     fn fail(&self, why: String) {
         if let Ok(mut c) = self.counters.lock() {
@@ -152,16 +179,60 @@ pub struct NetworkSource {
     cancel: CancellationToken,
     thread: Option<std::thread::JoinHandle<()>>,
     shared: Arc<Shared>,
-    local_addr: SocketAddr,
+    /// The RTP/UDP socket's address (`None` for SRT).
+    local_addr: Option<SocketAddr>,
+    srt: Option<Arc<srt::SrtPipeline>>,
 }
 
 /// Called with every unit the front end hands out (the decoders, or a bench that only counts).
 pub type UnitHandler = Box<dyn FnMut(EsUnit) + Send>;
 
 impl NetworkSource {
-    /// Starts receiving, decoding and feeding `sink` from the `[input]` config.
+    /// Starts receiving, decoding and feeding `sink` from the `[input]` config: `rtp://` and
+    /// `udp://` uris receive on a socket, `srt://` through GStreamer's srtsrc.
     pub fn start(config: &Config, sink: Arc<dyn RawSink>) -> Result<Self, InputError> {
+        let uri = config.input.uri.as_deref().unwrap_or_default();
+        if uri.starts_with("srt://") {
+            let parsed = srt::parse_uri(uri).map_err(InputError::Srt)?;
+            let creds = std::env::var_os("CREDENTIALS_DIRECTORY");
+            let pass = srt::resolve_passphrase(
+                config.input.passphrase_file.as_deref(),
+                creds.as_deref().map(std::path::Path::new),
+            )
+            .map_err(InputError::Srt)?;
+            return Self::start_srt(&parsed, pass.as_deref(), decode_format(config), sink);
+        }
         Self::start_with(&NetworkConfig::from_config(config)?, sink)
+    }
+
+    /// An SRT input (caller or listener) from a parsed uri and the passphrase, if any.
+    pub fn start_srt(
+        uri: &srt::SrtUri,
+        passphrase: Option<&str>,
+        format: DecodeFormat,
+        sink: Arc<dyn RawSink>,
+    ) -> Result<Self, InputError> {
+        let decode_counters = Arc::new(DecodeCounters::default());
+        let decoders = Arc::new(
+            decode::Decoders::start(format, sink, decode_counters.clone())
+                .map_err(InputError::Decode)?,
+        );
+        let shared = Arc::new(Shared::default());
+        let pipeline = Arc::new(srt::SrtPipeline::start(
+            uri,
+            passphrase,
+            decoders.clone(),
+            shared.clone(),
+        )?);
+        let mut source = NetworkSource {
+            cancel: CancellationToken::new(),
+            thread: None,
+            shared,
+            local_addr: None,
+            srt: Some(pipeline),
+        };
+        source.attach_decoders(decoders, decode_counters)?;
+        Ok(source)
     }
 
     /// As [`start`](Self::start), from an explicit [`NetworkConfig`].
@@ -214,7 +285,8 @@ impl NetworkSource {
             cancel,
             thread: Some(thread),
             shared,
-            local_addr,
+            local_addr: Some(local_addr),
+            srt: None,
         })
     }
 
@@ -225,12 +297,16 @@ impl NetworkSource {
     ) -> Result<(), InputError> {
         let shared = self.shared.clone();
         let cancel = self.cancel.clone();
+        let srt = self.srt.clone();
         // A small watcher: decode counters and errors into the shared counters until stopped.
         std::thread::Builder::new()
             .name("net-input-dec".into())
             .spawn(move || {
                 while !cancel.is_cancelled() {
-                    let err = decoders.take_error();
+                    let mut err = decoders.take_error();
+                    if let Some(e) = srt.as_ref().and_then(|p| p.take_error(Duration::ZERO)) {
+                        err = Some(e);
+                    }
                     if let Ok(mut c) = shared.counters.lock() {
                         c.pictures = counters.pictures.load(Ordering::Relaxed);
                         c.audio_buffers = counters.audio_buffers.load(Ordering::Relaxed);
@@ -248,8 +324,8 @@ impl NetworkSource {
             .map_err(InputError::Thread)
     }
 
-    /// The address the RTP (or UDP) socket is bound to.
-    pub fn local_addr(&self) -> SocketAddr {
+    /// The address the RTP (or UDP) socket is bound to (`None` for SRT).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addr
     }
 
@@ -279,6 +355,9 @@ impl NetworkSource {
     /// Stops receiving and decoding; returns when the receive thread has ended.
     pub fn stop(&mut self) {
         self.cancel.cancel();
+        if let Some(p) = &self.srt {
+            p.stop();
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -373,31 +452,13 @@ async fn receive(
                 Err(_) => recv_errors += 1,
             },
             _ = tokio::time::sleep(wait) => fe.poll(now_ns(), &mut out),
-            _ = publish.tick() => {
-                if let Ok(mut c) = shared.counters.lock() {
-                    c.front = fe.counters();
-                    c.front.malformed += recv_errors;
-                }
-                if let Ok(mut t) = shared.timing.lock() {
-                    *t = fe.timing();
-                }
-                let sections = fe.take_scte35();
-                if !sections.is_empty()
-                    && let Ok(mut s) = shared.scte35.lock()
-                {
-                    s.extend(sections);
-                    let excess = s.len().saturating_sub(ts::SCTE35_QUEUE);
-                    s.drain(..excess);
-                }
-            }
+            _ = publish.tick() => shared.publish(&mut fe, recv_errors),
         }
         for unit in out.drain(..) {
             handler(unit);
         }
     }
-    if let Ok(mut c) = shared.counters.lock() {
-        c.front = fe.counters();
-    }
+    shared.publish(&mut fe, recv_errors);
 }
 
 #[cfg(test)]
@@ -436,7 +497,7 @@ mod tests {
             },
         };
         let mut src = NetworkSource::start_units(&cfg, Box::new(|_| {})).unwrap();
-        let to = src.local_addr();
+        let to = src.local_addr().unwrap();
         let tx = StdUdpSocket::bind("127.0.0.1:0").unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
