@@ -302,10 +302,11 @@ fn two_boxes_on_one_rtp_feed_with_rtcp_give_each_picture_the_same_index() {
     let _g = common::serial();
     let (common, ta, tb) = pair_run(Transport::Rtp, true);
     assert!(common >= 90);
-    // ffmpeg's sender reports carry its monotonic clock (measured: the machine's uptime), not
-    // a wall clock, so the front end refuses them for W and both boxes use PTS timing; the
-    // RTCP path itself (SR parsing, NTP ↔ RTP mapping, keyframe agreement) is covered by the
-    // unit tests in src/input/timing.rs and src/input/frontend.rs.
+    // ffmpeg's rtp_mpegts stamps RTP packets that carry several pictures with one picture's
+    // time, so its keyframes do not give one sender offset and both boxes use PTS timing (the
+    // policy in src/input/timing.rs); the RTCP path itself (SR parsing, NTP ↔ RTP mapping,
+    // keyframe agreement) is covered by the unit tests in src/input/timing.rs and
+    // src/input/frontend.rs.
     assert_eq!((ta, tb), (Some(Timing::Pts), Some(Timing::Pts)));
 }
 

@@ -15,11 +15,12 @@ use super::rtp::{self, Arrived, Reorder};
 use super::timing::{JumpDetector, Sample, SenderTiming, Unwrap33};
 use super::ts::{EsKind, PacketMeta, TsDemux, TsUnit};
 
-/// A sender clock further than this from the local clock is not a wall clock (ffmpeg's SRs
-/// carry its monotonic clock, measured: the machine's uptime); such SRs are not used for W.
+/// A sender-report clock further than this from the local clock is not a usable wall clock (a
+/// sender without a set clock, or one counting from its boot); such SRs are not used for W.
 pub const MAX_SENDER_SKEW_NS: u64 = 300 * 1_000_000_000;
-/// Units held while the anchor is being found (5 s of 30 fps video with 48 kHz AAC).
-pub const PENDING_UNITS: usize = 512;
+/// Units held while the anchor is being found (12 s of 30 fps video with 48 kHz AAC, the
+/// longest wait for sender reports); past it the oldest are dropped, counted.
+pub const PENDING_UNITS: usize = 1024;
 
 /// One elementary-stream unit ready for the decoder.
 #[derive(Clone, Debug, PartialEq, Eq)]

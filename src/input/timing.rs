@@ -14,14 +14,16 @@
 //!
 //! - **RTCP (`Timing::Rtcp`)**: O = (S − PTS) of the keyframes, where S is the sender's wall
 //!   clock of the RTP packet that carried the keyframe's PES header, mapped through the latest
-//!   sender report; [`MIN_AGREEING`] keyframes must give the same value. Every term comes from
-//!   the sender, so O depends on no local clock. Keyframes only: a muxer that fills RTP packets
-//!   across pictures stamps a small picture's packet with another picture's time (ffmpeg does,
-//!   earlier or later in decode order, measured: values spread over ±0.7 s), while a keyframe is
-//!   large enough to flush its own packet, so every keyframe gives exactly the sender's offset,
-//!   the same ns from whichever keyframe a box starts. If no two keyframes agree within
-//!   [`MAX_SAMPLES`] pictures, the feed's RTP clock does not follow its PTS, and PTS timing is
-//!   used.
+//!   sender report. Every term comes from the sender, so O depends on no local clock. It is
+//!   used only when every keyframe of the anchor set (at least [`MIN_AGREEING`]) gives the same
+//!   value: that is a sender whose RTP timestamps follow the PES PTS exactly, and then every
+//!   keyframe gives the same ns whichever a box starts from. Otherwise PTS timing is used. A
+//!   muxer that fills RTP packets across pictures stamps a picture's packet with another
+//!   picture's time: ffmpeg's `rtp_mpegts` does (measured: S − PTS spread over ±0.7 s across
+//!   pictures, and two keyframes 2 frames apart at 320×180), so ffmpeg feeds get PTS timing.
+//!   Residual risk: a sender whose keyframe offsets agree most of the time but not always can
+//!   make one box take RTCP timing and the other PTS timing; the pair check shows it, and
+//!   `input.timing` differs between the boxes.
 //! - **PTS (`Timing::Pts`)**: O = Q·floor(min over the anchor set of (arrival − DTS) / Q), with
 //!   Q = [`PTS_QUANTUM_NS`] (1 s). The minimum strips the one-sided network jitter (a late
 //!   packet only adds), DTS rather than PTS because senders pace by decode order (B-frames move
@@ -43,9 +45,10 @@
 //! The anchor set runs from the first picture (or the first after a discontinuity) until a
 //! keyframe has been seen and [`MIN_SAMPLES`] pictures are in it, or [`MAX_SAMPLES`] pictures;
 //! pictures before the first keyframe cannot be decoded anyway, so this costs no picture. An RTP
-//! input waits for two keyframes with sender-report times up to [`MAX_SAMPLES`] pictures, then
-//! falls back to PTS timing (`input.timing = "pts"`); it does not wait when the sender reports
-//! came but carry no wall clock (see `MAX_SENDER_SKEW_NS` in `src/input/frontend.rs`).
+//! input waits for two keyframes with sender-report times up to [`SR_WAIT_NS`] (12 s, longer
+//! than any compliant RTCP interval, so two boxes make the same choice), then falls back to PTS
+//! timing (`input.timing = "pts"`); it does not wait when the sender reports came but carry no
+//! wall clock (see `MAX_SENDER_SKEW_NS` in `src/input/frontend.rs`).
 //!
 //! Where it can still split, and what is done:
 //! - Near a whole second (PTS timing): see above; counted nowhere (a box cannot know), visible as
@@ -70,13 +73,17 @@ pub const DRIFT_LIMIT_NS: i64 = 1_000_000_000;
 pub const DISCONTINUITY_NS: i64 = 1_000_000_000;
 /// Sender offsets (RTCP) closer than this are the same offset (the ns rounding of ticks).
 pub const SAME_NS: i64 = 2;
-/// Keyframes that must share one sender offset for RTCP timing.
+/// Keyframes that must give the same sender offset (and none another) for RTCP timing.
 pub const MIN_AGREEING: usize = 2;
 /// Pictures in the anchor set at least (once a keyframe is in it).
 pub const MIN_SAMPLES: usize = 8;
 /// Pictures in the anchor set at most (keyframe or not, sender report or not): 5 s at 30 fps,
-/// room for two keyframes of a 2 s GOP.
+/// room for two keyframes of a 2 s GOP; older ones leave the set.
 pub const MAX_SAMPLES: usize = 150;
+/// How long an RTP input waits for sender reports before PTS timing (RFC 3550 §6.2: the RTCP
+/// interval is at least 5 s, randomised up to 1.5 times). Two boxes must make the same choice,
+/// so this is longer than any compliant sender's interval.
+pub const SR_WAIT_NS: u64 = 12_000_000_000;
 
 const TICKS_33: u64 = 1 << 33;
 
@@ -156,8 +163,16 @@ pub struct TimingCounters {
 
 #[derive(Clone, Debug)]
 enum State {
-    Collecting { set: Vec<Sample>, keyframe: bool },
-    Anchored { offset_ns: i64, timing: Timing },
+    Collecting {
+        set: Vec<Sample>,
+        keyframe: bool,
+        /// Arrival of the first picture of the set.
+        since_ns: Option<u64>,
+    },
+    Anchored {
+        offset_ns: i64,
+        timing: Timing,
+    },
 }
 
 /// The offset O of `W = PTS + O` for one feed (see the module docs for the policy).
@@ -179,6 +194,7 @@ impl SenderTiming {
             state: State::Collecting {
                 set: Vec::new(),
                 keyframe: false,
+                since_ns: None,
             },
             counters: TimingCounters::default(),
         }
@@ -236,6 +252,7 @@ impl SenderTiming {
         self.state = State::Collecting {
             set: Vec::new(),
             keyframe: false,
+            since_ns: None,
         };
     }
 
@@ -247,7 +264,12 @@ impl SenderTiming {
         s.pts = s.pts.saturating_add(shift);
         s.dts = s.dts.saturating_add(shift);
         match &mut self.state {
-            State::Collecting { set, keyframe } => {
+            State::Collecting {
+                set,
+                keyframe,
+                since_ns,
+            } => {
+                let since = *since_ns.get_or_insert(s.arrival_ns);
                 if set.len() >= MAX_SAMPLES {
                     set.remove(0);
                 }
@@ -258,8 +280,8 @@ impl SenderTiming {
                     .filter(|x| x.keyframe && x.sender_ns.is_some())
                     .count();
                 let ready = (*keyframe && set.len() >= MIN_SAMPLES) || set.len() >= MAX_SAMPLES;
-                let sr_ready =
-                    !self.rtcp_possible || with_sr >= MIN_AGREEING || set.len() >= MAX_SAMPLES;
+                let waited = s.arrival_ns.saturating_sub(since) >= SR_WAIT_NS;
+                let sr_ready = !self.rtcp_possible || with_sr >= MIN_AGREEING || waited;
                 if ready && sr_ready {
                     let (offset_ns, timing) = anchor(set);
                     self.state = State::Anchored { offset_ns, timing };
@@ -291,13 +313,16 @@ fn canonical_shift(ticks: i64, arrival_ns: u64) -> i64 {
 
 /// O and the timing it came from, for a finished anchor set (canonical ticks).
 fn anchor(set: &[Sample]) -> (i64, Timing) {
-    let mut rtcp: Vec<i64> = set
+    let rtcp: Vec<i64> = set
         .iter()
         .filter(|s| s.keyframe)
         .filter_map(|s| Some(s.sender_ns? as i64 - ticks_to_ns(s.pts)))
         .collect();
-    if let Some(o) = most_frequent(&mut rtcp) {
-        return (o, Timing::Rtcp);
+    if let (Some(&lo), Some(&hi)) = (rtcp.iter().min(), rtcp.iter().max())
+        && rtcp.len() >= MIN_AGREEING
+        && hi - lo <= SAME_NS
+    {
+        return (lo, Timing::Rtcp);
     }
     let lag = set
         .iter()
@@ -305,26 +330,6 @@ fn anchor(set: &[Sample]) -> (i64, Timing) {
         .min()
         .unwrap_or(0);
     (lag.div_euclid(PTS_QUANTUM_NS) * PTS_QUANTUM_NS, Timing::Pts)
-}
-
-/// The value seen most often (at least [`MIN_AGREEING`] times; the smallest on a tie), to
-/// within [`SAME_NS`].
-fn most_frequent(values: &mut [i64]) -> Option<i64> {
-    values.sort_unstable();
-    let mut best: Option<(usize, i64)> = None;
-    let mut i = 0;
-    while i < values.len() {
-        let mut j = i;
-        while j + 1 < values.len() && values[j + 1] - values[i] <= SAME_NS {
-            j += 1;
-        }
-        let n = j - i + 1;
-        if n >= MIN_AGREEING && best.is_none_or(|(m, _)| n > m) {
-            best = Some((n, values[i]));
-        }
-        i = j + 1;
-    }
-    best.map(|(_, v)| v)
 }
 
 #[cfg(test)]
@@ -574,13 +579,14 @@ mod tests {
     #[test]
     fn rtp_waits_for_a_sender_report_then_falls_back_to_pts() {
         let mut t = SenderTiming::new(true);
-        for p in 0..MAX_SAMPLES as i64 {
-            assert_eq!(t.timing(), None);
+        // 12 s at 30 fps.
+        for p in 0..=360i64 {
+            assert_eq!(t.timing(), None, "picture {p}");
             let pts = p * FRAME_TICKS;
             t.observe(Sample {
                 pts,
                 dts: pts,
-                arrival_ns: 1_764_000_000_000_000_000,
+                arrival_ns: 1_764_000_000_000_000_000 + ticks_to_ns(pts) as u64,
                 sender_ns: None,
                 keyframe: p == 0,
             });
