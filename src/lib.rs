@@ -8,6 +8,7 @@ pub mod control;
 pub mod daemon;
 pub mod exit;
 pub mod hub;
+pub mod input;
 pub mod logging;
 pub mod notify;
 pub mod origin;

@@ -51,6 +51,8 @@ pub const DEFAULT_FRAMERATE: FrameRateSpec = FrameRateSpec { num: 30, den: 1 };
 pub const DEFAULT_SLATE_AFTER: Duration = Duration::from_millis(500);
 /// `input.slate` when not set: the built-in card.
 pub const DEFAULT_SLATE: &str = "builtin";
+/// `input.latency` when not set: the RTP reorder window, enough for a LAN or a metro link.
+pub const DEFAULT_INPUT_LATENCY: Duration = Duration::from_millis(50);
 /// `timeline.gop` when not set.
 pub const DEFAULT_GOP: Duration = Duration::from_secs(2);
 /// `timeline.fragment_gops` when not set.
@@ -164,6 +166,11 @@ pub struct InputSection {
     pub slate: String,
     /// `[input.backup]`: a second source that feeds the encoders while this one is lost.
     pub backup: Option<BackupSection>,
+    /// `rtp`: how long a packet after a gap waits for the missing ones (the reorder window).
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub latency: Duration,
+    /// `srt`: file holding the SRT passphrase (else the credential `twincast_srt`, else none).
+    pub passphrase_file: Option<PathBuf>,
 }
 
 /// `input.backup.hold` when not set.
@@ -207,6 +214,8 @@ impl Default for InputSection {
             slate_after: DEFAULT_SLATE_AFTER,
             slate: DEFAULT_SLATE.into(),
             backup: None,
+            latency: DEFAULT_INPUT_LATENCY,
+            passphrase_file: None,
         }
     }
 }

@@ -44,6 +44,8 @@ pub const BACKUP_HOLD: (Duration, Duration) =
     (Duration::from_millis(100), Duration::from_secs(3600));
 /// Legal slate delay.
 pub const SLATE_AFTER: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(600));
+/// Legal RTP reorder window (`input.latency`).
+pub const INPUT_LATENCY: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(5));
 /// Longest backlog accepted.
 pub const MAX_BACKLOG: Duration = Duration::from_secs(3600);
 /// Smallest on-disk DVR bound.
@@ -208,6 +210,18 @@ impl Checker<'_, '_, '_, '_> {
             self.err(
                 &s.join("audio"),
                 format!("\"input\" needs an input that carries audio, and kind \"{}\" does not (legal values here: test, none, alsa:<device>)", input.kind),
+            );
+        }
+        let (lo, hi) = INPUT_LATENCY;
+        if input.latency > hi {
+            self.err(
+                &s.join("latency"),
+                format!(
+                    "{} is out of range (legal values: {}..={})",
+                    format_duration(input.latency),
+                    format_duration(lo),
+                    format_duration(hi)
+                ),
             );
         }
         let (lo, hi) = SLATE_AFTER;

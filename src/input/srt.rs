@@ -1,0 +1,284 @@
+//! SRT input (issue #9 part 5): GStreamer's `srtsrc` (plugins-bad, libsrt) receives MPEG-TS as
+//! caller or listener; an appsink hands each message to the same front end as plain TS over
+//! UDP (`src/input/frontend.rs`: demux, PTS timing), then to the decoders.
+//!
+//! `uri = "srt://HOST:PORT?mode=caller|listener&latency=MS&streamid=ID"` (mode defaults to
+//! caller, latency to libsrt's 120 ms... as GStreamer's 125 ms default). The passphrase comes
+//! from `[input] passphrase_file` or the systemd credential `$CREDENTIALS_DIRECTORY/twincast_srt`
+//! and is set as a property, never put in a URI, a log line or the status.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+use super::decode::Decoders;
+use super::frontend::FrontEnd;
+use super::{InputError, Shared};
+
+/// The systemd credential name of the SRT passphrase.
+pub const CREDENTIAL: &str = "twincast_srt";
+
+/// SRT connection mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Caller,
+    Listener,
+}
+
+/// A parsed `srt://` input URI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SrtUri {
+    pub host: String,
+    pub port: u16,
+    pub mode: Mode,
+    pub latency_ms: Option<u32>,
+    pub streamid: Option<String>,
+}
+
+/// Parses `srt://HOST:PORT[?mode=…&latency=…&streamid=…]`; an unknown key or value is an error
+/// that names it.
+pub fn parse_uri(uri: &str) -> Result<SrtUri, String> {
+    let rest = uri
+        .strip_prefix("srt://")
+        .ok_or_else(|| "an SRT uri starts with srt://".to_string())?;
+    let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let authority = authority.trim_end_matches('/');
+    let (host, port) = authority
+        .rsplit_once(':')
+        .ok_or_else(|| "an SRT uri needs HOST:PORT".to_string())?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("SRT port {port:?} is not a number 1..=65535"))?;
+    let mut out = SrtUri {
+        host: host.trim_matches(['[', ']']).to_string(),
+        port,
+        mode: Mode::Caller,
+        latency_ms: None,
+        streamid: None,
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "mode" => {
+                out.mode = match v {
+                    "caller" => Mode::Caller,
+                    "listener" => Mode::Listener,
+                    _ => return Err(format!("SRT mode {v:?} (legal values: caller, listener)")),
+                }
+            }
+            "latency" => {
+                out.latency_ms = Some(
+                    v.parse()
+                        .map_err(|_| format!("SRT latency {v:?} is not milliseconds"))?,
+                )
+            }
+            "streamid" => out.streamid = Some(v.to_string()),
+            "passphrase" => {
+                return Err(
+                    "an SRT passphrase never goes in the uri: use passphrase_file or the twincast_srt credential"
+                        .into(),
+                );
+            }
+            _ => {
+                return Err(format!(
+                    "SRT uri key {k:?} (legal keys: mode, latency, streamid)"
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The passphrase: `passphrase_file` when set, else the systemd credential, else none.
+pub fn resolve_passphrase(
+    passphrase_file: Option<&Path>,
+    credentials: Option<&Path>,
+) -> Result<Option<String>, String> {
+    let path: PathBuf = match passphrase_file {
+        Some(p) => p.to_path_buf(),
+        None => match credentials.map(|d| d.join(CREDENTIAL)) {
+            Some(p) if p.is_file() => p,
+            _ => return Ok(None),
+        },
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("passphrase_file {}: {e}", path.display()))?;
+    let pass = text.trim().to_string();
+    // libsrt: 10 to 79 characters.
+    if !(10..=79).contains(&pass.chars().count()) {
+        return Err(format!(
+            "passphrase_file {}: an SRT passphrase has 10 to 79 characters",
+            path.display()
+        ));
+    }
+    Ok(Some(pass))
+}
+
+/// The running SRT receive pipeline.
+pub struct SrtPipeline {
+    pipeline: gst::Pipeline,
+}
+
+impl SrtPipeline {
+    /// Starts `srtsrc ! appsink` feeding a plain-TS front end and the decoders.
+    pub(super) fn start(
+        uri: &SrtUri,
+        passphrase: Option<&str>,
+        decoders: Arc<Decoders>,
+        shared: Arc<Shared>,
+    ) -> Result<Self, InputError> {
+        gst::init().map_err(|e| InputError::Decode(e.to_string()))?;
+        let src = gst::ElementFactory::make("srtsrc")
+            .build()
+            .map_err(|e| InputError::Decode(format!("GStreamer element srtsrc is missing: {e}")))?;
+        // The mode goes in the uri: srtsrc (1.22) set to listener by its property after a uri
+        // with a host keeps listening on nothing (measured).
+        let host = if uri.host.contains(':') {
+            format!("[{}]", uri.host)
+        } else {
+            uri.host.clone()
+        };
+        let mode = match uri.mode {
+            Mode::Caller => "caller",
+            Mode::Listener => "listener",
+        };
+        src.set_property("uri", format!("srt://{host}:{}?mode={mode}", uri.port));
+        if let Some(l) = uri.latency_ms {
+            src.set_property("latency", l as i32);
+        }
+        if let Some(id) = &uri.streamid {
+            src.set_property("streamid", id);
+        }
+        if let Some(p) = passphrase {
+            src.set_property("passphrase", p);
+        }
+        let sink = gst_app::AppSink::builder()
+            .sync(false)
+            .max_buffers(64)
+            .build();
+        sink.set_property("async", false);
+        let fe = Mutex::new(FrontEnd::new(None));
+        let sh = shared.clone();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let Some(buffer) = sample.buffer() else {
+                        return Ok(gst::FlowSuccess::Ok);
+                    };
+                    let Ok(map) = buffer.map_readable() else {
+                        return Ok(gst::FlowSuccess::Ok);
+                    };
+                    let Ok(mut fe) = fe.lock() else {
+                        return Err(gst::FlowError::Error);
+                    };
+                    let mut out = Vec::new();
+                    fe.push_udp(super::now_ns(), &map, &mut out);
+                    for u in out {
+                        decoders.push(u);
+                    }
+                    sh.publish(&mut fe, 0);
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        let pipeline = gst::Pipeline::with_name("twincast-srt-input");
+        pipeline
+            .add_many([&src, sink.upcast_ref()])
+            .map_err(|e| InputError::Decode(e.to_string()))?;
+        src.link(&sink)
+            .map_err(|e| InputError::Decode(e.to_string()))?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| InputError::Decode(format!("the SRT input did not start: {e}")))?;
+        Ok(SrtPipeline { pipeline })
+    }
+
+    /// The first error the SRT pipeline posted since the last call (waits up to `wait`).
+    pub fn take_error(&self, wait: Duration) -> Option<String> {
+        let bus = self.pipeline.bus()?;
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_nseconds(wait.as_nanos() as u64),
+            &[gst::MessageType::Error, gst::MessageType::Eos],
+        )?;
+        match msg.view() {
+            gst::MessageView::Error(e) => Some(format!("SRT: {}", e.error())),
+            gst::MessageView::Eos(_) => Some("SRT: the sender closed the connection".into()),
+            _ => None,
+        }
+    }
+
+    pub fn stop(&self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+impl Drop for SrtPipeline {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris() {
+        let u = parse_uri("srt://0.0.0.0:9000?mode=listener&latency=120&streamid=cam1").unwrap();
+        assert_eq!(
+            u,
+            SrtUri {
+                host: "0.0.0.0".into(),
+                port: 9000,
+                mode: Mode::Listener,
+                latency_ms: Some(120),
+                streamid: Some("cam1".into())
+            }
+        );
+        assert_eq!(parse_uri("srt://10.0.0.9:9000").unwrap().mode, Mode::Caller);
+        assert!(
+            parse_uri("srt://h:9000?mode=rendezvous")
+                .unwrap_err()
+                .contains("legal values")
+        );
+        assert!(
+            parse_uri("srt://h:9000?passphrase=x")
+                .unwrap_err()
+                .contains("never")
+        );
+        assert!(
+            parse_uri("srt://h:9000?foo=1")
+                .unwrap_err()
+                .contains("legal keys")
+        );
+        assert!(parse_uri("srt://h").is_err());
+        assert!(parse_uri("udp://h:1").is_err());
+    }
+
+    #[test]
+    fn passphrase_from_file_or_credential() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("k");
+        std::fs::write(&f, "0123456789abc\n").unwrap();
+        assert_eq!(
+            resolve_passphrase(Some(&f), None).unwrap().as_deref(),
+            Some("0123456789abc")
+        );
+        assert_eq!(resolve_passphrase(None, Some(dir.path())).unwrap(), None);
+        std::fs::write(dir.path().join(CREDENTIAL), "credential-secret").unwrap();
+        assert_eq!(
+            resolve_passphrase(None, Some(dir.path()))
+                .unwrap()
+                .as_deref(),
+            Some("credential-secret")
+        );
+        std::fs::write(&f, "short").unwrap();
+        let e = resolve_passphrase(Some(&f), None).unwrap_err();
+        assert!(e.contains("10 to 79") && !e.contains("short"), "{e}");
+    }
+}
