@@ -17,8 +17,8 @@ use std::time::Instant;
 
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
-use twincast_media::rtmp::session::ACK_WINDOW;
 use twincast_media::rtmp::{ClientSession, Event, RtmpUrl};
+use twincast_media::stall::AckWitness;
 use twincast_media::{Codec, Sample, flv};
 
 use super::net::{self, CONNECT_TIMEOUT, NetError};
@@ -175,44 +175,29 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
     Ok(())
 }
 
-/// Application-level progress from the server's Acknowledgements (nginx-rtmp and most
-/// servers send one every window of bytes they receive; we learn the window from the first
-/// two). A byte sent more than a window (plus slack) beyond the last acknowledged one must
-/// have produced an acknowledgement once the server got it; if it was sent longer ago than
-/// the stall limit and none came, the peer has stopped reading, even while socket buffers
-/// still take data. Servers that never acknowledge are judged by write progress alone.
+/// Application-level progress from the server's Acknowledgements: the pure
+/// [`AckWitness`] (twincast-media `stall.rs`) learns the server's window from the
+/// acknowledgements it sees and never assumes one, so a server acknowledging every 5 MB
+/// (nginx-rtmp's default), every 32 KiB (what we ask) or never is judged correctly.
 struct AckProgress {
+    witness: AckWitness,
     /// Bytes written since the publish started.
     sent: u64,
-    /// Acknowledged bytes, unwrapped from the 32-bit field.
-    acked_total: u64,
-    last_ack: Option<u32>,
-    /// Largest step between two acknowledgements seen (the server's window).
-    window: u64,
-    /// (position after a write, when it was written), oldest first, unacknowledged only.
-    writes: std::collections::VecDeque<(u64, Instant)>,
+    start: Instant,
 }
-
-/// Slack on top of the server's window: command bytes we do not count, rounding.
-const ACK_SLACK: u64 = 16 * 1024;
 
 impl AckProgress {
     fn new() -> Self {
         AckProgress {
+            witness: AckWitness::default(),
             sent: 0,
-            acked_total: 0,
-            last_ack: None,
-            window: u64::from(ACK_WINDOW),
-            writes: std::collections::VecDeque::new(),
+            start: Instant::now(),
         }
     }
 
     fn sent(&mut self, n: usize) {
         self.sent += n as u64;
-        self.writes.push_back((self.sent, Instant::now()));
-        if self.writes.len() > 4096 {
-            self.writes.pop_front();
-        }
+        self.witness.wrote(self.sent, self.start.elapsed());
     }
 
     fn check(
@@ -220,38 +205,16 @@ impl AckProgress {
         session: &ClientSession,
         stall: std::time::Duration,
     ) -> Result<(), PublishError> {
-        let Some(acked) = session.acked() else {
-            return Ok(());
-        };
-        if self.last_ack != Some(acked) {
-            if self.last_ack.is_none() {
-                log::debug!("rtmp: the server acknowledges ({acked} bytes so far)");
+        if let Some(value) = session.acked() {
+            if self.witness.window().is_none() && session.acks() == 1 {
+                log::debug!("rtmp: the server acknowledges ({value} bytes so far)");
             }
-            let delta = u64::from(self.last_ack.map_or(acked, |l| acked.wrapping_sub(l)));
-            if self.last_ack.is_some() {
-                self.window = self.window.max(delta);
-            }
-            self.last_ack = Some(acked);
-            self.acked_total += delta;
-            // Acks count every byte since the handshake; re-base our count on theirs.
-            if self.acked_total > self.sent {
-                let shift = self.acked_total - self.sent;
-                self.sent += shift;
-                for w in self.writes.iter_mut() {
-                    w.0 += shift;
-                }
-            }
-            while self.writes.front().is_some_and(|w| w.0 <= self.acked_total) {
-                self.writes.pop_front();
-            }
+            self.witness.acknowledged(session.acks(), value, self.sent);
         }
-        let due = self.acked_total + self.window + ACK_SLACK;
-        if let Some((_, at)) = self.writes.iter().find(|w| w.0 >= due)
-            && at.elapsed() >= stall
-        {
-            return Err(NetError::Stalled(stall).into());
+        match self.witness.stalled(self.start.elapsed(), stall) {
+            Some(_) => Err(NetError::Stalled(stall).into()),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
