@@ -9,12 +9,15 @@
 //! acknowledgement window is 5 MB); the other cells use one 320x180 rendition + audio.
 
 mod common;
+#[path = "peers/fmp4.rs"]
+mod fmp4;
 mod peers;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
+use fmp4::*;
 use peers::*;
 
 /// One frame at 30 fps, in ms, rounded up (FLV timestamps are whole ms).
@@ -135,6 +138,180 @@ fn nginx_default_config_shipped_ladder_60s_without_a_reconnect() {
                 max_gap(&f.video_ms)
             );
             assert!(decodes(path), "{side} {r}: the recording decodes");
+        }
+    }
+}
+
+/// A daemon config for cells where the ladder size does not matter: one 320x180 rendition
+/// plus audio, the shipped 2 s GOP (one fragment per GOP), the given outputs.
+fn one_rung(dir: &Path, origin: u16, control: u16, outputs: &str) -> PathBuf {
+    let path = small_config(dir, "cell", origin, control);
+    let text = std::fs::read_to_string(&path)
+        .expect("config")
+        .replace(
+            SMALL_LADDER,
+            "\n[[rendition]]\nname = \"180p\"\nwidth = 320\nheight = 180\nbitrate_kbps = 250\n",
+        )
+        .replace("gop = \"1s\"", "gop = \"2s\"");
+    assert!(text.contains("name = \"180p\"") && text.contains("gop = \"2s\""));
+    std::fs::write(&path, format!("{text}{outputs}")).expect("config");
+    path
+}
+
+/// The cells' fragment duration (the shipped GOP, one GOP per fragment).
+const FRAGMENT: Duration = Duration::from_secs(2);
+
+/// `publish <output> <dest> <track> …: backoff` lines so far.
+fn backoffs(d: &Daemon, output: &str, track: &str) -> usize {
+    let needle = format!("publish {output} primary {track} ");
+    d.log_text()
+        .lines()
+        .filter(|l| l.contains(&needle) && l.contains(": backoff"))
+        .count()
+}
+
+/// Smooth and CMAF ingest against the suite's HTTP receiver: steady with no reconnect, the
+/// receiver killed for 10 s, then stalled for 10 s (it keeps the connections open and stops
+/// reading). The stall is detected within 2× the fragment duration of the first fragment
+/// after it began, and afterwards the receiver has every fragment of every track
+/// (contiguous `mfhd` and `tfdt`).
+#[test]
+fn smooth_and_cmaf_steady_killed_and_stalled_lose_nothing() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let rx = Receiver::start(port);
+    let (origin, control) = (free_port(), free_port());
+    let cfg = one_rung(
+        dir.path(),
+        origin,
+        control,
+        &format!(
+            "\n[[output]]\nname = \"sm\"\nprotocol = \"smooth\"\nprimary = \"http://127.0.0.1:{port}/sm/ingest.isml\"\n\n[[output]]\nname = \"cm\"\nprotocol = \"cmaf\"\nprimary = \"http://127.0.0.1:{port}/cm\"\n"
+        ),
+    );
+    let mut d = Daemon::start(&cfg, origin, dir.path().join("daemon.log"));
+    let tracks = ["180p", "audio"];
+    let streams: Vec<(&str, &str, String)> = [("sm", "/sm/ingest.isml"), ("cm", "/cm")]
+        .iter()
+        .flat_map(|(o, prefix)| {
+            tracks
+                .iter()
+                .map(move |t| (*o, *t, format!("{prefix}/Streams({t})")))
+        })
+        .collect();
+    let bytes = |path: &str| -> usize {
+        rx.requests()
+            .iter()
+            .filter(|r| r.path == path)
+            .map(|r| r.body.len())
+            .sum()
+    };
+    wait_for("every stream flowing", Duration::from_secs(45), || {
+        streams
+            .iter()
+            .all(|(_, _, p)| bytes(p) > 20_000)
+            .then_some(())
+    });
+
+    // Steady: no reconnect at all.
+    let steady = Duration::from_secs(30);
+    std::thread::sleep(steady);
+    for (o, t, _) in &streams {
+        assert_eq!(
+            backoffs(&d, o, t),
+            0,
+            "{o} {t}: reconnects while steady:\n{}",
+            d.log_text()
+        );
+    }
+
+    // Killed for 10 s.
+    rx.stop();
+    std::thread::sleep(Duration::from_secs(10));
+    let n = rx.requests().len();
+    rx.restart();
+    let back = Instant::now();
+    let mut first_byte = Vec::new();
+    for (o, t, p) in &streams {
+        let ok = wait_until(Duration::from_secs(15), || {
+            rx.requests()[n..]
+                .iter()
+                .any(|r| r.path == *p && !r.body.is_empty())
+        });
+        assert!(ok, "{o} {t}: nothing after the receiver came back");
+        first_byte.push(back.elapsed());
+    }
+    eprintln!("kill: restart to first byte (sm 180p, sm audio, cm 180p, cm audio): {first_byte:?}");
+    std::thread::sleep(Duration::from_secs(6));
+
+    // Stalled for 10 s: connections stay open, nothing is read.
+    let before: Vec<usize> = streams.iter().map(|(o, t, _)| backoffs(&d, o, t)).collect();
+    let n_before = rx.requests().len();
+    rx.stall.store(true, std::sync::atomic::Ordering::SeqCst);
+    let stalled = Instant::now();
+    let mut detected = vec![None; streams.len()];
+    while stalled.elapsed() < Duration::from_secs(10) {
+        for (i, (o, t, _)) in streams.iter().enumerate() {
+            if detected[i].is_none() && backoffs(&d, o, t) > before[i] {
+                detected[i] = Some(stalled.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    rx.stall.store(false, std::sync::atomic::Ordering::SeqCst);
+    let released = Instant::now();
+    eprintln!("stall: detected after (sm 180p, sm audio, cm 180p, cm audio): {detected:?}");
+    let mut resumed = Vec::new();
+    for ((o, t, p), at) in streams.iter().zip(&detected) {
+        let had = bytes(p);
+        let ok = wait_until(Duration::from_secs(15), || {
+            let reqs = rx.requests();
+            let old: std::collections::BTreeSet<u64> =
+                reqs[..n_before].iter().map(|r| r.conn).collect();
+            match at {
+                // Reconnected: bytes on a new connection.
+                Some(_) => reqs[n_before..]
+                    .iter()
+                    .any(|r| r.path == *p && !old.contains(&r.conn) && !r.body.is_empty()),
+                // Not noticed: the old connection goes on.
+                None => bytes(p) > had,
+            }
+        });
+        assert!(ok, "{o} {t}: nothing after the stall ended");
+        resumed.push(released.elapsed());
+    }
+    eprintln!("stall: release to first new byte: {resumed:?}");
+    std::thread::sleep(Duration::from_secs(6));
+    let status = d.stop();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "daemon exit: {status:?}"
+    );
+
+    let reqs = rx.requests();
+    for (o, t, p) in &streams {
+        let video = *t != "audio";
+        let mine: Vec<&Request> = reqs.iter().filter(|r| r.path == *p).collect();
+        let frags = if *o == "sm" {
+            check_smooth(&mine, t, video).0
+        } else {
+            check_cmaf(&mine, t, video).0
+        };
+        assert_contiguous(&frags, &format!("{o} {t}"));
+    }
+    // CMAF ingest notices the stall from its per-segment acknowledgement: the first segment
+    // after it began may come up to one fragment later, then 2× the fragment duration, and
+    // 1 s for sampling on a loaded box. Smooth ingest has no acknowledgement of its own: it
+    // sees the stall from TCP only once the receiver's buffer shows it, which depends on
+    // that buffer (media/src/stall.rs); it is reported, and nothing may be lost either way.
+    for ((o, t, _), at) in streams.iter().zip(&detected) {
+        if *o == "cm" {
+            let at = at.unwrap_or_else(|| panic!("{o} {t}: the stall was never detected"));
+            assert!(
+                at <= FRAGMENT * 3 + Duration::from_secs(1),
+                "{o} {t}: stall detected after {at:?}"
+            );
         }
     }
 }

@@ -14,6 +14,18 @@
 //!   The estimate also tells which fragment boundary the peer reached (resend from there).
 //!   A peer that never advertises a window that changes (or a kernel that does not report it)
 //!   leaves `unread` at 0: the rule is then "acknowledged bytes grow", never stricter.
+//!   Progress must exceed [`PROGRESS_MIN`]: windows come in units of 2^scale bytes, and
+//!   rounding alone must not pass for reading.
+//!
+//!   What TCP cannot show: a Linux receiver grows its advertised window with every segment
+//!   it takes (`rcv_ssthresh`) as long as its buffer has room, whether its application reads
+//!   or not. A peer with a large receive buffer (autotuned to megabytes after a burst)
+//!   therefore looks like it reads until that buffer is full; only then is it seen (we owe
+//!   bytes and nothing is acknowledged). Protocols with acknowledgements of their own (RTMP
+//!   Acknowledgements, CMAF ingest's 2xx per segment) see it within the limit; Smooth ingest
+//!   has none. For the same reason, after a stall the peer may hold unread bytes beyond what
+//!   its window showed: the driver then resends the widest window it advertised on top
+//!   ([`Delivery::widest`], [`Delivery::stall_safe`]).
 //! - [`AckWitness`], from RTMP Acknowledgements. Servers acknowledge every window of bytes
 //!   they read, but which window is theirs: the one we asked for (nginx-rtmp), their own (2.5
 //!   or 5 MB), or none at all. The witness never assumes one: it learns the window from the
@@ -51,12 +63,16 @@ pub enum Verdict {
     Stalled(Duration),
 }
 
+/// Least growth of the read estimate that counts as progress (a few window-scale units).
+pub const PROGRESS_MIN: u64 = 4096;
+
 /// The TCP witness of one connection.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     limit: Duration,
     widest: u32,
     consumed: u64,
+    consumed_at_progress: u64,
     acked_at_progress: u64,
     unread_at_progress: u64,
     waiting_since: Option<Duration>,
@@ -69,6 +85,7 @@ impl Delivery {
             limit,
             widest: 0,
             consumed: 0,
+            consumed_at_progress: 0,
             acked_at_progress: 0,
             unread_at_progress: 0,
             waiting_since: None,
@@ -80,6 +97,17 @@ impl Delivery {
         self.consumed
     }
 
+    /// After a stall: the read estimate less the widest window the peer advertised (what
+    /// its buffer may hold beyond what the window showed).
+    pub fn stall_safe(&self) -> u64 {
+        self.consumed.saturating_sub(u64::from(self.widest))
+    }
+
+    /// The widest receive window the peer advertised.
+    pub fn widest(&self) -> u32 {
+        self.widest
+    }
+
     pub fn sample(&mut self, s: Sample) -> Verdict {
         let unread = match s.peer_window {
             Some(w) => {
@@ -89,8 +117,12 @@ impl Delivery {
             None => 0,
         };
         let consumed = s.acked.saturating_sub(unread);
-        if consumed > self.consumed {
-            self.consumed = consumed;
+        self.consumed = self.consumed.max(consumed);
+        let all_read = unread == 0 && s.owed == 0;
+        if consumed >= self.consumed_at_progress + PROGRESS_MIN
+            || (all_read && consumed > self.consumed_at_progress)
+        {
+            self.consumed_at_progress = consumed;
             self.acked_at_progress = s.acked;
             self.unread_at_progress = unread;
             self.waiting_since = None;
@@ -270,6 +302,37 @@ mod tests {
     }
 
     #[test]
+    fn window_rounding_does_not_pass_for_reading() {
+        // A peer that stopped reading: each burst of 17 776 bytes closes its window by
+        // 17 408 (1 KiB units): the estimate creeps by 368 bytes a burst, which is no reading.
+        let mut d = Delivery::new(LIMIT);
+        let w = 160_768u32;
+        assert_eq!(
+            d.sample(Sample {
+                at: ms(0),
+                acked: 214_659,
+                owed: 0,
+                peer_window: Some(w)
+            }),
+            Verdict::Flowing
+        );
+        let mut stalled = None;
+        for k in 1..=6u64 {
+            let v = d.sample(Sample {
+                at: ms(k * 2000),
+                acked: 214_659 + k * 17_776,
+                owed: 0,
+                peer_window: Some(w - (k as u32) * 17_408),
+            });
+            if matches!(v, Verdict::Stalled(_)) && stalled.is_none() {
+                stalled = Some(k * 2000);
+            }
+        }
+        assert_eq!(stalled, Some(6000));
+        assert!(d.stall_safe() < 214_659);
+    }
+
+    #[test]
     fn without_a_window_the_rule_is_acknowledged_bytes_grow() {
         let mut d = Delivery::new(LIMIT);
         let s = |at, acked, owed| Sample {
@@ -278,11 +341,15 @@ mod tests {
             owed,
             peer_window: None,
         };
-        assert_eq!(d.sample(s(0, 10, 5)), Verdict::Flowing);
-        assert_eq!(d.sample(s(1000, 10, 5)), Verdict::Waiting(ms(0)));
-        assert_eq!(d.sample(s(4000, 10, 5)), Verdict::Waiting(ms(3000)));
-        assert_eq!(d.sample(s(5000, 10, 5)), Verdict::Stalled(ms(4000)));
-        assert_eq!(d.sample(s(5100, 20, 0)), Verdict::Flowing);
+        assert_eq!(d.sample(s(0, 10_000, 5)), Verdict::Flowing);
+        assert_eq!(d.sample(s(1000, 10_000, 5)), Verdict::Waiting(ms(0)));
+        assert_eq!(
+            d.sample(s(4000, 11_000, 5)),
+            Verdict::Waiting(ms(3000)),
+            "too little"
+        );
+        assert_eq!(d.sample(s(5000, 11_000, 5)), Verdict::Stalled(ms(4000)));
+        assert_eq!(d.sample(s(5100, 20_000, 0)), Verdict::Flowing);
         assert_eq!(
             d.sample(s(9999, 20, 0)),
             Verdict::Idle,

@@ -31,6 +31,7 @@ pub mod http;
 pub mod net;
 pub mod rtmp;
 pub mod smooth;
+pub mod tcp;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -288,7 +289,36 @@ impl Task {
         });
     }
 
-    /// After a (re)connect: the kept delivered units go again first.
+    /// Records a unit whose delivery the peer acknowledged at once (CMAF ingest's 2xx).
+    pub fn mark_acknowledged(&self, id: u64, bytes: u64) {
+        self.mark_sent(id, bytes);
+        self.shared.lock().mark_delivered(id);
+    }
+
+    /// [`Task::mark_delivered`] from a connection's TCP evidence; delivered units covering
+    /// the peer's widest window stay in the backlog for a resend after a stall.
+    pub fn deliver(&self, watch: &tcp::Watch, ids: impl IntoIterator<Item = u64>) {
+        self.shared.lock().set_keep_bytes(watch.widest());
+        self.mark_delivered(ids);
+    }
+
+    /// At the end of a connection: what its TCP evidence showed delivered, and after a
+    /// stall the extra bytes the next session sends again.
+    pub fn settle(&self, watch: &mut tcp::Watch) {
+        let ids = watch.settle();
+        self.deliver(watch, ids);
+        self.shared.lock().resend_extra(watch.resend_extra());
+    }
+
+    /// Records that the peer has every unit up to the last of `ids` (oldest first).
+    pub fn mark_delivered(&self, ids: impl IntoIterator<Item = u64>) {
+        if let Some(last) = ids.into_iter().last() {
+            self.shared.lock().mark_delivered(last);
+        }
+    }
+
+    /// After a (re)connect: the units sent but not delivered, and the kept delivered units
+    /// before them, go again first.
     pub fn rewind(&self) -> u64 {
         let (again, total) = {
             let mut b = self.shared.lock();

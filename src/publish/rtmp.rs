@@ -22,6 +22,7 @@ use twincast_media::stall::AckWitness;
 use twincast_media::{Codec, Sample, flv};
 
 use super::net::{self, CONNECT_TIMEOUT, NetError};
+use super::tcp::SAMPLE_EVERY;
 use super::{Carry, PublishError, SHUTDOWN_GRACE, Task, TaskSpec, Unit, same_init, to_ms};
 use crate::config::RtmpTimestamps;
 use crate::hub::InitSegment;
@@ -49,7 +50,8 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
         },
         None => None,
     };
-    let stream = net::connect(&url.host, url.port, url.tls).await?;
+    let (stream, mut watch) =
+        net::connect_watched(&url.host, url.port, url.tls, task.spec.stall).await?;
     let (mut rd, mut wr) = tokio::io::split(stream);
     let (mut session, c0c1) = ClientSession::new(
         &url.app,
@@ -107,45 +109,64 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
     let mut out = Vec::with_capacity(256 * 1024);
     let mut sent = SentHeaders::default();
     let mut progress = AckProgress::new();
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
-    loop {
-        progress.check(&session, stall)?;
-        while let Ok(r) = rx.try_recv() {
-            for event in session.handle_input(&r?)? {
-                if let Event::Send(b) = event {
-                    net::write_all_progress(&mut wr, &b, stall).await?;
-                }
-            }
-        }
-        if let Some((id, unit)) = task.next_unsent() {
-            encode_unit(
-                task,
-                &session,
-                (&video, audio.as_ref()),
-                &unit,
-                carry,
-                &mut out,
-                &mut sent,
-            );
-            net::write_all_progress(&mut wr, &out, stall).await?;
-            progress.sent(out.len());
-            task.mark_sent(id, out.len() as u64);
-            continue;
-        }
-        tokio::select! {
-            biased;
-            _ = task.cancel.cancelled() => break,
-            _ = tick.tick() => {}
-            r = rx.recv() => {
-                let data = r.ok_or(PublishError::Closed)??;
-                for event in session.handle_input(&data)? {
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    let mut done = Vec::new();
+    // The session; whatever ends it, the TCP evidence then says which units the server has.
+    let result: Result<(), PublishError> = async {
+        loop {
+            progress.check(&session, stall)?;
+            while let Ok(r) = rx.try_recv() {
+                for event in session.handle_input(&r?)? {
                     if let Event::Send(b) = event {
-                        net::write_all_progress(&mut wr, &b, stall).await?;
+                        net::write_all_watched(&mut wr, &b, &mut watch, &mut done).await?;
                     }
                 }
             }
-            _ = task.wait_unit() => {}
+            if let Some((id, unit)) = task.next_unsent() {
+                encode_unit(
+                    task,
+                    &session,
+                    (&video, audio.as_ref()),
+                    &unit,
+                    carry,
+                    &mut out,
+                    &mut sent,
+                );
+                net::write_all_watched(&mut wr, &out, &mut watch, &mut done).await?;
+                progress.sent(out.len());
+                task.mark_sent(id, out.len() as u64);
+                done.extend(watch.wrote(id));
+                task.deliver(&watch, done.drain(..));
+                continue;
+            }
+            tokio::select! {
+                biased;
+                _ = task.cancel.cancelled() => return Ok(()),
+                _ = tick.tick() => {
+                    done.extend(watch.check()?);
+                    task.deliver(&watch, done.drain(..));
+                }
+                r = rx.recv() => {
+                    let data = r.ok_or(PublishError::Closed)??;
+                    for event in session.handle_input(&data)? {
+                        if let Event::Send(b) = event {
+                            net::write_all_watched(&mut wr, &b, &mut watch, &mut done).await?;
+                        }
+                    }
+                }
+                _ = task.wait_unit() => {}
+            }
         }
+    }
+    .await;
+    task.deliver(&watch, done.drain(..));
+    if let Err(PublishError::Net(NetError::Stalled(_))) = &result {
+        watch.set_stalled();
+    }
+    task.settle(&mut watch);
+    if let Err(e) = result {
+        log_undelivered(task, &e);
+        return Err(e);
     }
 
     // Shutdown: what is left (within the grace time), then FCUnpublish + deleteStream.
@@ -165,6 +186,7 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
                 return;
             }
             task.mark_sent(id, out.len() as u64);
+            task.mark_delivered([id]);
         }
         out.clear();
         session.write_unpublish(&mut out);
@@ -173,6 +195,19 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
     })
     .await;
     Ok(())
+}
+
+/// Debug line at the end of a broken session: how many sent units the peer had not read
+/// (they go again after the reconnect).
+fn log_undelivered(task: &Task, e: &PublishError) {
+    let n = task.shared.lock().undelivered_sent();
+    let e = task.scrub(&e.to_string());
+    let spec = &task.spec;
+    log::debug!(
+        output = spec.output.as_str(), dest = spec.dest, track = spec.track.as_str();
+        "publish {} {} {}: session ended ({e}) with {n} sent fragment(s) not delivered; they go again",
+        spec.output, spec.dest, spec.track
+    );
 }
 
 /// Application-level progress from the server's Acknowledgements: the pure
@@ -576,6 +611,7 @@ mod tests {
                 );
                 seen.extend(summary(&mut reader, &out));
                 backlog.mark_sent(id);
+                backlog.mark_delivered(id);
             }
             seen
         };
