@@ -137,10 +137,12 @@ impl<T: Unit + Clone> Backlog<T> {
     }
 
     fn prune_delivered(&mut self) {
+        // Never what is queued to be sent (again).
+        let below = self.delivered.min(self.cursor);
         let delivered: Vec<u64> = self
             .entries
             .iter()
-            .filter(|(i, _)| *i < self.delivered)
+            .filter(|(i, _)| *i < below)
             .map(|(_, u)| u.bytes())
             .collect();
         let mut count = delivered.len();
@@ -198,6 +200,8 @@ impl<T: Unit + Clone> Backlog<T> {
             covered += u.bytes();
         }
         self.extra_bytes = 0;
+        // The new connection's peer has none of them: they are delivered once it reads them.
+        self.delivered = self.delivered.min(start);
         let again: Vec<Duration> = self
             .entries
             .iter()
@@ -208,6 +212,22 @@ impl<T: Unit + Clone> Backlog<T> {
         self.unsent_duration += again.iter().sum::<Duration>();
         self.resent += again.len() as u64;
         again.len() as u64
+    }
+
+    /// Drops the oldest whole unit (never the only one) and counts it; false when there is
+    /// nothing to drop. The shared memory budget (`budget.rs`) calls this.
+    pub fn drop_oldest(&mut self) -> bool {
+        if self.entries.len() < 2 {
+            return false;
+        }
+        self.pop_front();
+        self.dropped += 1;
+        true
+    }
+
+    /// Summed duration of the units not yet sent.
+    pub fn unsent_duration(&self) -> Duration {
+        self.unsent_duration
     }
 
     /// Units held (delivered ones kept for resend included).
@@ -295,6 +315,17 @@ mod tests {
         b.resend_extra(30);
         assert_eq!(b.rewind(), 3);
         assert_eq!(drain(&mut b), [7, 8, 9]);
+        // Again, 40 bytes' worth; the new connection's peer has a small window: pruning
+        // while the resend is under way must not take what is still to be sent again.
+        b.set_keep_bytes(45);
+        b.resend_extra(40);
+        assert_eq!(b.rewind(), 4);
+        let (id, f) = b.next_unsent().unwrap();
+        assert_eq!(f.0, 6);
+        b.mark_sent(id);
+        b.mark_delivered(id);
+        b.set_keep_bytes(0);
+        assert_eq!(drain(&mut b), [7, 8, 9]);
     }
 
     #[test]
@@ -365,6 +396,22 @@ mod tests {
         let mut b = Backlog::new(2, Duration::from_secs(1), 10);
         b.push(F(0, 100));
         assert_eq!(b.len(), 1);
+    }
+
+    #[test]
+    fn drop_oldest_takes_whole_units_and_never_the_last() {
+        let mut b = Backlog::new(2, Duration::from_secs(30), u64::MAX);
+        for n in 0..3 {
+            b.push(F(n, 10));
+        }
+        assert!(b.drop_oldest());
+        assert!(b.drop_oldest());
+        assert!(!b.drop_oldest(), "the only unit stays");
+        assert_eq!(
+            (b.dropped, b.bytes(), b.unsent_duration()),
+            (2, 10, Duration::from_secs(1))
+        );
+        assert_eq!(drain(&mut b), [2]);
     }
 
     #[test]
