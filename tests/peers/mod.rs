@@ -1,7 +1,9 @@
 //! Real peers for the publish tests, all on 127.0.0.1: nginx with the RTMP module (recording
-//! what it receives), an HTTP ingest receiver that records request bodies as they arrive and
-//! can be stopped, restarted and stalled, a TCP proxy that can stop forwarding, and a
-//! TLS-terminating proxy with a test CA (for RTMPS).
+//! what it receives; its default configuration, or tuned to acknowledge every 64 KiB),
+//! libavformat's RTMP server (`ffmpeg -listen 1`), Node-Media-Server from npm, an HTTP
+//! ingest receiver that records request bodies as they arrive and can be stopped, restarted
+//! and stalled, a TCP proxy that can stop forwarding, and a TLS-terminating proxy with a test
+//! CA (for RTMPS).
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -649,10 +651,21 @@ impl FfmpegServer {
         s
     }
 
-    /// SIGKILL of the running server; no new one until [`FfmpegServer::restart`].
+    /// Ends the running server (SIGTERM, SIGKILL after 5 s); no new one until
+    /// [`FfmpegServer::restart`]. SIGTERM, not SIGKILL as for the other servers: ffmpeg
+    /// holds seconds of media in its muxing queue and output buffer, which a SIGKILL throws
+    /// away after the server had read it (no sender can resend what the server acknowledged
+    /// reading further back than the two fragments the ingest specifications ask for).
     pub fn kill(&mut self) {
         self.paused.store(true, Ordering::SeqCst);
         if let Some(c) = self.child.lock().unwrap().as_mut() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
