@@ -16,4 +16,5 @@ pub mod h264;
 pub mod hls;
 pub mod mp4;
 pub mod rtmp;
+pub mod stall;
 pub mod timeline;

@@ -78,6 +78,9 @@ pub const DEFAULT_DVR_RAM_MAX_BYTES: u64 = 64 << 20;
 pub const DEFAULT_DVR_DIR: &str = "/var/lib/twincast/dvr";
 /// `origin.dvr_max_bytes` when not set (2 GiB).
 pub const DEFAULT_DVR_MAX_BYTES: u64 = 2 << 30;
+/// `publish.memory` when not set: one budget for every output's backlog, sized for a small
+/// ARM box (design §8).
+pub const DEFAULT_PUBLISH_MEMORY: u64 = 192 << 20;
 /// `control.listen` when not set.
 pub const DEFAULT_CONTROL_LISTEN: SocketAddr =
     SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
@@ -115,9 +118,30 @@ pub struct Config {
     /// `[control]`: status, metrics and events listener.
     #[serde(default)]
     pub control: ControlSection,
+    /// `[publish]`: what every output shares.
+    #[serde(default)]
+    pub publish: PublishSection,
     /// `[[output]]`: ingest services, any number.
     #[serde(default)]
     pub output: Vec<Output>,
+}
+
+/// `[publish]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublishSection {
+    /// Bytes every output's backlog may hold together (integer, or "192MiB"); when reached,
+    /// the oldest whole fragments of the destination furthest behind are dropped first.
+    #[serde(deserialize_with = "values::deserialize_size")]
+    pub memory: u64,
+}
+
+impl Default for PublishSection {
+    fn default() -> Self {
+        PublishSection {
+            memory: DEFAULT_PUBLISH_MEMORY,
+        }
+    }
 }
 
 /// `[encoder]`

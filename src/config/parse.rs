@@ -14,7 +14,7 @@ use super::spans::{KeyPath, Seg, Spans, locate, remove};
 use super::validate;
 use super::{
     AudioSection, Config, ControlSection, EncoderSection, InputSection, OriginSection, Output,
-    Rendition, TimelineSection,
+    PublishSection, Rendition, TimelineSection,
 };
 
 /// Top-level keys (sections) of the file.
@@ -26,6 +26,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "audio",
     "origin",
     "control",
+    "publish",
     "output",
 ];
 
@@ -85,6 +86,7 @@ pub(crate) fn parse_and_validate(text: &str) -> (Option<Config>, Report) {
     let audio = table::<AudioSection>(root, "audio", &mut report, &mut tainted);
     let origin = table::<OriginSection>(root, "origin", &mut report, &mut tainted);
     let control = table::<ControlSection>(root, "control", &mut report, &mut tainted);
+    let publish = table::<PublishSection>(root, "publish", &mut report, &mut tainted);
     let (output, output_src) = array::<Output>(root, "output", &mut report, &mut tainted);
     let config = Config {
         encoder,
@@ -94,6 +96,7 @@ pub(crate) fn parse_and_validate(text: &str) -> (Option<Config>, Report) {
         audio,
         origin,
         control,
+        publish,
         output,
     };
     let parsed = Parsed {

@@ -52,6 +52,8 @@ pub const MAX_BACKLOG: Duration = Duration::from_secs(3600);
 pub const MIN_DVR_MAX_BYTES: u64 = 1 << 20;
 /// Longest `origin.dvr_ram`: an hour of segments in RAM is already more than live players read.
 pub const DVR_RAM_MAX: Duration = Duration::from_secs(3600);
+/// Smallest `publish.memory` (a few fragments of a small ladder).
+pub const MIN_PUBLISH_MEMORY: u64 = 1 << 20;
 /// Smallest `origin.dvr_ram_max_bytes` (one large segment).
 pub const MIN_DVR_RAM_MAX_BYTES: u64 = 1 << 20;
 
@@ -67,6 +69,7 @@ pub(crate) fn validate(c: &Config, p: &Parsed<'_, '_>, r: &mut Report) {
     v.audio();
     v.origin();
     v.control();
+    v.publish();
     v.outputs();
     v.duplicates("rendition", &p.rendition_names);
     v.duplicates("output", &p.output_names);
@@ -463,6 +466,16 @@ impl Checker<'_, '_, '_, '_> {
             self.warn(
                 &s,
                 format!("{tracks} audio tracks: more than {WARN_AUDIO_TRACKS}"),
+            );
+        }
+    }
+
+    fn publish(&mut self) {
+        let m = self.c.publish.memory;
+        if m < MIN_PUBLISH_MEMORY {
+            self.err(
+                &KeyPath::key("publish").join("memory"),
+                format!("{m} bytes is too small (legal values: {MIN_PUBLISH_MEMORY} or more, e.g. \"192MiB\")"),
             );
         }
     }

@@ -259,7 +259,7 @@ pub fn render(s: &Status, denied_requests: u64) -> String {
         (
             "output_dropped_fragments_total",
             "counter",
-            "Whole fragments dropped because the backlog was full.",
+            "Whole fragments dropped because the backlog or the shared [publish] memory budget was full.",
             |d| d.dropped_fragments,
         ),
         (

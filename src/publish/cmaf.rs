@@ -62,11 +62,11 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
     loop {
         if let Some((id, unit)) = task.next_unsent() {
             let Some(f) = &unit.main else {
-                task.mark_sent(id, 0);
+                task.mark_acknowledged(id, 0);
                 continue;
             };
             s.segment(f, &f.bytes, "a segment").await?;
-            task.mark_sent(id, f.bytes.len() as u64);
+            task.mark_acknowledged(id, f.bytes.len() as u64);
             carry.last_sent = Some(unit.clone());
             continue;
         }
@@ -87,7 +87,11 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
             {
                 return;
             }
-            task.shared.lock().mark_sent(id);
+            {
+                let mut b = task.shared.lock();
+                b.mark_sent(id);
+                b.mark_delivered(id);
+            }
             held = Some(unit);
         }
         let last = held.or_else(|| carry.last_sent.clone());

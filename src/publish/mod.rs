@@ -26,11 +26,13 @@
 //! the only thing it shares is the hub's broadcast, which drops for a lagging receiver.
 
 pub mod backlog;
+pub mod budget;
 pub mod cmaf;
 pub mod http;
 pub mod net;
 pub mod rtmp;
 pub mod smooth;
+pub mod tcp;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,6 +50,9 @@ use backlog::Backlog;
 
 /// Bytes a backlog may hold besides its duration bound (per task).
 pub const MAX_BACKLOG_BYTES: u64 = 256 * 1024 * 1024;
+/// Delivered bytes a task keeps at most for a resend after a stall (the peer's widest
+/// window, up to this).
+pub const MAX_STALL_KEEP: u64 = 8 << 20;
 /// Delay before the first retry; doubles up to [`BACKOFF_MAX`].
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Longest wait between tries, jitter included: the push resumes within this long of the
@@ -145,6 +150,8 @@ pub struct Task {
     pub last_logged_error: Mutex<Option<String>>,
     /// Headers sent again mid-session because a fragment came with new codec parameters.
     pub header_switches: AtomicU64,
+    /// Fragments the shared memory budget dropped from this backlog, not yet logged.
+    pub budget_drops: AtomicU64,
 }
 
 /// Whether two init segments describe the same codec parameters (same object, or the same
@@ -288,13 +295,50 @@ impl Task {
         });
     }
 
-    /// After a (re)connect: the kept delivered units go again first.
+    /// Records a unit whose delivery the peer acknowledged at once (CMAF ingest's 2xx).
+    pub fn mark_acknowledged(&self, id: u64, bytes: u64) {
+        self.mark_sent(id, bytes);
+        self.shared.lock().mark_delivered(id);
+    }
+
+    /// [`Task::mark_delivered`] from a connection's TCP evidence; delivered units covering
+    /// the peer's widest window stay in the backlog for a resend after a stall.
+    pub fn deliver(&self, watch: &tcp::Watch, ids: impl IntoIterator<Item = u64>) {
+        self.shared
+            .lock()
+            .set_keep_bytes(watch.widest().min(MAX_STALL_KEEP));
+        self.mark_delivered(ids);
+    }
+
+    /// At the end of a connection: what its TCP evidence showed delivered, and after a
+    /// stall the extra bytes the next session sends again.
+    pub fn settle(&self, watch: &mut tcp::Watch) {
+        let ids = watch.settle();
+        self.deliver(watch, ids);
+        self.shared.lock().resend_extra(watch.resend_extra());
+    }
+
+    /// Records that the peer has every unit up to the last of `ids` (oldest first).
+    pub fn mark_delivered(&self, ids: impl IntoIterator<Item = u64>) {
+        if let Some(last) = ids.into_iter().last() {
+            self.shared.lock().mark_delivered(last);
+        }
+    }
+
+    /// After a (re)connect: the units sent but not delivered, and the kept delivered units
+    /// before them, go again first.
     pub fn rewind(&self) -> u64 {
-        let (again, total) = {
+        let (again, total, first) = {
             let mut b = self.shared.lock();
             let again = b.rewind();
-            (again, b.resent)
+            (again, b.resent, b.next_unsent().map(|(_, u)| u.seq))
         };
+        let spec = &self.spec;
+        log::debug!(
+            output = spec.output.as_str(), dest = spec.dest, track = spec.track.as_str();
+            "publish {} {} {}: session starts at fragment {first:?}, {again} of them sent before",
+            spec.output, spec.dest, spec.track
+        );
         self.status.update(|s| s.resent_fragments = total);
         again
     }
@@ -306,7 +350,7 @@ pub fn to_ms(t: u64, timescale: u32) -> u64 {
 }
 
 /// Collects fragments from the hub into the task's backlog; never waits on the session.
-async fn collect(task: Arc<Task>) {
+async fn collect(task: Arc<Task>, budget: Arc<budget::Budget>) {
     let Some(main_hub) = task.hub.track(&task.spec.track) else {
         return;
     };
@@ -317,11 +361,12 @@ async fn collect(task: Arc<Task>) {
         .as_deref()
         .and_then(|a| task.hub.track(a))
         .map(|t| t.subscribe());
-    collect_from(&task, &mut main_rx, audio_rx.as_mut()).await;
+    collect_from(&task, &budget, &mut main_rx, audio_rx.as_mut()).await;
 }
 
 async fn collect_from(
     task: &Task,
+    budget: &budget::Budget,
     main_rx: &mut broadcast::Receiver<Arc<PackagedFragment>>,
     mut audio_rx: Option<&mut broadcast::Receiver<Arc<PackagedFragment>>>,
 ) {
@@ -335,6 +380,8 @@ async fn collect_from(
     let mut drops_pending = 0u64;
     let mut lag_total = 0u64;
     let mut last_drop_log = Instant::now() - Duration::from_secs(2);
+    let mut budget_pending = 0u64;
+    let mut last_budget_log = Instant::now() - Duration::from_secs(2);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let has_audio = audio_rx.is_some();
     loop {
@@ -388,6 +435,22 @@ async fn collect_from(
                 s.dropped_fragments = total + lag_total;
             });
             task.shared.notify.notify_one();
+            // The shared budget, after this task's own bounds (it may drop from any task).
+            budget.enforce();
+        }
+        budget_pending += task.budget_drops.swap(0, Ordering::Relaxed);
+        if budget_pending > 0 && last_budget_log.elapsed() >= Duration::from_secs(1) {
+            let spec = &task.spec;
+            log::warn!(
+                output = spec.output.as_str(), dest = spec.dest, track = spec.track.as_str();
+                "publish {} {} {}: memory budget ([publish] memory = {} MiB) reached, dropped {budget_pending} whole fragment(s) of this destination (the furthest behind)",
+                spec.output, spec.dest, spec.track, budget.limit() >> 20
+            );
+            let total = task.shared.lock().dropped;
+            task.status
+                .update(|s| s.dropped_fragments = total + lag_total);
+            budget_pending = 0;
+            last_budget_log = Instant::now();
         }
         if lost > 0 {
             drops_pending += lost;
@@ -571,6 +634,8 @@ struct Running {
 pub struct Publishers {
     hub: Arc<Hub>,
     registry: Arc<Registry>,
+    /// `[publish] memory`, shared by every task of every output.
+    budget: Arc<budget::Budget>,
     cancel: CancellationToken,
     settings: Settings,
     running: Mutex<HashMap<String, Running>>,
@@ -601,6 +666,7 @@ impl Publishers {
         let publishers = Arc::new(Publishers {
             hub: hub.clone(),
             registry,
+            budget: budget::Budget::new(config.publish.memory),
             cancel,
             settings,
             running: Mutex::new(HashMap::new()),
@@ -710,13 +776,15 @@ impl Publishers {
                     cancel: cancel.clone(),
                     last_logged_error: Mutex::new(None),
                     header_switches: AtomicU64::new(0),
+                    budget_drops: AtomicU64::new(0),
                 });
                 if let Some(e) = key_error {
                     task.set_state(DestState::Failed, Some(&e));
                     continue;
                 }
+                self.budget.register(&task);
                 // Subscribe now, synchronously, so nothing published from here on is missed.
-                handles.push(tokio::spawn(collect(task.clone())));
+                handles.push(tokio::spawn(collect(task.clone(), self.budget.clone())));
                 handles.push(tokio::spawn(supervise(task)));
             }
         }
@@ -1054,6 +1122,7 @@ pub(crate) mod test_support {
             cancel: CancellationToken::new(),
             last_logged_error: Mutex::new(None),
             header_switches: AtomicU64::new(0),
+            budget_drops: AtomicU64::new(0),
         })
     }
 

@@ -1,6 +1,7 @@
 //! Connections for the publish drivers: TCP with a connect timeout, optional TLS (rustls with
 //! the webpki roots plus an optional extra CA), and writes that fail when they make no
-//! progress for the stall limit (design §3: 2× the fragment duration).
+//! progress for the stall limit (design §3: 2× the fragment duration), judged by the
+//! connection's TCP evidence (`tcp.rs`) where there is some.
 
 use std::io;
 use std::sync::{Arc, OnceLock};
@@ -10,6 +11,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::{self, pki_types::ServerName};
+
+use super::tcp::{SAMPLE_EVERY, TcpProbe, Watch};
 
 /// TCP connect timeout (design §3).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,6 +81,19 @@ fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
 
 /// Connects to `host:port` within [`CONNECT_TIMEOUT`], with TLS when `tls`.
 pub async fn connect(host: &str, port: u16, tls: bool) -> Result<BoxStream, NetError> {
+    connect_watched(host, port, tls, Duration::from_secs(4))
+        .await
+        .map(|(s, _)| s)
+}
+
+/// [`connect`], with the publish socket options and a [`Watch`] on the connection's TCP
+/// state that calls a stall after `stall` without progress.
+pub async fn connect_watched(
+    host: &str,
+    port: u16,
+    tls: bool,
+    stall: Duration,
+) -> Result<(BoxStream, Watch), NetError> {
     let addr = format!("{host}:{port}");
     let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
         Err(_) => return Err(NetError::ConnectTimeout(addr, CONNECT_TIMEOUT)),
@@ -85,8 +101,9 @@ pub async fn connect(host: &str, port: u16, tls: bool) -> Result<BoxStream, NetE
         Ok(Ok(s)) => s,
     };
     let _ = tcp.set_nodelay(true);
+    let watch = Watch::new(TcpProbe::new(&tcp, stall), stall);
     if !tls {
-        return Ok(Box::new(tcp));
+        return Ok((Box::new(tcp), watch));
     }
     let name =
         ServerName::try_from(host.to_string()).map_err(|_| NetError::ServerName(host.into()))?;
@@ -95,7 +112,44 @@ pub async fn connect(host: &str, port: u16, tls: bool) -> Result<BoxStream, NetE
     match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
         Err(_) => Err(NetError::ConnectTimeout(addr, CONNECT_TIMEOUT)),
         Ok(Err(e)) => Err(NetError::Tls(addr, e)),
-        Ok(Ok(s)) => Ok(Box::new(s)),
+        Ok(Ok(s)) => Ok((Box::new(s), watch)),
+    }
+}
+
+/// Writes all of `data`, judging progress by the connection's TCP evidence while a write is
+/// blocked (a peer that stops reading fails within the watch's limit even when the socket
+/// still takes bytes). Units the peer read past meanwhile are added to `done`. Without TCP
+/// evidence this is [`write_all_progress`].
+pub async fn write_all_watched<W: AsyncWrite + Unpin + ?Sized>(
+    w: &mut W,
+    data: &[u8],
+    watch: &mut Watch,
+    done: &mut Vec<u64>,
+) -> Result<(), NetError> {
+    if !watch.has_evidence() {
+        return write_all_progress(w, data, watch.limit()).await;
+    }
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.reset();
+    let mut pos = 0;
+    while pos < data.len() {
+        let end = (pos + WRITE_SLICE).min(data.len());
+        // Cancelling a pending write is safe: it took nothing.
+        tokio::select! {
+            r = w.write(&data[pos..end]) => match r {
+                Err(e) => return Err(NetError::Write(e)),
+                Ok(0) => return Err(NetError::Closed),
+                Ok(n) => pos += n,
+            },
+            _ = tick.tick() => done.extend(watch.check()?),
+        }
+    }
+    loop {
+        tokio::select! {
+            r = w.flush() => return r.map_err(NetError::Write),
+            _ = tick.tick() => done.extend(watch.check()?),
+        }
     }
 }
 

@@ -17,11 +17,12 @@ use std::time::Instant;
 
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
-use twincast_media::rtmp::session::ACK_WINDOW;
 use twincast_media::rtmp::{ClientSession, Event, RtmpUrl};
+use twincast_media::stall::AckWitness;
 use twincast_media::{Codec, Sample, flv};
 
 use super::net::{self, CONNECT_TIMEOUT, NetError};
+use super::tcp::SAMPLE_EVERY;
 use super::{Carry, PublishError, SHUTDOWN_GRACE, Task, TaskSpec, Unit, same_init, to_ms};
 use crate::config::RtmpTimestamps;
 use crate::hub::InitSegment;
@@ -49,7 +50,8 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
         },
         None => None,
     };
-    let stream = net::connect(&url.host, url.port, url.tls).await?;
+    let (stream, mut watch) =
+        net::connect_watched(&url.host, url.port, url.tls, task.spec.stall).await?;
     let (mut rd, mut wr) = tokio::io::split(stream);
     let (mut session, c0c1) = ClientSession::new(
         &url.app,
@@ -107,45 +109,64 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
     let mut out = Vec::with_capacity(256 * 1024);
     let mut sent = SentHeaders::default();
     let mut progress = AckProgress::new();
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
-    loop {
-        progress.check(&session, stall)?;
-        while let Ok(r) = rx.try_recv() {
-            for event in session.handle_input(&r?)? {
-                if let Event::Send(b) = event {
-                    net::write_all_progress(&mut wr, &b, stall).await?;
-                }
-            }
-        }
-        if let Some((id, unit)) = task.next_unsent() {
-            encode_unit(
-                task,
-                &session,
-                (&video, audio.as_ref()),
-                &unit,
-                carry,
-                &mut out,
-                &mut sent,
-            );
-            net::write_all_progress(&mut wr, &out, stall).await?;
-            progress.sent(out.len());
-            task.mark_sent(id, out.len() as u64);
-            continue;
-        }
-        tokio::select! {
-            biased;
-            _ = task.cancel.cancelled() => break,
-            _ = tick.tick() => {}
-            r = rx.recv() => {
-                let data = r.ok_or(PublishError::Closed)??;
-                for event in session.handle_input(&data)? {
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    let mut done = Vec::new();
+    // The session; whatever ends it, the TCP evidence then says which units the server has.
+    let result: Result<(), PublishError> = async {
+        loop {
+            progress.check(&session, stall)?;
+            while let Ok(r) = rx.try_recv() {
+                for event in session.handle_input(&r?)? {
                     if let Event::Send(b) = event {
-                        net::write_all_progress(&mut wr, &b, stall).await?;
+                        net::write_all_watched(&mut wr, &b, &mut watch, &mut done).await?;
                     }
                 }
             }
-            _ = task.wait_unit() => {}
+            if let Some((id, unit)) = task.next_unsent() {
+                encode_unit(
+                    task,
+                    &session,
+                    (&video, audio.as_ref()),
+                    &unit,
+                    carry,
+                    &mut out,
+                    &mut sent,
+                );
+                net::write_all_watched(&mut wr, &out, &mut watch, &mut done).await?;
+                progress.sent(out.len());
+                task.mark_sent(id, out.len() as u64);
+                done.extend(watch.wrote(id));
+                task.deliver(&watch, done.drain(..));
+                continue;
+            }
+            tokio::select! {
+                biased;
+                _ = task.cancel.cancelled() => return Ok(()),
+                _ = tick.tick() => {
+                    done.extend(watch.check()?);
+                    task.deliver(&watch, done.drain(..));
+                }
+                r = rx.recv() => {
+                    let data = r.ok_or(PublishError::Closed)??;
+                    for event in session.handle_input(&data)? {
+                        if let Event::Send(b) = event {
+                            net::write_all_watched(&mut wr, &b, &mut watch, &mut done).await?;
+                        }
+                    }
+                }
+                _ = task.wait_unit() => {}
+            }
         }
+    }
+    .await;
+    task.deliver(&watch, done.drain(..));
+    if let Err(PublishError::Net(NetError::Stalled(_))) = &result {
+        watch.set_stalled();
+    }
+    task.settle(&mut watch);
+    if let Err(e) = result {
+        log_undelivered(task, &e);
+        return Err(e);
     }
 
     // Shutdown: what is left (within the grace time), then FCUnpublish + deleteStream.
@@ -165,6 +186,7 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
                 return;
             }
             task.mark_sent(id, out.len() as u64);
+            task.mark_delivered([id]);
         }
         out.clear();
         session.write_unpublish(&mut out);
@@ -175,44 +197,42 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
     Ok(())
 }
 
-/// Application-level progress from the server's Acknowledgements (nginx-rtmp and most
-/// servers send one every window of bytes they receive; we learn the window from the first
-/// two). A byte sent more than a window (plus slack) beyond the last acknowledged one must
-/// have produced an acknowledgement once the server got it; if it was sent longer ago than
-/// the stall limit and none came, the peer has stopped reading, even while socket buffers
-/// still take data. Servers that never acknowledge are judged by write progress alone.
-struct AckProgress {
-    /// Bytes written since the publish started.
-    sent: u64,
-    /// Acknowledged bytes, unwrapped from the 32-bit field.
-    acked_total: u64,
-    last_ack: Option<u32>,
-    /// Largest step between two acknowledgements seen (the server's window).
-    window: u64,
-    /// (position after a write, when it was written), oldest first, unacknowledged only.
-    writes: std::collections::VecDeque<(u64, Instant)>,
+/// Debug line at the end of a broken session: how many sent units the peer had not read
+/// (they go again after the reconnect).
+fn log_undelivered(task: &Task, e: &PublishError) {
+    let n = task.shared.lock().undelivered_sent();
+    let e = task.scrub(&e.to_string());
+    let spec = &task.spec;
+    log::debug!(
+        output = spec.output.as_str(), dest = spec.dest, track = spec.track.as_str();
+        "publish {} {} {}: session ended ({e}) with {n} sent fragment(s) not delivered; they go again",
+        spec.output, spec.dest, spec.track
+    );
 }
 
-/// Slack on top of the server's window: command bytes we do not count, rounding.
-const ACK_SLACK: u64 = 16 * 1024;
+/// Application-level progress from the server's Acknowledgements: the pure
+/// [`AckWitness`] (twincast-media `stall.rs`) learns the server's window from the
+/// acknowledgements it sees and never assumes one, so a server acknowledging every 5 MB
+/// (nginx-rtmp's default), every 32 KiB (what we ask) or never is judged correctly.
+struct AckProgress {
+    witness: AckWitness,
+    /// Bytes written since the publish started.
+    sent: u64,
+    start: Instant,
+}
 
 impl AckProgress {
     fn new() -> Self {
         AckProgress {
+            witness: AckWitness::default(),
             sent: 0,
-            acked_total: 0,
-            last_ack: None,
-            window: u64::from(ACK_WINDOW),
-            writes: std::collections::VecDeque::new(),
+            start: Instant::now(),
         }
     }
 
     fn sent(&mut self, n: usize) {
         self.sent += n as u64;
-        self.writes.push_back((self.sent, Instant::now()));
-        if self.writes.len() > 4096 {
-            self.writes.pop_front();
-        }
+        self.witness.wrote(self.sent, self.start.elapsed());
     }
 
     fn check(
@@ -220,38 +240,16 @@ impl AckProgress {
         session: &ClientSession,
         stall: std::time::Duration,
     ) -> Result<(), PublishError> {
-        let Some(acked) = session.acked() else {
-            return Ok(());
-        };
-        if self.last_ack != Some(acked) {
-            if self.last_ack.is_none() {
-                log::debug!("rtmp: the server acknowledges ({acked} bytes so far)");
+        if let Some(value) = session.acked() {
+            if self.witness.window().is_none() && session.acks() == 1 {
+                log::debug!("rtmp: the server acknowledges ({value} bytes so far)");
             }
-            let delta = u64::from(self.last_ack.map_or(acked, |l| acked.wrapping_sub(l)));
-            if self.last_ack.is_some() {
-                self.window = self.window.max(delta);
-            }
-            self.last_ack = Some(acked);
-            self.acked_total += delta;
-            // Acks count every byte since the handshake; re-base our count on theirs.
-            if self.acked_total > self.sent {
-                let shift = self.acked_total - self.sent;
-                self.sent += shift;
-                for w in self.writes.iter_mut() {
-                    w.0 += shift;
-                }
-            }
-            while self.writes.front().is_some_and(|w| w.0 <= self.acked_total) {
-                self.writes.pop_front();
-            }
+            self.witness.acknowledged(session.acks(), value, self.sent);
         }
-        let due = self.acked_total + self.window + ACK_SLACK;
-        if let Some((_, at)) = self.writes.iter().find(|w| w.0 >= due)
-            && at.elapsed() >= stall
-        {
-            return Err(NetError::Stalled(stall).into());
+        match self.witness.stalled(self.start.elapsed(), stall) {
+            Some(_) => Err(NetError::Stalled(stall).into()),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -613,6 +611,7 @@ mod tests {
                 );
                 seen.extend(summary(&mut reader, &out));
                 backlog.mark_sent(id);
+                backlog.mark_delivered(id);
             }
             seen
         };

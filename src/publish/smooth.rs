@@ -21,6 +21,7 @@ use twincast_media::mp4::smooth;
 
 use super::http::{self, Body, HttpUrl};
 use super::net::{self, BoxStream, NetError};
+use super::tcp::{SAMPLE_EVERY, Watch};
 use super::{Carry, PublishError, SHUTDOWN_GRACE, Task, Unit, init_of, same_init};
 use crate::hub::InitSegment;
 use crate::status::DestState;
@@ -36,11 +37,13 @@ struct Target<'a> {
     wait: Duration,
 }
 
-/// One open chunked POST and the init segment its header boxes came from.
+/// One open chunked POST, the init segment its header boxes came from, and the TCP evidence
+/// of its connection.
 struct Post {
     rd: ReadHalf<BoxStream>,
     wr: WriteHalf<BoxStream>,
     init: Arc<InitSegment>,
+    watch: Watch,
 }
 
 impl Target<'_> {
@@ -48,15 +51,15 @@ impl Target<'_> {
     /// (from `init`), on `stream` when it is still usable, else on a new connection.
     async fn open(
         &self,
-        stream: Option<BoxStream>,
+        stream: Option<(BoxStream, Watch)>,
         init: Arc<InitSegment>,
     ) -> Result<Post, PublishError> {
         let task = self.task;
         let url = &self.url;
         let key = task.spec.key.as_deref();
-        let mut stream = match stream {
+        let (mut stream, mut watch) = match stream {
             Some(s) => s,
-            None => net::connect(&url.host, url.port, url.tls).await?,
+            None => net::connect_watched(&url.host, url.port, url.tls, task.spec.stall).await?,
         };
         let head = url.request_head("POST", &self.path, Body::Length(0), key);
         net::write_all_progress(&mut stream, head.as_bytes(), task.spec.stall).await?;
@@ -68,7 +71,8 @@ impl Target<'_> {
             });
         }
         if resp.close {
-            stream = net::connect(&url.host, url.port, url.tls).await?;
+            (stream, watch) =
+                net::connect_watched(&url.host, url.port, url.tls, task.spec.stall).await?;
         }
         let mut out = Vec::with_capacity(64 * 1024);
         out.extend_from_slice(
@@ -77,8 +81,14 @@ impl Target<'_> {
         );
         http::chunk(&mut out, &self.header(&init.info));
         let (rd, mut wr) = tokio::io::split(stream);
-        net::write_all_progress(&mut wr, &out, task.spec.stall).await?;
-        Ok(Post { rd, wr, init })
+        let mut done = Vec::new();
+        net::write_all_watched(&mut wr, &out, &mut watch, &mut done).await?;
+        Ok(Post {
+            rd,
+            wr,
+            init,
+            watch,
+        })
     }
 
     /// `ftyp` + Live Server Manifest box + `moov` of `track`. The manifest names every stream
@@ -107,13 +117,23 @@ impl Target<'_> {
     /// boxes come from `init`: the `moov` cannot change inside a POST. A server that closes
     /// the connection instead of answering gets the new POST on a new connection.
     async fn switch(&self, post: Post, init: Arc<InitSegment>) -> Result<Post, PublishError> {
-        let Post { mut rd, mut wr, .. } = post;
+        let Post {
+            mut rd,
+            mut wr,
+            mut watch,
+            ..
+        } = post;
         net::write_all_progress(&mut wr, http::LAST_CHUNK, self.task.spec.stall).await?;
         // The stream is delivered once its last chunk is written. Whatever the answer, the
         // new POST goes out (an error here would only resend the old fragments and switch
         // again); the connection is reused only after a 2xx that keeps it open.
-        let stream = match http::read_response(&mut rd, self.wait).await {
-            Ok(r) if (200..300).contains(&r.status) && !r.close => Some(rd.unsplit(wr)),
+        let answer = http::read_response(&mut rd, self.wait).await;
+        if answer.is_ok() {
+            // The server read the whole stream.
+            self.task.mark_delivered(watch.all_delivered());
+        }
+        let stream = match answer {
+            Ok(r) if (200..300).contains(&r.status) && !r.close => Some((rd.unsplit(wr), watch)),
             Ok(r) => {
                 if !(200..300).contains(&r.status) {
                     let spec = &self.task.spec;
@@ -130,11 +150,18 @@ impl Target<'_> {
         self.open(stream, init).await
     }
 
-    /// Sends one unit on `post`, first switching to a new POST when the unit was written
-    /// against other codec parameters than `post`'s header. Returns the bytes sent.
-    async fn send(&self, post: &mut Option<Post>, unit: &Unit) -> Result<u64, PublishError> {
+    /// Sends unit `id` on `post`, first switching to a new POST when the unit was written
+    /// against other codec parameters than `post`'s header; records it sent, and delivered
+    /// as far as the TCP evidence shows.
+    async fn send(
+        &self,
+        post: &mut Option<Post>,
+        id: u64,
+        unit: &Unit,
+    ) -> Result<(), PublishError> {
         let Some(f) = &unit.main else {
-            return Ok(0);
+            self.task.mark_acknowledged(id, 0);
+            return Ok(());
         };
         let Some(p) = post.take() else {
             return Err(PublishError::Closed);
@@ -154,10 +181,16 @@ impl Target<'_> {
         let mut out = Vec::with_capacity(f.bytes.len() + 1024);
         let frag = smooth::write_fragment(&p.init.info, f.sequence as u32, &f.samples);
         http::chunk(&mut out, &frag);
-        let r = net::write_all_progress(&mut p.wr, &out, self.task.spec.stall).await;
+        let mut done = Vec::new();
+        let r = net::write_all_watched(&mut p.wr, &out, &mut p.watch, &mut done).await;
+        if r.is_ok() {
+            self.task.mark_sent(id, out.len() as u64);
+            done.extend(p.watch.wrote(id));
+        }
+        self.task.deliver(&p.watch, done);
         *post = Some(p);
         r?;
-        Ok(out.len() as u64)
+        Ok(())
     }
 }
 
@@ -179,45 +212,61 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
     task.set_state(DestState::Publishing, None);
 
     let mut probe = [0u8; 1024];
-    loop {
-        if let Some((id, unit)) = task.next_unsent() {
-            let n = target.send(&mut post, &unit).await?;
-            task.mark_sent(id, n);
-            continue;
-        }
-        let Some(p) = post.as_mut() else {
-            return Err(PublishError::Closed);
-        };
-        tokio::select! {
-            biased;
-            _ = task.cancel.cancelled() => break,
-            // The server answers a streaming POST only when it ends it (error or close).
-            r = p.rd.read(&mut probe) => {
-                return Err(match r {
-                    Ok(0) => PublishError::Closed,
-                    Ok(_) => PublishError::Http { status: answer_status(&probe), what: "the stream" },
-                    Err(e) => NetError::Read(e).into(),
-                });
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    // The session; whatever ends it, the TCP evidence then says which fragments the
+    // server has.
+    let result: Result<(), PublishError> = async {
+        loop {
+            if let Some((id, unit)) = task.next_unsent() {
+                target.send(&mut post, id, &unit).await?;
+                continue;
             }
-            _ = task.wait_unit() => {}
+            let Some(p) = post.as_mut() else {
+                return Err(PublishError::Closed);
+            };
+            tokio::select! {
+                biased;
+                _ = task.cancel.cancelled() => return Ok(()),
+                // The server answers a streaming POST only when it ends it (error or close).
+                r = p.rd.read(&mut probe) => {
+                    return Err(match r {
+                        Ok(0) => PublishError::Closed,
+                        Ok(_) => PublishError::Http { status: answer_status(&probe), what: "the stream" },
+                        Err(e) => NetError::Read(e).into(),
+                    });
+                }
+                _ = tick.tick() => {
+                    let done = p.watch.check()?;
+                    task.deliver(&p.watch, done);
+                }
+                _ = task.wait_unit() => {}
+            }
         }
     }
+    .await;
+    if let Some(p) = post.as_mut() {
+        if let Err(PublishError::Net(NetError::Stalled(_))) = &result {
+            p.watch.set_stalled();
+        }
+        task.settle(&mut p.watch);
+    }
+    result?;
 
     // Shutdown: the rest, then the last chunk, then the answer (all within the grace time).
     let grace = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     let _ = tokio::time::timeout_at(grace, async {
         while let Some((id, unit)) = task.next_unsent() {
-            match target.send(&mut post, &unit).await {
-                Ok(n) => task.mark_sent(id, n),
-                Err(_) => return,
+            if target.send(&mut post, id, &unit).await.is_err() {
+                return;
             }
         }
         let Some(mut p) = post else { return };
         if net::write_all_progress(&mut p.wr, http::LAST_CHUNK, task.spec.stall)
             .await
             .is_ok()
+            && http::read_response(&mut p.rd, SHUTDOWN_GRACE).await.is_ok()
         {
-            let _ = http::read_response(&mut p.rd, SHUTDOWN_GRACE).await;
+            task.mark_delivered(p.watch.all_delivered());
         }
     })
     .await;

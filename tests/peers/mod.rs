@@ -1,7 +1,9 @@
 //! Real peers for the publish tests, all on 127.0.0.1: nginx with the RTMP module (recording
-//! what it receives), an HTTP ingest receiver that records request bodies as they arrive and
-//! can be stopped, restarted and stalled, a TCP proxy that can stop forwarding, and a
-//! TLS-terminating proxy with a test CA (for RTMPS).
+//! what it receives; its default configuration, or tuned to acknowledge every 64 KiB),
+//! libavformat's RTMP server (`ffmpeg -listen 1`), Node-Media-Server from npm, an HTTP
+//! ingest receiver that records request bodies as they arrive and can be stopped, restarted
+//! and stalled, a TCP proxy that can stop forwarding, and a TLS-terminating proxy with a test
+//! CA (for RTMPS).
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -23,7 +25,21 @@ pub struct Nginx {
 }
 
 impl Nginx {
+    /// nginx-rtmp tuned for the older publish tests: it acknowledges every 64 KiB received
+    /// (its default is 5 MB). Kept as a second peer next to [`Nginx::start_default`]: a
+    /// server that acknowledges often is the case where the publisher's RTMP
+    /// acknowledgement witness can judge.
     pub fn start(dir: &Path, port: u16) -> Nginx {
+        Nginx::start_with(dir, port, "chunk_size 4096;\n        ack_window 65536;")
+    }
+
+    /// nginx-rtmp with its default configuration (only the listener and a recording
+    /// application): the way a new user runs it.
+    pub fn start_default(dir: &Path, port: u16) -> Nginx {
+        Nginx::start_with(dir, port, "")
+    }
+
+    fn start_with(dir: &Path, port: u16, server_lines: &str) -> Nginx {
         let records = dir.join("records");
         std::fs::create_dir_all(&records).expect("record dir");
         let conf = format!(
@@ -37,10 +53,7 @@ events {{ worker_connections 64; }}
 rtmp {{
     server {{
         listen 127.0.0.1:{port};
-        chunk_size 4096;
-        # Acknowledge every 64 KiB received (default 5 MB): the publisher's stall detection
-        # reads progress from these acknowledgements.
-        ack_window 65536;
+        {server_lines}
         application live {{
             live on;
             record all;
@@ -573,4 +586,231 @@ pub fn tls_proxy(port: u16, target: u16, ca: &TestCa) {
             });
         }
     });
+}
+
+/// libavformat's RTMP server as a user runs it: `ffmpeg -listen 1 -i rtmp://… -c copy
+/// out.flv`, defaults otherwise. It takes one publish and exits when it ends, so a
+/// supervisor thread starts the next one (recording to the next file) until stopped.
+pub struct FfmpegServer {
+    pub port: u16,
+    pub dir: PathBuf,
+    child: Arc<Mutex<Option<Child>>>,
+    paused: Arc<AtomicBool>,
+    stopped: Arc<AtomicBool>,
+}
+
+impl FfmpegServer {
+    pub fn start(dir: &Path, port: u16, stream: &str) -> FfmpegServer {
+        std::fs::create_dir_all(dir).expect("ffmpeg dir");
+        let s = FfmpegServer {
+            port,
+            dir: dir.to_path_buf(),
+            child: Arc::default(),
+            paused: Arc::new(AtomicBool::new(false)),
+            stopped: Arc::new(AtomicBool::new(false)),
+        };
+        let (child, paused, stopped) = (s.child.clone(), s.paused.clone(), s.stopped.clone());
+        let (dir, stream) = (dir.to_path_buf(), stream.to_string());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stopped.load(Ordering::SeqCst) {
+                if paused.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                n += 1;
+                let out = dir.join(format!("{stream}-{n:03}.flv"));
+                let spawned = Command::new("ffmpeg")
+                    .args(["-hide_banner", "-loglevel", "warning", "-listen", "1", "-i"])
+                    .arg(format!("rtmp://127.0.0.1:{port}/live/{stream}"))
+                    .args(["-c", "copy", "-y"])
+                    .arg(&out)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn();
+                let Ok(c) = spawned else { return };
+                *child.lock().unwrap() = Some(c);
+                loop {
+                    let done = match child.lock().unwrap().as_mut() {
+                        Some(c) => !matches!(c.try_wait(), Ok(None)),
+                        None => true,
+                    };
+                    if done {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                if std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) == 0 {
+                    let _ = std::fs::remove_file(&out);
+                }
+            }
+        });
+        // No readiness probe: a test connection would be the one publish it takes. The
+        // daemon retries until it listens.
+        s
+    }
+
+    /// Ends the running server (SIGTERM, SIGKILL after 5 s); no new one until
+    /// [`FfmpegServer::restart`]. SIGTERM, not SIGKILL as for the other servers: ffmpeg
+    /// holds seconds of media in its muxing queue and output buffer, which a SIGKILL throws
+    /// away after the server had read it (no sender can resend what the server acknowledged
+    /// reading further back than the two fragments the ingest specifications ask for).
+    pub fn kill(&mut self) {
+        self.paused.store(true, Ordering::SeqCst);
+        if let Some(c) = self.child.lock().unwrap().as_mut() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.paused.store(false, Ordering::SeqCst);
+    }
+
+    /// Recordings of `stream`, oldest first.
+    pub fn recordings(&self, stream: &str) -> Vec<PathBuf> {
+        let mut v = recordings_in(&self.dir, stream);
+        v.sort();
+        v
+    }
+}
+
+impl Drop for FfmpegServer {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.kill();
+    }
+}
+
+/// Where the npm peers of the tests live (installed from the lock file on first use).
+pub fn npm_peers_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/npm")
+}
+
+/// `npm ci` in tests/peers/npm when its node_modules does not match the lock file.
+pub fn npm_peers() -> PathBuf {
+    static ONCE: Mutex<()> = Mutex::new(());
+    let _once = ONCE.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = npm_peers_dir();
+    let stamp = dir.join("node_modules/.twincast-lock");
+    let lock = std::fs::read(dir.join("package-lock.json")).expect("package-lock.json");
+    if std::fs::read(&stamp).ok().as_deref() != Some(lock.as_slice()) {
+        let ok = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "npm ci in {} failed", dir.display());
+        std::fs::write(&stamp, &lock).expect("stamp");
+    }
+    dir
+}
+
+/// Node-Media-Server (npm `node-media-server`), a third RTMP server implementation, with
+/// its shipped `bin/config.json` (defaults) and only the ports, the data directory and
+/// automatic recording (its `--record-auto`, like nginx's `record all`) set on the command
+/// line. Recordings: `<dir>/record/live/<stream>/<time>.flv`.
+pub struct NodeMediaServer {
+    pub port: u16,
+    pub dir: PathBuf,
+    http_port: u16,
+    child: Option<Child>,
+}
+
+impl NodeMediaServer {
+    pub fn start(dir: &Path, port: u16, http_port: u16) -> NodeMediaServer {
+        std::fs::create_dir_all(dir).expect("nms dir");
+        let mut s = NodeMediaServer {
+            port,
+            dir: dir.to_path_buf(),
+            http_port,
+            child: None,
+        };
+        s.restart();
+        s
+    }
+
+    pub fn restart(&mut self) {
+        let app = npm_peers().join("node_modules/node-media-server/bin/app.js");
+        let log = std::fs::File::create(self.dir.join(format!(
+            "nms-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0)
+        )))
+        .expect("nms log");
+        let child = Command::new("node")
+            .arg(app)
+            .args(["--bind", "127.0.0.1", "--rtmp-port"])
+            .arg(self.port.to_string())
+            .arg("--rtmps-port")
+            .arg(free_port_here().to_string())
+            .arg("--http-port")
+            .arg(self.http_port.to_string())
+            .arg("--https-port")
+            .arg(free_port_here().to_string())
+            .arg("--data-path")
+            .arg(self.dir.join("data"))
+            .arg("--record-path")
+            .arg(self.dir.join("record"))
+            .args(["--record-auto", "--no-admin"])
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start node-media-server");
+        self.child = Some(child);
+        let port = self.port;
+        assert!(
+            wait_until(Duration::from_secs(20), || {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+            }),
+            "node-media-server did not listen"
+        );
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Recordings of `stream`, oldest first.
+    pub fn recordings(&self, stream: &str) -> Vec<PathBuf> {
+        let dir = self.dir.join("record/live").join(stream);
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "flv"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for NodeMediaServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port_here() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }

@@ -19,11 +19,13 @@ pub const HANDSHAKE_SIZE: usize = 1536;
 pub const RTMP_VERSION: u8 = 3;
 /// Outgoing chunk size announced right after the handshake.
 pub const OUT_CHUNK_SIZE: usize = 4096;
-/// Window acknowledgement size we assume until the server announces its own.
-const DEFAULT_WINDOW: u32 = 2_500_000;
-/// Window we announce to the server: it acknowledges every this many bytes it receives, which
-/// lets the driver see whether a publish makes progress at the application level (a stalled
-/// peer can leave hundreds of kilobytes sitting in socket buffers).
+/// The server's window we assume until it announces its own (we acknowledge every this many
+/// bytes we receive from it).
+const DEFAULT_SERVER_WINDOW: u32 = 2_500_000;
+/// The client's window, announced once right after the handshake: the server acknowledges
+/// every this many bytes it receives from us, which lets the driver see progress at the
+/// application level. Servers may use their own window instead (or none): the driver never
+/// assumes this value, it learns the server's cadence from the acknowledgements it sees.
 pub const ACK_WINDOW: u32 = 32 * 1024;
 
 /// Chunk streams used for outgoing messages.
@@ -69,10 +71,20 @@ pub struct ClientSession {
     reader: ChunkReader,
     handshake: Vec<u8>,
     stream_id: u32,
-    window: u32,
+    /// Windows, kept apart as the RTMP specification has them (§5.4.4, §5.4.5):
+    /// `server_window` comes from the server's Window Acknowledgement Size and paces our
+    /// acknowledgements of what it sends; [`ACK_WINDOW`] is what we asked the server to
+    /// acknowledge of what we send; `peer_bandwidth` is the server's Set Peer Bandwidth (a
+    /// limit on our unacknowledged output), recorded but never turned into either window.
+    /// (Answering Set Peer Bandwidth with a Window Acknowledgement Size of its value made
+    /// nginx-rtmp acknowledge only every 5 MB, its default `ack_window`.)
+    server_window: u32,
+    peer_bandwidth: Option<u32>,
     last_ack: u64,
     /// The server's last Acknowledgement (bytes it received, mod 2^32).
     acked: Option<u32>,
+    /// Acknowledgements received so far.
+    acks: u64,
 }
 
 impl ClientSession {
@@ -99,9 +111,11 @@ impl ClientSession {
             reader: ChunkReader::default(),
             handshake: Vec::new(),
             stream_id: 0,
-            window: DEFAULT_WINDOW,
+            server_window: DEFAULT_SERVER_WINDOW,
+            peer_bandwidth: None,
             last_ack: 0,
             acked: None,
+            acks: 0,
         };
         (session, c0c1)
     }
@@ -118,6 +132,22 @@ impl ClientSession {
     /// The byte count of the server's last Acknowledgement, if it sends any.
     pub fn acked(&self) -> Option<u32> {
         self.acked
+    }
+
+    /// How many Acknowledgements the server sent (a new one each time this grows, even when
+    /// its byte count repeats).
+    pub fn acks(&self) -> u64 {
+        self.acks
+    }
+
+    /// The server's window: we acknowledge every this many bytes it sends.
+    pub fn server_window(&self) -> u32 {
+        self.server_window
+    }
+
+    /// The server's Set Peer Bandwidth, if it sent one.
+    pub fn peer_bandwidth(&self) -> Option<u32> {
+        self.peer_bandwidth
     }
 
     /// Feeds bytes read from the connection.
@@ -147,7 +177,7 @@ impl ClientSession {
                 events.push(Event::Published);
             }
         }
-        if self.reader.bytes_in - self.last_ack >= u64::from(self.window) {
+        if self.reader.bytes_in - self.last_ack >= u64::from(self.server_window) {
             self.last_ack = self.reader.bytes_in;
             let seq = (self.reader.bytes_in & 0xffff_ffff) as u32;
             self.control(&mut out, msg::ACKNOWLEDGEMENT, &seq.to_be_bytes());
@@ -255,6 +285,7 @@ impl ClientSession {
             }
             msg::ACKNOWLEDGEMENT => {
                 self.acked = Some(u32_at(&m.payload, "short Acknowledgement")?);
+                self.acks += 1;
             }
             msg::ABORT => {
                 let csid = u32_at(&m.payload, "short Abort")?;
@@ -262,11 +293,14 @@ impl ClientSession {
             }
             msg::WINDOW_ACK_SIZE => {
                 let w = u32_at(&m.payload, "short Window Acknowledgement Size")?;
-                self.window = w.max(1);
+                self.server_window = w.max(1);
             }
             msg::SET_PEER_BANDWIDTH => {
+                // §5.4.5 asks for a Window Acknowledgement Size only when ours differs from
+                // what the server last got from us; it got ACK_WINDOW, which stays in force
+                // (like libavformat, we answer nothing).
                 let w = u32_at(&m.payload, "short Set Peer Bandwidth")?;
-                self.control(out, msg::WINDOW_ACK_SIZE, &w.to_be_bytes());
+                self.peer_bandwidth = Some(w);
             }
             // Ping request (event 6) → ping response (event 7) with the same time.
             msg::USER_CONTROL if m.payload.len() >= 6 && m.payload[..2] == [0, 6] => {
@@ -662,5 +696,98 @@ mod tests {
             (m.type_id, m.payload),
             (msg::USER_CONTROL, vec![0, 7, 0, 0, 1, 2])
         );
+    }
+
+    /// The messages of `type_id` in what the client sent (after the handshake bytes).
+    fn client_controls(reader: &mut ChunkReader, out: &[u8], type_id: u8) -> Vec<Vec<u8>> {
+        reader.push(out);
+        let mut found = Vec::new();
+        while let Some(m) = reader.next_message().unwrap() {
+            if m.type_id == msg::SET_CHUNK_SIZE {
+                let s = u32::from_be_bytes(m.payload[..4].try_into().unwrap());
+                reader.set_chunk_size(s).unwrap();
+            }
+            if m.type_id == type_id {
+                found.push(m.payload);
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_client_and_server_windows_stay_apart() {
+        let (mut c, c0c1) = ClientSession::new("live", "rtmp://h/live", "cam", 3);
+        let mut s012 = vec![3u8];
+        s012.extend_from_slice(&[5; HANDSHAKE_SIZE]);
+        s012.extend_from_slice(&c0c1[1..]);
+        let out = sends(&c.handle_input(&s012).unwrap());
+        let mut reader = ChunkReader::default();
+        let was = client_controls(&mut reader, &out[HANDSHAKE_SIZE..], msg::WINDOW_ACK_SIZE);
+        assert_eq!(was, [ACK_WINDOW.to_be_bytes().to_vec()], "announced once");
+
+        // nginx-rtmp's defaults: Window Acknowledgement Size and Set Peer Bandwidth of 5 MB.
+        let w = ChunkWriter::default();
+        let mut reply = Vec::new();
+        w.write(
+            &mut reply,
+            2,
+            msg::WINDOW_ACK_SIZE,
+            0,
+            0,
+            &5_000_000u32.to_be_bytes(),
+        );
+        w.write(
+            &mut reply,
+            2,
+            msg::SET_PEER_BANDWIDTH,
+            0,
+            0,
+            &[0, 0x4c, 0x4b, 0x40, 2],
+        );
+        let out = sends(&c.handle_input(&reply).unwrap());
+        assert!(
+            client_controls(&mut reader, &out, msg::WINDOW_ACK_SIZE).is_empty(),
+            "Set Peer Bandwidth must not become the window the server acknowledges us by"
+        );
+        assert_eq!(c.server_window(), 5_000_000);
+        assert_eq!(c.peer_bandwidth(), Some(5_000_000));
+
+        // A server with a small window gets our acknowledgements at its pace.
+        let mut reply = Vec::new();
+        w.write(
+            &mut reply,
+            2,
+            msg::WINDOW_ACK_SIZE,
+            0,
+            0,
+            &100u32.to_be_bytes(),
+        );
+        w.write(&mut reply, 2, msg::USER_CONTROL, 0, 0, &[0, 6, 0, 0, 0, 1]);
+        w.write(&mut reply, 3, msg::DATA_AMF0, 0, 0, &[0; 120]);
+        let out = sends(&c.handle_input(&reply).unwrap());
+        let acks = client_controls(&mut reader, &out, msg::ACKNOWLEDGEMENT);
+        assert_eq!(acks.len(), 1, "one acknowledgement per server window");
+        assert!(u32::from_be_bytes(acks[0][..4].try_into().unwrap()) >= 100);
+
+        // The server's acknowledgements are counted, repeats included.
+        let mut reply = Vec::new();
+        w.write(
+            &mut reply,
+            2,
+            msg::ACKNOWLEDGEMENT,
+            0,
+            0,
+            &40_000u32.to_be_bytes(),
+        );
+        w.write(
+            &mut reply,
+            2,
+            msg::ACKNOWLEDGEMENT,
+            0,
+            0,
+            &40_000u32.to_be_bytes(),
+        );
+        c.handle_input(&reply).unwrap();
+        assert_eq!((c.acked(), c.acks()), (Some(40_000), 2));
     }
 }

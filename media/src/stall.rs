@@ -1,0 +1,438 @@
+//! Whether a push makes progress, judged from what the peer acknowledged (design §3: "a send
+//! that makes no progress for 2× the fragment duration resets the connection"). Pure: the
+//! daemon reads the numbers (the kernel's `TCP_INFO`, the RTMP session's Acknowledgements)
+//! and the time, this module decides.
+//!
+//! Two witnesses:
+//! - [`Delivery`], from TCP (every protocol). The peer's TCP acknowledges what its kernel
+//!   received, which is not yet what its application read: a peer that stops reading keeps
+//!   acknowledging until its receive buffer is full. So the estimate of what the application
+//!   read is `acked − unread`, where `unread` is how far the receive window the peer
+//!   advertises has closed below the widest it ever advertised. The push progresses while
+//!   that estimate grows; it is waiting while we owe bytes (not sent or not acknowledged) or
+//!   bytes arrived that the peer has not read; it is stalled after waiting for the limit.
+//!   The estimate also tells which fragment boundary the peer reached (resend from there).
+//!   A peer that never advertises a window that changes (or a kernel that does not report it)
+//!   leaves `unread` at 0: the rule is then "acknowledged bytes grow", never stricter.
+//!   Progress must exceed [`PROGRESS_MIN`]: windows come in units of 2^scale bytes, and
+//!   rounding alone must not pass for reading.
+//!
+//!   What TCP cannot show: a Linux receiver grows its advertised window with every segment
+//!   it takes (`rcv_ssthresh`) as long as its buffer has room, whether its application reads
+//!   or not. A peer with a large receive buffer (autotuned to megabytes after a burst)
+//!   therefore looks like it reads until that buffer is full; only then is it seen (we owe
+//!   bytes and nothing is acknowledged). Protocols with acknowledgements of their own (RTMP
+//!   Acknowledgements, CMAF ingest's 2xx per segment) see it within the limit; Smooth ingest
+//!   has none. For the same reason, after a stall the peer may hold unread bytes beyond what
+//!   its window showed: the driver then resends the widest window it advertised on top
+//!   ([`Delivery::widest`], [`Delivery::stall_safe`]).
+//! - [`AckWitness`], from RTMP Acknowledgements. Servers acknowledge every window of bytes
+//!   they read, but which window is theirs: the one we asked for (nginx-rtmp), their own (2.5
+//!   or 5 MB), or none at all. The witness never assumes one: it learns the window from the
+//!   steps between acknowledgements it saw, judges only once it knows it, and only counts
+//!   acknowledgement *arrivals* against bytes we sent since, so a server whose byte counter
+//!   restarts (nginx-rtmp resets it at 0xf0000000) or wraps at 2^32 changes nothing.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// One reading of the connection's TCP state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    /// When, on any monotonic clock (only differences are used).
+    pub at: Duration,
+    /// Bytes the peer's TCP acknowledged since the connection opened (`tcpi_bytes_acked`).
+    pub acked: u64,
+    /// Bytes written and not acknowledged yet (not sent plus in flight); any non-zero value
+    /// means "we owe the peer bytes".
+    pub owed: u64,
+    /// The receive window the peer advertised last (`tcpi_snd_wnd`), when the kernel says.
+    pub peer_window: Option<u32>,
+}
+
+/// What [`Delivery::sample`] concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing owed and nothing sitting unread at the peer.
+    Idle,
+    /// The peer read more since the last sample.
+    Flowing,
+    /// No progress for this long while the peer owes us progress.
+    Waiting(Duration),
+    /// No progress for at least the limit.
+    Stalled(Duration),
+}
+
+/// Least growth of the read estimate that counts as progress (a few window-scale units).
+pub const PROGRESS_MIN: u64 = 4096;
+
+/// The TCP witness of one connection.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    limit: Duration,
+    widest: u32,
+    consumed: u64,
+    consumed_at_progress: u64,
+    acked_at_progress: u64,
+    unread_at_progress: u64,
+    waiting_since: Option<Duration>,
+}
+
+impl Delivery {
+    /// A witness that calls a push stalled after `limit` without progress.
+    pub fn new(limit: Duration) -> Self {
+        Delivery {
+            limit,
+            widest: 0,
+            consumed: 0,
+            consumed_at_progress: 0,
+            acked_at_progress: 0,
+            unread_at_progress: 0,
+            waiting_since: None,
+        }
+    }
+
+    /// Bytes the peer's application read, as far as the evidence shows (never more).
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
+    /// After a stall: the read estimate less the widest window the peer advertised (what
+    /// its buffer may hold beyond what the window showed).
+    pub fn stall_safe(&self) -> u64 {
+        self.consumed.saturating_sub(u64::from(self.widest))
+    }
+
+    /// The widest receive window the peer advertised.
+    pub fn widest(&self) -> u32 {
+        self.widest
+    }
+
+    pub fn sample(&mut self, s: Sample) -> Verdict {
+        let unread = match s.peer_window {
+            Some(w) => {
+                self.widest = self.widest.max(w);
+                u64::from(self.widest - w)
+            }
+            None => 0,
+        };
+        let consumed = s.acked.saturating_sub(unread);
+        self.consumed = self.consumed.max(consumed);
+        let all_read = unread == 0 && s.owed == 0;
+        if consumed >= self.consumed_at_progress + PROGRESS_MIN
+            || (all_read && consumed > self.consumed_at_progress)
+        {
+            self.consumed_at_progress = consumed;
+            self.acked_at_progress = s.acked;
+            self.unread_at_progress = unread;
+            self.waiting_since = None;
+            return Verdict::Flowing;
+        }
+        let arrived_unread = s.acked > self.acked_at_progress && unread > self.unread_at_progress;
+        if s.owed == 0 && !arrived_unread {
+            self.waiting_since = None;
+            return Verdict::Idle;
+        }
+        let since = *self.waiting_since.get_or_insert(s.at);
+        let waited = s.at.saturating_sub(since);
+        if waited >= self.limit {
+            Verdict::Stalled(waited)
+        } else {
+            Verdict::Waiting(waited)
+        }
+    }
+}
+
+/// Slack on top of twice the learned window: command bytes, chunk headers, rounding.
+pub const ACK_SLACK: u64 = 64 * 1024;
+/// Writes remembered at most (older ones are long acknowledged or long stalled).
+const MAX_WRITES: usize = 4096;
+
+/// The RTMP Acknowledgement witness of one publish.
+#[derive(Debug, Clone, Default)]
+pub struct AckWitness {
+    /// The largest step between two acknowledgements seen: the server's window.
+    window: Option<u64>,
+    last_value: Option<u32>,
+    acks: u64,
+    /// Our sent-byte count when the last acknowledgement arrived.
+    sent_at_ack: u64,
+    /// (sent-byte count after a write, when), oldest first.
+    writes: VecDeque<(u64, Duration)>,
+}
+
+impl AckWitness {
+    /// The window learned so far (None until two acknowledgements were seen).
+    pub fn window(&self) -> Option<u64> {
+        self.window
+    }
+
+    /// We wrote bytes: `sent` is the total since the publish started.
+    pub fn wrote(&mut self, sent: u64, at: Duration) {
+        self.writes.push_back((sent, at));
+        if self.writes.len() > MAX_WRITES {
+            self.writes.pop_front();
+        }
+    }
+
+    /// The session has seen `acks` acknowledgements, the last with byte count `value`; we had
+    /// sent `sent` bytes by then.
+    pub fn acknowledged(&mut self, acks: u64, value: u32, sent: u64) {
+        if acks <= self.acks {
+            return;
+        }
+        let new = acks - self.acks;
+        self.acks = acks;
+        if let Some(last) = self.last_value
+            && value > last
+        {
+            // Several acknowledgements between two looks: each covered a share of the step.
+            let step = u64::from(value - last) / new;
+            self.window = Some(self.window.map_or(step, |w| w.max(step)));
+        }
+        // A smaller value is a counter that restarted or wrapped: no step to learn from.
+        self.last_value = Some(value);
+        self.sent_at_ack = sent;
+        while self.writes.front().is_some_and(|w| w.0 <= sent) {
+            self.writes.pop_front();
+        }
+    }
+
+    /// Stalled (with how long) when bytes that must have produced an acknowledgement by now
+    /// were written at least `limit` ago and none came.
+    pub fn stalled(&self, at: Duration, limit: Duration) -> Option<Duration> {
+        let window = self.window?;
+        let due = self.sent_at_ack + 2 * window + ACK_SLACK;
+        let (_, written) = self.writes.iter().find(|w| w.0 >= due)?;
+        let waited = at.saturating_sub(*written);
+        (waited >= limit).then_some(waited)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: Duration = Duration::from_secs(4);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// A peer on a healthy link: every 2 s a fragment of `size` bytes goes out and is read
+    /// within 50 ms; the witness samples every 250 ms for `secs` seconds.
+    fn healthy(size: u64, window: Option<u32>, secs: u64) -> Vec<Verdict> {
+        let mut d = Delivery::new(LIMIT);
+        let mut v = Vec::new();
+        for t in (0..secs * 1000).step_by(250) {
+            let frags = t / 2000 + 1;
+            let in_burst = t % 2000 == 0;
+            let acked = if in_burst {
+                (frags - 1) * size
+            } else {
+                frags * size
+            };
+            v.push(d.sample(Sample {
+                at: ms(t),
+                acked,
+                owed: if in_burst { size } else { 0 },
+                peer_window: window,
+            }));
+        }
+        v
+    }
+
+    #[test]
+    fn a_healthy_peer_never_stalls_whatever_its_window() {
+        for window in [None, Some(65_536), Some(6_291_456)] {
+            let v = healthy(300_000, window, 120);
+            assert!(
+                v.iter().all(|x| !matches!(x, Verdict::Stalled(_))),
+                "{window:?}: {v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_peer_that_stops_reading_is_stalled_after_the_limit_even_while_its_kernel_acks() {
+        let mut d = Delivery::new(LIMIT);
+        let w = 131_072u32;
+        // Reading: window wide open, everything acknowledged.
+        assert_eq!(
+            d.sample(Sample {
+                at: ms(0),
+                acked: 100_000,
+                owed: 0,
+                peer_window: Some(w)
+            }),
+            Verdict::Flowing
+        );
+        // Stops reading at 1 s: its kernel keeps acknowledging into the buffer, the window
+        // closes by as much. Nothing is owed (it all fit).
+        let mut acked = 100_000u64;
+        let mut unread = 0u32;
+        let mut stalled_at = None;
+        for t in (1000..12_000).step_by(250) {
+            if unread < w {
+                let n = 8_000.min(w - unread);
+                acked += u64::from(n);
+                unread += n;
+            }
+            let owed = if unread >= w { 50_000 } else { 0 };
+            let v = d.sample(Sample {
+                at: ms(t),
+                acked,
+                owed,
+                peer_window: Some(w - unread),
+            });
+            if matches!(v, Verdict::Stalled(_)) && stalled_at.is_none() {
+                stalled_at = Some(t);
+            }
+        }
+        assert_eq!(
+            stalled_at,
+            Some(1000 + 4000),
+            "the limit after the first unread bytes"
+        );
+        assert_eq!(
+            d.consumed(),
+            100_000,
+            "the unread bytes do not count as delivered"
+        );
+    }
+
+    #[test]
+    fn window_rounding_does_not_pass_for_reading() {
+        // A peer that stopped reading: each burst of 17 776 bytes closes its window by
+        // 17 408 (1 KiB units): the estimate creeps by 368 bytes a burst, which is no reading.
+        let mut d = Delivery::new(LIMIT);
+        let w = 160_768u32;
+        assert_eq!(
+            d.sample(Sample {
+                at: ms(0),
+                acked: 214_659,
+                owed: 0,
+                peer_window: Some(w)
+            }),
+            Verdict::Flowing
+        );
+        let mut stalled = None;
+        for k in 1..=6u64 {
+            let v = d.sample(Sample {
+                at: ms(k * 2000),
+                acked: 214_659 + k * 17_776,
+                owed: 0,
+                peer_window: Some(w - (k as u32) * 17_408),
+            });
+            if matches!(v, Verdict::Stalled(_)) && stalled.is_none() {
+                stalled = Some(k * 2000);
+            }
+        }
+        assert_eq!(stalled, Some(6000));
+        assert!(d.stall_safe() < 214_659);
+    }
+
+    #[test]
+    fn without_a_window_the_rule_is_acknowledged_bytes_grow() {
+        let mut d = Delivery::new(LIMIT);
+        let s = |at, acked, owed| Sample {
+            at: ms(at),
+            acked,
+            owed,
+            peer_window: None,
+        };
+        assert_eq!(d.sample(s(0, 10_000, 5)), Verdict::Flowing);
+        assert_eq!(d.sample(s(1000, 10_000, 5)), Verdict::Waiting(ms(0)));
+        assert_eq!(
+            d.sample(s(4000, 11_000, 5)),
+            Verdict::Waiting(ms(3000)),
+            "too little"
+        );
+        assert_eq!(d.sample(s(5000, 11_000, 5)), Verdict::Stalled(ms(4000)));
+        assert_eq!(d.sample(s(5100, 20_000, 0)), Verdict::Flowing);
+        assert_eq!(
+            d.sample(s(9999, 20, 0)),
+            Verdict::Idle,
+            "nothing owed: never stalled"
+        );
+    }
+
+    #[test]
+    fn a_window_that_shrank_once_does_not_hold_an_idle_connection_hostage() {
+        let mut d = Delivery::new(LIMIT);
+        let s = |at, acked, owed, w| Sample {
+            at: ms(at),
+            acked,
+            owed,
+            peer_window: Some(w),
+        };
+        assert_eq!(d.sample(s(0, 1000, 0, 200_000)), Verdict::Flowing);
+        // The peer's buffer shrank (memory pressure): a smaller window from now on.
+        for t in (250..20_000).step_by(250) {
+            assert_eq!(d.sample(s(t, 1000, 0, 100_000)), Verdict::Idle);
+        }
+        // New data is read at once: the window stays at its new size, acked grows.
+        assert_eq!(d.sample(s(20_000, 900_000, 0, 100_000)), Verdict::Flowing);
+    }
+
+    #[test]
+    fn ack_witness_learns_the_window_and_survives_resets_and_wraps() {
+        let mut a = AckWitness::default();
+        // No acknowledgement ever (a server that sends none): never stalled.
+        for n in 1..200u64 {
+            a.wrote(n * 100_000, ms(n * 100));
+        }
+        assert_eq!(a.stalled(ms(60_000), LIMIT), None);
+
+        // nginx-rtmp's default window (5 MB), one acknowledgement every ~13 s of 3 Mbps.
+        let mut a = AckWitness::default();
+        let mut sent = 0u64;
+        let mut acks = 0;
+        let mut value = 0xefb0_0000u32; // close to nginx's 0xf0000000 reset
+        for t in (0..120_000u64).step_by(100) {
+            sent += 37_500; // 3 Mbit/s
+            a.wrote(sent, ms(t));
+            if t % 13_300 == 0 && t > 0 {
+                acks += 1;
+                value = match value.checked_add(5_000_000) {
+                    Some(v) if v < 0xf000_0000 => v,
+                    _ => 5_000_000, // the counter restarted
+                };
+                a.acknowledged(acks, value, sent);
+            }
+            assert_eq!(a.stalled(ms(t), LIMIT), None, "false stall at {t} ms");
+        }
+        assert_eq!(a.window(), Some(5_000_000));
+
+        // 32-bit wrap of a server with a 2.5 MB window: no false step learned.
+        let mut a = AckWitness::default();
+        a.acknowledged(1, u32::MAX - 1_000_000, 0);
+        a.acknowledged(2, 1_500_000, 2_500_000);
+        assert_eq!(a.window(), None);
+        a.acknowledged(3, 4_000_000, 5_000_000);
+        assert_eq!(a.window(), Some(2_500_000));
+    }
+
+    #[test]
+    fn ack_witness_calls_a_stall_when_acknowledgements_stop() {
+        let mut a = AckWitness::default();
+        let mut sent = 0;
+        for n in 1..=10u64 {
+            sent += 32_768;
+            a.wrote(sent, ms(n * 10));
+            a.acknowledged(n, (n * 32_768) as u32, sent);
+        }
+        assert_eq!(a.window(), Some(32_768));
+        // The server stops reading at 100 ms; we keep writing 40 KB every 100 ms.
+        let mut first = None;
+        for t in (200..10_000u64).step_by(100) {
+            sent += 40_000;
+            a.wrote(sent, ms(t));
+            if first.is_none() && a.stalled(ms(t), LIMIT).is_some() {
+                first = Some(t);
+            }
+        }
+        // Due after 2 windows + slack: the fourth write (500 ms), stalled 4 s later.
+        assert_eq!(first, Some(4500));
+    }
+}
