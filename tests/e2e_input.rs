@@ -226,12 +226,47 @@ fn rtp_feed_lost_for_15s_gets_the_slate_and_returns_live_on_the_same_grid() {
     let init = wait_for("the 180p init segment", Duration::from_secs(20), || {
         get_ok(&daemon.url("/live/180p/init.mp4"))
     });
-    // Two live segments first.
+    // Three live fragments first (the playlist may hold slate from before the feed was
+    // anchored: without RTCP through the relay the front end waits for sender reports first,
+    // src/input/timing.rs SR_WAIT_NS).
     let live_from = SystemTime::now();
-    wait_for("two live segments", Duration::from_secs(20), || {
-        let text = get_text(&daemon.url("/live/180p/index.m3u8"))?;
-        (segment_uris(&text).len() >= 4).then_some(())
+    let next_seq = |s: &serde_json::Value| s["tracks"][0]["next_sequence"].as_u64();
+    let seq_live = status(control).and_then(|s| next_seq(&s)).unwrap_or(0);
+    wait_for("live fragments", Duration::from_secs(20), || {
+        (status(control).and_then(|s| next_seq(&s))? >= seq_live + 3).then_some(())
     });
+    // The feed runs through the Rust front end: sender timing from the stream's PTS (the relay
+    // does not carry RTCP), its counters in /status and /metrics.
+    let s = status(control).expect("status while live");
+    assert_eq!(s["input"]["timing"], "pts", "{}", s["input"]);
+    let counters = &s["input"]["counters"];
+    for key in ["datagrams", "pictures", "lost", "reordered", "duplicated"] {
+        assert!(counters[key].is_u64(), "{key} missing in {counters}");
+    }
+    assert!(counters["datagrams"].as_u64() > Some(0), "{counters}");
+    assert!(counters["pictures"].as_u64() > Some(0), "{counters}");
+    assert_eq!(s["input"]["sources"][0]["timing"], "pts", "{}", s["input"]);
+    let metrics = get_text(&format!("http://127.0.0.1:{control}/metrics")).expect("metrics");
+    for family in [
+        "twincast_input_lost_packets_total{",
+        "twincast_input_pts_discontinuities_total{",
+        "twincast_input_datagrams_total{",
+    ] {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(family) && l.contains("source=\"input\""))
+            .unwrap_or_else(|| panic!("no {family} in\n{metrics}"));
+        assert!(
+            line.rsplit(' ')
+                .next()
+                .is_some_and(|v| v.parse::<u64>().is_ok()),
+            "{line}"
+        );
+    }
+    assert!(
+        metrics.contains("twincast_input_timing_info{") && metrics.contains("timing=\"pts\"} 1"),
+        "{metrics}"
+    );
     let watch = PlaylistWatch::start(origin);
 
     // Pull the cable.
@@ -278,7 +313,6 @@ fn rtp_feed_lost_for_15s_gets_the_slate_and_returns_live_on_the_same_grid() {
         || relay.first_forwarded(),
     );
     // Four more fragments after the return, then stop watching.
-    let next_seq = |s: &serde_json::Value| s["tracks"][0]["next_sequence"].as_u64();
     let seq_back = status(control).and_then(|s| next_seq(&s)).unwrap_or(0);
     wait_for(
         "fragments after the return",
@@ -326,6 +360,16 @@ fn rtp_feed_lost_for_15s_gets_the_slate_and_returns_live_on_the_same_grid() {
         let (Some(first), Some(last)) = (frames.first(), frames.last()) else {
             panic!("{uri}: no frames decoded");
         };
+        eprintln!(
+            "DBG {uri} {:.3}..{:.3} luma {:.1} slat {} (live_from {:.3} loss {:.3} back {:.3})",
+            first.0,
+            last.0,
+            first.1,
+            has_slate_brand(&seg),
+            epoch_s(live_from),
+            loss_s,
+            back_s
+        );
         if first.0 >= epoch_s(live_from) && last.0 < loss_s - 0.2 {
             assert!(!has_slate_brand(&seg), "{uri}: slat on a live segment");
             live_luma.extend(frames.iter().map(|f| f.1));
