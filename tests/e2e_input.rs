@@ -733,3 +733,164 @@ fn the_backup_input_takes_over_within_slate_after_and_the_primary_returns_after_
     assert_eq!(sources, ["input", "backup", "audio"]);
     assert!(daemon.stop().is_some_and(|s| s.success()));
 }
+
+/// ffmpeg sending the grey source (and a tone when `audio`) as plain MPEG-TS to `url`.
+fn ts_sender(url: &str, audio: bool) -> Killed {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args([
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        GREY,
+    ]);
+    if audio {
+        cmd.args(["-f", "lavfi", "-i", "sine=f=440:r=48000"]);
+        cmd.args(["-c:a", "aac", "-ac", "2"]);
+    } else {
+        cmd.arg("-an");
+    }
+    cmd.args([
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-tune",
+        "zerolatency",
+    ])
+    .args(["-g", "15", "-f", "mpegts", url])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    Killed(cmd.spawn().expect("ffmpeg (run scripts/install-deps)"))
+}
+
+/// The mean luma of the newest segment's pictures (the grey feed is ~185, the slate ~44).
+fn newest_luma(daemon: &Daemon, dir: &Path) -> Option<f64> {
+    let init = get_ok(&daemon.url("/live/180p/init.mp4"))?;
+    let text = get_text(&daemon.url("/live/180p/index.m3u8"))?;
+    let uri = segment_uris(&text).last().cloned()?;
+    let seg = get_ok(&daemon.url(&format!("/live/180p/{uri}")))?;
+    let frames = frame_lumas(dir, &init, &seg);
+    (!frames.is_empty()).then(|| frames.iter().map(|f| f.1).sum::<f64>() / frames.len() as f64)
+}
+
+/// Waits for live and for a newest segment made of the grey feed's pictures.
+fn wait_grey(daemon: &Daemon, dir: &Path, control: u16, timeout: Duration) {
+    wait_state(control, "live", timeout);
+    wait_for("a segment of the feed's pictures", timeout, || {
+        newest_luma(daemon, dir)
+            .filter(|y| (y - 185.0).abs() < 30.0)
+            .map(|_| ())
+    });
+}
+
+#[test]
+fn a_udp_input_plays_and_is_live_again_after_the_sender_restarts() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (origin, control, port) = (free_port(), free_port(), free_udp_port());
+    let cfg = config(
+        dir.path(),
+        "box-udp",
+        origin,
+        control,
+        &format!("kind = \"udp\"\nuri = \"udp://127.0.0.1:{port}\"\naudio = \"input\""),
+    );
+    let mut daemon = Daemon::start(&cfg, origin, dir.path().join("d.log"));
+    let url = format!("udp://127.0.0.1:{port}?pkt_size=1316");
+    let sender = ts_sender(&url, true);
+    wait_grey(&daemon, dir.path(), control, Duration::from_secs(30));
+    let s = status(control).expect("status");
+    assert_eq!(s["input"]["kind"], "udp", "{}", s["input"]);
+    assert_eq!(s["input"]["timing"], "pts", "{}", s["input"]);
+    let c = &s["input"]["counters"];
+    assert!(
+        c["datagrams"].as_u64() > Some(0) && c["pictures"].as_u64() > Some(0),
+        "{c}"
+    );
+    assert_eq!(c["malformed"], 0, "{c}");
+    assert_eq!(c["cc_errors"], 0, "{c}");
+
+    // The sender dies: slate; it starts again (new PTS origin): live again, no rebuild.
+    drop(sender);
+    wait_state(control, "slate", Duration::from_secs(10));
+    let restart_at = Instant::now();
+    let _sender = ts_sender(&url, true);
+    wait_grey(&daemon, dir.path(), control, Duration::from_secs(30));
+    eprintln!(
+        "sender restart → live: {} ms",
+        restart_at.elapsed().as_millis()
+    );
+    let s = status(control).expect("status");
+    assert_eq!(s["input"]["sources"][0]["restarts"], 0, "{}", s["input"]);
+    assert_eq!(
+        s["input"]["sources"][0]["state"], "running",
+        "{}",
+        s["input"]
+    );
+    eprintln!("counters after the restart: {}", s["input"]["counters"]);
+    assert!(daemon.stop().is_some_and(|s| s.success()));
+}
+
+#[test]
+fn an_srt_listener_with_a_passphrase_file_plays_and_returns_after_the_caller_restarts() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (origin, control, srt, udp) = (free_port(), free_port(), free_udp_port(), free_udp_port());
+    let pass = "twincast-e2e-srt-passphrase";
+    let pass_file = dir.path().join("srt.key");
+    std::fs::write(&pass_file, format!("{pass}\n")).unwrap();
+    let cfg = config(
+        dir.path(),
+        "box-srt",
+        origin,
+        control,
+        &format!(
+            "kind = \"srt\"\nuri = \"srt://127.0.0.1:{srt}?mode=listener&latency=120\"\n\
+             passphrase_file = \"{}\"\naudio = \"test\"",
+            pass_file.display()
+        ),
+    );
+    let mut daemon = Daemon::start(&cfg, origin, dir.path().join("d.log"));
+    // srt-live-transmit (Debian srt-tools, default settings) calls the daemon with ffmpeg's TS.
+    let caller = || {
+        Killed(
+            Command::new("srt-live-transmit")
+                .args([
+                    "-q",
+                    &format!("udp://127.0.0.1:{udp}"),
+                    &format!("srt://127.0.0.1:{srt}?passphrase={pass}"),
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("srt-live-transmit (scripts/install-deps installs srt-tools)"),
+        )
+    };
+    let slt = caller();
+    let _sender = ts_sender(&format!("udp://127.0.0.1:{udp}?pkt_size=1316"), false);
+    wait_grey(&daemon, dir.path(), control, Duration::from_secs(40));
+    let s = status(control).expect("status");
+    assert_eq!(s["input"]["kind"], "srt", "{}", s["input"]);
+    assert_eq!(s["input"]["timing"], "pts", "{}", s["input"]);
+
+    // The caller goes away and comes back.
+    drop(slt);
+    wait_state(control, "slate", Duration::from_secs(15));
+    let back_at = Instant::now();
+    let _slt = caller();
+    wait_grey(&daemon, dir.path(), control, Duration::from_secs(40));
+    eprintln!(
+        "SRT caller back → live: {} ms",
+        back_at.elapsed().as_millis()
+    );
+    let s = status(control).expect("status");
+    eprintln!("srt input: {}", s["input"]["sources"][0]);
+    let text = s.to_string() + &daemon.log_text();
+    assert!(!text.contains(pass), "the passphrase was shown");
+    assert!(daemon.stop().is_some_and(|s| s.success()));
+}
