@@ -877,6 +877,7 @@ fn an_srt_listener_with_a_passphrase_file_plays_and_returns_after_the_caller_res
     let s = status(control).expect("status");
     assert_eq!(s["input"]["kind"], "srt", "{}", s["input"]);
     assert_eq!(s["input"]["timing"], "pts", "{}", s["input"]);
+    eprintln!("srt input live: {}", s["input"]["sources"][0]);
 
     // The caller goes away and comes back.
     drop(slt);

@@ -303,6 +303,11 @@ pub fn required_elements(config: &Config) -> Vec<&'static str> {
     v
 }
 
+/// An SRT connection that delivered data and then nothing for this long is rebuilt: GStreamer's
+/// srtsrc (1.22) neither reports a peer that went away nor accepts a new caller after one
+/// (measured with srt-live-transmit), so a listener would stay deaf to the sender's reconnect.
+pub const SRT_IDLE: Duration = Duration::from_secs(2);
+
 /// The elements of the network front end's decoders (src/input/decode.rs).
 const NETWORK_ELEMENTS: &[&str] = &["appsrc", "h264parse", "avdec_h264", "aacparse", "avdec_aac"];
 
@@ -371,21 +376,38 @@ pub fn start_audio(config: &Config, sink: Arc<dyn RawSink>) -> Option<Supervised
 fn network_life(config: Config, sink: Arc<dyn RawSink>) -> RunOnce {
     // The counters of the lives before this one, so what `/status` shows only grows.
     let mut before = NetworkCounters::default();
+    let srt = config.input.kind == InputKind::Srt
+        || config
+            .input
+            .uri
+            .as_deref()
+            .is_some_and(|u| u.starts_with("srt://"));
     Box::new(move |life: &SourceLife| {
         life.set_timing(None);
         let mut source = NetworkSource::start(&config, sink.clone()).map_err(|e| e.to_string())?;
         let mut running = false;
         let mut now = NetworkCounters::default();
+        let mut last_data = Instant::now();
         let result = loop {
             if life.stopped() {
                 break Ok(());
             }
             let counters = source.counters();
-            now = NetworkCounters::from_input(&counters);
+            let current = NetworkCounters::from_input(&counters);
+            if current.datagrams != now.datagrams {
+                last_data = Instant::now();
+            }
+            now = current;
             life.set_counters(before.plus(now));
             life.set_timing(source.timing());
             if let Some(e) = counters.last_error {
                 break Err(e);
+            }
+            if srt && now.datagrams > 0 && last_data.elapsed() >= SRT_IDLE {
+                break Err(format!(
+                    "SRT: no data for {} s (the peer went away); connecting again",
+                    SRT_IDLE.as_secs()
+                ));
             }
             if !running && counters.pictures > 0 {
                 running = true;
