@@ -895,3 +895,79 @@ fn an_srt_listener_with_a_passphrase_file_plays_and_returns_after_the_caller_res
     assert!(!text.contains(pass), "the passphrase was shown");
     assert!(daemon.stop().is_some_and(|s| s.success()));
 }
+
+#[test]
+fn a_udp_backup_input_goes_on_air_when_the_udp_primary_is_lost() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (origin, control) = (free_port(), free_port());
+    let (primary, backup) = (free_udp_port(), free_udp_port());
+    let cfg = config(
+        dir.path(),
+        "box-udp-backup",
+        origin,
+        control,
+        &format!("kind = \"udp\"\nuri = \"udp://127.0.0.1:{primary}\"\naudio = \"test\""),
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[timeline]",
+        &format!(
+            "[input.backup]\nkind = \"udp\"\nuri = \"udp://127.0.0.1:{backup}\"\nhold = \"2s\"\n\n[timeline]"
+        ),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let mut daemon = Daemon::start(&cfg, origin, dir.path().join("d.log"));
+    let relay = UdpRelay::start(primary);
+    let _primary = ts_sender(
+        &format!("udp://127.0.0.1:{}?pkt_size=1316", relay.listen_port),
+        false,
+    );
+    let _backup = ts_sender(&format!("udp://127.0.0.1:{backup}?pkt_size=1316"), false);
+    let both_anchored = |s: &serde_json::Value| {
+        let sources = s["input"]["sources"].as_array()?;
+        let anchored = |role: &str| {
+            sources
+                .iter()
+                .any(|x| x["role"] == role && x["timing"] == "pts" && x["state"] == "running")
+        };
+        (anchored("input") && anchored("backup")).then_some(())
+    };
+    wait_for(
+        "primary on air, both anchored",
+        Duration::from_secs(30),
+        || {
+            let s = status(control)?;
+            both_anchored(&s)?;
+            (s["input"]["state"] == "live" && s["input"]["source"] == "primary").then_some(())
+        },
+    );
+    relay.set_on(false);
+    let s = wait_for("the udp backup on air", Duration::from_secs(10), || {
+        let s = status(control)?;
+        (s["input"]["source"] == "backup" && s["input"]["state"] == "backup").then_some(s)
+    });
+    assert_eq!(s["input"]["timing"], "pts", "{}", s["input"]);
+    let backup_src = s["input"]["sources"]
+        .as_array()
+        .and_then(|v| v.iter().find(|x| x["role"] == "backup").cloned())
+        .expect("the backup source in /status");
+    assert_eq!(backup_src["kind"], "udp", "{backup_src}");
+    assert!(
+        backup_src["counters"]["pictures"].as_u64() > Some(0),
+        "{backup_src}"
+    );
+    let metrics = get_text(&format!("http://127.0.0.1:{control}/metrics")).expect("metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("twincast_input_datagrams_total{")
+                && l.contains("source=\"backup\"")),
+        "{metrics}"
+    );
+    relay.set_on(true);
+    wait_for("the primary back on air", Duration::from_secs(20), || {
+        let s = status(control)?;
+        (s["input"]["source"] == "primary" && s["input"]["state"] == "live").then_some(())
+    });
+    assert!(daemon.stop().is_some_and(|s| s.success()));
+}
