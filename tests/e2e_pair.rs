@@ -188,15 +188,34 @@ fn pair_run(feed: Feed, rng: &mut Rng) -> Outcome {
         sb["input"]["timing"].as_str().unwrap_or("?").to_string(),
     );
     eprintln!(
-        "{feed:?}: B {} ms after A; timing A {} B {}; A late {} held {} counters {}; B late {} counters {}",
+        "{feed:?}: B {} ms after A; timing A {} B {}; A late {} feed latency {} ms counters {}; B late {} feed latency {} ms counters {}",
         offset.as_millis(),
         timing.0,
         timing.1,
         sa["input"]["frames_late"],
-        sa["input"]["frames_dropped"],
+        sa["input"]["feed_latency_ms"],
         sa["input"]["counters"],
         sb["input"]["frames_late"],
+        sb["input"]["feed_latency_ms"],
         sb["input"]["counters"],
+    );
+    // Pictures late for the grid after the start (the first second of each box): the grid
+    // clock's latency covers PTS timing's 0–1 s lag (src/input/timing.rs).
+    let late = |s: &serde_json::Value| s["input"]["frames_late"].as_u64().unwrap_or(0);
+    let (late_a, late_b) = (late(&sa), late(&sb));
+    wait_for("one more live fragment", Duration::from_secs(10), || {
+        b.next_sequence()
+            .is_some_and(|s| s > seq_b + LIVE_FRAGMENTS)
+            .then_some(())
+    });
+    let (la, lb) = (
+        a.status().map_or(0, |s| late(&s)),
+        b.status().map_or(0, |s| late(&s)),
+    );
+    eprintln!(
+        "late pictures during the last fragment: A {} B {}",
+        la - late_a,
+        lb - late_b
     );
 
     let init = |bx: &Node| get_ok(&bx.daemon.url("/live/180p/init.mp4")).expect("init segment");
