@@ -58,13 +58,28 @@ impl<'kvs> log::kv::VisitSource<'kvs> for Fields {
     }
 }
 
+/// Log targets kept to errors whatever the level: `mpeg2ts_reader` warns once per TS packet it
+/// cannot use, which the front end counts already (`input.counters.malformed`).
+const QUIET_TARGETS: &[&str] = &["mpeg2ts_reader"];
+
+/// Whether a record of `metadata` passes the per-target limits of [`QUIET_TARGETS`].
+fn target_allows(metadata: &Metadata) -> bool {
+    let target = metadata.target();
+    let quiet = QUIET_TARGETS.iter().any(|t| {
+        target
+            .strip_prefix(t)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    });
+    !quiet || metadata.level() <= Level::Error
+}
+
 impl<L: Log> Log for Redacting<L> {
     fn enabled(&self, metadata: &Metadata) -> bool {
-        self.0.enabled(metadata)
+        target_allows(metadata) && self.0.enabled(metadata)
     }
 
     fn log(&self, record: &Record) {
-        if !self.0.enabled(record.metadata()) {
+        if !self.enabled(record.metadata()) {
             return;
         }
         let message = crate::secrets::redact_owned(record.args().to_string());
@@ -159,6 +174,19 @@ mod tests {
             }
         }
         fn flush(&self) {}
+    }
+
+    #[test]
+    fn the_ts_reader_logs_only_errors() {
+        let meta = |target, level| Metadata::builder().target(target).level(level).build();
+        assert!(!target_allows(&meta(
+            "mpeg2ts_reader::demultiplex",
+            Level::Warn
+        )));
+        assert!(!target_allows(&meta("mpeg2ts_reader", Level::Info)));
+        assert!(target_allows(&meta("mpeg2ts_reader::pes", Level::Error)));
+        assert!(target_allows(&meta("mpeg2ts_reader_x", Level::Warn)));
+        assert!(target_allows(&meta("twincast::input", Level::Warn)));
     }
 
     #[test]

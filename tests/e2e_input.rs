@@ -226,12 +226,47 @@ fn rtp_feed_lost_for_15s_gets_the_slate_and_returns_live_on_the_same_grid() {
     let init = wait_for("the 180p init segment", Duration::from_secs(20), || {
         get_ok(&daemon.url("/live/180p/init.mp4"))
     });
-    // Two live segments first.
+    // Three live fragments first (the playlist may hold slate from before the feed was
+    // anchored: without RTCP through the relay the front end waits for sender reports first,
+    // src/input/timing.rs SR_WAIT_NS).
     let live_from = SystemTime::now();
-    wait_for("two live segments", Duration::from_secs(20), || {
-        let text = get_text(&daemon.url("/live/180p/index.m3u8"))?;
-        (segment_uris(&text).len() >= 4).then_some(())
+    let next_seq = |s: &serde_json::Value| s["tracks"][0]["next_sequence"].as_u64();
+    let seq_live = status(control).and_then(|s| next_seq(&s)).unwrap_or(0);
+    wait_for("live fragments", Duration::from_secs(20), || {
+        (status(control).and_then(|s| next_seq(&s))? >= seq_live + 3).then_some(())
     });
+    // The feed runs through the Rust front end: sender timing from the stream's PTS (the relay
+    // does not carry RTCP), its counters in /status and /metrics.
+    let s = status(control).expect("status while live");
+    assert_eq!(s["input"]["timing"], "pts", "{}", s["input"]);
+    let counters = &s["input"]["counters"];
+    for key in ["datagrams", "pictures", "lost", "reordered", "duplicated"] {
+        assert!(counters[key].is_u64(), "{key} missing in {counters}");
+    }
+    assert!(counters["datagrams"].as_u64() > Some(0), "{counters}");
+    assert!(counters["pictures"].as_u64() > Some(0), "{counters}");
+    assert_eq!(s["input"]["sources"][0]["timing"], "pts", "{}", s["input"]);
+    let metrics = get_text(&format!("http://127.0.0.1:{control}/metrics")).expect("metrics");
+    for family in [
+        "twincast_input_lost_packets_total{",
+        "twincast_input_pts_discontinuities_total{",
+        "twincast_input_datagrams_total{",
+    ] {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(family) && l.contains("source=\"input\""))
+            .unwrap_or_else(|| panic!("no {family} in\n{metrics}"));
+        assert!(
+            line.rsplit(' ')
+                .next()
+                .is_some_and(|v| v.parse::<u64>().is_ok()),
+            "{line}"
+        );
+    }
+    assert!(
+        metrics.contains("twincast_input_timing_info{") && metrics.contains("timing=\"pts\"} 1"),
+        "{metrics}"
+    );
     let watch = PlaylistWatch::start(origin);
 
     // Pull the cable.
@@ -278,7 +313,6 @@ fn rtp_feed_lost_for_15s_gets_the_slate_and_returns_live_on_the_same_grid() {
         || relay.first_forwarded(),
     );
     // Four more fragments after the return, then stop watching.
-    let next_seq = |s: &serde_json::Value| s["tracks"][0]["next_sequence"].as_u64();
     let seq_back = status(control).and_then(|s| next_seq(&s)).unwrap_or(0);
     wait_for(
         "fragments after the return",
@@ -326,6 +360,16 @@ fn rtp_feed_lost_for_15s_gets_the_slate_and_returns_live_on_the_same_grid() {
         let (Some(first), Some(last)) = (frames.first(), frames.last()) else {
             panic!("{uri}: no frames decoded");
         };
+        eprintln!(
+            "DBG {uri} {:.3}..{:.3} luma {:.1} slat {} (live_from {:.3} loss {:.3} back {:.3})",
+            first.0,
+            last.0,
+            first.1,
+            has_slate_brand(&seg),
+            epoch_s(live_from),
+            loss_s,
+            back_s
+        );
         if first.0 >= epoch_s(live_from) && last.0 < loss_s - 0.2 {
             assert!(!has_slate_brand(&seg), "{uri}: slat on a live segment");
             live_luma.extend(frames.iter().map(|f| f.1));
@@ -687,5 +731,243 @@ fn the_backup_input_takes_over_within_slate_after_and_the_primary_returns_after_
         .filter_map(|x| x["role"].as_str())
         .collect();
     assert_eq!(sources, ["input", "backup", "audio"]);
+    assert!(daemon.stop().is_some_and(|s| s.success()));
+}
+
+/// ffmpeg sending the grey source (and a tone when `audio`) as plain MPEG-TS to `url`.
+fn ts_sender(url: &str, audio: bool) -> Killed {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args([
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        GREY,
+    ]);
+    if audio {
+        cmd.args(["-f", "lavfi", "-i", "sine=f=440:r=48000"]);
+        cmd.args(["-c:a", "aac", "-ac", "2"]);
+    } else {
+        cmd.arg("-an");
+    }
+    cmd.args([
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-tune",
+        "zerolatency",
+    ])
+    .args(["-g", "15", "-f", "mpegts", url])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    Killed(cmd.spawn().expect("ffmpeg (run scripts/install-deps)"))
+}
+
+/// The mean luma of the newest segment's pictures (the grey feed is ~185, the slate ~44).
+fn newest_luma(daemon: &Daemon, dir: &Path) -> Option<f64> {
+    let init = get_ok(&daemon.url("/live/180p/init.mp4"))?;
+    let text = get_text(&daemon.url("/live/180p/index.m3u8"))?;
+    let uri = segment_uris(&text).last().cloned()?;
+    let seg = get_ok(&daemon.url(&format!("/live/180p/{uri}")))?;
+    let frames = frame_lumas(dir, &init, &seg);
+    (!frames.is_empty()).then(|| frames.iter().map(|f| f.1).sum::<f64>() / frames.len() as f64)
+}
+
+/// Waits for live and for a newest segment made of the grey feed's pictures.
+fn wait_grey(daemon: &Daemon, dir: &Path, control: u16, timeout: Duration) {
+    wait_state(control, "live", timeout);
+    wait_for("a segment of the feed's pictures", timeout, || {
+        newest_luma(daemon, dir)
+            .filter(|y| (y - 185.0).abs() < 30.0)
+            .map(|_| ())
+    });
+}
+
+#[test]
+fn a_udp_input_plays_and_is_live_again_after_the_sender_restarts() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (origin, control, port) = (free_port(), free_port(), free_udp_port());
+    let cfg = config(
+        dir.path(),
+        "box-udp",
+        origin,
+        control,
+        &format!("kind = \"udp\"\nuri = \"udp://127.0.0.1:{port}\"\naudio = \"input\""),
+    );
+    let mut daemon = Daemon::start(&cfg, origin, dir.path().join("d.log"));
+    let url = format!("udp://127.0.0.1:{port}?pkt_size=1316");
+    let sender = ts_sender(&url, true);
+    wait_grey(&daemon, dir.path(), control, Duration::from_secs(30));
+    let s = status(control).expect("status");
+    assert_eq!(s["input"]["kind"], "udp", "{}", s["input"]);
+    assert_eq!(s["input"]["timing"], "pts", "{}", s["input"]);
+    let c = &s["input"]["counters"];
+    assert!(
+        c["datagrams"].as_u64() > Some(0) && c["pictures"].as_u64() > Some(0),
+        "{c}"
+    );
+    assert_eq!(c["malformed"], 0, "{c}");
+    assert_eq!(c["cc_errors"], 0, "{c}");
+
+    // The sender dies: slate; it starts again (new PTS origin): live again, no rebuild.
+    drop(sender);
+    wait_state(control, "slate", Duration::from_secs(10));
+    let restart_at = Instant::now();
+    let _sender = ts_sender(&url, true);
+    wait_grey(&daemon, dir.path(), control, Duration::from_secs(30));
+    eprintln!(
+        "sender restart → live: {} ms",
+        restart_at.elapsed().as_millis()
+    );
+    let s = status(control).expect("status");
+    assert_eq!(s["input"]["sources"][0]["restarts"], 0, "{}", s["input"]);
+    assert_eq!(
+        s["input"]["sources"][0]["state"], "running",
+        "{}",
+        s["input"]
+    );
+    eprintln!("counters after the restart: {}", s["input"]["counters"]);
+    assert!(daemon.stop().is_some_and(|s| s.success()));
+}
+
+#[test]
+fn an_srt_listener_with_a_passphrase_file_plays_and_returns_after_the_caller_restarts() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (origin, control, srt, udp) = (free_port(), free_port(), free_udp_port(), free_udp_port());
+    let pass = "twincast-e2e-srt-passphrase";
+    let pass_file = dir.path().join("srt.key");
+    std::fs::write(&pass_file, format!("{pass}\n")).unwrap();
+    let cfg = config(
+        dir.path(),
+        "box-srt",
+        origin,
+        control,
+        &format!(
+            "kind = \"srt\"\nuri = \"srt://127.0.0.1:{srt}?mode=listener&latency=120\"\n\
+             passphrase_file = \"{}\"\naudio = \"test\"",
+            pass_file.display()
+        ),
+    );
+    let mut daemon = Daemon::start(&cfg, origin, dir.path().join("d.log"));
+    // srt-live-transmit (Debian srt-tools, default settings) calls the daemon with ffmpeg's TS.
+    let caller = || {
+        Killed(
+            Command::new("srt-live-transmit")
+                .args([
+                    "-q",
+                    &format!("udp://127.0.0.1:{udp}"),
+                    &format!("srt://127.0.0.1:{srt}?passphrase={pass}"),
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("srt-live-transmit (scripts/install-deps installs srt-tools)"),
+        )
+    };
+    let slt = caller();
+    let _sender = ts_sender(&format!("udp://127.0.0.1:{udp}?pkt_size=1316"), false);
+    wait_grey(&daemon, dir.path(), control, Duration::from_secs(40));
+    let s = status(control).expect("status");
+    assert_eq!(s["input"]["kind"], "srt", "{}", s["input"]);
+    assert_eq!(s["input"]["timing"], "pts", "{}", s["input"]);
+    eprintln!("srt input live: {}", s["input"]["sources"][0]);
+
+    // The caller goes away and comes back.
+    drop(slt);
+    wait_state(control, "slate", Duration::from_secs(15));
+    let back_at = Instant::now();
+    let _slt = caller();
+    wait_grey(&daemon, dir.path(), control, Duration::from_secs(40));
+    eprintln!(
+        "SRT caller back → live: {} ms",
+        back_at.elapsed().as_millis()
+    );
+    let s = status(control).expect("status");
+    eprintln!("srt input: {}", s["input"]["sources"][0]);
+    let text = s.to_string() + &daemon.log_text();
+    assert!(!text.contains(pass), "the passphrase was shown");
+    assert!(daemon.stop().is_some_and(|s| s.success()));
+}
+
+#[test]
+fn a_udp_backup_input_goes_on_air_when_the_udp_primary_is_lost() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (origin, control) = (free_port(), free_port());
+    let (primary, backup) = (free_udp_port(), free_udp_port());
+    let cfg = config(
+        dir.path(),
+        "box-udp-backup",
+        origin,
+        control,
+        &format!("kind = \"udp\"\nuri = \"udp://127.0.0.1:{primary}\"\naudio = \"test\""),
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[timeline]",
+        &format!(
+            "[input.backup]\nkind = \"udp\"\nuri = \"udp://127.0.0.1:{backup}\"\nhold = \"2s\"\n\n[timeline]"
+        ),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let mut daemon = Daemon::start(&cfg, origin, dir.path().join("d.log"));
+    let relay = UdpRelay::start(primary);
+    let _primary = ts_sender(
+        &format!("udp://127.0.0.1:{}?pkt_size=1316", relay.listen_port),
+        false,
+    );
+    let _backup = ts_sender(&format!("udp://127.0.0.1:{backup}?pkt_size=1316"), false);
+    let both_anchored = |s: &serde_json::Value| {
+        let sources = s["input"]["sources"].as_array()?;
+        let anchored = |role: &str| {
+            sources
+                .iter()
+                .any(|x| x["role"] == role && x["timing"] == "pts" && x["state"] == "running")
+        };
+        (anchored("input") && anchored("backup")).then_some(())
+    };
+    wait_for(
+        "primary on air, both anchored",
+        Duration::from_secs(30),
+        || {
+            let s = status(control)?;
+            both_anchored(&s)?;
+            (s["input"]["state"] == "live" && s["input"]["source"] == "primary").then_some(())
+        },
+    );
+    relay.set_on(false);
+    let s = wait_for("the udp backup on air", Duration::from_secs(10), || {
+        let s = status(control)?;
+        (s["input"]["source"] == "backup" && s["input"]["state"] == "backup").then_some(s)
+    });
+    assert_eq!(s["input"]["timing"], "pts", "{}", s["input"]);
+    let backup_src = s["input"]["sources"]
+        .as_array()
+        .and_then(|v| v.iter().find(|x| x["role"] == "backup").cloned())
+        .expect("the backup source in /status");
+    assert_eq!(backup_src["kind"], "udp", "{backup_src}");
+    assert!(
+        backup_src["counters"]["pictures"].as_u64() > Some(0),
+        "{backup_src}"
+    );
+    let metrics = get_text(&format!("http://127.0.0.1:{control}/metrics")).expect("metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("twincast_input_datagrams_total{")
+                && l.contains("source=\"backup\"")),
+        "{metrics}"
+    );
+    relay.set_on(true);
+    wait_for("the primary back on air", Duration::from_secs(20), || {
+        let s = status(control)?;
+        (s["input"]["source"] == "primary" && s["input"]["state"] == "live").then_some(())
+    });
     assert!(daemon.stop().is_some_and(|s| s.success()));
 }

@@ -12,10 +12,16 @@
 //! test:  videotestsrc ──────────────────────────┐
 //! v4l2:  v4l2src ───────────────────────────────┤
 //! file:  uridecodebin (looped by seeking) ──────┤→ videoconvert → videoscale → I420 W×H → appsink
-//! rtsp:  uridecodebin ──────────────────────────┤
-//! rtp:   udpsrc → rtpjitterbuffer → rtpmp2tdepay → decodebin
+//! rtsp:  uridecodebin ──────────────────────────┘
 //! audio: (the input's decoder | audiotestsrc | alsasrc) → audioconvert → audioresample → S16LE → appsink
+//!
+//! rtp, udp, srt: the network front end in Rust (src/input/mod.rs: sockets or srtsrc → RTP/TS
+//!        front end → appsrc decoders → RawSink), supervised the same way (`network_life`)
 //! ```
+//!
+//! A network source's life ends with an error when its decoders or its SRT pipeline report one
+//! (`counters().last_error`); a feed that merely stops sending keeps the source running (the
+//! grid feed shows the slate) and its pictures are live again as soon as they come back.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +37,7 @@ use serde::Serialize;
 use super::elements;
 use super::source::{RawSink, Timing};
 use crate::config::{AudioInput, Config, InputKind};
+use crate::input::{InputCounters, NetworkSource};
 
 /// First wait after a failure.
 pub const MIN_BACKOFF: Duration = Duration::from_millis(500);
@@ -61,8 +68,98 @@ pub struct SourceStatus {
     pub last_error: Option<String>,
     /// Times the pipeline was rebuilt after a failure.
     pub restarts: u64,
-    /// How W is taken (design §5, `input.timing`).
+    /// How W is taken (design §5, `input.timing`): `arrival`, `rtcp`, `pts`, or `pending`
+    /// while a network input has not anchored its feed yet.
     pub timing: &'static str,
+    /// A network input's front-end counters, summed over the source's lives (`null` for the
+    /// other kinds).
+    pub counters: Option<NetworkCounters>,
+}
+
+/// `input.timing` of a network input that has not anchored its feed yet.
+pub const TIMING_PENDING: &str = "pending";
+
+/// What `/status` and `/metrics` show of a network input's front end and decoders
+/// (docs/ref/control.md, `input.counters`). Counters only grow: a rebuilt source adds its
+/// counts to those of the lives before.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct NetworkCounters {
+    pub datagrams: u64,
+    pub bytes: u64,
+    /// RTP packets never received (sequence gaps not filled within `latency`).
+    pub lost: u64,
+    /// RTP packets put back in order.
+    pub reordered: u64,
+    pub duplicated: u64,
+    /// RTP packets that came after their slot was released.
+    pub late: u64,
+    pub sender_restarts: u64,
+    pub rtcp_reports: u64,
+    /// Datagrams or TS packets dropped as malformed (RTP, RTCP, TS).
+    pub malformed: u64,
+    /// MPEG-TS continuity-counter errors.
+    pub cc_errors: u64,
+    pub pcr_discontinuities: u64,
+    pub pts_discontinuities: u64,
+    pub scte35_sections: u64,
+    /// Elementary-stream units dropped (no PTS, before the first keyframe, queue full).
+    pub units_dropped: u64,
+    pub reanchors: u64,
+    /// Decoded pictures handed to the grid feed.
+    pub pictures: u64,
+    /// Units dropped because a decoder was behind.
+    pub decoder_overflow: u64,
+    pub decoder_errors: u64,
+}
+
+impl NetworkCounters {
+    fn from_input(c: &InputCounters) -> Self {
+        let f = &c.front;
+        NetworkCounters {
+            datagrams: f.datagrams,
+            bytes: f.bytes,
+            lost: f.lost,
+            reordered: f.reordered,
+            duplicated: f.duplicated,
+            late: f.late,
+            sender_restarts: f.sender_restarts,
+            rtcp_reports: f.rtcp_reports,
+            malformed: f.malformed,
+            cc_errors: f.cc_errors,
+            pcr_discontinuities: f.pcr_discontinuities,
+            pts_discontinuities: f.pts_discontinuities,
+            scte35_sections: f.scte35_sections,
+            units_dropped: f.units_dropped,
+            reanchors: f.reanchors,
+            pictures: c.pictures,
+            decoder_overflow: c.decoder_overflow,
+            decoder_errors: c.decoder_errors,
+        }
+    }
+
+    /// Field by field sum (the lives before plus the current one).
+    fn plus(self, o: NetworkCounters) -> Self {
+        NetworkCounters {
+            datagrams: self.datagrams + o.datagrams,
+            bytes: self.bytes + o.bytes,
+            lost: self.lost + o.lost,
+            reordered: self.reordered + o.reordered,
+            duplicated: self.duplicated + o.duplicated,
+            late: self.late + o.late,
+            sender_restarts: self.sender_restarts + o.sender_restarts,
+            rtcp_reports: self.rtcp_reports + o.rtcp_reports,
+            malformed: self.malformed + o.malformed,
+            cc_errors: self.cc_errors + o.cc_errors,
+            pcr_discontinuities: self.pcr_discontinuities + o.pcr_discontinuities,
+            pts_discontinuities: self.pts_discontinuities + o.pts_discontinuities,
+            scte35_sections: self.scte35_sections + o.scte35_sections,
+            units_dropped: self.units_dropped + o.units_dropped,
+            reanchors: self.reanchors + o.reanchors,
+            pictures: self.pictures + o.pictures,
+            decoder_overflow: self.decoder_overflow + o.decoder_overflow,
+            decoder_errors: self.decoder_errors + o.decoder_errors,
+        }
+    }
 }
 
 pub type SharedStatus = Arc<Mutex<SourceStatus>>;
@@ -120,6 +217,26 @@ impl SourceLife<'_> {
             log::info!(state = "running"; "{} source {}: running again", self.role, self.kind);
         }
     }
+
+    /// How the source takes W, once it knows (`None`: not yet, `input.timing = "pending"`).
+    pub fn set_timing(&self, timing: Option<Timing>) {
+        let text = timing.map_or(TIMING_PENDING, Timing::as_str);
+        if let Ok(mut s) = self.status.lock()
+            && s.timing != text
+        {
+            if timing.is_some() {
+                log::info!(timing = text; "{} source {}: timing {text}", self.role, self.kind);
+            }
+            s.timing = text;
+        }
+    }
+
+    /// A network source's counters (already summed over its lives).
+    pub fn set_counters(&self, counters: NetworkCounters) {
+        if let Ok(mut s) = self.status.lock() {
+            s.counters = Some(counters);
+        }
+    }
 }
 
 /// One life of a source: hand media to its [`RawSink`] until [`SourceLife::stopped`] (then
@@ -166,7 +283,16 @@ pub fn required_elements(config: &Config) -> Vec<&'static str> {
             InputKind::Test => &["videotestsrc"][..],
             InputKind::V4l2 => &["v4l2src"][..],
             InputKind::File | InputKind::Rtsp => &["uridecodebin"][..],
-            InputKind::Rtp => &["udpsrc", "rtpjitterbuffer", "rtpmp2tdepay", "decodebin"][..],
+            // src/input/decode.rs (and srt.rs): appsrc → parse → decode.
+            InputKind::Rtp | InputKind::Udp => NETWORK_ELEMENTS,
+            InputKind::Srt => &[
+                "srtsrc",
+                "appsrc",
+                "h264parse",
+                "avdec_h264",
+                "aacparse",
+                "avdec_aac",
+            ][..],
         });
     }
     match config.input.audio {
@@ -177,15 +303,41 @@ pub fn required_elements(config: &Config) -> Vec<&'static str> {
     v
 }
 
+/// An SRT connection that delivered data and then nothing for this long is rebuilt: GStreamer's
+/// srtsrc (1.22) neither reports a peer that went away nor accepts a new caller after one
+/// (measured with srt-live-transmit), so a listener would stay deaf to the sender's reconnect.
+pub const SRT_IDLE: Duration = Duration::from_secs(2);
+
+/// The elements of the network front end's decoders (src/input/decode.rs).
+const NETWORK_ELEMENTS: &[&str] = &["appsrc", "h264parse", "avdec_h264", "aacparse", "avdec_aac"];
+
+/// Whether a kind runs on the network front end in Rust (src/input/).
+fn is_network(kind: InputKind) -> bool {
+    matches!(kind, InputKind::Rtp | InputKind::Udp | InputKind::Srt)
+}
+
 /// Starts the `[input]` source (with its audio when `audio = "input"`).
 pub fn start_input(config: &Config, sink: Arc<dyn RawSink>) -> Supervised {
+    start_role("input", config.clone(), sink)
+}
+
+/// A supervised source of `role` for `config.input`: the network front end for `rtp`, `udp`
+/// and `srt`, a GStreamer source pipeline for the others.
+fn start_role(role: &'static str, config: Config, sink: Arc<dyn RawSink>) -> Supervised {
     let kind = config.input.kind;
-    let config = config.clone();
+    if is_network(kind) {
+        return spawn_source(
+            role,
+            kind.as_str().to_string(),
+            None,
+            network_life(config, sink),
+        );
+    }
     let builder: Builder = Box::new(move || build_input(&config, sink.clone()));
     spawn_source(
-        "input",
+        role,
         kind.as_str().to_string(),
-        Timing::Arrival,
+        Some(Timing::Arrival),
         pipeline_life(builder),
     )
 }
@@ -198,14 +350,7 @@ pub fn start_backup(config: &Config, sink: Arc<dyn RawSink>) -> Option<Supervise
     config.input.kind = b.kind;
     config.input.device = b.device;
     config.input.uri = b.uri;
-    let kind = b.kind.as_str().to_string();
-    let builder: Builder = Box::new(move || build_input(&config, sink.clone()));
-    Some(spawn_source(
-        "backup",
-        kind,
-        Timing::Arrival,
-        pipeline_life(builder),
-    ))
+    Some(start_role("backup", config, sink))
 }
 
 /// Starts a separate audio source (`audio = "test"` or `"alsa:…"`), if the config has one.
@@ -220,9 +365,67 @@ pub fn start_audio(config: &Config, sink: Arc<dyn RawSink>) -> Option<Supervised
     Some(spawn_source(
         "audio",
         kind,
-        Timing::Arrival,
+        Some(Timing::Arrival),
         pipeline_life(builder),
     ))
+}
+
+/// A network input (src/input/) as a [`RunOnce`]: start the front end, publish its timing and
+/// counters, `running` once pictures are decoded; a decoder or SRT error ends the life (the
+/// supervisor rebuilds with backoff), so does a front end that cannot start (a port in use).
+fn network_life(config: Config, sink: Arc<dyn RawSink>) -> RunOnce {
+    // The counters of the lives before this one, so what `/status` shows only grows.
+    let mut before = NetworkCounters::default();
+    let srt = config.input.kind == InputKind::Srt
+        || config
+            .input
+            .uri
+            .as_deref()
+            .is_some_and(|u| u.starts_with("srt://"));
+    Box::new(move |life: &SourceLife| {
+        life.set_timing(None);
+        let mut source = NetworkSource::start(&config, sink.clone()).map_err(|e| e.to_string())?;
+        let mut running = false;
+        let mut now = NetworkCounters::default();
+        let mut last_data = Instant::now();
+        let result = loop {
+            if life.stopped() {
+                break Ok(());
+            }
+            let counters = source.counters();
+            let current = NetworkCounters::from_input(&counters);
+            if current.datagrams != now.datagrams {
+                last_data = Instant::now();
+            }
+            now = current;
+            life.set_counters(before.plus(now));
+            life.set_timing(source.timing());
+            if let Some(e) = counters.last_error {
+                break Err(e);
+            }
+            if srt && now.datagrams > 0 && last_data.elapsed() >= SRT_IDLE {
+                break Err(format!(
+                    "SRT: no data for {} s (the peer went away); connecting again",
+                    SRT_IDLE.as_secs()
+                ));
+            }
+            if !running && counters.pictures > 0 {
+                running = true;
+                life.running();
+            }
+            std::thread::sleep(POLL);
+        };
+        source.stop();
+        // The last counts of this life (published by the receive thread as it ended).
+        let last = NetworkCounters::from_input(&source.counters());
+        before = before.plus(if last.datagrams >= now.datagrams {
+            last
+        } else {
+            now
+        });
+        life.set_counters(before);
+        result
+    })
 }
 
 /// A GStreamer source pipeline as a [`RunOnce`].
@@ -232,11 +435,12 @@ fn pipeline_life(build: Builder) -> RunOnce {
 
 /// Runs `run_once` under a supervisor thread (backoff, `state`, `last_error`, `restarts`) until
 /// the returned handle is stopped. `role` is `input`, `backup` or `audio`; `timing` says how the
-/// source takes W (`input.timing` in `/status`).
+/// source takes W (`input.timing` in `/status`; `None` until the source calls
+/// [`SourceLife::set_timing`]).
 pub fn spawn_source(
     role: &'static str,
     kind: String,
-    timing: Timing,
+    timing: Option<Timing>,
     mut run_once: RunOnce,
 ) -> Supervised {
     let status = Arc::new(Mutex::new(SourceStatus {
@@ -246,7 +450,8 @@ pub fn spawn_source(
         since_ns: now_ns(),
         last_error: None,
         restarts: 0,
-        timing: timing.as_str(),
+        timing: timing.map_or(TIMING_PENDING, Timing::as_str),
+        counters: None,
     }));
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
@@ -612,9 +817,11 @@ fn build_input(config: &Config, sink: Arc<dyn RawSink>) -> Result<Built, String>
             pipeline.add(&dec).map_err(|e| e.to_string())?;
             link_dynamic(&dec, video_tail, audio_tail);
         }
-        InputKind::Rtp => {
-            let dec = rtp_ts_source(&pipeline, input.uri.as_deref().unwrap_or_default())?;
-            link_dynamic(&dec, video_tail, audio_tail);
+        InputKind::Rtp | InputKind::Udp | InputKind::Srt => {
+            return Err(format!(
+                "input kind \"{}\" runs on the network front end, not a source pipeline",
+                input.kind
+            ));
         }
     }
     Ok(Built { pipeline, at_eos })
@@ -632,28 +839,6 @@ fn file_uri(uri: &str) -> Result<(String, PathBuf), String> {
         .map_err(|e| e.to_string())?
         .to_string();
     Ok((uri, abs))
-}
-
-/// `rtp://host:port`: MPEG-TS over RTP → jitter buffer → depay → decodebin. The RTP/MPEG-TS
-/// front end in Rust (src/input/) replaces this path.
-fn rtp_ts_source(pipeline: &gst::Pipeline, uri: &str) -> Result<gst::Element, String> {
-    let src = make("udpsrc")?;
-    src.set_property("uri", uri.replacen("rtp://", "udp://", 1));
-    src.set_property(
-        "caps",
-        gst::Caps::builder("application/x-rtp")
-            .field("media", "video")
-            .field("encoding-name", "MP2T")
-            .field("clock-rate", 90_000i32)
-            .build(),
-    );
-    let jitter = make("rtpjitterbuffer")?;
-    let depay = make("rtpmp2tdepay")?;
-    let dec = make("decodebin")?;
-    let chain = [&src, &jitter, &depay, &dec];
-    pipeline.add_many(chain).map_err(|e| e.to_string())?;
-    gst::Element::link_many(chain).map_err(|e| e.to_string())?;
-    Ok(dec)
 }
 
 fn build_audio(config: &Config, sink: Arc<dyn RawSink>) -> Result<Built, String> {
@@ -711,7 +896,7 @@ mod tests {
         let mut handle = spawn_source(
             "input",
             "rtsp".into(),
-            Timing::Arrival,
+            Some(Timing::Arrival),
             Box::new(move |life: &SourceLife| {
                 lives += 1;
                 if lives <= 2 {

@@ -167,11 +167,12 @@ impl Default for EncoderSection {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InputSection {
-    /// Source kind: test | v4l2 | file | rtsp | rtp.
+    /// Source kind: test | v4l2 | file | rtsp | rtp | udp | srt.
     pub kind: InputKind,
     /// V4L2 device node (required for `v4l2`), e.g. `/dev/video0`.
     pub device: Option<String>,
-    /// Source URI (required for `file`, `rtsp`, `rtp`): a path for file, `rtsp://…`, `rtp://0.0.0.0:5004`.
+    /// Source URI (required for `file`, `rtsp`, `rtp`, `udp`, `srt`): a path for file, `rtsp://…`,
+    /// `rtp://0.0.0.0:5004`, `udp://239.1.1.1:5000`, `srt://0.0.0.0:9000?mode=listener`.
     pub uri: Option<String>,
     /// Source picture width in pixels (even).
     pub width: u32,
@@ -205,12 +206,12 @@ pub const DEFAULT_BACKUP_HOLD: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackupSection {
-    /// Source kind: test | v4l2 | file | rtsp | rtp.
+    /// Source kind: test | v4l2 | file | rtsp | rtp | udp | srt.
     pub kind: InputKind,
     /// V4L2 device node (required for `v4l2`).
     #[serde(default)]
     pub device: Option<String>,
-    /// Source URI (required for `file`, `rtsp`, `rtp`), as in `[input]`.
+    /// Source URI (required for `file`, `rtsp`, `rtp`, `udp`, `srt`), as in `[input]`.
     #[serde(default)]
     pub uri: Option<String>,
     /// The primary must deliver pictures without a loss this long before it is taken back.

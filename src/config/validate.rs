@@ -157,9 +157,11 @@ impl Checker<'_, '_, '_, '_> {
                     );
                 }
             }
-            InputKind::File | InputKind::Rtsp | InputKind::Rtp => {
-                self.input_uri(s.join("uri"), input.kind, input.uri.as_deref())
-            }
+            InputKind::File
+            | InputKind::Rtsp
+            | InputKind::Rtp
+            | InputKind::Udp
+            | InputKind::Srt => self.input_uri(s.join("uri"), input.kind, input.uri.as_deref()),
             InputKind::Test => {}
         }
         if let Some(b) = &input.backup {
@@ -171,9 +173,11 @@ impl Checker<'_, '_, '_, '_> {
                         "input kind \"v4l2\" requires `device`, e.g. \"/dev/video1\"".into(),
                     );
                 }
-                InputKind::File | InputKind::Rtsp | InputKind::Rtp => {
-                    self.input_uri(bs.join("uri"), b.kind, b.uri.as_deref())
-                }
+                InputKind::File
+                | InputKind::Rtsp
+                | InputKind::Rtp
+                | InputKind::Udp
+                | InputKind::Srt => self.input_uri(bs.join("uri"), b.kind, b.uri.as_deref()),
                 _ => {}
             }
             let (lo, hi) = BACKUP_HOLD;
@@ -202,7 +206,21 @@ impl Checker<'_, '_, '_, '_> {
             self.warn(
                 &s.join("uri"),
                 format!(
-                    "ignored: `uri` is used by kinds \"file\", \"rtsp\", \"rtp\", not \"{}\"",
+                    "ignored: `uri` is used by kinds \"file\", \"rtsp\", \"rtp\", \"udp\", \"srt\", not \"{}\"",
+                    input.kind
+                ),
+            );
+        }
+        let srt_anywhere = input.kind == InputKind::Srt
+            || input
+                .backup
+                .as_ref()
+                .is_some_and(|b| b.kind == InputKind::Srt);
+        if input.passphrase_file.is_some() && !srt_anywhere {
+            self.warn(
+                &s.join("passphrase_file"),
+                format!(
+                    "ignored: `passphrase_file` is used by kind \"srt\" only, not \"{}\"",
                     input.kind
                 ),
             );
@@ -258,6 +276,8 @@ impl Checker<'_, '_, '_, '_> {
             let example = match kind {
                 InputKind::Rtsp => "\"rtsp://10.0.0.5/main\"",
                 InputKind::Rtp => "\"rtp://0.0.0.0:5004\"",
+                InputKind::Udp => "\"udp://239.1.1.1:5000\"",
+                InputKind::Srt => "\"srt://0.0.0.0:9000?mode=listener&latency=120\"",
                 _ => "\"/srv/media/loop.mp4\"",
             };
             self.err(
@@ -269,6 +289,8 @@ impl Checker<'_, '_, '_, '_> {
         let schemes: &[&str] = match kind {
             InputKind::Rtsp => &["rtsp", "rtsps"],
             InputKind::Rtp => &["rtp", "udp"],
+            InputKind::Udp => &["udp"],
+            InputKind::Srt => &["srt"],
             _ => return,
         };
         let scheme = url_parts(uri).map(|u| u.scheme);
@@ -285,6 +307,18 @@ impl Checker<'_, '_, '_, '_> {
                         .join(", ")
                 ),
             );
+            return;
+        }
+        // The network front end's own parsers (src/input/): what they refuse cannot start.
+        let refused = match kind {
+            InputKind::Rtp | InputKind::Udp => crate::input::parse_uri(uri)
+                .is_none()
+                .then(|| "expected rtp://ADDRESS:PORT or udp://ADDRESS:PORT with a numeric address, e.g. udp://239.1.1.1:5000".to_string()),
+            InputKind::Srt => crate::input::srt::parse_uri(uri).err(),
+            _ => None,
+        };
+        if let Some(why) = refused {
+            self.err(&path, format!("\"{}\": {why}", sanitize_url(uri)));
         }
     }
 
@@ -759,6 +793,43 @@ mod tests {
         assert_eq!(gop_frames(Duration::from_millis(500), fr(25, 1)), None);
         assert_eq!(gop_frames(Duration::from_millis(480), fr(25, 1)), Some(12));
         assert_eq!(gop_frames(Duration::from_millis(10), fr(25, 1)), None);
+    }
+
+    fn input_errors(input: &str) -> Vec<String> {
+        let text = format!(
+            "[[rendition]]\nname = \"a\"\nwidth = 640\nheight = 360\nbitrate_kbps = 600\n[input]\n{input}\n"
+        );
+        match super::super::parse_str(&text, std::path::Path::new("t.toml")) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn network_kinds_take_their_uris() {
+        for ok in [
+            "kind = \"rtp\"\nuri = \"rtp://0.0.0.0:5004\"",
+            // Configs written before kind udp.
+            "kind = \"rtp\"\nuri = \"udp://239.1.1.1:5000\"",
+            "kind = \"udp\"\nuri = \"udp://239.1.1.1:5000\"",
+            "kind = \"udp\"\nuri = \"udp://@239.1.1.1:5000?pkt_size=1316\"",
+            "kind = \"srt\"\nuri = \"srt://0.0.0.0:9000?mode=listener&latency=120\"",
+            "kind = \"srt\"\nuri = \"srt://127.0.0.1:9000\"\naudio = \"input\"",
+        ] {
+            assert_eq!(input_errors(ok), Vec::<String>::new(), "{ok}");
+        }
+        let e = input_errors("kind = \"udp\"\nuri = \"rtp://0.0.0.0:5004\"");
+        assert!(e[0].contains("legal schemes: udp://"), "{e:?}");
+        let e = input_errors("kind = \"srt\"");
+        assert!(e[0].contains("requires `uri`, e.g. \"srt://"), "{e:?}");
+        let e = input_errors("kind = \"udp\"\nuri = \"udp://feeds.example:5000\"");
+        assert!(e[0].contains("numeric address"), "{e:?}");
+        let e = input_errors("kind = \"srt\"\nuri = \"srt://0.0.0.0:9000?mode=sideways\"");
+        assert_eq!(e.len(), 1, "{e:?}");
+        let e = input_errors(
+            "kind = \"test\"\n[input.backup]\nkind = \"udp\"\nuri = \"srt://0.0.0.0:9000\"",
+        );
+        assert!(e[0].contains("legal schemes: udp://"), "{e:?}");
     }
 
     #[test]

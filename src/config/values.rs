@@ -71,8 +71,14 @@ choice!(
         File = "file",
         /// An RTSP camera or encoder (`input.uri` = rtsp://…).
         Rtsp = "rtsp",
-        /// MPEG-TS over RTP/UDP (`input.uri` = rtp://0.0.0.0:5004).
+        /// MPEG-TS over RTP (`input.uri` = rtp://0.0.0.0:5004; a `udp://` uri is plain MPEG-TS,
+        /// as in configs written before kind `udp`).
         Rtp = "rtp",
+        /// Plain MPEG-TS over UDP, unicast or multicast (`input.uri` = udp://239.1.1.1:5000).
+        Udp = "udp",
+        /// MPEG-TS over SRT, caller or listener (`input.uri` =
+        /// srt://0.0.0.0:9000?mode=listener&latency=120; `passphrase_file`).
+        Srt = "srt",
     }
 );
 

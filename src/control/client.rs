@@ -205,12 +205,27 @@ pub fn render(v: &Value) -> String {
             .map(|e| format!("  last error: {e}"))
             .unwrap_or_default();
         out.push_str(&format!(
-            "  source {} {}: {}  restarts {}{error}\n",
+            "  source {} {}: {}  timing {}  restarts {}{error}\n",
             s(src, "role"),
             s(src, "kind"),
             s(src, "state"),
+            s(src, "timing"),
             n(src, "restarts"),
         ));
+        let c = &src["counters"];
+        if c.is_object() {
+            out.push_str(&format!(
+                "    packets lost {} reordered {} duplicated {} late {}  malformed {}  cc errors {}  PCR/PTS discontinuities {}/{}\n",
+                n(c, "lost"),
+                n(c, "reordered"),
+                n(c, "duplicated"),
+                n(c, "late"),
+                n(c, "malformed"),
+                n(c, "cc_errors"),
+                n(c, "pcr_discontinuities"),
+                n(c, "pts_discontinuities"),
+            ));
+        }
     }
     out.push_str("tracks:\n");
     for t in v["tracks"].as_array().into_iter().flatten() {

@@ -46,6 +46,122 @@ fn b(v: bool) -> u8 {
     u8::from(v)
 }
 
+type NetField = fn(&crate::capture::sources::NetworkCounters) -> u64;
+
+/// The network inputs' front-end counters (`input.sources[].counters`), one series per source
+/// role (`input`, `backup`), and how each takes W.
+fn input_counters(w: &mut Writer, s: &Status) {
+    let net: Vec<_> = s
+        .input
+        .sources
+        .iter()
+        .filter_map(|x| x.counters.map(|c| (x.role, x.timing, c)))
+        .collect();
+    if net.is_empty() {
+        return;
+    }
+    w.family(
+        "input_timing_info",
+        "gauge",
+        "How a network input takes the frame time W (arrival, rtcp, pts; pending before its feed is anchored).",
+    );
+    for (role, timing, _) in &net {
+        w.sample(
+            "input_timing_info",
+            &[("source", role), ("timing", timing)],
+            1,
+        );
+    }
+    let families: [(&str, &str, NetField); 16] = [
+        (
+            "input_datagrams_total",
+            "Datagrams received by a network input.",
+            |c| c.datagrams,
+        ),
+        (
+            "input_received_bytes_total",
+            "Bytes received by a network input.",
+            |c| c.bytes,
+        ),
+        (
+            "input_lost_packets_total",
+            "RTP packets lost (gaps not filled within the reorder window).",
+            |c| c.lost,
+        ),
+        (
+            "input_reordered_packets_total",
+            "RTP packets received out of order and put back.",
+            |c| c.reordered,
+        ),
+        (
+            "input_duplicated_packets_total",
+            "RTP packets received twice (dropped).",
+            |c| c.duplicated,
+        ),
+        (
+            "input_late_packets_total",
+            "RTP packets that came after their slot was released (dropped).",
+            |c| c.late,
+        ),
+        (
+            "input_malformed_packets_total",
+            "Datagrams or TS packets dropped as malformed.",
+            |c| c.malformed,
+        ),
+        (
+            "input_cc_errors_total",
+            "MPEG-TS continuity-counter errors.",
+            |c| c.cc_errors,
+        ),
+        (
+            "input_pcr_discontinuities_total",
+            "PCR discontinuities.",
+            |c| c.pcr_discontinuities,
+        ),
+        (
+            "input_pts_discontinuities_total",
+            "PTS discontinuities (the feed re-anchored).",
+            |c| c.pts_discontinuities,
+        ),
+        (
+            "input_scte35_sections_total",
+            "SCTE-35 sections received.",
+            |c| c.scte35_sections,
+        ),
+        (
+            "input_rtcp_reports_total",
+            "RTCP sender reports received.",
+            |c| c.rtcp_reports,
+        ),
+        (
+            "input_dropped_es_units_total",
+            "Elementary-stream units dropped by the front end.",
+            |c| c.units_dropped,
+        ),
+        (
+            "input_decoder_overflow_units_total",
+            "Units dropped because a decoder was behind.",
+            |c| c.decoder_overflow,
+        ),
+        (
+            "input_decoder_errors_total",
+            "Decoder errors of a network input.",
+            |c| c.decoder_errors,
+        ),
+        (
+            "input_decoded_frames_total",
+            "Pictures decoded by a network input.",
+            |c| c.pictures,
+        ),
+    ];
+    for (name, help, field) in families {
+        w.family(name, "counter", help);
+        for (role, _, c) in &net {
+            w.sample(name, &[("source", role)], field(c));
+        }
+    }
+}
+
 /// Renders every metric of a status snapshot.
 pub fn render(s: &Status, denied_requests: u64) -> String {
     let mut w = Writer {
@@ -114,6 +230,7 @@ pub fn render(s: &Status, denied_requests: u64) -> String {
         "Source pipelines rebuilt after an error or an end of stream.",
         s.input.sources.iter().map(|x| x.restarts).sum::<u64>(),
     );
+    input_counters(&mut w, s);
     w.one(
         "input_backup_active",
         "gauge",

@@ -56,8 +56,14 @@ pub struct InputInfo {
     /// Pictures from the backup input, and the switches between the two.
     pub backup_frames_in: u64,
     pub source_switches: u64,
-    /// How W is taken: "arrival", "rtcp" or "pts".
+    /// How W is taken by the input that feeds the encoders (the primary unless the backup is
+    /// on air): "arrival", "rtcp", "pts", or "pending" while a network input has not anchored
+    /// its feed yet.
     pub timing: &'static str,
+    /// The primary network input's front-end counters (lost, reordered, duplicated packets,
+    /// PCR/PTS discontinuities, …); `null` for the other kinds. Each entry of `sources` has its
+    /// own.
+    pub counters: Option<crate::capture::sources::NetworkCounters>,
     pub last_frame_age_ms: Option<u64>,
     /// Source pictures that reached the grid feed.
     pub frames_in: u64,
@@ -230,11 +236,21 @@ pub fn status(ops: &Ops) -> Status {
     };
     let since_ns = cap.input_state_since_ns.load(Ordering::Relaxed);
     let sources = cap.sources();
+    let source = source_name(cap.input_source.load(Ordering::Relaxed));
+    let on_air = if source == "backup" {
+        "backup"
+    } else {
+        "input"
+    };
     let timing = sources
         .iter()
-        .find(|s| s.role == "input")
+        .find(|s| s.role == on_air)
         .map(|s| s.timing)
         .unwrap_or("arrival");
+    let counters = sources
+        .iter()
+        .find(|s| s.role == "input")
+        .and_then(|s| s.counters);
     let restart_needed = ops
         .reload
         .restart_needed
@@ -264,10 +280,11 @@ pub fn status(ops: &Ops) -> Status {
             } else {
                 String::new()
             },
-            source: source_name(cap.input_source.load(Ordering::Relaxed)),
+            source,
             backup_frames_in: cap.backup_frames_in.load(Ordering::Relaxed),
             source_switches: cap.source_switches.load(Ordering::Relaxed),
             timing,
+            counters,
             last_frame_age_ms: ops.last_frame_age_ms(),
             frames_in: cap.frames_in.load(Ordering::Relaxed),
             frames_dropped: cap.frames_dropped.load(Ordering::Relaxed),

@@ -85,11 +85,13 @@ pub struct NetworkConfig {
 }
 
 impl NetworkConfig {
-    /// From `[input]` (kind `rtp`, uri `rtp://…` or `udp://…`, latency, width/height, audio)
+    /// From `[input]` (kind `rtp` or `udp`, uri `rtp://…` or `udp://…`, latency, width/height,
+    /// audio)
     /// and `[audio]`.
     pub fn from_config(config: &Config) -> Result<Self, InputError> {
         let input = &config.input;
-        if input.kind != InputKind::Rtp {
+        // Kind `rtp` with a `udp://` uri is plain MPEG-TS (configs written before kind `udp`).
+        if !matches!(input.kind, InputKind::Rtp | InputKind::Udp) {
             return Err(InputError::Kind(input.kind));
         }
         let uri = input.uri.as_deref().unwrap_or_default();
@@ -192,7 +194,7 @@ impl NetworkSource {
     /// `udp://` uris receive on a socket, `srt://` through GStreamer's srtsrc.
     pub fn start(config: &Config, sink: Arc<dyn RawSink>) -> Result<Self, InputError> {
         let uri = config.input.uri.as_deref().unwrap_or_default();
-        if uri.starts_with("srt://") {
+        if config.input.kind == InputKind::Srt || uri.starts_with("srt://") {
             let parsed = srt::parse_uri(uri).map_err(InputError::Srt)?;
             let creds = std::env::var_os("CREDENTIALS_DIRECTORY");
             let pass = srt::resolve_passphrase(

@@ -12,18 +12,21 @@
 //! the phase of every picture (identical on both boxes, as they decode the same bytes); O gives
 //! only the coarse position, and it is chosen so that both boxes pick the same O:
 //!
-//! - **RTCP (`Timing::Rtcp`)**: O = (S − PTS) of the keyframes, where S is the sender's wall
-//!   clock of the RTP packet that carried the keyframe's PES header, mapped through the latest
-//!   sender report. Every term comes from the sender, so O depends on no local clock. It is
-//!   used only when every keyframe of the anchor set (at least [`MIN_AGREEING`]) gives the same
-//!   value: that is a sender whose RTP timestamps follow the PES PTS exactly, and then every
-//!   keyframe gives the same ns whichever a box starts from. Otherwise PTS timing is used. A
-//!   muxer that fills RTP packets across pictures stamps a picture's packet with another
-//!   picture's time: ffmpeg's `rtp_mpegts` does (measured: S − PTS spread over ±0.7 s across
-//!   pictures, and two keyframes 2 frames apart at 320×180), so ffmpeg feeds get PTS timing.
-//!   Residual risk: a sender whose keyframe offsets agree most of the time but not always can
-//!   make one box take RTCP timing and the other PTS timing; the pair check shows it, and
-//!   `input.timing` differs between the boxes.
+//! - **RTCP (`Timing::Rtcp`)**: O = (S − PTS), where S is the sender's wall clock of the RTP
+//!   packet that carried a picture's PES header, mapped through the latest sender report.
+//!   Every term comes from the sender, so O depends on no local clock. It is used only when
+//!   every picture of the anchor set that has a sender time (among them at least
+//!   [`MIN_AGREEING`] keyframes) gives the same value: that is a sender whose RTP timestamps
+//!   follow the PES PTS exactly, and then every picture gives the same ns whichever a box
+//!   starts from. Otherwise PTS timing is used. A muxer that fills RTP packets across pictures
+//!   stamps a picture's packet with another picture's time: ffmpeg's `rtp_mpegts` does
+//!   (measured: S − PTS spread over ±0.7 s across pictures), so ffmpeg feeds get PTS timing.
+//!   Only keyframes were compared at first; but ffmpeg's keyframes agree most of the time and
+//!   not always, so a box that saw the sender start and a box that joined later chose
+//!   differently in 4 of 5 pairs (tests/e2e_pair.rs with `TWINCAST_PAIR_FEED=rtp`): every
+//!   picture is compared since. Residual risk: a sender whose pictures agree for a whole
+//!   anchor set on one box and not on the other (a rare misstamp) can still make the boxes
+//!   choose differently; the pair check shows it, and `input.timing` differs between them.
 //! - **PTS (`Timing::Pts`)**: O = Q·floor(min over the anchor set of (arrival − DTS) / Q), with
 //!   Q = [`PTS_QUANTUM_NS`] (1 s). The minimum strips the one-sided network jitter (a late
 //!   packet only adds), DTS rather than PTS because senders pace by decode order (B-frames move
@@ -73,7 +76,8 @@ pub const DRIFT_LIMIT_NS: i64 = 1_000_000_000;
 pub const DISCONTINUITY_NS: i64 = 1_000_000_000;
 /// Sender offsets (RTCP) closer than this are the same offset (the ns rounding of ticks).
 pub const SAME_NS: i64 = 2;
-/// Keyframes that must give the same sender offset (and none another) for RTCP timing.
+/// Keyframes with sender times an RTCP-timed anchor set holds at least (every picture in it
+/// must give the same sender offset).
 pub const MIN_AGREEING: usize = 2;
 /// Pictures in the anchor set at least (once a keyframe is in it).
 pub const MIN_SAMPLES: usize = 8;
@@ -313,13 +317,17 @@ fn canonical_shift(ticks: i64, arrival_ns: u64) -> i64 {
 
 /// O and the timing it came from, for a finished anchor set (canonical ticks).
 fn anchor(set: &[Sample]) -> (i64, Timing) {
+    // Every picture with a sender time, not only the keyframes (see the module docs).
     let rtcp: Vec<i64> = set
         .iter()
-        .filter(|s| s.keyframe)
         .filter_map(|s| Some(s.sender_ns? as i64 - ticks_to_ns(s.pts)))
         .collect();
+    let keyframes = set
+        .iter()
+        .filter(|s| s.keyframe && s.sender_ns.is_some())
+        .count();
     if let (Some(&lo), Some(&hi)) = (rtcp.iter().min(), rtcp.iter().max())
-        && rtcp.len() >= MIN_AGREEING
+        && keyframes >= MIN_AGREEING
         && hi - lo <= SAME_NS
     {
         return (lo, Timing::Rtcp);
@@ -394,12 +402,9 @@ mod tests {
             let local = send + send * drift_ppm / 1_000_000;
             let arrival =
                 (local + delay_ns + (rng.below(jitter_ms * 1000 + 1) as i64) * 1000) as u64;
-            // The muxer stamps small pictures with the next picture's time (one-sided).
-            let stamp = if p % 30 == 0 || rng.below(2) == 0 {
-                send
-            } else {
-                send + 33 * MS
-            };
+            // A sender whose RTP timestamps follow the PES PTS (the uneven sender is
+            // `an_unevenly_stamping_sender_gets_pts_timing_on_every_box`).
+            let stamp = send;
             timing.observe(Sample {
                 pts: ext,
                 dts: ext,
@@ -534,6 +539,52 @@ mod tests {
             // The sender's time, a quarter tick (2 778 ns) late.
             let w = t.wall_ns(feed.pts_raw(0) as i64).unwrap();
             assert!(w.abs_diff(feed.send0_ns as u64 + 2_778) <= 1, "{w}");
+        }
+    }
+
+    #[test]
+    fn an_unevenly_stamping_sender_gets_pts_timing_on_every_box() {
+        let feed = Feed {
+            pts0: 126_000,
+            send0_ns: 1_764_000_000_000_000_000,
+        };
+        // Like ffmpeg's rtp_mpegts: small pictures often carry the next picture's time, and
+        // keyframes agree with each other most of the time (every fifth one is off here).
+        let run = |start: u64, seed: u64| {
+            let mut rng = Rng(seed);
+            let mut t = SenderTiming::new(true);
+            let mut p = start;
+            while t.timing().is_none() && p < start + 600 {
+                let pts = feed.pts_raw(p) as i64;
+                let key = p.is_multiple_of(30);
+                let off = if key {
+                    if (p / 30).is_multiple_of(5) {
+                        33 * MS
+                    } else {
+                        0
+                    }
+                } else if rng.below(2) == 0 {
+                    33 * MS
+                } else {
+                    0
+                };
+                t.observe(Sample {
+                    pts,
+                    dts: pts,
+                    arrival_ns: feed.send_ns(p) as u64 + 3_000_000 + rng.below(5 * MS as u64),
+                    sender_ns: Some((feed.send_ns(p) + off) as u64),
+                    keyframe: key,
+                });
+                p += 1;
+            }
+            t.timing()
+        };
+        for (start, seed) in [(0, 3), (35, 5), (61, 7), (95, 11), (150, 13)] {
+            assert_eq!(
+                run(start, seed),
+                Some(Timing::Pts),
+                "box starting at {start}"
+            );
         }
     }
 

@@ -642,3 +642,118 @@ pub fn has_slate_brand(segment: &[u8]) -> bool {
 pub fn get_json(url: &str) -> Option<serde_json::Value> {
     get_ok(url).and_then(|b| serde_json::from_slice(&b).ok())
 }
+
+/// A loopback UDP port p with p+1 free too (RTP and its RTCP).
+pub fn free_udp_pair() -> u16 {
+    for _ in 0..100 {
+        let Ok(a) = std::net::UdpSocket::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(p) = a.local_addr().map(|a| a.port()) else {
+            continue;
+        };
+        if p < 65535 && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no two consecutive free UDP ports on loopback");
+}
+
+/// xorshift64: deterministic per seed (tests print the seed so a failure can be replayed).
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Seeded from the clock (never 0).
+    pub fn from_clock() -> Rng {
+        Rng(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// The network of a pair: datagrams to `listen` (and `listen + 1`, RTCP) go to box A's port at
+/// once and to box B's port after 0–15 ms of random jitter (design §9: the two boxes' paths
+/// differ). With `keep_order` the jitter never reorders (plain MPEG-TS over UDP has nothing to
+/// repair order with); without it packets overtake each other (the RTP reorder window repairs
+/// that). Without `rtcp` the relay does not carry `listen + 1` (an RTP feed whose sender
+/// reports are lost on the way). Stops when dropped.
+pub struct JitterRelay {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl JitterRelay {
+    pub fn start(
+        listen: u16,
+        a: u16,
+        b: u16,
+        seed: u64,
+        keep_order: bool,
+        rtcp: bool,
+    ) -> JitterRelay {
+        use std::cmp::Reverse;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for off in [0u16, 1].into_iter().take(if rtcp { 2 } else { 1 }) {
+            let rx = std::net::UdpSocket::bind(("127.0.0.1", listen + off)).expect("relay port");
+            let tx = std::net::UdpSocket::bind("127.0.0.1:0").expect("relay sender");
+            let to_a = std::net::SocketAddr::from(([127, 0, 0, 1], a + off));
+            let to_b = std::net::SocketAddr::from(([127, 0, 0, 1], b + off));
+            let stop = stop.clone();
+            let mut rng = Rng(seed ^ (u64::from(off) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            threads.push(std::thread::spawn(move || {
+                // Datagrams for B by due time (then arrival order).
+                let mut due: std::collections::BinaryHeap<Reverse<(Instant, u64, Vec<u8>)>> =
+                    std::collections::BinaryHeap::new();
+                let mut buf = vec![0u8; 9000];
+                let (mut n, mut last_due) = (0u64, Instant::now());
+                while !stop.load(Ordering::Relaxed) {
+                    let now = Instant::now();
+                    while let Some(Reverse((at, _, _))) = due.peek() {
+                        if *at > now {
+                            break;
+                        }
+                        if let Some(Reverse((_, _, bytes))) = due.pop() {
+                            let _ = tx.send_to(&bytes, to_b);
+                        }
+                    }
+                    let wait = due
+                        .peek()
+                        .map(|Reverse((at, _, _))| at.saturating_duration_since(now))
+                        .unwrap_or(Duration::from_millis(50))
+                        .max(Duration::from_micros(200));
+                    let _ = rx.set_read_timeout(Some(wait));
+                    if let Ok(len) = rx.recv(&mut buf) {
+                        let _ = tx.send_to(&buf[..len], to_a);
+                        let mut at = Instant::now() + Duration::from_micros(rng.next() % 15_001);
+                        if keep_order {
+                            at = at.max(last_due);
+                        }
+                        last_due = at;
+                        n += 1;
+                        due.push(Reverse((at, n, buf[..len].to_vec())));
+                    }
+                }
+            }));
+        }
+        JitterRelay { stop, threads }
+    }
+}
+
+impl Drop for JitterRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
