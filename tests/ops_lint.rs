@@ -11,7 +11,7 @@ use std::process::Command;
 use common::*;
 
 /// (struct name, doc heading) for every table of the configuration file.
-const SECTIONS: [(&str, &str); 8] = [
+const SECTIONS: [(&str, &str); 9] = [
     ("EncoderSection", "## `[encoder]`"),
     ("InputSection", "## `[input]`"),
     ("TimelineSection", "## `[timeline]`"),
@@ -19,6 +19,7 @@ const SECTIONS: [(&str, &str); 8] = [
     ("AudioSection", "## `[audio]`"),
     ("OriginSection", "## `[origin]`"),
     ("ControlSection", "## `[control]`"),
+    ("PublishSection", "## `[publish]`"),
     ("Output", "## `[[output]]`"),
 ];
 
