@@ -971,3 +971,151 @@ fn a_udp_backup_input_goes_on_air_when_the_udp_primary_is_lost() {
     });
     assert!(daemon.stop().is_some_and(|s| s.success()));
 }
+
+/// The RTSP server peer (tests/peers/rtsp_server.py: gst-rtsp-server with its default settings,
+/// the grey picture, H.264) on `port`, once it accepts connections. Debian's own python3 runs
+/// it: python3-gi and the GstRtspServer typelib are Debian packages (scripts/install-deps).
+fn rtsp_server(port: u16) -> Killed {
+    let script = repo_root().join("tests/peers/rtsp_server.py");
+    let child = Command::new("/usr/bin/python3")
+        .arg(&script)
+        .arg(port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 (run scripts/install-deps)");
+    let server = Killed(child);
+    wait_for("the RTSP server listening", Duration::from_secs(15), || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|_| ())
+    });
+    server
+}
+
+/// The newest 180p segment's bytes.
+fn newest_segment(daemon: &Daemon) -> Option<Vec<u8>> {
+    let text = get_text(&daemon.url("/live/180p/index.m3u8"))?;
+    let uri = segment_uris(&text).last().cloned()?;
+    get_ok(&daemon.url(&format!("/live/180p/{uri}")))
+}
+
+#[test]
+fn an_rtsp_input_gets_the_slate_while_the_server_is_killed_and_is_live_after_it_restarts() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (origin, control, port) = (free_port(), free_port(), free_port());
+    let cfg = config(
+        dir.path(),
+        "box-rtsp",
+        origin,
+        control,
+        &format!("kind = \"rtsp\"\nuri = \"rtsp://127.0.0.1:{port}/test\"\naudio = \"test\""),
+    );
+    let server = rtsp_server(port);
+    let mut daemon = Daemon::start(&cfg, origin, dir.path().join("d.log"));
+    wait_grey(&daemon, dir.path(), control, Duration::from_secs(30));
+    let s = status(control).expect("status");
+    assert_eq!(s["input"]["kind"], "rtsp", "{}", s["input"]);
+    assert_eq!(
+        s["input"]["sources"][0]["state"], "running",
+        "{}",
+        s["input"]
+    );
+    let watch = PlaylistWatch::start(origin);
+
+    // SIGKILL: no TEARDOWN, the server's sockets just vanish.
+    let killed_at = Instant::now();
+    drop(server);
+    wait_state(control, "slate", Duration::from_secs(10));
+    let to_slate = killed_at.elapsed();
+    let s = wait_for("the source in backoff", Duration::from_secs(20), || {
+        let s = status(control)?;
+        let src = &s["input"]["sources"][0];
+        (src["state"] == "backoff" && src["last_error"].as_str().is_some_and(|e| !e.is_empty()))
+            .then_some(s)
+    });
+    let to_backoff = killed_at.elapsed();
+    assert_eq!(s["input"]["state"], "slate", "{s}");
+    eprintln!(
+        "server killed → slate: {} ms, → source in backoff: {} ms ({})",
+        to_slate.as_millis(),
+        to_backoff.as_millis(),
+        s["input"]["sources"][0]
+    );
+    wait_for("a slate segment", Duration::from_secs(10), || {
+        newest_segment(&daemon)
+            .filter(|seg| has_slate_brand(seg))
+            .map(|_| ())
+    });
+
+    // The server stays away 8 s (the scenario, not a wait for a condition): the source keeps
+    // failing to connect and retrying with backoff, the origin keeps serving the slate.
+    while killed_at.elapsed() < Duration::from_secs(8) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let s = status(control).expect("status while the server is away");
+    let src = &s["input"]["sources"][0];
+    assert_eq!(s["input"]["state"], "slate", "{s}");
+    assert!(src["restarts"].as_u64() >= Some(3), "{src}");
+    eprintln!("server away 8 s: {src}");
+    let seg = newest_segment(&daemon).expect("the newest segment");
+    assert!(has_slate_brand(&seg), "no slat on a segment of the outage");
+
+    // The server comes back on the same port: the source is rebuilt, live pictures return.
+    let back_at = Instant::now();
+    let _server = rtsp_server(port);
+    wait_state(control, "live", Duration::from_secs(30));
+    let to_live = back_at.elapsed();
+    // The segment cut at the return may still hold slate pictures (and carry slat); the next
+    // ones are the feed's alone.
+    wait_for(
+        "a live segment of the feed's pictures",
+        Duration::from_secs(20),
+        || {
+            let seg = newest_segment(&daemon)?;
+            if has_slate_brand(&seg) {
+                return None;
+            }
+            newest_luma(&daemon, dir.path())
+                .filter(|y| (y - 185.0).abs() < 30.0)
+                .map(|_| ())
+        },
+    );
+    let to_fragment = back_at.elapsed();
+    let s = status(control).expect("status");
+    let src = &s["input"]["sources"][0];
+    assert_eq!(s["input"]["state"], "live", "{s}");
+    assert_eq!(src["state"], "running", "{src}");
+    assert!(src["restarts"].as_u64() >= Some(1), "{src}");
+    eprintln!(
+        "server restarted → input live: {} ms, → a non-slate segment of the feed: {} ms ({src})",
+        to_live.as_millis(),
+        to_fragment.as_millis()
+    );
+    // rtsp retries every second at most (src/capture/sources.rs RECONNECT_BACKOFF): live is back
+    // within that, the server's SETUP/PLAY and a keyframe (slack for a loaded 2-core box).
+    assert!(to_live <= Duration::from_secs(5), "live after {to_live:?}");
+    // The same refused connect every second is one warning, not one per attempt.
+    let log = daemon.log_text();
+    let warned: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("input source rtsp") && l.contains("retrying in"))
+        .collect();
+    let warnings = warned.len();
+    let restarts = src["restarts"].as_u64().unwrap_or(0) as usize;
+    assert!(
+        warnings >= 1 && warnings < restarts,
+        "{warnings} warnings for {restarts} restarts"
+    );
+    eprintln!("{warnings} backoff warnings in the log for {restarts} restarts: {warned:#?}");
+    for (name, gap, bad) in watch.finish() {
+        assert!(bad.is_empty(), "{name}: answers other than 200: {bad:?}");
+        assert!(
+            gap <= Duration::from_millis(2500),
+            "{name}: no new segment for {gap:?}"
+        );
+    }
+    assert!(daemon.stop().is_some_and(|s| s.success()));
+}

@@ -5,8 +5,9 @@
 //! Each source pipeline runs under a supervisor (`supervise` around `run_once`, the shape of
 //! docs/ref/status.md's destinations): an error, an end of stream or a pipeline that cannot
 //! start ends `run_once`; the supervisor records `last_error`, waits a backoff (0.5 s doubling
-//! to 5 s, back to 0.5 s after a run of 10 s) and builds the pipeline again. Nothing a source
-//! does reaches the encoders except missing pictures, which the grid feed turns into the slate.
+//! to 5 s, to 1 s for `rtsp` whose server may come back any moment; back to 0.5 s after a run
+//! of 10 s) and builds the pipeline again. Nothing a source does reaches the encoders except
+//! missing pictures, which the grid feed turns into the slate.
 //!
 //! ```text
 //! test:  videotestsrc ──────────────────────────┐
@@ -43,8 +44,17 @@ use crate::input::{InputCounters, NetworkSource};
 pub const MIN_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest wait between attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest wait between attempts for a source that connects to a server (`rtsp`): a refused
+/// connect costs the server nothing, and a camera or server that comes back is on air within
+/// this wait plus its SETUP/PLAY and first keyframe instead of up to [`MAX_BACKOFF`]
+/// (docs/guide/troubleshooting.md "source in backoff").
+pub const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
 /// A run this long resets the backoff.
 pub const STABLE_RUN: Duration = Duration::from_secs(10);
+/// The same error again within this long is logged at debug level (`last_error` and `restarts`
+/// in `/status` still show every attempt); a new error, or the same one after this long, is a
+/// warning again. A server that is away for a day does not write a warning every second.
+pub const REPEAT_WARN: Duration = Duration::from_secs(60);
 /// How often the supervisor looks at its stop flag while waiting.
 const POLL: Duration = Duration::from_millis(100);
 /// A capture time further than this from the system clock is not believed (a restarted
@@ -484,6 +494,7 @@ fn supervise(
 ) {
     let mut backoff = MIN_BACKOFF;
     let mut failed = false;
+    let mut warned: Option<(String, Instant)> = None;
     while !stop.load(Ordering::Relaxed) {
         set_state(status, "starting");
         let started = Instant::now();
@@ -500,11 +511,20 @@ fn supervise(
                 if started.elapsed() >= STABLE_RUN {
                     backoff = MIN_BACKOFF;
                 }
-                log::warn!(
-                    state = "backoff", error = e.as_str();
-                    "{role} source {kind}: {e}; retrying in {} ms",
-                    backoff.as_millis()
-                );
+                if repeat_is_quiet(warned.as_ref(), &e, Instant::now()) {
+                    log::debug!(
+                        state = "backoff", error = e.as_str();
+                        "{role} source {kind}: {e} again; retrying in {} ms",
+                        backoff.as_millis()
+                    );
+                } else {
+                    log::warn!(
+                        state = "backoff", error = e.as_str();
+                        "{role} source {kind}: {e}; retrying in {} ms",
+                        backoff.as_millis()
+                    );
+                    warned = Some((e.clone(), Instant::now()));
+                }
                 if let Ok(mut s) = status.lock() {
                     s.last_error = Some(e);
                     s.restarts += 1;
@@ -515,11 +535,27 @@ fn supervise(
                 while Instant::now() < until && !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(POLL.min(until.saturating_duration_since(Instant::now())));
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                backoff = next_backoff(kind, backoff);
             }
         }
     }
     set_state(status, "stopped");
+}
+
+/// The wait after `backoff`: doubled, up to [`RECONNECT_BACKOFF`] for `rtsp` and
+/// [`MAX_BACKOFF`] for every other kind.
+fn next_backoff(kind: &str, backoff: Duration) -> Duration {
+    let cap = if kind == InputKind::Rtsp.as_str() {
+        RECONNECT_BACKOFF
+    } else {
+        MAX_BACKOFF
+    };
+    (backoff * 2).min(cap)
+}
+
+/// Whether the failure `e` at `now` repeats the last warned one within [`REPEAT_WARN`].
+fn repeat_is_quiet(warned: Option<&(String, Instant)>, e: &str, now: Instant) -> bool {
+    warned.is_some_and(|(last, at)| last == e && now.saturating_duration_since(*at) < REPEAT_WARN)
 }
 
 /// One life of a source pipeline: Ok when stopped on request, Err with the reason otherwise.
@@ -888,6 +924,37 @@ mod tests {
         // A stream that is not ahead is left alone.
         let mut lead = Lead::new();
         assert_eq!(lead.correct(t0, t0 + 5_000_000), t0);
+    }
+
+    #[test]
+    fn an_rtsp_source_retries_at_least_every_second_and_the_others_every_five() {
+        let waits = |kind: &str| {
+            let mut b = MIN_BACKOFF;
+            let mut out = vec![b];
+            for _ in 0..5 {
+                b = next_backoff(kind, b);
+                out.push(b);
+            }
+            out.iter().map(Duration::as_millis).collect::<Vec<_>>()
+        };
+        assert_eq!(waits("rtsp"), [500, 1000, 1000, 1000, 1000, 1000]);
+        assert_eq!(waits("file"), [500, 1000, 2000, 4000, 5000, 5000]);
+        assert_eq!(waits("v4l2"), [500, 1000, 2000, 4000, 5000, 5000]);
+    }
+
+    #[test]
+    fn the_same_error_again_is_a_warning_only_once_a_minute() {
+        let t0 = Instant::now();
+        let warned = ("source: Could not open resource".to_string(), t0);
+        // Nothing warned yet: warn.
+        assert!(!repeat_is_quiet(None, &warned.0, t0));
+        // The same error a second later: quiet.
+        let later = t0 + Duration::from_secs(1);
+        assert!(repeat_is_quiet(Some(&warned), &warned.0, later));
+        // Another error: warn.
+        assert!(!repeat_is_quiet(Some(&warned), "source: Not Found", later));
+        // The same error after a minute: warn again.
+        assert!(!repeat_is_quiet(Some(&warned), &warned.0, t0 + REPEAT_WARN));
     }
 
     #[test]
