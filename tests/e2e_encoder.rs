@@ -18,6 +18,23 @@ const FAULT_AFTER: &str = "8s";
 /// One segment = one fragment = one GOP of 1 s, in the 90 kHz video timescale.
 const SEGMENT_TICKS: u64 = 90_000;
 
+/// A track's timescale (ticks per second = per segment) and one frame in ticks.
+#[derive(Clone, Copy)]
+struct Ticks {
+    second: u64,
+    frame: u64,
+}
+
+const VIDEO: Ticks = Ticks {
+    second: SEGMENT_TICKS,
+    frame: 3_000,
+};
+/// 48 kHz, one AAC frame of 1024 samples.
+const AUDIO: Ticks = Ticks {
+    second: 48_000,
+    frame: 1_024,
+};
+
 fn config(dir: &Path, name: &str, origin: u16, control: u16) -> std::path::PathBuf {
     let dvr_dir = dir.join(format!("dvr-{name}")).display().to_string();
     let text = format!(
@@ -78,7 +95,7 @@ struct Entry {
     init: String,
 }
 
-fn entries(text: &str) -> Vec<Entry> {
+fn entries(text: &str, ticks: Ticks) -> Vec<Entry> {
     let mut out = Vec::new();
     let (mut duration, mut gap, mut init) = (0u64, false, String::new());
     for line in text.lines().map(str::trim) {
@@ -86,7 +103,7 @@ fn entries(text: &str) -> Vec<Entry> {
             init = u.trim_end_matches('"').to_string();
         } else if let Some(d) = line.strip_prefix("#EXTINF:") {
             let secs: f64 = d.trim_end_matches(',').parse().unwrap_or(0.0);
-            duration = (secs * 90_000.0).round() as u64;
+            duration = (secs * ticks.second as f64).round() as u64;
         } else if line == "#EXT-X-GAP" {
             gap = true;
         } else if !line.starts_with('#') && !line.is_empty() {
@@ -110,12 +127,12 @@ fn entries(text: &str) -> Vec<Entry> {
 /// What the failure cost in the playlist: the 1 s slots with no segment of pictures (gap
 /// entries and holes), the ticks not covered by pictures (a short segment counts its missing
 /// part), and notes for the report.
-fn losses(list: &[Entry]) -> (u64, u64, Vec<String>) {
+fn losses(list: &[Entry], ticks: Ticks) -> (u64, u64, Vec<String>) {
     let live: Vec<&Entry> = list.iter().filter(|e| !e.gap).collect();
     let (Some(first), Some(last)) = (live.first(), live.last()) else {
         return (0, 0, Vec::new());
     };
-    let slot = |t: u64| (t + SEGMENT_TICKS / 2) / SEGMENT_TICKS;
+    let slot = |t: u64| (t + ticks.second / 2) / ticks.second;
     let mut notes = Vec::new();
     let mut missing = 0;
     for w in live.windows(2) {
@@ -128,7 +145,7 @@ fn losses(list: &[Entry]) -> (u64, u64, Vec<String>) {
     let span = last.start + last.duration - first.start;
     let covered: u64 = live.iter().map(|e| e.duration).sum();
     for e in &live[..live.len() - 1] {
-        if e.duration + 3_000 <= SEGMENT_TICKS {
+        if e.duration + ticks.frame <= ticks.second {
             notes.push(format!("short {} ({} ticks)", e.uri, e.duration));
         }
     }
@@ -172,7 +189,7 @@ fn an_encoder_failure_rebuilds_the_encoders_and_costs_at_most_one_fragment() {
     );
     let playlist = daemon.url("/live/180p/index.m3u8");
     wait_for("three segments", Duration::from_secs(20), || {
-        (entries(&get_text(&playlist)?).len() >= 3).then_some(())
+        (entries(&get_text(&playlist)?, VIDEO).len() >= 3).then_some(())
     });
     assert!(
         status(control).is_some_and(|s| s["input"]["encoder_rebuilds"] == 0),
@@ -196,9 +213,9 @@ fn an_encoder_failure_rebuilds_the_encoders_and_costs_at_most_one_fragment() {
     );
     let recovered_after = failed_at.elapsed();
     wait_for(
-        "four fragments after the rebuild",
+        "five fragments after the rebuild",
         Duration::from_secs(20),
-        || (next_seq(control)? >= seq_at_failure + 4).then_some(()),
+        || (next_seq(control)? >= seq_at_failure + 5).then_some(()),
     );
 
     let s = status(control).expect("status");
@@ -221,14 +238,14 @@ fn an_encoder_failure_rebuilds_the_encoders_and_costs_at_most_one_fragment() {
     // At most one 1 s slot missing around the failure; every segment that is there starts on
     // the grid.
     let text = get_text(&playlist).expect("playlist");
-    let list = entries(&text);
+    let list = entries(&text, VIDEO);
     assert!(
         list.iter()
             .all(|e| e.start % SEGMENT_TICKS < 3_000
                 || SEGMENT_TICKS - e.start % SEGMENT_TICKS < 3_000),
         "{text}"
     );
-    let (missing, lost_ticks, notes) = losses(&list);
+    let (missing, lost_ticks, notes) = losses(&list, VIDEO);
     let discontinuities = text.matches("#EXT-X-DISCONTINUITY\n").count();
     eprintln!(
         "encoder failure: {missing} fragment slot(s) missing, {:.3} s without pictures ({notes:?}), \
@@ -241,15 +258,32 @@ fn an_encoder_failure_rebuilds_the_encoders_and_costs_at_most_one_fragment() {
     assert!(lost_ticks < 2 * SEGMENT_TICKS, "{notes:?}\n{text}");
     assert!(discontinuities <= 1, "{text}");
 
-    // The segments after the rebuild decode whole.
+    // Audio is rebuilt with the video (its encoder did not fail): the same bound.
+    let audio = get_text(&daemon.url("/live/audio/index.m3u8")).expect("audio playlist");
+    let (a_missing, a_lost, a_notes) = losses(&entries(&audio, AUDIO), AUDIO);
+    eprintln!(
+        "audio: {a_missing} slot(s) missing, {:.3} s without sound ({a_notes:?}), {} discontinuity tag(s)",
+        a_lost as f64 / AUDIO.second as f64,
+        audio.matches("#EXT-X-DISCONTINUITY\n").count()
+    );
+    assert!(a_missing <= 1, "{a_notes:?}\n{audio}");
+    assert!(a_lost < 2 * AUDIO.second, "{a_notes:?}\n{audio}");
+
+    // The segments after the one the failure cut (the new encoders' output) decode whole.
     let live: Vec<&Entry> = list.iter().filter(|e| !e.gap).collect();
-    for e in &live[live.len().saturating_sub(3)..] {
+    let cut = live[..live.len() - 1]
+        .iter()
+        .position(|e| e.duration + VIDEO.frame <= VIDEO.second)
+        .map_or(0, |i| i + 1);
+    let after = &live[cut.max(live.len().saturating_sub(4))..];
+    assert!(after.len() >= 2, "{text}");
+    for e in after {
         let seg = get_ok(&daemon.url(&format!("/live/180p/{}", e.uri))).expect("segment");
         let init = get_ok(&daemon.url(&format!("/live/180p/{}", e.init))).expect("init");
         let frames = decoded_frames(dir.path(), &init, &seg, &e.uri);
         assert!(
             frames.is_some_and(|n| n >= 29),
-            "{}: {frames:?} pictures decoded",
+            "{}: {frames:?} pictures decoded\n{text}",
             e.uri
         );
     }
