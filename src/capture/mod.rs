@@ -286,8 +286,14 @@ impl Capture {
         self.stats.encoder_rebuilds.fetch_add(1, Ordering::Relaxed);
         log::error!(state = "rebuilding", error = text.as_str(); "encoders failed: {text}; rebuilding them (fed again from the next GOP start)");
         let config = self.config.clone();
-        if let Err(e) = self.rebuild_encoders(&config) {
-            log::error!(error = e.to_string(); "encoders: cannot rebuild: {e}");
+        let began = std::time::Instant::now();
+        match self.rebuild_encoders(&config) {
+            Ok(()) => log::info!(
+                state = "rebuilt";
+                "encoders: rebuilt in {} ms; they take over at the next GOP start",
+                began.elapsed().as_millis()
+            ),
+            Err(e) => log::error!(error = e.to_string(); "encoders: cannot rebuild: {e}"),
         }
     }
 
