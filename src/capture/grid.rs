@@ -29,9 +29,7 @@ use super::source::RawSink;
 /// Feed latency at start: a live camera or test pattern is here within a few ms.
 pub const DEFAULT_LATENCY: Duration = Duration::from_millis(100);
 /// The feed latency never grows past this (a source later than this is held, then slate).
-/// A network feed on PTS timing trails its arrival by up to 1 s (src/input/timing.rs) plus its
-/// decoder's delay, so the cap leaves it a second of margin.
-pub const MAX_LATENCY: Duration = Duration::from_millis(2500);
+pub const MAX_LATENCY: Duration = Duration::from_millis(1500);
 /// When the clock thread is this far behind (an overloaded box), it skips ahead.
 const MAX_BEHIND_NS: u64 = 1_000_000_000;
 /// Longest single sleep of the clock thread (it checks its stop flag in between).
@@ -93,12 +91,7 @@ impl GridSink {
     /// A picture or samples captured at `wall_ns` came too late: feed later from now on.
     fn late(&self, wall_ns: u64) {
         let lag = now_ns().saturating_sub(wall_ns);
-        let wanted = lag + 2 * self.frame_ns;
-        if wanted > MAX_LATENCY.as_nanos() as u64 {
-            // An outlier (a burst released after a feed's start-up wait, a stalled decoder):
-            // following it would delay every later frame for good; the picture is late.
-            return;
-        }
+        let wanted = (lag + 2 * self.frame_ns).min(MAX_LATENCY.as_nanos() as u64);
         let before = self.latency_ns.fetch_max(wanted, Ordering::Relaxed);
         if wanted > before {
             self.stats.latency_ns.store(wanted, Ordering::Relaxed);
