@@ -30,9 +30,14 @@ use crate::config::{AudioInput, Config};
 const RENDITION_QUEUE_FRAMES: u32 = 8;
 /// x264's key-int-max: "never on its own"; IDRs come only from our force-key-unit events.
 const X264_KEY_INT_MAX: u32 = 1_000_000;
-/// Raw buffers an appsrc holds; beyond it new ones are dropped (an encoder that cannot keep up
-/// loses frames, it never blocks the grid clock).
-const APPSRC_MAX_BUFFERS: u64 = 8;
+/// Raw pictures the video appsrc holds, half a second at 30 fps: it absorbs an encoder that
+/// falls behind for a moment (a busy box); beyond it the oldest is dropped and counted
+/// (`frames_not_encoded`), so an encoder that cannot keep up loses frames and never blocks the
+/// grid clock.
+pub const VIDEO_APPSRC_MAX_BUFFERS: u64 = 15;
+/// Raw AAC frames (1024 samples each) the audio appsrc holds: about 1.4 s at 48 kHz, a few
+/// hundred KiB; beyond it the oldest is dropped and counted (`audio_frames_not_encoded`).
+pub const AUDIO_APPSRC_MAX_BUFFERS: u64 = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
@@ -165,6 +170,7 @@ impl Encoders {
                     gst::Fraction::new(rate.num() as i32, rate.den() as i32),
                 )
                 .build(),
+            VIDEO_APPSRC_MAX_BUFFERS,
         );
         let tee = make("tee")?;
         pipeline
@@ -233,6 +239,7 @@ impl Encoders {
                     .field("rate", a.sample_rate as i32)
                     .field("channels", i32::from(a.channels))
                     .build(),
+                AUDIO_APPSRC_MAX_BUFFERS,
             );
             let convert = make("audioconvert")?;
             let encoder = gst::ElementFactory::make(aac)
@@ -308,13 +315,13 @@ pub fn i420_bytes(width: u32, height: u32) -> usize {
 }
 
 /// A live appsrc in time format whose buffers carry their own timestamps.
-fn live_appsrc(caps: gst::Caps) -> gst_app::AppSrc {
+fn live_appsrc(caps: gst::Caps, max_buffers: u64) -> gst_app::AppSrc {
     gst_app::AppSrc::builder()
         .caps(&caps)
         .is_live(true)
         .do_timestamp(false)
         .format(gst::Format::Time)
-        .max_buffers(APPSRC_MAX_BUFFERS)
+        .max_buffers(max_buffers)
         .leaky_type(gst_app::AppLeakyType::Downstream)
         .build()
 }

@@ -457,7 +457,9 @@ fn feed_video(
             rate.frame_time_ns(k + 1) - t_k,
         ));
     }
-    if enc.video.push_buffer(out).is_err() {
+    // A full queue drops its oldest picture (leaky downstream) without an error: count it here.
+    let full = enc.video.current_level_buffers() >= super::encoders::VIDEO_APPSRC_MAX_BUFFERS;
+    if enc.video.push_buffer(out).is_err() || full {
         p.stats.frames_not_encoded.fetch_add(1, Ordering::Relaxed);
     }
     new_state
@@ -493,7 +495,12 @@ fn feed_audio(p: &ClockParts, j: u64, encoders: Option<&Encoders>, on: u8) {
             audio_frame_ns(j + 1, p.sample_rate) - t_j,
         ));
     }
-    let _ = src.push_buffer(buffer);
+    let full = src.current_level_buffers() >= super::encoders::AUDIO_APPSRC_MAX_BUFFERS;
+    if src.push_buffer(buffer).is_err() || full {
+        p.stats
+            .audio_frames_not_encoded
+            .fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]

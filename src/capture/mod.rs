@@ -89,8 +89,11 @@ pub struct CaptureStats {
     pub slate_frames: AtomicU64,
     /// Frames the grid clock skipped because it fell more than a second behind.
     pub grid_skipped: AtomicU64,
-    /// Frames the encoders' appsrc refused.
+    /// Video frames the encoders did not take: their queue was full (an encoder that cannot
+    /// keep up; the oldest queued picture is dropped) or it refused the picture.
     pub frames_not_encoded: AtomicU64,
+    /// The same for AAC frames of raw audio.
+    pub audio_frames_not_encoded: AtomicU64,
     /// Encoder pipelines rebuilt after an error.
     pub encoder_rebuilds: AtomicU64,
     /// [`STATE_STARTING`], [`STATE_LIVE`] or [`STATE_SLATE`].

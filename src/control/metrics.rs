@@ -268,6 +268,24 @@ pub fn render(s: &Status, denied_requests: u64) -> String {
         s.input.reanchors,
     );
     w.one(
+        "grid_skipped_frames_total",
+        "counter",
+        "Frames the grid clock skipped because it fell more than a second behind.",
+        s.input.grid_skipped,
+    );
+    w.one(
+        "encoder_dropped_frames_total",
+        "counter",
+        "Video frames the encoders did not take because their queue was full.",
+        s.input.frames_not_encoded,
+    );
+    w.one(
+        "encoder_dropped_audio_frames_total",
+        "counter",
+        "AAC frames of raw audio the encoder did not take because its queue was full.",
+        s.input.audio_frames_not_encoded,
+    );
+    w.one(
         "capture_dropped_units_total",
         "counter",
         "Encoded units dropped because the packager queue was full.",

@@ -76,6 +76,13 @@ pub struct InputInfo {
     /// Frames fed to the encoders, and how many of them were slate.
     pub grid_frames: u64,
     pub slate_frames: u64,
+    /// Frames the grid clock skipped because it fell more than a second behind (an
+    /// overloaded box): missing from every rendition.
+    pub grid_skipped: u64,
+    /// Video / AAC frames the encoders did not take because their queue was full (an encoder
+    /// that cannot keep up): missing from the renditions.
+    pub frames_not_encoded: u64,
+    pub audio_frames_not_encoded: u64,
     /// How far behind the clock the encoders are fed (covers the source's own delay), ms.
     pub feed_latency_ms: u64,
     /// Encoder pipelines rebuilt after an error.
@@ -293,6 +300,9 @@ pub fn status(ops: &Ops) -> Status {
             units_dropped: cap.units_dropped.load(Ordering::Relaxed),
             grid_frames: cap.grid_frames.load(Ordering::Relaxed),
             slate_frames: cap.slate_frames.load(Ordering::Relaxed),
+            grid_skipped: cap.grid_skipped.load(Ordering::Relaxed),
+            frames_not_encoded: cap.frames_not_encoded.load(Ordering::Relaxed),
+            audio_frames_not_encoded: cap.audio_frames_not_encoded.load(Ordering::Relaxed),
             feed_latency_ms: cap.latency_ns.load(Ordering::Relaxed) / 1_000_000,
             encoder_rebuilds: cap.encoder_rebuilds.load(Ordering::Relaxed),
             sources,
