@@ -149,6 +149,12 @@ fn systemd_notify_watchdog_and_stall() {
         (systemd.seen.iter().filter(|(_, m)| m == "READY=1").count() >= 2).then_some(())
     });
 
+    // The feed is live first: without RTCP the front end anchors on PTS timing only after
+    // its sender-report wait (src/input/timing.rs), and until then the encoders run on slate.
+    wait_for("the input live", Duration::from_secs(40), || {
+        let status = get_text(&format!("http://127.0.0.1:{control_port}/status"))?;
+        status.contains("\"state\": \"live\"").then_some(())
+    });
     // The source stops producing: the encoders get the slate, fragments keep coming, so the
     // daemon is healthy and the pings go on (issue #9; docs/guide/troubleshooting.md).
     let _ = feed.kill();
