@@ -49,6 +49,7 @@ pub enum RtpError {
 
 /// Parses one datagram as RTP carrying MPEG-TS.
 pub fn parse(datagram: &[u8]) -> Result<RtpPacket, RtpError> {
+    check_extension(datagram)?;
     let mut buf = datagram;
     let pkt =
         rtp::packet::Packet::unmarshal(&mut buf).map_err(|e| RtpError::Header(e.to_string()))?;
@@ -69,6 +70,61 @@ pub fn parse(datagram: &[u8]) -> Result<RtpPacket, RtpError> {
         payload_type: h.payload_type,
         payload: pkt.payload,
     })
+}
+
+/// Profile of RFC 8285 one-byte header extensions, and of two-byte ones (the `rtp` crate
+/// recognises exactly 0x1000 among the two-byte profiles 0x1000..=0x100f).
+const EXT_ONE_BYTE: u16 = 0xBEDE;
+const EXT_TWO_BYTE: u16 = 0x1000;
+
+/// Rejects a header extension whose elements run past the extension block (RFC 8285 §4.2,
+/// §4.3). The `rtp` crate walks the elements without checking each one's length against the
+/// datagram and panics on such a packet; a malformed datagram must be counted and dropped.
+/// Only the element walk is checked here: the crate itself rejects a block longer than the
+/// datagram.
+fn check_extension(d: &[u8]) -> Result<(), RtpError> {
+    let short = || RtpError::Header("header extension runs past its block".into());
+    let Some(&b0) = d.first() else {
+        return Ok(());
+    };
+    if b0 & 0x10 == 0 {
+        return Ok(());
+    }
+    let start = 12 + 4 * usize::from(b0 & 0x0f);
+    let (Some(profile), Some(words)) = (be16(d, start), be16(d, start + 2)) else {
+        return Ok(()); // the crate reports a header too short for its extension
+    };
+    let mut at = start + 4;
+    let end = at + 4 * usize::from(words);
+    if end > d.len() {
+        return Ok(()); // likewise
+    }
+    while at < end {
+        let b = d[at];
+        at += 1;
+        if b == 0 {
+            continue; // padding
+        }
+        let len = match profile {
+            EXT_ONE_BYTE if b >> 4 == 0x0f => return Ok(()), // reserved id: the walk stops
+            EXT_ONE_BYTE => usize::from(b & 0x0f) + 1,
+            EXT_TWO_BYTE => {
+                let len = *d.get(at).filter(|_| at < end).ok_or_else(short)?;
+                at += 1;
+                usize::from(len)
+            }
+            _ => return Ok(()), // one opaque RFC 3550 block
+        };
+        at += len;
+        if at > end {
+            return Err(short());
+        }
+    }
+    Ok(())
+}
+
+fn be16(d: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]))
 }
 
 /// Counters of the reorder buffer.
@@ -261,6 +317,33 @@ mod tests {
         let mut d = vec![0x80, pt, 0x12, 0x34, 0, 0, 0, 9, 0, 0, 0, 7];
         d.extend(std::iter::repeat_n(0x47, payload_len));
         d
+    }
+
+    #[test]
+    fn a_header_extension_that_overruns_its_block_is_an_error_not_a_panic() {
+        // Found by fuzz/fuzz_targets/rtp_frontend.rs: a one-byte extension element whose
+        // length runs past the datagram made the rtp crate panic.
+        let crash = [
+            0x2e, 0xd0, 0xc0, 0x9b, 0x31, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0x10, 0, 0, 2, 0, 0,
+            0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xc4,
+        ];
+        assert!(parse(&crash).is_err());
+        for profile in [EXT_ONE_BYTE, EXT_TWO_BYTE] {
+            // one extension word whose only element claims 16 bytes
+            let mut d = vec![0x90, 33, 0, 1, 0, 0, 0, 9, 0, 0, 0, 7];
+            d.extend(profile.to_be_bytes());
+            d.extend([0, 1, 0x0f, 0x10, 0, 0]);
+            d.extend([0x47; 188]);
+            assert!(
+                matches!(parse(&d), Err(RtpError::Header(_))),
+                "{profile:#x}"
+            );
+        }
+        // a well-formed one-byte element is accepted
+        let mut d = vec![0x90, 33, 0, 1, 0, 0, 0, 9, 0, 0, 0, 7, 0xbe, 0xde, 0, 1];
+        d.extend([0x12, 0xaa, 0xbb, 0]);
+        d.extend([0x47; 188]);
+        assert_eq!(parse(&d).unwrap().payload.len(), 188);
     }
 
     #[test]
