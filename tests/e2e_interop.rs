@@ -261,6 +261,7 @@ fn smooth_and_cmaf_steady_killed_and_stalled_lose_nothing() {
     let n_before = rx.requests().len();
     rx.stall.store(true, std::sync::atomic::Ordering::SeqCst);
     let stalled = Instant::now();
+    eprintln!("stall: begins at {:?}", std::time::SystemTime::now());
     let mut detected = vec![None; streams.len()];
     while stalled.elapsed() < Duration::from_secs(10) {
         for (i, (o, t, _)) in streams.iter().enumerate() {
@@ -300,6 +301,12 @@ fn smooth_and_cmaf_steady_killed_and_stalled_lose_nothing() {
         "daemon exit: {status:?}"
     );
 
+    // TWINCAST_TEST_KEEP=<dir>: keep the daemon log for a look.
+    if let Some(keep) = std::env::var_os("TWINCAST_TEST_KEEP") {
+        let keep = PathBuf::from(keep).join("smooth_and_cmaf");
+        let _ = std::fs::create_dir_all(&keep);
+        let _ = std::fs::copy(&d.log, keep.join("daemon.log"));
+    }
     let reqs = rx.requests();
     for (o, t, p) in &streams {
         let video = *t != "audio";

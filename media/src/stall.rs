@@ -9,23 +9,30 @@
 //!   acknowledging until its receive buffer is full. So the estimate of what the application
 //!   read is `acked − unread`, where `unread` is how far the receive window the peer
 //!   advertises has closed below the widest it ever advertised. The push progresses while
-//!   that estimate grows; it is waiting while we owe bytes (not sent or not acknowledged) or
-//!   bytes arrived that the peer has not read; it is stalled after waiting for the limit.
-//!   The estimate also tells which fragment boundary the peer reached (resend from there).
+//!   that estimate grows (by [`PROGRESS_MIN`] and by a share of what was acknowledged since:
+//!   windows come in units of 2^scale bytes and a receiver's buffer accounting is not byte
+//!   for byte, so rounding and creep must not pass for reading). It is waiting while we owe
+//!   bytes (not sent or not acknowledged) or bytes arrived that the peer has not read, and
+//!   stalled once the peer was last seen reading at least the limit ago: the limit counts
+//!   from the last progress, because a stall began at most then, not from the first byte
+//!   that went unread (that comes up to one fragment later). A wait lasts at least
+//!   [`Delivery::grace`] all the same, so the first fragment after a gap in the stream is
+//!   not called stalled before the peer could read it. The estimate also tells which
+//!   fragment boundary the peer reached (resend from there).
 //!   A peer that never advertises a window that changes (or a kernel that does not report it)
 //!   leaves `unread` at 0: the rule is then "acknowledged bytes grow", never stricter.
-//!   Progress must exceed [`PROGRESS_MIN`]: windows come in units of 2^scale bytes, and
-//!   rounding alone must not pass for reading.
 //!
-//!   What TCP cannot show: a Linux receiver grows its advertised window with every segment
-//!   it takes (`rcv_ssthresh`) as long as its buffer has room, whether its application reads
-//!   or not. A peer with a large receive buffer (autotuned to megabytes after a burst)
-//!   therefore looks like it reads until that buffer is full; only then is it seen (we owe
-//!   bytes and nothing is acknowledged). Protocols with acknowledgements of their own (RTMP
-//!   Acknowledgements, CMAF ingest's 2xx per segment) see it within the limit; Smooth ingest
-//!   has none. For the same reason, after a stall the peer may hold unread bytes beyond what
-//!   its window showed: the driver then resends the widest window it advertised on top
-//!   ([`Delivery::widest`], [`Delivery::stall_safe`]).
+//!   What TCP cannot show: a Linux receiver advertises the smaller of the free space of its
+//!   buffer and a window clamp that its autotuning set while the application read. Its buffer
+//!   holds more than the clamp (its own overhead allowance, about as much again), so a peer
+//!   that stops reading takes that much more with the window wide open, and looks like it
+//!   reads, before the window starts to close (measured on loopback: two 200 kB fragments
+//!   of an 800 kbit/s track, 4 s; at 8 Mbit/s the window even grew for 2 s). Only then is
+//!   it seen. Protocols with acknowledgements of their own (RTMP Acknowledgements, CMAF
+//!   ingest's 2xx per segment) see it within the limit; Smooth ingest has none. For the same
+//!   reason, after a stall the peer may hold unread bytes beyond what its window showed: the
+//!   driver then resends the widest window it advertised on top ([`Delivery::widest`],
+//!   [`Delivery::stall_safe`]).
 //! - [`AckWitness`], from RTMP Acknowledgements. Servers acknowledge every window of bytes
 //!   they read, but which window is theirs: the one we asked for (nginx-rtmp), their own (2.5
 //!   or 5 MB), or none at all. The witness never assumes one: it learns the window from the
@@ -65,6 +72,11 @@ pub enum Verdict {
 
 /// Least growth of the read estimate that counts as progress (a few window-scale units).
 pub const PROGRESS_MIN: u64 = 4096;
+/// The read estimate must also grow by at least 1/this of the bytes acknowledged since the
+/// last progress: a Linux receiver that stopped reading closes its window by a little less
+/// than it takes (its buffer accounting is not byte for byte: 16 KB short per 2 MB burst
+/// measured on loopback), and that creep must not pass for reading at high bit rates.
+pub const PROGRESS_SHARE: u64 = 8;
 
 /// The TCP witness of one connection.
 #[derive(Debug, Clone)]
@@ -75,6 +87,9 @@ pub struct Delivery {
     consumed_at_progress: u64,
     acked_at_progress: u64,
     unread_at_progress: u64,
+    /// When the read estimate last grew (None before the first sample).
+    progress_at: Option<Duration>,
+    /// When the current wait began (the first sample since progress or idle that owed).
     waiting_since: Option<Duration>,
 }
 
@@ -88,8 +103,16 @@ impl Delivery {
             consumed_at_progress: 0,
             acked_at_progress: 0,
             unread_at_progress: 0,
+            progress_at: None,
             waiting_since: None,
         }
+    }
+
+    /// The least a wait lasts before it is called a stall, however long ago the last
+    /// progress was: a fragment that follows a gap in the stream (an encoder rebuilt, a
+    /// reconnect) gives the peer this long to show it reads.
+    pub fn grace(&self) -> Duration {
+        self.limit / 4
     }
 
     /// Bytes the peer's application read, as far as the evidence shows (never more).
@@ -118,13 +141,17 @@ impl Delivery {
         };
         let consumed = s.acked.saturating_sub(unread);
         self.consumed = self.consumed.max(consumed);
+        let progress_at = *self.progress_at.get_or_insert(s.at);
         let all_read = unread == 0 && s.owed == 0;
-        if consumed >= self.consumed_at_progress + PROGRESS_MIN
+        let grew = consumed.saturating_sub(self.consumed_at_progress);
+        let arrived = s.acked.saturating_sub(self.acked_at_progress);
+        if grew >= PROGRESS_MIN.max(arrived / PROGRESS_SHARE)
             || (all_read && consumed > self.consumed_at_progress)
         {
             self.consumed_at_progress = consumed;
             self.acked_at_progress = s.acked;
             self.unread_at_progress = unread;
+            self.progress_at = Some(s.at);
             self.waiting_since = None;
             return Verdict::Flowing;
         }
@@ -134,8 +161,10 @@ impl Delivery {
             return Verdict::Idle;
         }
         let since = *self.waiting_since.get_or_insert(s.at);
-        let waited = s.at.saturating_sub(since);
-        if waited >= self.limit {
+        // The peer was last seen reading at `progress_at`: the limit counts from there (a
+        // stall began at most then), but a wait lasts at least the grace.
+        let waited = s.at.saturating_sub(progress_at);
+        if waited >= self.limit && s.at.saturating_sub(since) >= self.grace() {
             Verdict::Stalled(waited)
         } else {
             Verdict::Waiting(waited)
@@ -291,8 +320,8 @@ mod tests {
         }
         assert_eq!(
             stalled_at,
-            Some(1000 + 4000),
-            "the limit after the first unread bytes"
+            Some(4000),
+            "the limit after the peer was last seen reading (at 0)"
         );
         assert_eq!(
             d.consumed(),
@@ -328,7 +357,7 @@ mod tests {
                 stalled = Some(k * 2000);
             }
         }
-        assert_eq!(stalled, Some(6000));
+        assert_eq!(stalled, Some(4000), "the limit after the last progress (at 0)");
         assert!(d.stall_safe() < 214_659);
     }
 
@@ -342,19 +371,99 @@ mod tests {
             peer_window: None,
         };
         assert_eq!(d.sample(s(0, 10_000, 5)), Verdict::Flowing);
-        assert_eq!(d.sample(s(1000, 10_000, 5)), Verdict::Waiting(ms(0)));
+        assert_eq!(d.sample(s(1000, 10_000, 5)), Verdict::Waiting(ms(1000)));
+        assert_eq!(d.sample(s(3999, 10_000, 5)), Verdict::Waiting(ms(3999)));
         assert_eq!(
             d.sample(s(4000, 11_000, 5)),
-            Verdict::Waiting(ms(3000)),
-            "too little"
+            Verdict::Stalled(ms(4000)),
+            "1000 bytes is too little"
         );
-        assert_eq!(d.sample(s(5000, 11_000, 5)), Verdict::Stalled(ms(4000)));
+        assert_eq!(d.sample(s(5000, 11_000, 5)), Verdict::Stalled(ms(5000)));
         assert_eq!(d.sample(s(5100, 20_000, 0)), Verdict::Flowing);
         assert_eq!(
             d.sample(s(9999, 20, 0)),
             Verdict::Idle,
             "nothing owed: never stalled"
         );
+    }
+
+    #[test]
+    fn a_stall_is_called_within_the_limit_of_the_last_reading_not_of_the_first_owed_byte() {
+        // 2 s fragments of 60 kB, read at once; the peer stops reading at 2.5 s, just after
+        // the second fragment. The third one (4 s) lands in its buffer: the window closes.
+        let mut d = Delivery::new(LIMIT);
+        let w = 400_000u32;
+        let s = |at, acked, owed, win| Sample {
+            at: ms(at),
+            acked,
+            owed,
+            peer_window: Some(win),
+        };
+        assert_eq!(d.sample(s(0, 60_000, 0, w)), Verdict::Flowing);
+        assert_eq!(d.sample(s(2050, 120_000, 0, w)), Verdict::Flowing);
+        let mut stalled = None;
+        for t in (2250..9000).step_by(200) {
+            let k = (t - 2000) / 2000; // fragments that landed unread
+            let v = d.sample(s(t, 120_000 + k * 60_000, 0, w - k as u32 * 60_000));
+            if matches!(v, Verdict::Stalled(_)) && stalled.is_none() {
+                stalled = Some(t);
+            }
+        }
+        // The last reading was at 2.05 s: the stall is called 4 s later (first sample after
+        // 6.05 s), 3.6 s after it began, within the limit (2× the fragment duration).
+        assert_eq!(stalled, Some(6050));
+    }
+
+    #[test]
+    fn a_fragment_after_a_gap_gets_the_grace_not_an_instant_stall() {
+        let mut d = Delivery::new(LIMIT);
+        let s = |at, acked, owed| Sample {
+            at: ms(at),
+            acked,
+            owed,
+            peer_window: Some(200_000),
+        };
+        assert_eq!(d.sample(s(0, 50_000, 0)), Verdict::Flowing);
+        // Nothing to send for 10 s (an encoder rebuilt), then a fragment: the peer has the
+        // grace (limit / 4) to show it reads.
+        assert_eq!(d.sample(s(5000, 50_000, 0)), Verdict::Idle);
+        assert_eq!(d.sample(s(10_000, 50_000, 80_000)), Verdict::Waiting(ms(10_000)));
+        assert_eq!(d.sample(s(10_800, 50_000, 80_000)), Verdict::Waiting(ms(10_800)));
+        assert_eq!(d.sample(s(11_000, 130_000, 0)), Verdict::Flowing);
+        // Had it not read, the grace ends the wait.
+        assert_eq!(d.sample(s(20_000, 130_000, 80_000)), Verdict::Waiting(ms(9000)));
+        assert_eq!(d.sample(s(21_000, 130_000, 80_000)), Verdict::Stalled(ms(10_000)));
+    }
+
+    #[test]
+    fn window_creep_at_a_high_bit_rate_does_not_pass_for_reading() {
+        // Measured on loopback (Linux 6.1): a receiver that stopped reading took 2 MB bursts
+        // and closed its window by 1 983 488 bytes each (16 KB of creep a burst, four times
+        // PROGRESS_MIN).
+        let mut d = Delivery::new(LIMIT);
+        let w = 11_702_272u32;
+        assert_eq!(
+            d.sample(Sample {
+                at: ms(0),
+                acked: 12_000_000,
+                owed: 0,
+                peer_window: Some(w)
+            }),
+            Verdict::Flowing
+        );
+        let mut stalled = None;
+        for k in 1..=4u64 {
+            let v = d.sample(Sample {
+                at: ms(k * 2000),
+                acked: 12_000_000 + k * 2_000_000,
+                owed: 0,
+                peer_window: Some(w - k as u32 * 1_983_488),
+            });
+            if matches!(v, Verdict::Stalled(_)) && stalled.is_none() {
+                stalled = Some(k * 2000);
+            }
+        }
+        assert_eq!(stalled, Some(4000));
     }
 
     #[test]

@@ -17,16 +17,26 @@
 //! Responses: 2xx acknowledges; 403 means "not allowed" (backs off and shows in status);
 //! anything else, a timeout or a closed connection makes the session retry. Only
 //! unacknowledged segments are sent again.
+//!
+//! Stalls: a receiver whose kernel takes a segment but whose application stops reading
+//! never answers. Each 2xx, and the peer reading what we sent while the request is still
+//! on its way (TCP evidence, `tcp.rs`), is progress; a request whose answer has not come once the last progress is the stall limit
+//! (2× the fragment duration) old resets the connection, so a stall is called within the
+//! limit of when it began, not of when the next segment went out (up to one fragment
+//! later). The answer gets at least the grace of `twincast_media::stall::Delivery` after
+//! the request went out (a segment after a gap in the stream).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::http::{self, Body, HttpUrl};
+use super::http::{self, Body, HttpUrl, Response};
 use super::net::{self, BoxStream, NetError};
+use super::tcp::{SAMPLE_EVERY, Watch};
 use super::{Carry, PublishError, SHUTDOWN_GRACE, Task, Unit, init_of, same_init};
 use crate::config::HttpMethod;
 use crate::hub::{InitSegment, PackagedFragment};
 use crate::status::DestState;
+use twincast_media::stall::Verdict;
 
 /// Shortest time we wait for an answer.
 const MIN_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -49,6 +59,7 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
         task,
         stream: None,
         wait,
+        last_progress: Instant::now(),
     };
     // The header is that of the first segment (re)sent.
     let first = task.rewind_to_first_init(current);
@@ -137,8 +148,12 @@ struct Conn<'a> {
     path: &'a str,
     method: &'static str,
     task: &'a Task,
-    stream: Option<BoxStream>,
+    /// The kept-alive connection and the TCP evidence on it.
+    stream: Option<(BoxStream, Watch)>,
+    /// Longest wait for one read of an answer.
     wait: std::time::Duration,
+    /// When the receiver last showed progress (a 2xx, or reading what we sent).
+    last_progress: Instant,
 }
 
 impl Conn<'_> {
@@ -155,9 +170,16 @@ impl Conn<'_> {
     }
 
     async fn send_once(&mut self, body: &[u8], what: &'static str) -> Result<(), PublishError> {
-        let mut stream = match self.stream.take() {
-            Some(s) => s,
-            None => net::connect(&self.url.host, self.url.port, self.url.tls).await?,
+        let stall = self.task.spec.stall;
+        let (mut stream, mut watch) = match self.stream.take() {
+            Some(c) => c,
+            None => {
+                let c =
+                    net::connect_watched(&self.url.host, self.url.port, self.url.tls, stall)
+                        .await?;
+                self.last_progress = Instant::now();
+                c
+            }
         };
         let head = self.url.request_head(
             self.method,
@@ -168,8 +190,15 @@ impl Conn<'_> {
         let mut req = Vec::with_capacity(head.len() + body.len());
         req.extend_from_slice(head.as_bytes());
         req.extend_from_slice(body);
-        net::write_all_progress(&mut stream, &req, self.task.spec.stall).await?;
-        let resp = http::read_response(&mut stream, self.wait).await?;
+        // Segments are acknowledged by their 2xx, not by TCP: the delivered ids are unused.
+        let mut done = Vec::new();
+        net::write_all_watched(&mut stream, &req, &mut watch, &mut done).await?;
+        let resp = self.answer(&mut stream, &mut watch).await?;
+        self.last_progress = Instant::now();
+        // The receiver answered, so it read the request: the TCP witness learns that all
+        // of it is read now (else its first reading in a later wait would count every byte
+        // of this connection as fresh progress).
+        let _ = watch.check();
         if !(200..300).contains(&resp.status) {
             return Err(PublishError::Http {
                 status: resp.status,
@@ -177,9 +206,44 @@ impl Conn<'_> {
             });
         }
         if !resp.close {
-            self.stream = Some(stream);
+            self.stream = Some((stream, watch));
         }
         Ok(())
+    }
+
+    /// The answer to the request just written, or a stall: no answer while the last
+    /// progress is the stall limit old (and the request went out at least the grace ago).
+    async fn answer(
+        &mut self,
+        stream: &mut BoxStream,
+        watch: &mut Watch,
+    ) -> Result<Response, PublishError> {
+        let limit = self.task.spec.stall;
+        let grace = twincast_media::stall::Delivery::new(limit).grace();
+        let sent = Instant::now();
+        let read = http::read_response(stream, self.wait);
+        tokio::pin!(read);
+        let mut tick = tokio::time::interval(SAMPLE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.reset();
+        loop {
+            tokio::select! {
+                r = &mut read => return Ok(r?),
+                _ = tick.tick() => {
+                    watch.check()?;
+                    // The peer reading counts only while the request is still on its way
+                    // (a slow link): once its TCP has it all, only the answer does, since a
+                    // receiver's kernel takes a segment whether its application reads or
+                    // not, often without the window showing it (media/src/stall.rs).
+                    if watch.last_verdict == Some(Verdict::Flowing) && watch.last_owed > 0 {
+                        self.last_progress = Instant::now();
+                    }
+                    if self.last_progress.elapsed() >= limit && sent.elapsed() >= grace {
+                        return Err(NetError::Stalled(limit).into());
+                    }
+                }
+            }
+        }
     }
 }
 

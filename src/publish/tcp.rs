@@ -118,6 +118,8 @@ pub struct Watch {
     marks: VecDeque<(u64, u64)>,
     /// The last judgement.
     pub last_verdict: Option<Verdict>,
+    /// Bytes written and not acknowledged by the peer's TCP at the last reading.
+    pub last_owed: u64,
     /// The connection ended in a stall.
     stalled: bool,
 }
@@ -137,6 +139,7 @@ impl Watch {
             start: Instant::now(),
             marks: VecDeque::new(),
             last_verdict: None,
+            last_owed: 0,
             stalled: false,
         }
     }
@@ -199,10 +202,11 @@ impl Watch {
 
     fn sample(&mut self) -> Option<Verdict> {
         let state = self.probe.as_ref().and_then(TcpProbe::read)?;
+        self.last_owed = state.written - state.acked;
         let verdict = self.delivery.sample(Sample {
             at: self.start.elapsed(),
             acked: state.acked,
-            owed: state.written - state.acked,
+            owed: self.last_owed,
             peer_window: state.peer_window,
         });
         self.last_verdict = Some(verdict);
