@@ -357,7 +357,11 @@ mod tests {
                 stalled = Some(k * 2000);
             }
         }
-        assert_eq!(stalled, Some(4000), "the limit after the last progress (at 0)");
+        assert_eq!(
+            stalled,
+            Some(4000),
+            "the limit after the last progress (at 0)"
+        );
         assert!(d.stall_safe() < 214_659);
     }
 
@@ -427,12 +431,24 @@ mod tests {
         // Nothing to send for 10 s (an encoder rebuilt), then a fragment: the peer has the
         // grace (limit / 4) to show it reads.
         assert_eq!(d.sample(s(5000, 50_000, 0)), Verdict::Idle);
-        assert_eq!(d.sample(s(10_000, 50_000, 80_000)), Verdict::Waiting(ms(10_000)));
-        assert_eq!(d.sample(s(10_800, 50_000, 80_000)), Verdict::Waiting(ms(10_800)));
+        assert_eq!(
+            d.sample(s(10_000, 50_000, 80_000)),
+            Verdict::Waiting(ms(10_000))
+        );
+        assert_eq!(
+            d.sample(s(10_800, 50_000, 80_000)),
+            Verdict::Waiting(ms(10_800))
+        );
         assert_eq!(d.sample(s(11_000, 130_000, 0)), Verdict::Flowing);
         // Had it not read, the grace ends the wait.
-        assert_eq!(d.sample(s(20_000, 130_000, 80_000)), Verdict::Waiting(ms(9000)));
-        assert_eq!(d.sample(s(21_000, 130_000, 80_000)), Verdict::Stalled(ms(10_000)));
+        assert_eq!(
+            d.sample(s(20_000, 130_000, 80_000)),
+            Verdict::Waiting(ms(9000))
+        );
+        assert_eq!(
+            d.sample(s(21_000, 130_000, 80_000)),
+            Verdict::Stalled(ms(10_000))
+        );
     }
 
     #[test]

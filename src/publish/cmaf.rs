@@ -174,9 +174,8 @@ impl Conn<'_> {
         let (mut stream, mut watch) = match self.stream.take() {
             Some(c) => c,
             None => {
-                let c =
-                    net::connect_watched(&self.url.host, self.url.port, self.url.tls, stall)
-                        .await?;
+                let c = net::connect_watched(&self.url.host, self.url.port, self.url.tls, stall)
+                    .await?;
                 self.last_progress = Instant::now();
                 c
             }
