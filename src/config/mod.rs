@@ -813,6 +813,18 @@ mod tests {
             e[0].starts_with("t.toml:10:1: error: `output[0].profile`: used by protocol \"cmaf\" only, not \"smooth\""),
             "{e:?}"
         );
+        // `generic` (the default) elsewhere only warns.
+        let w = parse(&out(
+            "protocol = \"rtmp\"\nprimary = \"rtmp://h/live\"\nprofile = \"generic\"\n",
+        ))
+        .unwrap()
+        .warnings;
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].message
+                .contains("ignored: used by protocol \"cmaf\" only"),
+            "{w:?}"
+        );
         // Receiver rules on the URLs are warnings at the key.
         let w = parse(&out(
             "protocol = \"cmaf\"\nprimary = \"http://h/live/ch1\"\nprofile = \"unified\"\n",

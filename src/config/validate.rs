@@ -677,21 +677,33 @@ impl Checker<'_, '_, '_, '_> {
         }
     }
 
-    /// `profile`: only on `cmaf` outputs (an error elsewhere: a profile asks for paths only
-    /// CMAF ingest has), and what the chosen receiver documents about URLs and the ladder
+    /// `profile`: only on `cmaf` outputs (a receiver profile elsewhere is an error: it asks
+    /// for paths only CMAF ingest has; `generic` elsewhere is ignored with a warning), and what the chosen receiver documents about URLs and the ladder
     /// (src/config/profile.rs).
     fn output_profile(&mut self, s: &KeyPath, out: &Output, timeline_ok: bool) {
         let path = s.join("profile");
         if out.protocol != Protocol::Cmaf {
             if self.p.spans.has(&path) {
                 let span = self.p.spans.key(&path);
-                self.r.error(
-                    span,
-                    format!(
-                        "`{path}`: used by protocol \"cmaf\" only, not \"{}\" (remove it, or set protocol = \"cmaf\")",
-                        out.protocol
-                    ),
-                );
+                // `generic` changes nothing (the shipped file's commented example has it on an
+                // rtmp output); a receiver profile on another protocol is a mistake.
+                if out.profile == CmafProfile::Generic {
+                    self.r.warning(
+                        span,
+                        format!(
+                            "`{path}`: ignored: used by protocol \"cmaf\" only, not \"{}\"",
+                            out.protocol
+                        ),
+                    );
+                } else {
+                    self.r.error(
+                        span,
+                        format!(
+                            "`{path}`: used by protocol \"cmaf\" only, not \"{}\" (remove it, or set protocol = \"cmaf\")",
+                            out.protocol
+                        ),
+                    );
+                }
             }
             return;
         }
