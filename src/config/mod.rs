@@ -11,6 +11,7 @@ mod allow;
 mod diagnostic;
 mod duration;
 mod parse;
+mod profile;
 mod spans;
 mod url;
 mod validate;
@@ -28,8 +29,8 @@ pub use diagnostic::{ConfigErrors, Diagnostic, Severity};
 pub use duration::{format_duration, parse_duration};
 pub use url::{expand_url, register_url_secrets, sanitize_url};
 pub use values::{
-    AudioInput, EncoderKind, FrameRateSpec, HttpMethod, InputKind, Protocol, RtmpTimestamps,
-    parse_listen, parse_size,
+    AudioInput, CmafProfile, EncoderKind, FrameRateSpec, HttpMethod, InputKind, Protocol,
+    RtmpTimestamps, parse_listen, parse_size,
 };
 
 /// sysexits EX_CONFIG: the configuration is invalid or unreadable.
@@ -92,6 +93,8 @@ pub const DEFAULT_BACKLOG: Duration = Duration::from_secs(30);
 pub const DEFAULT_RTMP_TIMESTAMPS: RtmpTimestamps = RtmpTimestamps::Epoch;
 /// `output.method` when not set.
 pub const DEFAULT_HTTP_METHOD: HttpMethod = HttpMethod::Post;
+/// `output.profile` when not set.
+pub const DEFAULT_CMAF_PROFILE: CmafProfile = CmafProfile::Generic;
 
 /// The whole configuration file. Only `[[rendition]]` is required; other sections take their
 /// defaults when omitted.
@@ -416,6 +419,10 @@ pub struct Output {
     /// HTTP method of CMAF ingest segments: POST | PUT.
     #[serde(default = "default_http_method")]
     pub method: HttpMethod,
+    /// CMAF ingest receiver whose path rules to follow: generic | mediapackage-v2 | unified |
+    /// akamai-msl5 | elemental-inference.
+    #[serde(default = "default_cmaf_profile")]
+    pub profile: CmafProfile,
 }
 
 fn default_backlog() -> Duration {
@@ -428,6 +435,10 @@ fn default_rtmp_timestamps() -> RtmpTimestamps {
 
 fn default_http_method() -> HttpMethod {
     DEFAULT_HTTP_METHOD
+}
+
+fn default_cmaf_profile() -> CmafProfile {
+    DEFAULT_CMAF_PROFILE
 }
 
 impl Output {
@@ -772,6 +783,110 @@ mod tests {
         );
         let e = errors(&out("rtmp://{key}/app"));
         assert!(e[0].contains("not the host"), "{e:?}");
+    }
+
+    #[test]
+    fn cmaf_profiles() {
+        let out = |extra: &str| format!("{ONE}[[output]]\nname = \"o\"\n{extra}");
+        // Default generic; a profile is parsed.
+        let c = parse(&out("protocol = \"cmaf\"\nprimary = \"http://h/in\"\n")).unwrap();
+        assert_eq!(c.config.output[0].profile, CmafProfile::Generic);
+        let c = parse(&out(
+            "protocol = \"cmaf\"\nprimary = \"http://h/ch1/ch1.isml\"\nprofile = \"unified\"\n",
+        ))
+        .unwrap();
+        assert_eq!(c.config.output[0].profile, CmafProfile::Unified);
+        assert!(c.warnings.is_empty());
+        // A bad value names file:line:column and the legal values.
+        let e = errors(&out(
+            "protocol = \"cmaf\"\nprimary = \"http://h/in\"\nprofile = \"azure\"\n",
+        ));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("t.toml:10:11: error:"), "{e:?}");
+        assert!(e[0].contains("unknown profile \"azure\" (legal values: generic, mediapackage-v2, unified, akamai-msl5, elemental-inference)"), "{e:?}");
+        // A profile on another protocol is an error at the key.
+        let e = errors(&out(
+            "protocol = \"smooth\"\nprimary = \"http://h/i.isml\"\nprofile = \"unified\"\n",
+        ));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("t.toml:10:1: error: `output[0].profile`: used by protocol \"cmaf\" only, not \"smooth\""),
+            "{e:?}"
+        );
+        // `generic` (the default) elsewhere only warns.
+        let w = parse(&out(
+            "protocol = \"rtmp\"\nprimary = \"rtmp://h/live\"\nprofile = \"generic\"\n",
+        ))
+        .unwrap()
+        .warnings;
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].message
+                .contains("ignored: used by protocol \"cmaf\" only"),
+            "{w:?}"
+        );
+        // Receiver rules on the URLs are warnings at the key.
+        let w = parse(&out(
+            "protocol = \"cmaf\"\nprimary = \"http://h/live/ch1\"\nprofile = \"unified\"\n",
+        ))
+        .unwrap()
+        .warnings;
+        assert_eq!(w.len(), 1);
+        assert!(w[0].message.contains("ends in `.isml`"), "{w:?}");
+        let mp = "protocol = \"cmaf\"\nprofile = \"mediapackage-v2\"\nprimary = \"https://a-1.ingest.x.mediapackagev2.r.amazonaws.com/in/v1/g/1/c/\"\n";
+        let ok = parse(&out(&format!(
+            "{mp}secondary = \"https://a-2.ingest.x.mediapackagev2.r.amazonaws.com/in/v1/g/1/c/\"\n"
+        )))
+        .unwrap();
+        assert!(ok.warnings.is_empty(), "{:?}", ok.warnings);
+        let w = parse(&out(&format!(
+            "{mp}secondary = \"https://b-2.ingest.x.mediapackagev2.r.amazonaws.com/in/v1/g/1/c/\"\n"
+        )))
+        .unwrap()
+        .warnings;
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].message.contains("`output[0].secondary`") && w[0].message.contains("-1"),
+            "{w:?}"
+        );
+        let msl = "protocol = \"cmaf\"\nprofile = \"akamai-msl5\"\nprimary = \"https://p-ep5.i.mslentrypoint.net/5/ev\"\n";
+        assert!(
+            parse(&out(&format!(
+                "{msl}secondary = \"https://b-ep5.i.mslentrypoint.net/5-b/ev\"\n"
+            )))
+            .unwrap()
+            .warnings
+            .is_empty()
+        );
+        assert_eq!(
+            parse(&out(&format!(
+                "{msl}secondary = \"https://b-ep5.i.mslentrypoint.net/5/ev\"\n"
+            )))
+            .unwrap()
+            .warnings
+            .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn elemental_inference_takes_one_video_track_of_short_segments() {
+        let two = format!(
+            "{ONE}[[rendition]]\nname = \"b\"\nwidth = 320\nheight = 180\nbitrate_kbps = 250\n"
+        );
+        let ei = "[[output]]\nname = \"o\"\nprotocol = \"cmaf\"\nprimary = \"http://h/f\"\nprofile = \"elemental-inference\"\n";
+        let short = "[timeline]\ngop = \"1s\"\n";
+        let e = errors(&format!("{short}{two}{ei}"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("takes one video track") && e[0].contains("carries 2"),
+            "{e:?}"
+        );
+        assert!(parse(&format!("{short}{two}{ei}renditions = [\"b\"]\n")).is_ok());
+        // The default GOP (2 s) is longer than the 1.2 s Elemental Inference takes.
+        let e = errors(&format!("{ONE}{ei}"));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("at most 1200ms"), "{e:?}");
     }
 
     #[test]

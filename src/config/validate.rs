@@ -10,9 +10,10 @@ use std::time::Duration;
 use super::diagnostic::Report;
 use super::duration::format_duration;
 use super::parse::Parsed;
+use super::profile;
 use super::spans::KeyPath;
 use super::url::{sanitize_url, url_parts};
-use super::{AudioInput, Config, FrameRateSpec, InputKind, Protocol};
+use super::{AudioInput, CmafProfile, Config, FrameRateSpec, InputKind, Output, Protocol};
 
 /// Legal rendition bitrates in kbit/s.
 pub const RENDITION_BITRATE_KBPS: (u32, u32) = (50, 100_000);
@@ -668,6 +669,92 @@ impl Checker<'_, '_, '_, '_> {
                         format!(
                             "`{path}`: ignored: used by protocol \"{used_by}\" only, not \"{}\"",
                             out.protocol
+                        ),
+                    );
+                }
+            }
+            self.output_profile(&s, out, timeline_ok);
+        }
+    }
+
+    /// `profile`: only on `cmaf` outputs (a receiver profile elsewhere is an error: it asks
+    /// for paths only CMAF ingest has; `generic` elsewhere is ignored with a warning), and what the chosen receiver documents about URLs and the ladder
+    /// (src/config/profile.rs).
+    fn output_profile(&mut self, s: &KeyPath, out: &Output, timeline_ok: bool) {
+        let path = s.join("profile");
+        if out.protocol != Protocol::Cmaf {
+            if self.p.spans.has(&path) {
+                let span = self.p.spans.key(&path);
+                // `generic` changes nothing (the shipped file's commented example has it on an
+                // rtmp output); a receiver profile on another protocol is a mistake.
+                if out.profile == CmafProfile::Generic {
+                    self.r.warning(
+                        span,
+                        format!(
+                            "`{path}`: ignored: used by protocol \"cmaf\" only, not \"{}\"",
+                            out.protocol
+                        ),
+                    );
+                } else {
+                    self.r.error(
+                        span,
+                        format!(
+                            "`{path}`: used by protocol \"cmaf\" only, not \"{}\" (remove it, or set protocol = \"cmaf\")",
+                            out.protocol
+                        ),
+                    );
+                }
+            }
+            return;
+        }
+        let pair = |check: fn(&str, &str) -> Result<(), String>| {
+            out.secondary
+                .as_deref()
+                .and_then(|sec| check(&out.primary, sec).err())
+        };
+        match out.profile {
+            CmafProfile::Generic => {}
+            CmafProfile::MediapackageV2 => {
+                if let Some(e) = pair(profile::mediapackage_pair) {
+                    self.warn(&s.join("secondary"), e);
+                }
+            }
+            CmafProfile::AkamaiMsl5 => {
+                if let Some(e) = pair(profile::msl5_pair) {
+                    self.warn(&s.join("secondary"), e);
+                }
+            }
+            CmafProfile::Unified => {
+                for (key, url) in ["primary", "secondary"].into_iter().zip(out.urls()) {
+                    if let Err(e) = profile::unified_publishing_point(url) {
+                        self.warn(&s.join(key), e);
+                    }
+                }
+            }
+            CmafProfile::ElementalInference => {
+                let videos = match &out.renditions {
+                    Some(list) => list.len(),
+                    None => self.c.rendition.len(),
+                };
+                if videos != 1 {
+                    let at = if out.renditions.is_some() {
+                        s.join("renditions")
+                    } else {
+                        path.clone()
+                    };
+                    self.err(
+                        &at,
+                        format!("profile \"elemental-inference\" takes one video track (`Streams(default-video.cmfv)`), this output carries {videos} (legal values: renditions = [\"<one rendition>\"])"),
+                    );
+                }
+                let fragment = self.c.timeline.fragment();
+                if timeline_ok && fragment > profile::ELEMENTAL_INFERENCE_MAX_SEGMENT {
+                    self.err(
+                        &path,
+                        format!(
+                            "profile \"elemental-inference\" takes media segments of at most {}; timeline.gop × timeline.fragment_gops is {} (legal values: a fragment of 1.2s or less, e.g. gop = \"1s\")",
+                            format_duration(profile::ELEMENTAL_INFERENCE_MAX_SEGMENT),
+                            format_duration(fragment)
                         ),
                     );
                 }

@@ -125,6 +125,24 @@ choice!(
     }
 );
 
+choice!(
+    /// Which receiver's path rules a `cmaf` output follows (`output.profile`);
+    /// docs/guide/publishing.md has a table per receiver.
+    CmafProfile, "profile", {
+        /// DASH-IF Live Media Ingest: every object of track `T` to `<url>/Streams(T)`.
+        Generic = "generic",
+        /// AWS Elemental MediaPackage v2 CMAF ingest: `<url>/Streams(T.cmfv)` (`.cmfa` audio).
+        MediapackageV2 = "mediapackage-v2",
+        /// Unified Origin: `<publishing point>.isml/Streams(T.cmfv)` (`.cmfa` audio).
+        Unified = "unified",
+        /// Akamai MSL5: `<url>/T-init.mp4`, then `<url>/T-<n>.m4s`.
+        AkamaiMsl5 = "akamai-msl5",
+        /// AWS Elemental Inference: `Streams(default-video.cmfv)/InitializationSegment`, then
+        /// `…/Segment(<n>)`, n = the `mfhd` sequence number.
+        ElementalInference = "elemental-inference",
+    }
+);
+
 impl Protocol {
     /// URL schemes this protocol accepts.
     pub fn schemes(self) -> &'static [&'static str] {
@@ -326,6 +344,17 @@ mod tests {
             "{e}"
         );
         assert_eq!(HttpMethod::parse("PUT"), Ok(HttpMethod::Put));
+        assert_eq!(
+            CmafProfile::parse("akamai-msl5"),
+            Ok(CmafProfile::AkamaiMsl5)
+        );
+        let e = CmafProfile::parse("azure").unwrap_err();
+        assert!(
+            e.contains(
+                "legal values: generic, mediapackage-v2, unified, akamai-msl5, elemental-inference"
+            ),
+            "{e}"
+        );
         for k in InputKind::ALL {
             assert_eq!(InputKind::parse(k.as_str()), Ok(*k));
         }

@@ -2,12 +2,15 @@
 //! connection; on it the CMAF header, then one CMAF segment (here: one fragment) per request,
 //! each acknowledged by a 2xx before the next.
 //!
-//! Paths: every object of track `T` goes to `<url>/Streams(T)` (the `Streams(<track>)` form
-//! the specification and Smooth ingest share), so one receiver URL serves both protocols; the
-//! receiver tells the header (`ftyp`) from segments (`styp`). The method is `output.method`
-//! (POST by default, or PUT). Segments keep the hub's bytes: `styp`, `prft`, `moof` (with
-//! `mfhd` = the epoch fragment number, +1 per fragment), `mdat`; the last one sent at shutdown
-//! carries the `lmsg` brand.
+//! Paths: [`object_path`] maps (profile, base URL, track, header or segment, `mfhd` number) to
+//! the request path, one rule per receiver (`output.profile`, docs/guide/publishing.md has a
+//! table per receiver with the pages the rules come from). `generic` sends every object of
+//! track `T` to `<url>/Streams(T)` (the `Streams(<track>)` form the specification and Smooth
+//! ingest share), so one receiver URL serves both protocols; the receiver tells the header
+//! (`ftyp`) from segments (`styp`). The method is `output.method` (POST by default, or PUT).
+//! Segments keep the hub's bytes: `styp`, `prft`, `moof` (with `mfhd` = the epoch fragment
+//! number modulo 2^32, +1 per fragment), `mdat`; the last one sent at shutdown carries the
+//! `lmsg` brand.
 //!
 //! Codec parameters: the CMAF header sent first is the init segment of the first segment
 //! (re)sent. When a later segment was written against another init segment (a rebuilt
@@ -33,7 +36,7 @@ use super::http::{self, Body, HttpUrl, Response};
 use super::net::{self, BoxStream, NetError};
 use super::tcp::{SAMPLE_EVERY, Watch};
 use super::{Carry, PublishError, SHUTDOWN_GRACE, Task, Unit, init_of, same_init};
-use crate::config::HttpMethod;
+use crate::config::{CmafProfile, HttpMethod};
 use crate::hub::{InitSegment, PackagedFragment};
 use crate::status::DestState;
 use twincast_media::stall::Verdict;
@@ -41,33 +44,131 @@ use twincast_media::stall::Verdict;
 /// Shortest time we wait for an answer.
 const MIN_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// What a request carries: the track's CMAF header, or the segment whose `moof` has this
+/// `mfhd` sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Object {
+    Header,
+    Segment { mfhd: u32 },
+}
+
+/// Video or audio: the CMAF file extension (`.cmfv`, `.cmfa`, ISO/IEC 23000-19) and the
+/// Elemental Inference stream name depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackKind {
+    Video,
+    Audio,
+}
+
+impl TrackKind {
+    fn of(track: &str) -> TrackKind {
+        if track == super::AUDIO {
+            TrackKind::Audio
+        } else {
+            TrackKind::Video
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            TrackKind::Video => "cmfv",
+            TrackKind::Audio => "cmfa",
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            TrackKind::Video => "video",
+            TrackKind::Audio => "audio",
+        }
+    }
+}
+
+/// The request path (and query) of `object` of `track` under `base`, the configured URL's
+/// path and query (`/in/ch.isml?token=x`): the profile's part goes after the path, before
+/// the query. The rules, per receiver, with their sources: docs/guide/publishing.md.
+pub fn object_path(
+    profile: CmafProfile,
+    base: &str,
+    track: &str,
+    kind: TrackKind,
+    object: Object,
+) -> String {
+    let (path, query) = match base.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (base, None),
+    };
+    let path = path.trim_end_matches('/');
+    let ext = kind.extension();
+    let sub = match (profile, object) {
+        (CmafProfile::Generic, _) => format!("/Streams({track})"),
+        (CmafProfile::MediapackageV2 | CmafProfile::Unified, _) => {
+            format!("/Streams({track}.{ext})")
+        }
+        (CmafProfile::AkamaiMsl5, Object::Header) => format!("/{track}-init.mp4"),
+        (CmafProfile::AkamaiMsl5, Object::Segment { mfhd }) => format!("/{track}-{mfhd}.m4s"),
+        (CmafProfile::ElementalInference, Object::Header) => {
+            format!(
+                "/Streams(default-{}.{ext})/InitializationSegment",
+                kind.word()
+            )
+        }
+        (CmafProfile::ElementalInference, Object::Segment { mfhd }) => {
+            format!("/Streams(default-{}.{ext})/Segment({mfhd})", kind.word())
+        }
+    };
+    match query {
+        Some(q) => format!("{path}{sub}?{q}"),
+        None => format!("{path}{sub}"),
+    }
+}
+
+/// The `mfhd` sequence number the packager wrote for fragment `f` (src/package.rs: the epoch
+/// fragment number, modulo 2^32).
+fn mfhd_of(f: &PackagedFragment) -> u32 {
+    (f.sequence & u64::from(u32::MAX)) as u32
+}
+
 pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError> {
     let url = HttpUrl::parse(&task.spec.url).map_err(PublishError::Url)?;
     let Some(current) = task.wait_init(&task.spec.track).await else {
         return Ok(());
     };
-    let path = format!("/Streams({})", task.spec.track);
     let method = match task.spec.method {
         HttpMethod::Post => "POST",
         HttpMethod::Put => "PUT",
     };
     let wait = task.spec.stall.max(MIN_ANSWER_WAIT);
+    // Paths are whole (base path + profile part + query): the connection's URL has none.
+    let server = HttpUrl {
+        path: String::new(),
+        ..url.clone()
+    };
     let conn = Conn {
-        url: &url,
-        path: &path,
+        url: &server,
         method,
         task,
         stream: None,
         wait,
         last_progress: Instant::now(),
     };
+    let paths = Paths {
+        profile: task.spec.profile,
+        base: url.path.clone(),
+        track: task.spec.track.clone(),
+        kind: TrackKind::of(&task.spec.track),
+    };
     // The header is that of the first segment (re)sent.
     let first = task.rewind_to_first_init(current);
     let mut s = Session {
         conn,
         header: first,
+        paths,
     };
-    s.conn.send(&s.header.bytes, "the CMAF header").await?;
+    let header_path = s.paths.of(Object::Header);
+    s.conn
+        .send(&header_path, &s.header.bytes, "the CMAF header")
+        .await?;
     carry.published_at = Some(Instant::now());
     task.set_state(DestState::Publishing, None);
     loop {
@@ -116,10 +217,25 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
     Ok(())
 }
 
+/// What [`object_path`] needs besides the object: fixed for one task.
+struct Paths {
+    profile: CmafProfile,
+    base: String,
+    track: String,
+    kind: TrackKind,
+}
+
+impl Paths {
+    fn of(&self, object: Object) -> String {
+        object_path(self.profile, &self.base, &self.track, self.kind, object)
+    }
+}
+
 /// One session: the connection and the init segment whose CMAF header it last sent.
 struct Session<'a> {
     conn: Conn<'a>,
     header: Arc<InitSegment>,
+    paths: Paths,
 }
 
 impl Session<'_> {
@@ -133,19 +249,23 @@ impl Session<'_> {
     ) -> Result<(), PublishError> {
         let init = init_of(f, &self.header);
         if !same_init(&init, &self.header) {
-            self.conn.send(&init.bytes, "the CMAF header").await?;
+            let header_path = self.paths.of(Object::Header);
+            self.conn
+                .send(&header_path, &init.bytes, "the CMAF header")
+                .await?;
             self.header = init;
             let task = self.conn.task;
             task.note_header_switch(&task.spec.track, f.sequence, "new CMAF header sent");
         }
-        self.conn.send(body, what).await
+        let path = self.paths.of(Object::Segment { mfhd: mfhd_of(f) });
+        self.conn.send(&path, body, what).await
     }
 }
 
 /// One keep-alive connection, re-opened when the server closes it.
 struct Conn<'a> {
+    /// The server (scheme, host, port, credentials); its path is empty.
     url: &'a HttpUrl,
-    path: &'a str,
     method: &'static str,
     task: &'a Task,
     /// The kept-alive connection and the TCP evidence on it.
@@ -157,19 +277,29 @@ struct Conn<'a> {
 }
 
 impl Conn<'_> {
-    async fn send(&mut self, body: &[u8], what: &'static str) -> Result<(), PublishError> {
+    async fn send(
+        &mut self,
+        path: &str,
+        body: &[u8],
+        what: &'static str,
+    ) -> Result<(), PublishError> {
         let reused = self.stream.is_some();
-        match self.send_once(body, what).await {
+        match self.send_once(path, body, what).await {
             // A kept-alive connection the server closed while idle: once more on a new one.
             Err(PublishError::Net(NetError::Closed | NetError::Write(_))) if reused => {
                 self.stream = None;
-                self.send_once(body, what).await
+                self.send_once(path, body, what).await
             }
             other => other,
         }
     }
 
-    async fn send_once(&mut self, body: &[u8], what: &'static str) -> Result<(), PublishError> {
+    async fn send_once(
+        &mut self,
+        path: &str,
+        body: &[u8],
+        what: &'static str,
+    ) -> Result<(), PublishError> {
         let stall = self.task.spec.stall;
         let (mut stream, mut watch) = match self.stream.take() {
             Some(c) => c,
@@ -182,7 +312,7 @@ impl Conn<'_> {
         };
         let head = self.url.request_head(
             self.method,
-            self.path,
+            path,
             Body::Length(body.len()),
             self.task.spec.key.as_deref(),
         );
@@ -268,6 +398,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn object_paths_per_profile() {
+        use CmafProfile::*;
+        use Object::{Header, Segment};
+        use TrackKind::{Audio, Video};
+        let seg = Segment { mfhd: 881_500_007 };
+        #[rustfmt::skip]
+        let cases: &[(CmafProfile, &str, &str, TrackKind, Object, &str)] = &[
+            (Generic, "/in", "720p", Video, Header, "/in/Streams(720p)"),
+            (Generic, "/in", "720p", Video, seg, "/in/Streams(720p)"),
+            (Generic, "", "audio", Audio, seg, "/Streams(audio)"),
+            (Generic, "/in?token=x", "720p", Video, seg, "/in/Streams(720p)?token=x"),
+            (MediapackageV2, "/in/v1/g/1/ch", "720p", Video, Header, "/in/v1/g/1/ch/Streams(720p.cmfv)"),
+            (MediapackageV2, "/in/v1/g/1/ch/", "720p", Video, seg, "/in/v1/g/1/ch/Streams(720p.cmfv)"),
+            (MediapackageV2, "/in/v1/g/1/ch", "audio", Audio, seg, "/in/v1/g/1/ch/Streams(audio.cmfa)"),
+            (Unified, "/live/ch1/ch1.isml", "720p", Video, Header, "/live/ch1/ch1.isml/Streams(720p.cmfv)"),
+            (Unified, "/live/ch1/ch1.isml", "audio", Audio, seg, "/live/ch1/ch1.isml/Streams(audio.cmfa)"),
+            (AkamaiMsl5, "/50002/event1", "720p", Video, Header, "/50002/event1/720p-init.mp4"),
+            (AkamaiMsl5, "/50002-b/event1", "720p", Video, seg, "/50002-b/event1/720p-881500007.m4s"),
+            (AkamaiMsl5, "/50002/event1", "audio", Audio, Segment { mfhd: 3 }, "/50002/event1/audio-3.m4s"),
+            (ElementalInference, "/feed", "180p", Video, Header, "/feed/Streams(default-video.cmfv)/InitializationSegment"),
+            (ElementalInference, "/feed", "180p", Video, seg, "/feed/Streams(default-video.cmfv)/Segment(881500007)"),
+            (ElementalInference, "/feed", "audio", Audio, Header, "/feed/Streams(default-audio.cmfa)/InitializationSegment"),
+            (ElementalInference, "/feed?x=1", "audio", Audio, Segment { mfhd: 0 }, "/feed/Streams(default-audio.cmfa)/Segment(0)?x=1"),
+        ];
+        for (profile, base, track, kind, object, want) in cases {
+            assert_eq!(
+                object_path(*profile, base, track, *kind, *object),
+                *want,
+                "{profile} {base} {track} {object:?}"
+            );
+        }
+        assert_eq!(TrackKind::of("audio"), Audio);
+        assert_eq!(TrackKind::of("720p"), Video);
+    }
+
+    #[test]
+    fn mfhd_is_the_epoch_number_modulo_2_32() {
+        use super::super::test_support::fragment;
+        assert_eq!(mfhd_of(&fragment(7, 90_000, None)), 7);
+        assert_eq!(mfhd_of(&fragment((1 << 32) + 5, 90_000, None)), 5);
+    }
+
+    #[test]
     fn lmsg_is_appended_to_styp() {
         let mut seg = vec![
             0, 0, 0, 16, b's', b't', b'y', b'p', b'm', b's', b'd', b'h', 0, 0, 0, 0,
@@ -330,6 +503,48 @@ mod cmaf_init_tests {
         assert_eq!(b[6..], ["seg4"], "the last segment again at shutdown");
         assert!(rx.requests().iter().all(|r| r.path == "/in/Streams(v)"));
         assert_eq!(task.header_switches.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_profile_puts_header_and_segments_at_its_paths() {
+        let rx = Receiver::start().await;
+        let va = video_init(1, 1280, 3_000_000);
+        let url = format!("http://127.0.0.1:{}/feed?t=1", rx.port);
+        let mut sp = spec(Protocol::Cmaf, &url, "v");
+        sp.profile = CmafProfile::ElementalInference;
+        let task = task(sp, &va);
+        for n in 41..=43 {
+            push(&task, unit(Some(fragment(n, 90_000, Some(&va))), None));
+        }
+        rx.fail.lock().expect("fail").push(2); // the second segment is refused once
+        let r = run_once(&task, &mut Carry::default()).await;
+        assert!(
+            matches!(r, Err(PublishError::Http { status: 503, .. })),
+            "{r:?}"
+        );
+        let t = task.clone();
+        let run = tokio::spawn(async move { run_once(&t, &mut Carry::default()).await });
+        rx.wait_for("the resend", |r| {
+            r.iter().filter(|r| r.complete).count() == 3 + 3
+        })
+        .await;
+        task.cancel.cancel();
+        assert!(run.await.expect("join").is_ok());
+        let paths: Vec<String> = rx.requests().iter().map(|r| r.path.clone()).collect();
+        let base = "/feed/Streams(default-video.cmfv)";
+        let want: Vec<String> = [
+            "/InitializationSegment",
+            "/Segment(41)",
+            "/Segment(42)", // refused
+            "/InitializationSegment",
+            "/Segment(42)",
+            "/Segment(43)",
+            "/Segment(43)", // again at shutdown, with lmsg
+        ]
+        .iter()
+        .map(|p| format!("{base}{p}?t=1"))
+        .collect();
+        assert_eq!(paths, want);
     }
 
     #[tokio::test]

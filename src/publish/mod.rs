@@ -43,7 +43,9 @@ use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, HttpMethod, Output, Protocol, RtmpTimestamps, sanitize_url};
+use crate::config::{
+    CmafProfile, Config, HttpMethod, Output, Protocol, RtmpTimestamps, sanitize_url,
+};
 use crate::hub::{Hub, InitSegment, PackagedFragment};
 use crate::status::{DestHandle, DestState, DestStatus, Registry};
 use backlog::Backlog;
@@ -120,6 +122,8 @@ pub struct TaskSpec {
     pub backlog: Duration,
     pub timestamps: RtmpTimestamps,
     pub method: HttpMethod,
+    /// CMAF ingest: whose path rules (src/publish/cmaf.rs, `object_path`).
+    pub profile: CmafProfile,
     /// A send without progress for this long resets the connection (2× fragment).
     pub stall: Duration,
     pub frame_rate: f64,
@@ -760,6 +764,7 @@ impl Publishers {
                     backlog: o.backlog,
                     timestamps: o.rtmp_timestamps,
                     method: o.method,
+                    profile: o.profile,
                     stall: self.settings.stall,
                     frame_rate: self.settings.frame_rate,
                     all_tracks: all_tracks.clone(),
@@ -1088,6 +1093,7 @@ pub(crate) mod test_support {
             backlog: Duration::from_secs(30),
             timestamps: RtmpTimestamps::Epoch,
             method: HttpMethod::Post,
+            profile: CmafProfile::Generic,
             stall: Duration::from_secs(2),
             frame_rate: 30.0,
             all_tracks: vec![track.into()],
