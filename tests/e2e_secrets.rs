@@ -1,7 +1,9 @@
 //! Secrets in URL paths (docs/guide/publishing.md, *Keys and credentials*): a daemon at debug
 //! level pushes to RTMP URLs whose path carries a key, from a key file (output `filekey`, to
 //! nginx-rtmp with its default settings) and from `$CREDENTIALS_DIRECTORY` (output `credkey`, to
-//! libavformat's RTMP server), and a third output carries a `{secret:…}` written in the config.
+//! libavformat's RTMP server), and a third output carries a `{secret:…}` written in the config;
+//! a backup camera's RTSP URI carries a password, which GStreamer repeats in its progress
+//! messages (the one sink here that gets a raw secret, so the redactor is really tested).
 //! Every peer is down at first (connection refused, backoff, retries), then comes up. Neither
 //! key appears in stderr, `/status`, `/events`, `/metrics` or the diagnostics bundle, while the
 //! peers show that the keys were sent.
@@ -159,10 +161,12 @@ fn keys_in_url_paths_never_appear_at_debug_level() {
     let d = dir.path();
     let (origin_port, control_port) = (free_port(), free_port());
     let (nginx_port, ffmpeg_port, dead_port) = (free_port(), free_port(), free_port());
+    let dead_rtsp = free_port();
     let nonce = fastrand_nonce();
     let file_key = format!("sk-file-{nonce}");
     let cred_key = format!("sk-cred-{nonce}");
     let inline = format!("tok-inline-{nonce}");
+    let camera_pw = format!("pw-camera-{nonce}");
 
     let key_path = d.join("filekey.key");
     secret_file(&key_path, &format!("{file_key}\n"));
@@ -198,6 +202,13 @@ name = "inline"
 protocol = "rtmp"
 primary = "rtmp://127.0.0.1:{dead_port}/app/{{secret:{inline}}}"
 stream = "cam"
+
+# A camera with a password in its URI that is not there: GStreamer reports every attempt
+# ("Connecting to rtsp://bob:<password>@…"), and the daemon logs those at debug level. Without
+# the redactor the password would be in the log: this is the sink that makes the test bite.
+[input.backup]
+kind = "rtsp"
+uri = "rtsp://bob:{camera_pw}@127.0.0.1:{dead_rtsp}/cam"
 "#,
         key = key_path.display()
     ));
@@ -332,6 +343,10 @@ stream = "cam"
         "the inline secret's URL is not in the log as masked:\n{log}"
     );
     assert!(status.contains("/app/{key}"), "{status}");
+    assert!(
+        log.contains(&format!("bob:***@127.0.0.1:{dead_rtsp}/cam")),
+        "the backup camera's connection attempts are not in the log, masked:\n{log}"
+    );
     // The keys really went out in the path: each peer saw its own.
     let ngx_log = std::fs::read_to_string(ngx_dir.join("error.log")).unwrap_or_default();
     assert!(
@@ -356,7 +371,7 @@ stream = "cam"
             .map(|(p, t)| (format!("diag {}", p.display()), t)),
     );
     for (sink, text) in &sinks {
-        for secret in [&file_key, &cred_key, &inline] {
+        for secret in [&file_key, &cred_key, &inline, &camera_pw] {
             assert!(
                 !text.contains(secret.as_str()),
                 "{secret} in {sink}:\n{text}"

@@ -622,6 +622,14 @@ fn run_pipeline(built: &Built, bus: &gst::Bus, life: &SourceLife) -> Result<(), 
                     w.error()
                 );
             }
+            // What a network source is doing ("Connecting to rtsp://…", "Retrieving server
+            // options"): the steps a technician follows when a camera will not come up.
+            // The text carries the URI as configured, password included: the logger masks
+            // it like every registered secret (src/secrets.rs).
+            gst::MessageView::Progress(p) => {
+                let (_, code, text) = p.get();
+                log::debug!("{} source {}: {code}: {text}", life.role, life.kind);
+            }
             _ => {}
         }
     }

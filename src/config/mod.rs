@@ -497,7 +497,8 @@ fn register_secrets(c: &Config) {
     for o in &c.output {
         o.urls().for_each(register_url_secrets);
     }
-    if let Some(uri) = &c.input.uri {
+    let backup = c.input.backup.as_ref().and_then(|b| b.uri.as_ref());
+    for uri in c.input.uri.iter().chain(backup) {
         register_url_secrets(uri);
     }
 }
@@ -776,6 +777,17 @@ mod tests {
             "publish to rtmp://h/app/*** failed"
         );
         assert!(parse(&out("rtmp://h/app/{key}")).is_ok());
+        // Both inputs' passwords (the backup's was missed once: found by e2e_secrets).
+        let c = parse(&format!(
+            "{}\n[input.backup]\nkind = \"rtsp\"\nuri = \"rtsp://u:pw-backup-cam@h/x\"\n",
+            out("rtmp://h/app/x")
+        ))
+        .unwrap();
+        assert!(c.config.input.backup.is_some());
+        assert_eq!(
+            crate::secrets::redact("Connecting to rtsp://u:pw-backup-cam@h/x"),
+            "Connecting to rtsp://u:***@h/x"
+        );
         let e = errors(&out("rtmp://h/app/{secret:sk-config-open"));
         assert!(
             e[0].contains("no closing") && !e[0].contains("sk-config-open"),

@@ -53,6 +53,9 @@ pub struct Backlog<T> {
     /// Bytes of delivered units the next [`Backlog::rewind`] sends again besides the
     /// `keep_sent` last ones (set when a session ended in a stall).
     extra_bytes: u64,
+    /// Where the last rewind started: a rewind with nothing delivered since does not walk
+    /// back again (failed reconnects would otherwise each resend two more).
+    rewound_to: Option<u64>,
     max_duration: Duration,
     max_bytes: u64,
     bytes: u64,
@@ -73,6 +76,7 @@ impl<T: Unit + Clone> Backlog<T> {
             keep_sent,
             keep_bytes: 0,
             extra_bytes: 0,
+            rewound_to: None,
             max_duration,
             max_bytes,
             bytes: 0,
@@ -184,13 +188,15 @@ impl<T: Unit + Clone> Backlog<T> {
     pub fn rewind(&mut self) -> u64 {
         // Back from the first undelivered unit: `keep_sent` delivered ones, and more while
         // they cover less than the extra bytes asked for.
-        let mut start = self.delivered.min(self.cursor);
+        let first = self.delivered.min(self.cursor);
+        let mut start = first;
+        let walk = self.extra_bytes > 0 || self.rewound_to != Some(first);
         let mut covered = 0;
         for (taken, (id, u)) in self
             .entries
             .iter()
             .rev()
-            .filter(|(i, _)| *i < self.delivered)
+            .filter(|(i, _)| walk && *i < self.delivered)
             .enumerate()
         {
             if taken >= self.keep_sent && covered >= self.extra_bytes {
@@ -200,6 +206,7 @@ impl<T: Unit + Clone> Backlog<T> {
             covered += u.bytes();
         }
         self.extra_bytes = 0;
+        self.rewound_to = Some(start);
         // The new connection's peer has none of them: they are delivered once it reads them.
         self.delivered = self.delivered.min(start);
         let again: Vec<Duration> = self
@@ -276,6 +283,32 @@ mod tests {
             b.mark_delivered(id);
         }
         sent
+    }
+
+    #[test]
+    fn reconnects_that_fail_do_not_walk_the_resend_back_further() {
+        // Found in e2e_interop: a receiver down for 10 s, a connect refused about every
+        // second, and each attempt rewound two more delivered units (kept for the widest
+        // window), until the undelivered duration passed the backlog's bound and it dropped
+        // fragments that had never been sent.
+        let mut b = Backlog::new(2, Duration::from_secs(30), u64::MAX);
+        b.set_keep_bytes(1000);
+        for n in 0..20 {
+            b.push(F(n, 10));
+        }
+        drain(&mut b);
+        assert_eq!(b.len(), 20, "the widest window keeps every delivered unit");
+        for _ in 0..10 {
+            b.rewind();
+        }
+        assert_eq!(b.unsent(), 2, "the two before the first undelivered, once");
+        assert_eq!(b.unsent_duration(), Duration::from_secs(2));
+        assert_eq!(drain(&mut b), [18, 19]);
+        // Sent and delivered again, then another break: again the two before.
+        b.push(F(20, 10));
+        drain(&mut b);
+        assert_eq!(b.rewind(), 2);
+        assert_eq!(drain(&mut b), [19, 20]);
     }
 
     #[test]

@@ -26,8 +26,8 @@
 //! on its way (TCP evidence, `tcp.rs`), is progress; a request whose answer has not come once the last progress is the stall limit
 //! (2× the fragment duration) old resets the connection, so a stall is called within the
 //! limit of when it began, not of when the next segment went out (up to one fragment
-//! later). The answer gets at least the grace of `twincast_media::stall::Delivery` after
-//! the request went out (a segment after a gap in the stream).
+//! later). The answer gets at least the grace of `twincast_media::stall::Delivery` (half
+//! the limit) after the request went out (a segment after a gap in the stream).
 
 use std::sync::Arc;
 use std::time::Instant;
