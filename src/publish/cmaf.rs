@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use super::http::{self, Body, HttpUrl};
 use super::net::{self, BoxStream, NetError};
-use super::{Carry, PublishError, SHUTDOWN_GRACE, Task, Unit, init_of, same_init};
+use super::{Carry, CmafSpec, PublishError, SHUTDOWN_GRACE, Task, Unit, init_of, same_init};
 use crate::config::HttpMethod;
 use crate::hub::{InitSegment, PackagedFragment};
 use crate::status::DestState;
@@ -31,13 +31,13 @@ use crate::status::DestState;
 /// Shortest time we wait for an answer.
 const MIN_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError> {
+pub async fn run_once(task: &Task, spec: &CmafSpec, carry: &mut Carry) -> Result<(), PublishError> {
     let url = HttpUrl::parse(&task.spec.url).map_err(PublishError::Url)?;
     let Some(current) = task.wait_init(&task.spec.track).await else {
         return Ok(());
     };
     let path = format!("/Streams({})", task.spec.track);
-    let method = match task.spec.method {
+    let method = match spec.method {
         HttpMethod::Post => "POST",
         HttpMethod::Put => "PUT",
     };
@@ -220,7 +220,9 @@ mod tests {
 
 #[cfg(test)]
 mod cmaf_init_tests {
-    use super::super::test_support::{Receiver, fragment, push, spec, task, unit, video_init};
+    use super::super::test_support::{
+        Receiver, cmaf_of, fragment, push, spec, task, unit, video_init,
+    };
     use super::*;
     use crate::config::Protocol;
     use std::sync::atomic::Ordering;
@@ -255,7 +257,8 @@ mod cmaf_init_tests {
             push(&task, unit(Some(fragment(n, 90_000, Some(&vb))), None));
         }
         let t = task.clone();
-        let run = tokio::spawn(async move { run_once(&t, &mut Carry::default()).await });
+        let run =
+            tokio::spawn(async move { run_once(&t, &cmaf_of(&t), &mut Carry::default()).await });
         rx.wait_for("6 objects", |r| {
             r.iter().filter(|r| r.complete).count() == 6
         })
@@ -286,13 +289,14 @@ mod cmaf_init_tests {
             push(&task, unit(Some(fragment(n, 90_000, Some(&vb))), None));
         }
         rx.fail.lock().expect("fail").push(2); // segment 2 is refused once
-        let r = run_once(&task, &mut Carry::default()).await;
+        let r = run_once(&task, &cmaf_of(&task), &mut Carry::default()).await;
         assert!(
             matches!(r, Err(PublishError::Http { status: 503, .. })),
             "{r:?}"
         );
         let t = task.clone();
-        let run = tokio::spawn(async move { run_once(&t, &mut Carry::default()).await });
+        let run =
+            tokio::spawn(async move { run_once(&t, &cmaf_of(&t), &mut Carry::default()).await });
         rx.wait_for("the resend", |r| {
             r.iter().filter(|r| r.complete).count() == 3 + 5
         })

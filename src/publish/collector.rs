@@ -19,8 +19,8 @@ pub(super) async fn collect(task: Arc<Task>, budget: Arc<budget::Budget>) {
     let mut main_rx = main_hub.subscribe();
     let mut audio_rx = task
         .spec
-        .audio
-        .as_deref()
+        .protocol
+        .paired_audio()
         .and_then(|a| task.hub.track(a))
         .map(|t| t.subscribe());
     collect_from(&task, &budget, &mut main_rx, audio_rx.as_mut()).await;
@@ -76,7 +76,7 @@ async fn collect_from(
         }
         if has_audio {
             let ts = timescale(&task.spec.track);
-            let ats = task.spec.audio.as_deref().map_or(48_000, timescale);
+            let ats = task.spec.protocol.paired_audio().map_or(48_000, timescale);
             for u in ready.iter_mut() {
                 u.duration = unit_duration(u, ts, ats);
             }

@@ -43,7 +43,8 @@ pub(crate) mod test_support;
 pub use outputs::{Publishers, SHUTDOWN_GRACE};
 pub use supervisor::{BACKOFF_MAX, BACKOFF_MIN, Backoff, Carry};
 pub use task::{
-    MAX_BACKLOG_BYTES, MAX_STALL_KEEP, Shared, Task, TaskSpec, Unit, init_of, same_init, to_ms,
+    CmafSpec, MAX_BACKLOG_BYTES, MAX_STALL_KEEP, ProtocolSpec, RtmpSpec, Shared, SmoothSpec, Task,
+    TaskSpec, Unit, init_of, same_init, to_ms,
 };
 
 /// Name of the audio track in the hub.

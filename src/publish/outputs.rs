@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::backlog::Backlog;
 use super::credentials::resolve_key;
-use super::task::{MAX_BACKLOG_BYTES, Shared, Task, TaskSpec};
+use super::task::{
+    CmafSpec, MAX_BACKLOG_BYTES, ProtocolSpec, RtmpSpec, Shared, SmoothSpec, Task, TaskSpec,
+};
 use super::{AUDIO, budget, collector, supervisor};
 use crate::config::{Config, Output, Protocol, sanitize_url};
 use crate::hub::Hub;
@@ -158,20 +160,24 @@ impl Publishers {
                     track: track.clone(),
                     url,
                     url_safe,
-                    protocol: o.protocol,
-                    audio: if o.protocol == Protocol::Rtmp {
-                        audio.clone()
-                    } else {
-                        None
+                    protocol: match o.protocol {
+                        Protocol::Rtmp => ProtocolSpec::Rtmp(RtmpSpec {
+                            audio: audio.clone(),
+                            stream_name: format!(
+                                "{stream}_{track}{}",
+                                key.as_deref().unwrap_or("")
+                            ),
+                            timestamps: o.rtmp_timestamps,
+                            frame_rate: self.settings.frame_rate,
+                        }),
+                        Protocol::Smooth => ProtocolSpec::Smooth(SmoothSpec {
+                            all_tracks: all_tracks.clone(),
+                        }),
+                        Protocol::Cmaf => ProtocolSpec::Cmaf(CmafSpec { method: o.method }),
                     },
-                    stream_name: format!("{stream}_{track}{}", key.as_deref().unwrap_or("")),
                     key,
                     backlog: o.backlog,
-                    timestamps: o.rtmp_timestamps,
-                    method: o.method,
                     stall: self.settings.stall,
-                    frame_rate: self.settings.frame_rate,
-                    all_tracks: all_tracks.clone(),
                 };
                 let keep_sent = if o.protocol == Protocol::Cmaf { 0 } else { 2 };
                 let task = Arc::new(Task {

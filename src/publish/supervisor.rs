@@ -3,9 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::task::{Task, Unit};
+use super::task::{ProtocolSpec, Task, Unit};
 use super::{cmaf, rtmp, smooth};
-use crate::config::Protocol;
 use crate::status::DestState;
 
 /// Delay before the first retry; doubles up to [`BACKOFF_MAX`].
@@ -54,10 +53,10 @@ pub(super) async fn supervise(task: Arc<Task>) {
     while !task.cancel.is_cancelled() {
         task.set_state(DestState::Connecting, None);
         carry.published_at = None;
-        let result = match task.spec.protocol {
-            Protocol::Rtmp => rtmp::run_once(&task, &mut carry).await,
-            Protocol::Smooth => smooth::run_once(&task, &mut carry).await,
-            Protocol::Cmaf => cmaf::run_once(&task, &mut carry).await,
+        let result = match &task.spec.protocol {
+            ProtocolSpec::Rtmp(s) => rtmp::run_once(&task, s, &mut carry).await,
+            ProtocolSpec::Smooth(s) => smooth::run_once(&task, s, &mut carry).await,
+            ProtocolSpec::Cmaf(s) => cmaf::run_once(&task, s, &mut carry).await,
         };
         if task.cancel.is_cancelled() {
             break;

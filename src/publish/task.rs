@@ -50,21 +50,66 @@ pub struct TaskSpec {
     /// The URL with any credentials; never logged (see `url_safe`).
     pub url: String,
     pub url_safe: String,
-    pub protocol: Protocol,
-    /// RTMP: the audio track that travels in this publish.
-    pub audio: Option<String>,
-    /// RTMP stream name (`<stream>_<rendition>` + key).
-    pub stream_name: String,
+    /// What only this protocol's driver uses.
+    pub protocol: ProtocolSpec,
     /// Secret from `key_file`, scrubbed from every error text.
     pub key: Option<String>,
     pub backlog: Duration,
-    pub timestamps: RtmpTimestamps,
-    pub method: HttpMethod,
     /// A send without progress for this long resets the connection (2× fragment).
     pub stall: Duration,
+}
+
+/// The part of a task's spec only one protocol's driver reads; the supervisor hands each
+/// driver its own.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProtocolSpec {
+    Rtmp(RtmpSpec),
+    Smooth(SmoothSpec),
+    Cmaf(CmafSpec),
+}
+
+impl ProtocolSpec {
+    /// The audio track that travels in the same unit as each video fragment (RTMP's), which
+    /// the collector pairs with it.
+    pub fn paired_audio(&self) -> Option<&str> {
+        match self {
+            ProtocolSpec::Rtmp(r) => r.audio.as_deref(),
+            ProtocolSpec::Smooth(_) | ProtocolSpec::Cmaf(_) => None,
+        }
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            ProtocolSpec::Rtmp(_) => Protocol::Rtmp,
+            ProtocolSpec::Smooth(_) => Protocol::Smooth,
+            ProtocolSpec::Cmaf(_) => Protocol::Cmaf,
+        }
+    }
+}
+
+/// What an RTMP publish needs besides the common spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RtmpSpec {
+    /// The audio track that travels in this publish.
+    pub audio: Option<String>,
+    /// Stream name (`<stream>_<rendition>` + key).
+    pub stream_name: String,
+    pub timestamps: RtmpTimestamps,
+    /// For `onMetaData`.
     pub frame_rate: f64,
-    /// Every track of this output (for Smooth's Live Server Manifest).
+}
+
+/// What a Smooth ingest POST needs besides the common spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmoothSpec {
+    /// Every track of this output (for the Live Server Manifest).
     pub all_tracks: Vec<String>,
+}
+
+/// What a CMAF ingest push needs besides the common spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CmafSpec {
+    pub method: HttpMethod,
 }
 
 /// What the collector and the session of one task share.

@@ -12,7 +12,10 @@ use tokio_util::sync::CancellationToken;
 use twincast_media::{Codec, Sample, TrackInfo};
 
 use super::backlog::Backlog;
-use super::{AUDIO, MAX_BACKLOG_BYTES, Shared, Task, TaskSpec, Unit, collector};
+use super::{
+    AUDIO, CmafSpec, MAX_BACKLOG_BYTES, ProtocolSpec, RtmpSpec, Shared, SmoothSpec, Task, TaskSpec,
+    Unit, collector,
+};
 use crate::config::{HttpMethod, Protocol, RtmpTimestamps};
 use crate::hub::{Hub, InitSegment, PackagedFragment};
 use crate::status::{DestStatus, Registry};
@@ -98,16 +101,44 @@ pub fn spec(protocol: Protocol, url: &str, track: &str) -> TaskSpec {
         track: track.into(),
         url: url.into(),
         url_safe: url.into(),
-        protocol,
-        audio: None,
-        stream_name: format!("o_{track}"),
+        protocol: match protocol {
+            Protocol::Rtmp => ProtocolSpec::Rtmp(rtmp_spec(track)),
+            Protocol::Smooth => ProtocolSpec::Smooth(SmoothSpec {
+                all_tracks: vec![track.into()],
+            }),
+            Protocol::Cmaf => ProtocolSpec::Cmaf(CmafSpec {
+                method: HttpMethod::Post,
+            }),
+        },
         key: None,
         backlog: Duration::from_secs(30),
-        timestamps: RtmpTimestamps::Epoch,
-        method: HttpMethod::Post,
         stall: Duration::from_secs(2),
+    }
+}
+
+/// The RTMP part of [`spec`]: no audio, stream `o_<track>`, epoch timestamps, 30 fps.
+pub fn rtmp_spec(track: &str) -> RtmpSpec {
+    RtmpSpec {
+        audio: None,
+        stream_name: format!("o_{track}"),
+        timestamps: RtmpTimestamps::Epoch,
         frame_rate: 30.0,
-        all_tracks: vec![track.into()],
+    }
+}
+
+/// The Smooth part of a Smooth task's spec.
+pub fn smooth_of(task: &Task) -> SmoothSpec {
+    match &task.spec.protocol {
+        ProtocolSpec::Smooth(s) => s.clone(),
+        other => panic!("not a Smooth task: {other:?}"),
+    }
+}
+
+/// The CMAF part of a CMAF task's spec.
+pub fn cmaf_of(task: &Task) -> CmafSpec {
+    match &task.spec.protocol {
+        ProtocolSpec::Cmaf(s) => s.clone(),
+        other => panic!("not a CMAF task: {other:?}"),
     }
 }
 
@@ -117,7 +148,7 @@ pub fn task(spec: TaskSpec, hub_init: &Arc<InitSegment>) -> Arc<Task> {
     if let Some(t) = hub.track(&spec.track) {
         t.set_init(hub_init.clone());
     }
-    let keep_sent = if spec.protocol == Protocol::Cmaf {
+    let keep_sent = if spec.protocol.protocol() == Protocol::Cmaf {
         0
     } else {
         2
