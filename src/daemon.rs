@@ -100,7 +100,8 @@ impl Daemon {
         });
         crate::control::spawn(&ops, &hub, control_listener, cancel.clone());
         // Publishers: tasks connect on their own, so a dead URL never delays start-up.
-        let publishers = Publishers::start(&config, &hub, registry.clone(), cancel.child_token());
+        let publishers =
+            Publishers::start(&config, &grid, &hub, registry.clone(), cancel.child_token());
         let apply_outputs: crate::reload::ApplyOutputs = {
             let publishers = publishers.clone();
             Box::new(move |outputs| publishers.reconcile(outputs))

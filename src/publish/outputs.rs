@@ -19,6 +19,7 @@ use super::{AUDIO, budget, collector, supervisor};
 use crate::config::{Config, Output, Protocol, sanitize_url};
 use crate::hub::Hub;
 use crate::status::{DestState, DestStatus, Registry};
+use twincast_media::timeline::Grid;
 
 /// Time allowed for the polite end of every session at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -57,15 +58,16 @@ pub struct Publishers {
 impl Publishers {
     /// Starts a task pair (collector + supervisor) per (output × URL × track). Returns at
     /// once: connections are made by the tasks, so a dead URL never delays start-up.
+    /// `grid` is the daemon's epoch grid: a send without progress for two of its fragments
+    /// is a stall.
     pub fn start(
         config: &Config,
+        grid: &Grid,
         hub: &Arc<Hub>,
         registry: Arc<Registry>,
         cancel: CancellationToken,
     ) -> Arc<Publishers> {
-        let fragment = crate::run::grid_of(config)
-            .map(|g| Duration::from_nanos(g.fragment_duration_ns()))
-            .unwrap_or(Duration::from_secs(2));
+        let fragment = Duration::from_nanos(grid.fragment_duration_ns());
         let frame_rate =
             f64::from(config.input.framerate.num) / f64::from(config.input.framerate.den.max(1));
         let settings = Settings {
@@ -264,7 +266,15 @@ mod tests {
         let first = config(&format!("{A}{B}"));
         let hub = Hub::new(["720p", "480p", "360p", "audio"].map(String::from));
         let registry = Registry::new();
-        let p = Publishers::start(&first, &hub, registry.clone(), CancellationToken::new());
+        let rate = twincast_media::timeline::FrameRate::new(30, 1).expect("30 fps");
+        let grid = Grid::new(rate, 2_000_000_000).expect("2 s GOP");
+        let p = Publishers::start(
+            &first,
+            &grid,
+            &hub,
+            registry.clone(),
+            CancellationToken::new(),
+        );
         let count = |o: &str| registry.dests().iter().filter(|d| d.output == o).count();
         assert_eq!(count("a"), 2, "one rendition × two URLs");
         assert_eq!(count("b"), 4, "three renditions + audio × one URL");
