@@ -40,6 +40,7 @@ pub mod tcp;
 #[cfg(test)]
 pub(crate) mod test_support;
 
+pub use budget::Budget;
 pub use outputs::{Publishers, SHUTDOWN_GRACE};
 pub use supervisor::{BACKOFF_MAX, BACKOFF_MIN, Backoff, Carry};
 pub use task::{

@@ -59,10 +59,12 @@ impl Publishers {
     /// Starts a task pair (collector + supervisor) per (output × URL × track). Returns at
     /// once: connections are made by the tasks, so a dead URL never delays start-up.
     /// `grid` is the daemon's epoch grid: a send without progress for two of its fragments
-    /// is a stall.
+    /// is a stall. `budget` is `[publish] memory`, shared by every task (the caller keeps it
+    /// for `/status`).
     pub fn start(
         config: &Config,
         grid: &Grid,
+        budget: Arc<budget::Budget>,
         hub: &Arc<Hub>,
         registry: Arc<Registry>,
         cancel: CancellationToken,
@@ -79,7 +81,7 @@ impl Publishers {
         let publishers = Arc::new(Publishers {
             hub: hub.clone(),
             registry,
-            budget: budget::Budget::new(config.publish.memory),
+            budget,
             cancel,
             settings,
             running: Mutex::new(HashMap::new()),
@@ -271,6 +273,7 @@ mod tests {
         let p = Publishers::start(
             &first,
             &grid,
+            budget::Budget::new(first.publish.memory),
             &hub,
             registry.clone(),
             CancellationToken::new(),
