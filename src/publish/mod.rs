@@ -24,6 +24,7 @@
 //!
 //! Architecture Invariant: a publish task never blocks the hub, the origin or another task;
 //! the only thing it shares is the hub's broadcast, which drops for a lagging receiver.
+
 pub mod backlog;
 pub mod budget;
 pub mod cmaf;
