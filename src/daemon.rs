@@ -27,7 +27,7 @@ use crate::hub::Hub;
 use crate::notify::Notifier;
 use crate::origin::{self, Origin, OriginSettings};
 use crate::package::{Packager, SharedSpecs, TrackSpec};
-use crate::publish::Publishers;
+use crate::publish::{Budget, Publishers};
 use crate::run::{grid_of, track_specs};
 use crate::status::Registry;
 
@@ -87,6 +87,8 @@ impl Daemon {
         let (units, unit_rx) = UnitSender::new(UNIT_QUEUE_CAPACITY, stats.clone());
         let packager = Packager::new(grid, specs, hub.clone());
         let shared_specs = packager.specs();
+        // `[publish] memory`: the publishers enforce it, /status and /metrics show it.
+        let publish_budget = Budget::new(config.publish.memory);
         let ops = crate::control::Ops::new(crate::control::OpsParts {
             config: config.clone(),
             config_path: config_path.to_path_buf(),
@@ -97,10 +99,18 @@ impl Daemon {
             registry: registry.clone(),
             origin: origin.clone(),
             notifier: notifier.clone(),
+            publish_budget: publish_budget.clone(),
         });
         crate::control::spawn(&ops, &hub, control_listener, cancel.clone());
         // Publishers: tasks connect on their own, so a dead URL never delays start-up.
-        let publishers = Publishers::start(&config, &hub, registry.clone(), cancel.child_token());
+        let publishers = Publishers::start(
+            &config,
+            &grid,
+            publish_budget,
+            &hub,
+            registry.clone(),
+            cancel.child_token(),
+        );
         let apply_outputs: crate::reload::ApplyOutputs = {
             let publishers = publishers.clone();
             Box::new(move |outputs| publishers.reconcile(outputs))

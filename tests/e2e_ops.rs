@@ -248,6 +248,8 @@ fn control_status_metrics_events_and_reload() {
         "twincast_clock_synchronised{",
         "twincast_origin_window_segments{",
         "twincast_config_reloads_total{",
+        "twincast_publish_memory_bytes{",
+        "twincast_publish_memory_limit_bytes{",
     ] {
         assert!(metrics.contains(name), "no {name} in\n{metrics}");
     }
@@ -305,6 +307,11 @@ fn control_status_metrics_events_and_reload() {
     assert!(
         out.contains("240p") && out.contains("summary: 2 renditions"),
         "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("publish memory: 0 B of ")),
+        "the shared budget on one line, nothing held without an output:\n{out}"
     );
     let (ok, out, _) = run(
         env!("CARGO_BIN_EXE_twincast"),

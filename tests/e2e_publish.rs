@@ -821,6 +821,26 @@ fn dest_figures(control: u16, field: &str) -> Option<(u64, Vec<DestFigure>)> {
     Some((all.iter().map(|x| x.2).sum(), all))
 }
 
+/// `/status` `publish`: (`memory_used_bytes`, `memory_limit_bytes`).
+fn publish_memory(control: u16) -> Option<(u64, u64)> {
+    let text = get_text(&format!("http://127.0.0.1:{control}/status"))?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let p = v.get("publish")?;
+    Some((
+        p.get("memory_used_bytes")?.as_u64()?,
+        p.get("memory_limit_bytes")?.as_u64()?,
+    ))
+}
+
+/// The value of the one sample of metric family `name` (`twincast_<name>{…} <value>`).
+fn metric_value(metrics: &str, name: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(&format!("twincast_{name}{{")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// `[publish] memory`, scaled down so CI sees it in ~30 s (scripts/publish-memory-soak runs
 /// the real case: 10 minutes down with the default budget): the secondary is down from the
 /// start with a long `backlog`, so only the shared budget bounds it. Every backlog together
@@ -856,9 +876,11 @@ fn publish_memory_budget_bounds_a_dead_secondary() {
     eprintln!("budget reached after {reached:?}");
     // From here on the budget holds.
     let mut max_held = 0;
+    let mut memory = Vec::new();
     for _ in 0..40 {
         let (held, _) = dest_figures(control, "backlog_bytes").expect("status");
         max_held = max_held.max(held);
+        memory.push(publish_memory(control).expect("/status publish"));
         std::thread::sleep(Duration::from_millis(250));
     }
     let rss = rss_kib(d.child.id());
@@ -871,13 +893,37 @@ fn publish_memory_budget_bounds_a_dead_secondary() {
         "daemon exit: {status:?}"
     );
     a.kill();
+    let max_used = memory.iter().map(|m| m.0).max().unwrap_or(0);
     eprintln!(
-        "backlogs held at most {max_held} bytes (budget {BUDGET}); RSS {base} KiB → {rss} KiB; drops {drops:?}"
+        "backlogs held at most {max_held} bytes (budget {BUDGET}); /status publish.memory_used_bytes at most {max_used}; RSS {base} KiB → {rss} KiB; drops {drops:?}"
     );
     // A fragment may be over for the moment between a push and the enforcement after it.
     assert!(
         max_held <= BUDGET + 256 * 1024,
         "backlogs hold {max_held} bytes"
+    );
+    // The shared budget in /status: the configured limit, and while the secondary is down
+    // its backlog holds something, never more than the limit (same allowance as above).
+    for (used, limit) in &memory {
+        assert_eq!(*limit, BUDGET, "publish.memory_limit_bytes");
+        assert!(
+            *used > 0,
+            "publish.memory_used_bytes is 0 with a destination down"
+        );
+        assert!(
+            *used <= limit + 256 * 1024,
+            "publish.memory_used_bytes {used} over the limit {limit}"
+        );
+    }
+    assert_eq!(
+        metric_value(&metrics, "publish_memory_limit_bytes"),
+        Some(BUDGET),
+        "{metrics}"
+    );
+    let gauge = metric_value(&metrics, "publish_memory_bytes");
+    assert!(
+        gauge.is_some_and(|g| g > 0 && g <= BUDGET + 256 * 1024),
+        "twincast_publish_memory_bytes {gauge:?}"
     );
     for (dest, track, n) in &drops {
         if dest == "primary" {

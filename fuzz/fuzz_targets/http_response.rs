@@ -1,10 +1,10 @@
-//! The ingest drivers' HTTP/1.1 response parser (src/publish/http.rs) on arbitrary bytes, in
+//! The ingest drivers' HTTP/1.1 response parser (media/src/http.rs) on arbitrary bytes, in
 //! data-chosen pieces: it errors or answers, never panics, and once it has answered it keeps
 //! giving the same answer.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use twincast::publish::http::ResponseParser;
+use twincast_media::http::ResponseParser;
 
 fuzz_target!(|data: &[u8]| {
     let piece = usize::from(data.first().copied().unwrap_or(1)).max(1);

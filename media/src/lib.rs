@@ -14,6 +14,7 @@ pub mod flv;
 pub mod fragmenter;
 pub mod h264;
 pub mod hls;
+pub mod http;
 pub mod mp4;
 pub mod rtmp;
 pub mod stall;

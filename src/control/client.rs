@@ -280,6 +280,13 @@ pub fn render(v: &Value) -> String {
             }
         }
     }
+    if let Some(p) = v.get("publish").filter(|p| p.is_object()) {
+        out.push_str(&format!(
+            "publish memory: {} of {} ([publish] memory)\n",
+            human_bytes(n(p, "memory_used_bytes")),
+            human_bytes(n(p, "memory_limit_bytes")),
+        ));
+    }
     let origin = &v["origin"];
     let tracks = origin["tracks"].as_array().cloned().unwrap_or_default();
     let segments: Vec<String> = tracks
@@ -349,6 +356,29 @@ mod tests {
         assert!(text.starts_with("hall-a (pair main)  twincast 0.1.0  up 1h01m  ready\n"));
         assert!(text.contains("outputs: none configured"));
         assert!(text.contains("summary: 1 rendition 30 fps"));
+        assert!(
+            !text.contains("publish memory"),
+            "no line without the figures"
+        );
+    }
+
+    #[test]
+    fn renders_the_publish_memory_budget_on_one_line() {
+        let v: Value = serde_json::json!({
+            "encoder": {"name": "hall-a", "pair": "main", "version": "0.1.0", "uptime_s": 5},
+            "outputs": [],
+            "publish": {"memory_used_bytes": 3 << 20, "memory_limit_bytes": 192 << 20},
+            "summary": ""
+        });
+        let text = render(&v);
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("publish memory"))
+            .collect();
+        assert_eq!(
+            lines,
+            ["publish memory: 3.0 MiB of 192.0 MiB ([publish] memory)"]
+        );
     }
 
     #[test]

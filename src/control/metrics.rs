@@ -450,6 +450,18 @@ pub fn render(s: &Status, denied_requests: u64) -> String {
             t.window_ms as f64 / 1000.0,
         );
     }
+    w.one(
+        "publish_memory_bytes",
+        "gauge",
+        "Bytes every output's backlogs hold together.",
+        s.publish.memory_used_bytes,
+    );
+    w.one(
+        "publish_memory_limit_bytes",
+        "gauge",
+        "The shared [publish] memory budget of the backlogs.",
+        s.publish.memory_limit_bytes,
+    );
     let o = &s.origin;
     let origin_families: [(&str, &str, &str, u64); 8] = [
         (

@@ -23,6 +23,7 @@ pub struct Status {
     pub input: InputInfo,
     pub tracks: Vec<TrackInfo>,
     pub outputs: Vec<OutputInfo>,
+    pub publish: PublishInfo,
     pub origin: OriginInfo,
     pub config: ConfigInfo,
     /// The line systemd shows as the unit's status.
@@ -120,6 +121,15 @@ pub struct OutputInfo {
     pub secondary: Option<String>,
     /// One entry per (URL × track) task the publishers run.
     pub destinations: Vec<DestStatus>,
+}
+
+/// What every output's tasks share.
+#[derive(Debug, Serialize)]
+pub struct PublishInfo {
+    /// Bytes every backlog of every output holds together.
+    pub memory_used_bytes: u64,
+    /// `[publish] memory`: past it, the task furthest behind drops its oldest fragments.
+    pub memory_limit_bytes: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -309,6 +319,10 @@ pub fn status(ops: &Ops) -> Status {
         },
         tracks,
         outputs,
+        publish: PublishInfo {
+            memory_used_bytes: ops.publish_budget.used(),
+            memory_limit_bytes: ops.publish_budget.limit(),
+        },
         origin: OriginInfo {
             listen: config.origin.listen.to_string(),
             dvr_window_s: config.origin.dvr_window.as_secs(),

@@ -17,6 +17,7 @@ use crate::hub::{Hub, PackagedFragment};
 use crate::notify::Notifier;
 use crate::origin::Origin;
 use crate::package::TrackCounters;
+use crate::publish::Budget;
 use crate::status::Registry;
 
 use super::events::Event;
@@ -140,6 +141,8 @@ pub struct Ops {
     pub registry: Arc<Registry>,
     pub origin: Arc<Origin>,
     pub notifier: Arc<Notifier>,
+    /// `[publish] memory`, shared by every publisher task's backlog.
+    pub publish_budget: Arc<Budget>,
     pub events: broadcast::Sender<Event>,
     pub started: SystemTime,
     pub started_at: Instant,
@@ -162,6 +165,7 @@ pub struct OpsParts {
     pub registry: Arc<Registry>,
     pub origin: Arc<Origin>,
     pub notifier: Arc<Notifier>,
+    pub publish_budget: Arc<Budget>,
 }
 
 impl Ops {
@@ -187,6 +191,7 @@ impl Ops {
             registry: parts.registry,
             origin: parts.origin,
             notifier: parts.notifier,
+            publish_budget: parts.publish_budget,
             events,
             started: SystemTime::now(),
             started_at: Instant::now(),

@@ -35,7 +35,7 @@ use std::time::Instant;
 use super::http::{self, Body, HttpUrl, Response};
 use super::net::{self, BoxStream, NetError};
 use super::tcp::{SAMPLE_EVERY, Watch};
-use super::{Carry, PublishError, SHUTDOWN_GRACE, Task, Unit, init_of, same_init};
+use super::{Carry, CmafSpec, PublishError, SHUTDOWN_GRACE, Task, Unit, init_of, same_init};
 use crate::config::{CmafProfile, HttpMethod};
 use crate::hub::{InitSegment, PackagedFragment};
 use crate::status::DestState;
@@ -129,12 +129,12 @@ fn mfhd_of(f: &PackagedFragment) -> u32 {
     (f.sequence & u64::from(u32::MAX)) as u32
 }
 
-pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError> {
+pub async fn run_once(task: &Task, spec: &CmafSpec, carry: &mut Carry) -> Result<(), PublishError> {
     let url = HttpUrl::parse(&task.spec.url).map_err(PublishError::Url)?;
     let Some(current) = task.wait_init(&task.spec.track).await else {
         return Ok(());
     };
-    let method = match task.spec.method {
+    let method = match spec.method {
         HttpMethod::Post => "POST",
         HttpMethod::Put => "PUT",
     };
@@ -153,7 +153,7 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
         last_progress: Instant::now(),
     };
     let paths = Paths {
-        profile: task.spec.profile,
+        profile: spec.profile,
         base: url.path.clone(),
         track: task.spec.track.clone(),
         kind: TrackKind::of(&task.spec.track),
@@ -456,7 +456,10 @@ mod tests {
 
 #[cfg(test)]
 mod cmaf_init_tests {
-    use super::super::test_support::{Receiver, fragment, push, spec, task, unit, video_init};
+    use super::super::ProtocolSpec;
+    use super::super::test_support::{
+        Receiver, cmaf_of, fragment, push, spec, task, unit, video_init,
+    };
     use super::*;
     use crate::config::Protocol;
     use std::sync::atomic::Ordering;
@@ -491,7 +494,8 @@ mod cmaf_init_tests {
             push(&task, unit(Some(fragment(n, 90_000, Some(&vb))), None));
         }
         let t = task.clone();
-        let run = tokio::spawn(async move { run_once(&t, &mut Carry::default()).await });
+        let run =
+            tokio::spawn(async move { run_once(&t, &cmaf_of(&t), &mut Carry::default()).await });
         rx.wait_for("6 objects", |r| {
             r.iter().filter(|r| r.complete).count() == 6
         })
@@ -511,19 +515,22 @@ mod cmaf_init_tests {
         let va = video_init(1, 1280, 3_000_000);
         let url = format!("http://127.0.0.1:{}/feed?t=1", rx.port);
         let mut sp = spec(Protocol::Cmaf, &url, "v");
-        sp.profile = CmafProfile::ElementalInference;
+        if let ProtocolSpec::Cmaf(c) = &mut sp.protocol {
+            c.profile = CmafProfile::ElementalInference;
+        }
         let task = task(sp, &va);
         for n in 41..=43 {
             push(&task, unit(Some(fragment(n, 90_000, Some(&va))), None));
         }
         rx.fail.lock().expect("fail").push(2); // the second segment is refused once
-        let r = run_once(&task, &mut Carry::default()).await;
+        let r = run_once(&task, &cmaf_of(&task), &mut Carry::default()).await;
         assert!(
             matches!(r, Err(PublishError::Http { status: 503, .. })),
             "{r:?}"
         );
         let t = task.clone();
-        let run = tokio::spawn(async move { run_once(&t, &mut Carry::default()).await });
+        let run =
+            tokio::spawn(async move { run_once(&t, &cmaf_of(&t), &mut Carry::default()).await });
         rx.wait_for("the resend", |r| {
             r.iter().filter(|r| r.complete).count() == 3 + 3
         })
@@ -564,13 +571,14 @@ mod cmaf_init_tests {
             push(&task, unit(Some(fragment(n, 90_000, Some(&vb))), None));
         }
         rx.fail.lock().expect("fail").push(2); // segment 2 is refused once
-        let r = run_once(&task, &mut Carry::default()).await;
+        let r = run_once(&task, &cmaf_of(&task), &mut Carry::default()).await;
         assert!(
             matches!(r, Err(PublishError::Http { status: 503, .. })),
             "{r:?}"
         );
         let t = task.clone();
-        let run = tokio::spawn(async move { run_once(&t, &mut Carry::default()).await });
+        let run =
+            tokio::spawn(async move { run_once(&t, &cmaf_of(&t), &mut Carry::default()).await });
         rx.wait_for("the resend", |r| {
             r.iter().filter(|r| r.complete).count() == 3 + 5
         })

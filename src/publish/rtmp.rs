@@ -23,7 +23,7 @@ use twincast_media::{Codec, Sample, flv};
 
 use super::net::{self, CONNECT_TIMEOUT, NetError};
 use super::tcp::SAMPLE_EVERY;
-use super::{Carry, PublishError, SHUTDOWN_GRACE, Task, TaskSpec, Unit, same_init, to_ms};
+use super::{Carry, PublishError, RtmpSpec, SHUTDOWN_GRACE, Task, Unit, same_init, to_ms};
 use crate::config::RtmpTimestamps;
 use crate::hub::InitSegment;
 use crate::status::DestState;
@@ -38,12 +38,12 @@ impl Drop for AbortOnDrop {
     }
 }
 
-pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError> {
+pub async fn run_once(task: &Task, spec: &RtmpSpec, carry: &mut Carry) -> Result<(), PublishError> {
     let url = RtmpUrl::parse(&task.spec.url)?;
     let Some(video) = task.wait_init(&task.spec.track).await else {
         return Ok(());
     };
-    let audio = match task.spec.audio.as_deref() {
+    let audio = match spec.audio.as_deref() {
         Some(a) => match task.wait_init(a).await {
             Some(i) => Some(i),
             None => return Ok(()),
@@ -53,12 +53,8 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
     let (stream, mut watch) =
         net::connect_watched(&url.host, url.port, url.tls, task.spec.stall).await?;
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let (mut session, c0c1) = ClientSession::new(
-        &url.app,
-        &url.tc_url,
-        &task.spec.stream_name,
-        fastrand::u64(..),
-    );
+    let (mut session, c0c1) =
+        ClientSession::new(&url.app, &url.tc_url, &spec.stream_name, fastrand::u64(..));
     net::write_all_progress(&mut wr, &c0c1, CONNECT_TIMEOUT).await?;
 
     // Handshake, connect, createStream, publish: all within the connect timeout.
@@ -125,6 +121,7 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
             if let Some((id, unit)) = task.next_unsent() {
                 encode_unit(
                     task,
+                    spec,
                     &session,
                     (&video, audio.as_ref()),
                     &unit,
@@ -175,6 +172,7 @@ pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError
         while let Some((id, unit)) = task.next_unsent() {
             encode_unit(
                 task,
+                spec,
                 &session,
                 (&video, audio.as_ref()),
                 &unit,
@@ -254,7 +252,7 @@ impl AckProgress {
 }
 
 /// The RTMP timestamp of `t` (track timescale units) for this task.
-fn rtmp_ts(spec: &TaskSpec, carry: &mut Carry, t: u64, timescale: u32) -> u32 {
+fn rtmp_ts(spec: &RtmpSpec, carry: &mut Carry, t: u64, timescale: u32) -> u32 {
     rtmp_timestamp(spec.timestamps, &mut carry.zero_base_ms, t, timescale)
 }
 
@@ -313,6 +311,7 @@ pub struct HeadersWritten {
 #[allow(clippy::too_many_arguments)]
 fn encode_unit(
     task: &Task,
+    spec: &RtmpSpec,
     session: &ClientSession,
     current: (&Arc<InitSegment>, Option<&Arc<InitSegment>>),
     unit: &Unit,
@@ -320,7 +319,7 @@ fn encode_unit(
     out: &mut Vec<u8>,
     sent: &mut SentHeaders,
 ) {
-    let w = encode(&task.spec, session, current, unit, carry, out, sent);
+    let w = encode(spec, session, current, unit, carry, out, sent);
     if w.video_switch {
         task.note_header_switch(
             &task.spec.track,
@@ -329,7 +328,7 @@ fn encode_unit(
         );
     }
     if w.audio_switch {
-        let audio = task.spec.audio.as_deref().unwrap_or(super::AUDIO);
+        let audio = spec.audio.as_deref().unwrap_or(super::AUDIO);
         task.note_header_switch(audio, unit.seq, "AAC sequence header sent again");
     }
 }
@@ -339,7 +338,7 @@ fn encode_unit(
 /// than the last headers sent. `current` are the hub's init segments at session start, used
 /// only for fragments that name none before any header went out.
 pub fn encode(
-    spec: &TaskSpec,
+    spec: &RtmpSpec,
     session: &ClientSession,
     current: (&Arc<InitSegment>, Option<&Arc<InitSegment>>),
     unit: &Unit,
@@ -390,7 +389,7 @@ pub fn encode(
 /// `onMetaData` and the sequence headers `which` asks for (all of them for the first ones).
 #[allow(clippy::too_many_arguments)]
 fn write_headers(
-    spec: &TaskSpec,
+    spec: &RtmpSpec,
     session: &ClientSession,
     video: &InitSegment,
     audio: Option<&InitSegment>,
@@ -423,7 +422,7 @@ fn write_headers(
 
 /// Appends the unit's video and audio messages, interleaved by decode time.
 fn write_unit(
-    spec: &TaskSpec,
+    spec: &RtmpSpec,
     session: &ClientSession,
     video: &InitSegment,
     audio: Option<&InitSegment>,
@@ -470,9 +469,8 @@ fn write_unit(
 #[cfg(test)]
 mod tests {
     use super::super::backlog::Backlog;
-    use super::super::test_support::{audio_init, fragment, spec, unit, video_init};
+    use super::super::test_support::{audio_init, fragment, rtmp_spec, unit, video_init};
     use super::*;
-    use crate::config::Protocol;
     use twincast_media::amf0;
     use twincast_media::rtmp::{ChunkReader, msg};
 
@@ -505,7 +503,7 @@ mod tests {
 
     #[test]
     fn a_new_init_sends_metadata_and_a_sequence_header_before_its_first_fragment() {
-        let mut spec = spec(Protocol::Rtmp, "rtmp://127.0.0.1/live", "v");
+        let mut spec = rtmp_spec("v");
         spec.audio = Some("audio".into());
         let (va, vb) = (
             video_init(1, 1280, 3_000_000),
@@ -586,7 +584,7 @@ mod tests {
 
     #[test]
     fn after_a_reconnect_the_headers_are_those_of_the_first_fragment_resent() {
-        let spec = spec(Protocol::Rtmp, "rtmp://127.0.0.1/live", "v");
+        let spec = rtmp_spec("v");
         let (va, vb) = (
             video_init(1, 1280, 3_000_000),
             video_init(2, 1920, 5_000_000),

@@ -22,7 +22,7 @@ use twincast_media::mp4::smooth;
 use super::http::{self, Body, HttpUrl};
 use super::net::{self, BoxStream, NetError};
 use super::tcp::{SAMPLE_EVERY, Watch};
-use super::{Carry, PublishError, SHUTDOWN_GRACE, Task, Unit, init_of, same_init};
+use super::{Carry, PublishError, SHUTDOWN_GRACE, SmoothSpec, Task, Unit, init_of, same_init};
 use crate::hub::InitSegment;
 use crate::status::DestState;
 
@@ -32,6 +32,7 @@ const MIN_ANSWER_WAIT: Duration = Duration::from_secs(2);
 /// What one session needs to (re)open its POST.
 struct Target<'a> {
     task: &'a Task,
+    spec: &'a SmoothSpec,
     url: HttpUrl,
     path: String,
     wait: Duration,
@@ -95,7 +96,7 @@ impl Target<'_> {
     /// of this output whose header is known (this one as `track` describes it).
     fn header(&self, track: &TrackInfo) -> Vec<u8> {
         let task = self.task;
-        let infos: Vec<TrackInfo> = task
+        let infos: Vec<TrackInfo> = self
             .spec
             .all_tracks
             .iter()
@@ -194,13 +195,18 @@ impl Target<'_> {
     }
 }
 
-pub async fn run_once(task: &Task, carry: &mut Carry) -> Result<(), PublishError> {
+pub async fn run_once(
+    task: &Task,
+    spec: &SmoothSpec,
+    carry: &mut Carry,
+) -> Result<(), PublishError> {
     let url = HttpUrl::parse(&task.spec.url).map_err(PublishError::Url)?;
     let Some(current) = task.wait_init(&task.spec.track).await else {
         return Ok(());
     };
     let target = Target {
         task,
+        spec,
         url,
         path: format!("/Streams({})", task.spec.track),
         wait: task.spec.stall.max(MIN_ANSWER_WAIT),
@@ -285,7 +291,7 @@ fn answer_status(bytes: &[u8]) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{
-        Receiver, Req, boxes, contains, fragment, push, spec, task, unit, video_init,
+        Receiver, Req, boxes, contains, fragment, push, smooth_of, spec, task, unit, video_init,
     };
     use super::*;
     use crate::config::Protocol;
@@ -351,7 +357,8 @@ mod tests {
             push(&task, unit(Some(fragment(n, 90_000, Some(&vb))), None));
         }
         let t = task.clone();
-        let run = tokio::spawn(async move { run_once(&t, &mut Carry::default()).await });
+        let run =
+            tokio::spawn(async move { run_once(&t, &smooth_of(&t), &mut Carry::default()).await });
         rx.wait_for("4 fragments", |r| fragments(r) == 4).await;
         task.cancel.cancel();
         assert!(run.await.expect("join").is_ok());
@@ -385,7 +392,8 @@ mod tests {
         push(&task, unit(Some(fragment(1, 90_000, Some(&va))), None));
         push(&task, unit(Some(fragment(2, 90_000, Some(&vb))), None));
         let t = task.clone();
-        let run = tokio::spawn(async move { run_once(&t, &mut Carry::default()).await });
+        let run =
+            tokio::spawn(async move { run_once(&t, &smooth_of(&t), &mut Carry::default()).await });
         rx.wait_for("2 fragments", |r| fragments(r) == 2).await;
         task.cancel.cancel();
         assert!(run.await.expect("join").is_ok(), "no error, no backoff");
@@ -411,7 +419,8 @@ mod tests {
             push(&task, unit(Some(fragment(n, 90_000, Some(&va))), None));
         }
         let t = task.clone();
-        let run = tokio::spawn(async move { run_once(&t, &mut Carry::default()).await });
+        let run =
+            tokio::spawn(async move { run_once(&t, &smooth_of(&t), &mut Carry::default()).await });
         rx.wait_for("3 fragments", |r| fragments(r) == 3).await;
         // The ingest restarts; meanwhile the encoder is rebuilt.
         rx.drop_connections();
@@ -424,7 +433,8 @@ mod tests {
             push(&task, unit(Some(fragment(n, 90_000, Some(&vb))), None));
         }
         let t = task.clone();
-        let run = tokio::spawn(async move { run_once(&t, &mut Carry::default()).await });
+        let run =
+            tokio::spawn(async move { run_once(&t, &smooth_of(&t), &mut Carry::default()).await });
         rx.wait_for("the resend", |r| fragments(r) == 3 + 4).await;
         task.cancel.cancel();
         assert!(run.await.expect("join").is_ok());

@@ -1,0 +1,249 @@
+//! The collector: moves fragments from the hub into one task's backlog, never waiting on
+//! the session, and enforces the shared memory budget after each push.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+
+use super::budget;
+use super::task::{Task, Unit};
+use crate::hub::PackagedFragment;
+
+/// Collects fragments from the hub into the task's backlog; never waits on the session.
+pub(super) async fn collect(task: Arc<Task>, budget: Arc<budget::Budget>) {
+    let Some(main_hub) = task.hub.track(&task.spec.track) else {
+        return;
+    };
+    let mut main_rx = main_hub.subscribe();
+    let mut audio_rx = task
+        .spec
+        .protocol
+        .paired_audio()
+        .and_then(|a| task.hub.track(a))
+        .map(|t| t.subscribe());
+    collect_from(&task, &budget, &mut main_rx, audio_rx.as_mut()).await;
+}
+
+async fn collect_from(
+    task: &Task,
+    budget: &budget::Budget,
+    main_rx: &mut broadcast::Receiver<Arc<PackagedFragment>>,
+    mut audio_rx: Option<&mut broadcast::Receiver<Arc<PackagedFragment>>>,
+) {
+    let timescale = |name: &str| {
+        task.hub
+            .track(name)
+            .and_then(|t| t.init())
+            .map_or(90_000, |i| i.info.timescale)
+    };
+    let mut pairing = Pairing::default();
+    let mut drops_pending = 0u64;
+    let mut lag_total = 0u64;
+    let mut last_drop_log = Instant::now() - Duration::from_secs(2);
+    let mut budget_pending = 0u64;
+    let mut last_budget_log = Instant::now() - Duration::from_secs(2);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let has_audio = audio_rx.is_some();
+    loop {
+        let mut lost = 0u64;
+        let mut ready: Vec<Unit> = Vec::new();
+        tokio::select! {
+            _ = task.cancel.cancelled() => return,
+            _ = tick.tick() => {}
+            r = main_rx.recv() => match r {
+                Ok(f) => {
+                    if has_audio {
+                        pairing.video(f, &mut ready);
+                    } else {
+                        ready.push(unit(Some(f), None, &timescale(&task.spec.track)));
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => lost += n,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            r = async {
+                match audio_rx.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match r {
+                Ok(f) => pairing.audio(f, &mut ready),
+                Err(broadcast::error::RecvError::Lagged(n)) => lost += n,
+                Err(broadcast::error::RecvError::Closed) => audio_rx = None,
+            },
+        }
+        if has_audio {
+            let ts = timescale(&task.spec.track);
+            let ats = task.spec.protocol.paired_audio().map_or(48_000, timescale);
+            for u in ready.iter_mut() {
+                u.duration = unit_duration(u, ts, ats);
+            }
+        }
+        if !ready.is_empty() {
+            let (dropped, len, held, total) = {
+                let mut b = task.shared.lock();
+                let mut d = 0;
+                for u in ready {
+                    d += b.push(Arc::new(u));
+                }
+                (d, b.unsent() as u64, b.bytes(), b.dropped)
+            };
+            drops_pending += dropped;
+            task.status.update(|s| {
+                s.backlog_fragments = len;
+                s.backlog_bytes = held;
+                s.dropped_fragments = total + lag_total;
+            });
+            task.shared.notify.notify_one();
+            // The shared budget, after this task's own bounds (it may drop from any task).
+            budget.enforce();
+        }
+        budget_pending += task.budget_drops.swap(0, Ordering::Relaxed);
+        if budget_pending > 0 && last_budget_log.elapsed() >= Duration::from_secs(1) {
+            let spec = &task.spec;
+            log::warn!(
+                output = spec.output.as_str(), dest = spec.dest, track = spec.track.as_str();
+                "publish {} {} {}: memory budget ([publish] memory = {} MiB) reached, dropped {budget_pending} whole fragment(s) of this destination (the furthest behind)",
+                spec.output, spec.dest, spec.track, budget.limit() >> 20
+            );
+            let total = task.shared.lock().dropped;
+            task.status
+                .update(|s| s.dropped_fragments = total + lag_total);
+            budget_pending = 0;
+            last_budget_log = Instant::now();
+        }
+        if lost > 0 {
+            drops_pending += lost;
+            lag_total += lost;
+            let total = task.shared.lock().dropped;
+            task.status
+                .update(|s| s.dropped_fragments = total + lag_total);
+        }
+        if drops_pending > 0 && last_drop_log.elapsed() >= Duration::from_secs(1) {
+            let spec = &task.spec;
+            log::warn!(
+                output = spec.output.as_str(), dest = spec.dest, track = spec.track.as_str();
+                "publish {} {} {}: backlog full, dropped {drops_pending} whole fragment(s)",
+                spec.output, spec.dest, spec.track
+            );
+            drops_pending = 0;
+            last_drop_log = Instant::now();
+        }
+    }
+}
+
+pub(super) fn unit(
+    main: Option<Arc<PackagedFragment>>,
+    audio: Option<Arc<PackagedFragment>>,
+    ts: &u32,
+) -> Unit {
+    let mut u = Unit {
+        seq: main.as_ref().or(audio.as_ref()).map_or(0, |f| f.sequence),
+        bytes: main.as_ref().map_or(0, |f| f.bytes.len() as u64)
+            + audio.as_ref().map_or(0, |f| f.bytes.len() as u64),
+        duration: Duration::ZERO,
+        main,
+        audio,
+    };
+    u.duration = unit_duration(&u, *ts, 48_000);
+    u
+}
+
+fn unit_duration(u: &Unit, ts: u32, audio_ts: u32) -> Duration {
+    if let Some(f) = &u.main {
+        Duration::from_nanos(
+            (u128::from(f.duration) * 1_000_000_000 / u128::from(ts.max(1))) as u64,
+        )
+    } else if let Some(f) = &u.audio {
+        Duration::from_nanos(
+            (u128::from(f.duration) * 1_000_000_000 / u128::from(audio_ts.max(1))) as u64,
+        )
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// A video fragment and the audio fragment with the same number, as far as they arrived.
+type Pair = (Option<Arc<PackagedFragment>>, Option<Arc<PackagedFragment>>);
+
+/// Pairs video fragment n with audio fragment n (RTMP carries both in one publish). A unit is
+/// released when both halves are there, or when a later fragment shows the other half is
+/// not coming (dropped upstream).
+#[derive(Default)]
+struct Pairing {
+    pending: std::collections::BTreeMap<u64, Pair>,
+    max_seen: u64,
+}
+
+/// Pending pairs kept at most (a bound, not a tuning knob).
+const MAX_PENDING_PAIRS: usize = 4;
+
+impl Pairing {
+    fn video(&mut self, f: Arc<PackagedFragment>, ready: &mut Vec<Unit>) {
+        self.max_seen = self.max_seen.max(f.sequence);
+        let seq = f.sequence;
+        self.pending.entry(seq).or_default().0 = Some(f);
+        self.release(ready);
+    }
+
+    fn audio(&mut self, f: Arc<PackagedFragment>, ready: &mut Vec<Unit>) {
+        self.max_seen = self.max_seen.max(f.sequence);
+        let seq = f.sequence;
+        self.pending.entry(seq).or_default().1 = Some(f);
+        self.release(ready);
+    }
+
+    fn release(&mut self, ready: &mut Vec<Unit>) {
+        while let Some((&seq, pair)) = self.pending.first_key_value() {
+            let complete = pair.0.is_some() && pair.1.is_some();
+            if !(complete || seq + 1 < self.max_seen || self.pending.len() > MAX_PENDING_PAIRS) {
+                return;
+            }
+            if let Some((_, (v, a))) = self.pending.pop_first() {
+                ready.push(unit(v, a, &90_000));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frag(seq: u64) -> Arc<PackagedFragment> {
+        Arc::new(PackagedFragment {
+            sequence: seq,
+            base_dts: seq * 90_000,
+            duration: 90_000,
+            sample_count: 30,
+            filler: false,
+            bytes: bytes::Bytes::from_static(b"xx"),
+            media_bytes: 2,
+            samples: Arc::new(Vec::new()),
+            init: None,
+        })
+    }
+
+    #[test]
+    fn pairing_releases_complete_pairs_and_gives_up_on_lost_halves() {
+        let mut p = Pairing::default();
+        let mut ready = Vec::new();
+        p.video(frag(1), &mut ready);
+        assert!(ready.is_empty());
+        p.audio(frag(1), &mut ready);
+        assert_eq!(ready.len(), 1);
+        assert!(ready[0].main.is_some() && ready[0].audio.is_some());
+        ready.clear();
+        // Audio 2 lost upstream: video 2 goes alone once fragment 4 shows up.
+        p.video(frag(2), &mut ready);
+        p.video(frag(3), &mut ready);
+        p.audio(frag(3), &mut ready);
+        assert!(ready.is_empty(), "3 waits behind 2");
+        p.video(frag(4), &mut ready);
+        let seqs: Vec<u64> = ready.iter().map(|u| u.seq).collect();
+        assert_eq!(seqs, [2, 3]);
+        assert!(ready[0].audio.is_none());
+    }
+}

@@ -1,0 +1,312 @@
+//! The set of running outputs: a collector and a supervisor per (output × URL × track),
+//! reconciled against the configuration on reload.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::backlog::Backlog;
+use super::credentials::resolve_key;
+use super::task::{
+    CmafSpec, MAX_BACKLOG_BYTES, ProtocolSpec, RtmpSpec, Shared, SmoothSpec, Task, TaskSpec,
+};
+use super::{AUDIO, budget, collector, supervisor};
+use crate::config::{Config, Output, Protocol, sanitize_url};
+use crate::hub::Hub;
+use crate::status::{DestState, DestStatus, Registry};
+use twincast_media::timeline::Grid;
+
+/// Time allowed for the polite end of every session at shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Settings every task derives from the whole config.
+#[derive(Debug, Clone)]
+struct Settings {
+    renditions: Vec<String>,
+    has_audio: bool,
+    stall: Duration,
+    frame_rate: f64,
+}
+
+struct Running {
+    output: Output,
+    cancel: CancellationToken,
+    handles: Vec<JoinHandle<()>>,
+    /// Which start this is (tests tell a restarted output from an untouched one).
+    #[cfg(test)]
+    generation: u64,
+}
+
+/// Every output's tasks.
+pub struct Publishers {
+    hub: Arc<Hub>,
+    registry: Arc<Registry>,
+    /// `[publish] memory`, shared by every task of every output.
+    budget: Arc<budget::Budget>,
+    cancel: CancellationToken,
+    settings: Settings,
+    running: Mutex<HashMap<String, Running>>,
+    #[cfg(test)]
+    starts: std::sync::atomic::AtomicU64,
+}
+
+impl Publishers {
+    /// Starts a task pair (collector + supervisor) per (output × URL × track). Returns at
+    /// once: connections are made by the tasks, so a dead URL never delays start-up.
+    /// `grid` is the daemon's epoch grid: a send without progress for two of its fragments
+    /// is a stall. `budget` is `[publish] memory`, shared by every task (the caller keeps it
+    /// for `/status`).
+    pub fn start(
+        config: &Config,
+        grid: &Grid,
+        budget: Arc<budget::Budget>,
+        hub: &Arc<Hub>,
+        registry: Arc<Registry>,
+        cancel: CancellationToken,
+    ) -> Arc<Publishers> {
+        let fragment = Duration::from_nanos(grid.fragment_duration_ns());
+        let frame_rate =
+            f64::from(config.input.framerate.num) / f64::from(config.input.framerate.den.max(1));
+        let settings = Settings {
+            renditions: config.rendition.iter().map(|r| r.name.clone()).collect(),
+            has_audio: hub.track(AUDIO).is_some(),
+            stall: fragment * 2,
+            frame_rate,
+        };
+        let publishers = Arc::new(Publishers {
+            hub: hub.clone(),
+            registry,
+            budget,
+            cancel,
+            settings,
+            running: Mutex::new(HashMap::new()),
+            #[cfg(test)]
+            starts: std::sync::atomic::AtomicU64::new(0),
+        });
+        publishers.reconcile(&config.output);
+        publishers
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Brings the running outputs in line with `outputs`: removed ones stop, new ones start,
+    /// changed ones restart; unchanged ones are not touched.
+    pub fn reconcile(&self, outputs: &[Output]) {
+        let mut running = self.running();
+        let wanted: HashMap<&str, &Output> = outputs.iter().map(|o| (o.name.as_str(), o)).collect();
+        let names: Vec<String> = running.keys().cloned().collect();
+        for name in names {
+            let keep = wanted
+                .get(name.as_str())
+                .is_some_and(|o| running.get(&name).is_some_and(|r| r.output == **o));
+            if !keep && let Some(r) = running.remove(&name) {
+                log::info!(output = name.as_str(); "publish {name}: stopping (configuration changed)");
+                r.cancel.cancel();
+                self.registry.remove_output(&name);
+            }
+        }
+        for o in outputs {
+            if running.contains_key(&o.name) {
+                continue;
+            }
+            let r = self.spawn_output(o);
+            running.insert(o.name.clone(), r);
+        }
+    }
+
+    fn spawn_output(&self, o: &Output) -> Running {
+        let cancel = self.cancel.child_token();
+        let key = resolve_key(o);
+        if let Some(Ok(k)) = &key {
+            crate::secrets::register(k);
+        }
+        let mut tracks: Vec<String> = match &o.renditions {
+            Some(r) => r.clone(),
+            None => self.settings.renditions.clone(),
+        };
+        tracks.retain(|t| self.hub.track(t).is_some());
+        let audio = self.settings.has_audio.then(|| AUDIO.to_string());
+        let per_task_tracks: Vec<String> = match o.protocol {
+            Protocol::Rtmp => tracks.clone(),
+            Protocol::Smooth | Protocol::Cmaf => {
+                tracks.iter().cloned().chain(audio.clone()).collect()
+            }
+        };
+        let all_tracks = per_task_tracks.clone();
+        let mut handles = Vec::new();
+        for (dest, url) in ["primary", "secondary"].into_iter().zip(o.urls()) {
+            for track in &per_task_tracks {
+                let url_safe = sanitize_url(url);
+                let status = self
+                    .registry
+                    .register(DestStatus::new(&o.name, dest, track, &url_safe));
+                let stream = o.stream.clone().unwrap_or_else(|| o.name.clone());
+                let (key, key_error) = match &key {
+                    Some(Ok(k)) => (Some(k.clone()), None),
+                    Some(Err(e)) => (None, Some(e.clone())),
+                    None => (None, None),
+                };
+                // `{key}` / `{secret:…}` in the URL (src/config/url.rs): the key goes there.
+                let (url, key, key_error) = match crate::config::expand_url(url, key) {
+                    Ok((url, key)) => (url, key, key_error),
+                    Err(e) => (url.to_string(), None, key_error.or(Some(e))),
+                };
+                let spec = TaskSpec {
+                    output: o.name.clone(),
+                    dest,
+                    track: track.clone(),
+                    url,
+                    url_safe,
+                    protocol: match o.protocol {
+                        Protocol::Rtmp => ProtocolSpec::Rtmp(RtmpSpec {
+                            audio: audio.clone(),
+                            stream_name: format!(
+                                "{stream}_{track}{}",
+                                key.as_deref().unwrap_or("")
+                            ),
+                            timestamps: o.rtmp_timestamps,
+                            frame_rate: self.settings.frame_rate,
+                        }),
+                        Protocol::Smooth => ProtocolSpec::Smooth(SmoothSpec {
+                            all_tracks: all_tracks.clone(),
+                        }),
+                        Protocol::Cmaf => ProtocolSpec::Cmaf(CmafSpec {
+                            method: o.method,
+                            profile: o.profile,
+                        }),
+                    },
+                    key,
+                    backlog: o.backlog,
+                    stall: self.settings.stall,
+                };
+                let keep_sent = if o.protocol == Protocol::Cmaf { 0 } else { 2 };
+                let task = Arc::new(Task {
+                    shared: Arc::new(Shared {
+                        backlog: Mutex::new(Backlog::new(keep_sent, o.backlog, MAX_BACKLOG_BYTES)),
+                        notify: Notify::new(),
+                    }),
+                    spec,
+                    status,
+                    hub: self.hub.clone(),
+                    cancel: cancel.clone(),
+                    last_logged_error: Mutex::new(None),
+                    header_switches: AtomicU64::new(0),
+                    budget_drops: AtomicU64::new(0),
+                });
+                if let Some(e) = key_error {
+                    task.set_state(DestState::Failed, Some(&e));
+                    continue;
+                }
+                self.budget.register(&task);
+                // Subscribe now, synchronously, so nothing published from here on is missed.
+                handles.push(tokio::spawn(collector::collect(
+                    task.clone(),
+                    self.budget.clone(),
+                )));
+                handles.push(tokio::spawn(supervisor::supervise(task)));
+            }
+        }
+        Running {
+            output: o.clone(),
+            cancel,
+            handles,
+            #[cfg(test)]
+            generation: self
+                .starts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// Stops every task: each ends its session politely within [`SHUTDOWN_GRACE`]; whatever
+    /// is still running a little later is aborted.
+    pub async fn shutdown(&self) {
+        let all: Vec<Running> = self.running().drain().map(|(_, r)| r).collect();
+        for r in &all {
+            r.cancel.cancel();
+        }
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE + Duration::from_millis(500);
+        for r in all {
+            for mut h in r.handles {
+                if tokio::time::timeout_at(deadline, &mut h).await.is_err() {
+                    h.abort();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(outputs: &str) -> Config {
+        let shipped =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/twincast.toml"))
+                .expect("shipped config");
+        crate::config::parse_str(
+            &format!("{shipped}{outputs}"),
+            std::path::Path::new("t.toml"),
+        )
+        .expect("valid config")
+        .config
+    }
+
+    const A: &str = "\n[[output]]\nname = \"a\"\nprotocol = \"rtmp\"\nprimary = \"rtmp://127.0.0.1:1/live\"\nsecondary = \"rtmp://127.0.0.1:2/live\"\nrenditions = [\"720p\"]\n";
+    const B: &str =
+        "\n[[output]]\nname = \"b\"\nprotocol = \"cmaf\"\nprimary = \"http://127.0.0.1:1/in\"\n";
+    const B2: &str =
+        "\n[[output]]\nname = \"b\"\nprotocol = \"cmaf\"\nprimary = \"http://127.0.0.1:3/in\"\n";
+    const C: &str =
+        "\n[[output]]\nname = \"c\"\nprotocol = \"smooth\"\nprimary = \"http://127.0.0.1:1/in\"\n";
+
+    #[tokio::test]
+    async fn reconcile_touches_only_what_changed() {
+        let first = config(&format!("{A}{B}"));
+        let hub = Hub::new(["720p", "480p", "360p", "audio"].map(String::from));
+        let registry = Registry::new();
+        let rate = twincast_media::timeline::FrameRate::new(30, 1).expect("30 fps");
+        let grid = Grid::new(rate, 2_000_000_000).expect("2 s GOP");
+        let p = Publishers::start(
+            &first,
+            &grid,
+            budget::Budget::new(first.publish.memory),
+            &hub,
+            registry.clone(),
+            CancellationToken::new(),
+        );
+        let count = |o: &str| registry.dests().iter().filter(|d| d.output == o).count();
+        assert_eq!(count("a"), 2, "one rendition × two URLs");
+        assert_eq!(count("b"), 4, "three renditions + audio × one URL");
+        let generation = |name: &str| p.running().get(name).map(|r| r.generation);
+        let (ga, gb) = (generation("a"), generation("b"));
+
+        // b's URL changes, c is new; a is the same.
+        let second = config(&format!("{A}{B2}{C}"));
+        p.reconcile(&second.output);
+        assert_eq!(generation("a"), ga, "an unchanged output is not touched");
+        assert_ne!(generation("b"), gb, "a changed output restarts");
+        assert!(generation("c").is_some());
+        assert_eq!(count("b"), 4);
+        assert!(
+            registry
+                .dests()
+                .iter()
+                .any(|d| d.output == "b" && d.url.contains(":3/"))
+        );
+
+        // a is removed.
+        let third = config(&format!("{B2}{C}"));
+        p.reconcile(&third.output);
+        assert!(generation("a").is_none());
+        assert_eq!(count("a"), 0);
+        p.shutdown().await;
+        assert!(p.running().is_empty());
+    }
+}
