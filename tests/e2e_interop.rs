@@ -320,7 +320,8 @@ fn smooth_and_cmaf_steady_killed_and_stalled_lose_nothing() {
     }
     // CMAF ingest notices the stall from its per-segment acknowledgement: no 2xx by the last
     // one + 2× the fragment duration (src/publish/cmaf.rs), so within that of the stall's
-    // start, plus 0.2 s of sampling and the test's own polling of the log on a loaded box.
+    // start, plus 0.2 s of sampling, and here the test's own polling of the daemon's log on a
+    // loaded box (measured 4.4–5.1 s with 2 s fragments).
     // Smooth ingest has no acknowledgement of its own: it sees the stall from TCP only once
     // the receiver's buffer shows it, which depends on that buffer (media/src/stall.rs,
     // "What TCP cannot show"); it is reported, and nothing may be lost either way.
@@ -328,7 +329,7 @@ fn smooth_and_cmaf_steady_killed_and_stalled_lose_nothing() {
         if *o == "cm" {
             let at = at.unwrap_or_else(|| panic!("{o} {t}: the stall was never detected"));
             assert!(
-                at <= FRAGMENT * 2 + Duration::from_secs(1),
+                at <= FRAGMENT * 2 + Duration::from_millis(1500),
                 "{o} {t}: stall detected after {at:?}"
             );
         }

@@ -120,12 +120,17 @@ pub struct Watch {
     pub last_verdict: Option<Verdict>,
     /// Bytes written and not acknowledged by the peer's TCP at the last reading.
     pub last_owed: u64,
+    /// The last readings, for the log line that explains a stall.
+    recent: VecDeque<Sample>,
     /// The connection ended in a stall.
     stalled: bool,
 }
 
 /// Resent after a stall at least (bytes), when the peer advertised no window.
 const MIN_STALL_RESEND: u64 = 64 * 1024;
+
+/// Readings kept for the stall log line (about 5 s at one per [`SAMPLE_EVERY`]).
+const RECENT: usize = 25;
 
 /// Marks remembered at most; older ones are counted delivered (a bound, not a knob).
 const MAX_MARKS: usize = 1024;
@@ -140,6 +145,7 @@ impl Watch {
             marks: VecDeque::new(),
             last_verdict: None,
             last_owed: 0,
+            recent: VecDeque::new(),
             stalled: false,
         }
     }
@@ -155,6 +161,10 @@ impl Watch {
         match self.sample() {
             Some(Verdict::Stalled(_)) => {
                 self.stalled = true;
+                log::info!(
+                    "stall evidence (ms, acked, owed, peer window): {}",
+                    self.evidence()
+                );
                 Err(NetError::Stalled(self.limit))
             }
             // While the peer owes progress, nothing new counts as delivered.
@@ -195,6 +205,25 @@ impl Watch {
         u64::from(self.delivery.widest())
     }
 
+    /// The last readings, oldest first, as `ms/acked/owed/window` (acked relative to the
+    /// first of them).
+    fn evidence(&self) -> String {
+        let base = self.recent.front().map_or(0, |s| s.acked);
+        self.recent
+            .iter()
+            .map(|s| {
+                let w = s.peer_window.map_or("-".to_string(), |w| w.to_string());
+                format!(
+                    "{}/+{}/{}/{w}",
+                    s.at.as_millis(),
+                    s.acked.saturating_sub(base),
+                    s.owed
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// The stall limit this watch judges by.
     pub fn limit(&self) -> Duration {
         self.limit
@@ -203,12 +232,17 @@ impl Watch {
     fn sample(&mut self) -> Option<Verdict> {
         let state = self.probe.as_ref().and_then(TcpProbe::read)?;
         self.last_owed = state.written - state.acked;
-        let verdict = self.delivery.sample(Sample {
+        let sample = Sample {
             at: self.start.elapsed(),
             acked: state.acked,
             owed: self.last_owed,
             peer_window: state.peer_window,
-        });
+        };
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(sample);
+        let verdict = self.delivery.sample(sample);
         self.last_verdict = Some(verdict);
         Some(verdict)
     }
