@@ -79,10 +79,6 @@ pub const PROGRESS_MIN: u64 = 4096;
 /// A peer that reads at 1/64 of what arrives (1.6 %) has as good as stopped; one that is
 /// merely slow (a busy receiver) reads far more than that and is not called stalled.
 pub const PROGRESS_SHARE: u64 = 64;
-/// How much further the window may close than at the last progress and still count as
-/// rounding: a reader that read everything shows the same window again (its units are
-/// 2^scale bytes, 128 to 1024 for the buffers seen), one that stopped shows it closing.
-pub const UNREAD_SLACK: u64 = 1024;
 
 /// The TCP witness of one connection.
 #[derive(Debug, Clone)]
@@ -97,9 +93,6 @@ pub struct Delivery {
     progress_at: Option<Duration>,
     /// When the current wait began (the first sample since progress or idle that owed).
     waiting_since: Option<Duration>,
-    /// The previous reading's acknowledged and unread bytes.
-    prev_acked: u64,
-    prev_unread: u64,
 }
 
 impl Delivery {
@@ -114,8 +107,6 @@ impl Delivery {
             unread_at_progress: 0,
             progress_at: None,
             waiting_since: None,
-            prev_acked: 0,
-            prev_unread: 0,
         }
     }
 
@@ -150,26 +141,13 @@ impl Delivery {
             }
             None => 0,
         };
-        let verdict = self.judge(&s, unread);
-        self.prev_acked = s.acked;
-        self.prev_unread = unread;
-        verdict
-    }
-
-    fn judge(&mut self, s: &Sample, unread: u64) -> Verdict {
         let consumed = s.acked.saturating_sub(unread);
         self.consumed = self.consumed.max(consumed);
         let progress_at = *self.progress_at.get_or_insert(s.at);
         let all_read = unread == 0 && s.owed == 0;
         let grew = consumed.saturating_sub(self.consumed_at_progress);
         let arrived = s.acked.saturating_sub(self.acked_at_progress);
-        // Bytes that arrive and stay unread are no reading, even when most of them fit in
-        // the window's blind part: the window closed further than rounding since the last
-        // progress. A window that settled lower for good (a smaller buffer) shows as new
-        // bytes acknowledged while it closes no further.
-        let settled = s.acked >= self.prev_acked + PROGRESS_MIN && unread <= self.prev_unread;
-        let no_new_unread = unread <= self.unread_at_progress + UNREAD_SLACK || settled;
-        if (grew >= PROGRESS_MIN.max(arrived / PROGRESS_SHARE) && no_new_unread)
+        if grew >= PROGRESS_MIN.max(arrived / PROGRESS_SHARE)
             || (all_read && consumed > self.consumed_at_progress)
         {
             self.consumed_at_progress = consumed;
@@ -440,43 +418,6 @@ mod tests {
         // The last reading was at 2.05 s: the stall is called 4 s later (first sample after
         // 6.05 s), 3.6 s after it began, within the limit (2× the fragment duration).
         assert_eq!(stalled, Some(6050));
-    }
-
-    #[test]
-    fn a_fragment_that_mostly_fits_the_blind_part_of_the_window_is_not_reading() {
-        // Measured (e2e_interop, a Smooth receiver that stopped reading, 2 s fragments): the
-        // first fragment after the stall, 65 757 bytes, closed the window by 3 072 only; the
-        // next one by 61 440.
-        let mut d = Delivery::new(LIMIT);
-        let s = |at, acked, win| Sample {
-            at: ms(at),
-            acked,
-            owed: 0,
-            peer_window: Some(win),
-        };
-        assert_eq!(d.sample(s(0, 1_000_000, 845_824)), Verdict::Flowing);
-        let mut stalled = None;
-        for t in (200..8000).step_by(200) {
-            let (acked, win) = match t {
-                ..1000 => (1_000_000, 845_824),
-                1000..3000 => (1_065_757, 842_752),
-                _ => (1_127_794, 781_312),
-            };
-            let v = d.sample(s(t, acked, win));
-            assert_ne!(v, Verdict::Flowing, "{t}");
-            if matches!(v, Verdict::Stalled(_)) && stalled.is_none() {
-                stalled = Some(t);
-            }
-        }
-        assert_eq!(
-            stalled,
-            Some(4000),
-            "the limit after the last reading (at 0)"
-        );
-        assert!(
-            d.consumed() < 1_065_757,
-            "the blind fragment is not delivered"
-        );
     }
 
     #[test]
