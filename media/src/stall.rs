@@ -13,11 +13,11 @@
 //!   windows come in units of 2^scale bytes and a receiver's buffer accounting is not byte
 //!   for byte, so rounding and creep must not pass for reading). It is waiting while we owe
 //!   bytes (not sent or not acknowledged) or bytes arrived that the peer has not read, and
-//!   stalled once the peer was last seen reading at least the limit ago: the limit counts
-//!   from the last progress, because a stall began at most then, not from the first byte
-//!   that went unread (that comes up to one fragment later). A wait lasts at least
-//!   [`Delivery::grace`] all the same, so the first fragment after a gap in the stream is
-//!   not called stalled before the peer could read it. The estimate also tells which
+//!   stalled after waiting for the limit. The wait counts from the first reading that showed
+//!   it, not from the last progress: a healthy reader's window also settles below its widest
+//!   now and then as its autotuning moves (by up to a fragment), which looks like unread
+//!   bytes until the next fragment shows it reads, so judging from the last progress called
+//!   healthy peers stalled (e2e_interop, three runs in three). The estimate also tells which
 //!   fragment boundary the peer reached (resend from there).
 //!   A peer that never advertises a window that changes (or a kernel that does not report it)
 //!   leaves `unread` at 0: the rule is then "acknowledged bytes grow", never stricter.
@@ -89,8 +89,6 @@ pub struct Delivery {
     consumed_at_progress: u64,
     acked_at_progress: u64,
     unread_at_progress: u64,
-    /// When the read estimate last grew (None before the first sample).
-    progress_at: Option<Duration>,
     /// When the current wait began (the first sample since progress or idle that owed).
     waiting_since: Option<Duration>,
 }
@@ -105,16 +103,8 @@ impl Delivery {
             consumed_at_progress: 0,
             acked_at_progress: 0,
             unread_at_progress: 0,
-            progress_at: None,
             waiting_since: None,
         }
-    }
-
-    /// The least a wait lasts before it is called a stall, however long ago the last
-    /// progress was: a fragment that follows a gap in the stream (an encoder rebuilt, a
-    /// reconnect) gives the peer this long to show it reads.
-    pub fn grace(&self) -> Duration {
-        self.limit / 2
     }
 
     /// Bytes the peer's application read, as far as the evidence shows (never more).
@@ -143,7 +133,6 @@ impl Delivery {
         };
         let consumed = s.acked.saturating_sub(unread);
         self.consumed = self.consumed.max(consumed);
-        let progress_at = *self.progress_at.get_or_insert(s.at);
         let all_read = unread == 0 && s.owed == 0;
         let grew = consumed.saturating_sub(self.consumed_at_progress);
         let arrived = s.acked.saturating_sub(self.acked_at_progress);
@@ -153,7 +142,6 @@ impl Delivery {
             self.consumed_at_progress = consumed;
             self.acked_at_progress = s.acked;
             self.unread_at_progress = unread;
-            self.progress_at = Some(s.at);
             self.waiting_since = None;
             return Verdict::Flowing;
         }
@@ -162,11 +150,13 @@ impl Delivery {
             self.waiting_since = None;
             return Verdict::Idle;
         }
+        // The limit counts from the first reading that showed the peer owing progress, not
+        // from the last progress: a healthy Linux reader's window also settles below its
+        // widest now and then as autotuning moves (by up to a fragment, seen in
+        // e2e_interop), which looks like one fragment left unread until the next arrives.
         let since = *self.waiting_since.get_or_insert(s.at);
-        // The peer was last seen reading at `progress_at`: the limit counts from there (a
-        // stall began at most then), but a wait lasts at least the grace.
-        let waited = s.at.saturating_sub(progress_at);
-        if waited >= self.limit && s.at.saturating_sub(since) >= self.grace() {
+        let waited = s.at.saturating_sub(since);
+        if waited >= self.limit {
             Verdict::Stalled(waited)
         } else {
             Verdict::Waiting(waited)
@@ -322,8 +312,8 @@ mod tests {
         }
         assert_eq!(
             stalled_at,
-            Some(4000),
-            "the limit after the peer was last seen reading (at 0)"
+            Some(1000 + 4000),
+            "the limit after the first unread bytes"
         );
         assert_eq!(
             d.consumed(),
@@ -361,8 +351,8 @@ mod tests {
         }
         assert_eq!(
             stalled,
-            Some(4000),
-            "the limit after the last progress (at 0)"
+            Some(6000),
+            "the limit after the first unread bytes (2000)"
         );
         assert!(d.stall_safe() < 214_659);
     }
@@ -377,14 +367,13 @@ mod tests {
             peer_window: None,
         };
         assert_eq!(d.sample(s(0, 10_000, 5)), Verdict::Flowing);
-        assert_eq!(d.sample(s(1000, 10_000, 5)), Verdict::Waiting(ms(1000)));
-        assert_eq!(d.sample(s(3999, 10_000, 5)), Verdict::Waiting(ms(3999)));
+        assert_eq!(d.sample(s(1000, 10_000, 5)), Verdict::Waiting(ms(0)));
         assert_eq!(
             d.sample(s(4000, 11_000, 5)),
-            Verdict::Stalled(ms(4000)),
+            Verdict::Waiting(ms(3000)),
             "1000 bytes is too little"
         );
-        assert_eq!(d.sample(s(5000, 11_000, 5)), Verdict::Stalled(ms(5000)));
+        assert_eq!(d.sample(s(5000, 11_000, 5)), Verdict::Stalled(ms(4000)));
         assert_eq!(d.sample(s(5100, 20_000, 0)), Verdict::Flowing);
         assert_eq!(
             d.sample(s(9999, 20, 0)),
@@ -394,67 +383,27 @@ mod tests {
     }
 
     #[test]
-    fn a_stall_is_called_within_the_limit_of_the_last_reading_not_of_the_first_owed_byte() {
-        // 2 s fragments of 60 kB, read at once; the peer stops reading at 2.5 s, just after
-        // the second fragment. The third one (4 s) lands in its buffer: the window closes.
+    fn a_healthy_window_that_settles_a_fragment_lower_is_not_a_stall() {
+        // Seen in e2e_interop's steady phase (a reading receiver, 2 s fragments of ~63 kB):
+        // autotuning widened the window to 2 620 416, then it settled at 2 561 024, so the
+        // next fragment looked unread; the one after read normally.
         let mut d = Delivery::new(LIMIT);
-        let w = 400_000u32;
-        let s = |at, acked, owed, win| Sample {
+        let s = |at, acked, win| Sample {
             at: ms(at),
             acked,
-            owed,
+            owed: 0,
             peer_window: Some(win),
         };
-        assert_eq!(d.sample(s(0, 60_000, 0, w)), Verdict::Flowing);
-        assert_eq!(d.sample(s(2050, 120_000, 0, w)), Verdict::Flowing);
-        let mut stalled = None;
-        for t in (2250..9000).step_by(200) {
-            let k = (t - 2000) / 2000; // fragments that landed unread
-            let v = d.sample(s(t, 120_000 + k * 60_000, 0, w - k as u32 * 60_000));
-            if matches!(v, Verdict::Stalled(_)) && stalled.is_none() {
-                stalled = Some(t);
-            }
+        assert_eq!(d.sample(s(0, 1_000_000, 2_451_456)), Verdict::Flowing);
+        assert_eq!(d.sample(s(2000, 1_065_779, 2_620_416)), Verdict::Flowing);
+        for t in (2200..4000).step_by(200) {
+            assert_eq!(d.sample(s(t, 1_065_779, 2_620_416)), Verdict::Idle);
         }
-        // The last reading was at 2.05 s: the stall is called 4 s later (first sample after
-        // 6.05 s), 3.6 s after it began, within the limit (2× the fragment duration).
-        assert_eq!(stalled, Some(6050));
-    }
-
-    #[test]
-    fn a_fragment_after_a_gap_gets_the_grace_not_an_instant_stall() {
-        let mut d = Delivery::new(LIMIT);
-        let s = |at, acked, owed| Sample {
-            at: ms(at),
-            acked,
-            owed,
-            peer_window: Some(200_000),
-        };
-        assert_eq!(d.sample(s(0, 50_000, 0)), Verdict::Flowing);
-        // Nothing to send for 10 s (an encoder rebuilt), then a fragment: the peer has the
-        // grace (limit / 2) to show it reads.
-        assert_eq!(d.sample(s(5000, 50_000, 0)), Verdict::Idle);
-        assert_eq!(
-            d.sample(s(10_000, 50_000, 80_000)),
-            Verdict::Waiting(ms(10_000))
-        );
-        assert_eq!(
-            d.sample(s(11_800, 50_000, 80_000)),
-            Verdict::Waiting(ms(11_800))
-        );
-        assert_eq!(d.sample(s(12_000, 130_000, 0)), Verdict::Flowing);
-        // Had it not read, the grace ends the wait.
-        assert_eq!(
-            d.sample(s(20_000, 130_000, 80_000)),
-            Verdict::Waiting(ms(8000))
-        );
-        assert_eq!(
-            d.sample(s(21_000, 130_000, 80_000)),
-            Verdict::Waiting(ms(9000))
-        );
-        assert_eq!(
-            d.sample(s(22_000, 130_000, 80_000)),
-            Verdict::Stalled(ms(10_000))
-        );
+        for t in (4000..6000).step_by(200) {
+            let v = d.sample(s(t, 1_128_055, 2_561_024));
+            assert!(matches!(v, Verdict::Waiting(_)), "{t}: {v:?}");
+        }
+        assert_eq!(d.sample(s(6000, 1_192_120, 2_558_976)), Verdict::Flowing);
     }
 
     #[test]
@@ -485,7 +434,7 @@ mod tests {
                 stalled = Some(k * 2000);
             }
         }
-        assert_eq!(stalled, Some(4000));
+        assert_eq!(stalled, Some(2000 + 4000));
     }
 
     #[test]

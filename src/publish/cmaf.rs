@@ -26,8 +26,9 @@
 //! on its way (TCP evidence, `tcp.rs`), is progress; a request whose answer has not come once the last progress is the stall limit
 //! (2× the fragment duration) old resets the connection, so a stall is called within the
 //! limit of when it began, not of when the next segment went out (up to one fragment
-//! later). The answer gets at least the grace of `twincast_media::stall::Delivery` (half
-//! the limit) after the request went out (a segment after a gap in the stream).
+//! later). The answer gets at least half the limit after the request went out all the
+//! same (a segment after a gap in the stream). A 2xx is clean evidence; TCP readings are
+//! not (media/src/stall.rs), so only CMAF counts the limit from the last progress.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -341,14 +342,14 @@ impl Conn<'_> {
     }
 
     /// The answer to the request just written, or a stall: no answer while the last
-    /// progress is the stall limit old (and the request went out at least the grace ago).
+    /// progress is the stall limit old (and the request went out at least half that ago).
     async fn answer(
         &mut self,
         stream: &mut BoxStream,
         watch: &mut Watch,
     ) -> Result<Response, PublishError> {
         let limit = self.task.spec.stall;
-        let grace = twincast_media::stall::Delivery::new(limit).grace();
+        let grace = limit / 2;
         let sent = Instant::now();
         let read = http::read_response(stream, self.wait);
         tokio::pin!(read);
