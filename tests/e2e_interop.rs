@@ -528,10 +528,16 @@ fn counter(metrics: &str, family: &str) -> u64 {
         .sum()
 }
 
+/// A forward timestamp jump inside a recording longer than this starts a new publish
+/// (node-media-server appends a resumed publish to the same file, its timestamps offset by
+/// the previous ones); a shorter one is a hole (the capture's holes are a fragment or two).
+const NEW_PUBLISH_JUMP_MS: i64 = 10_000;
+
 /// Recordings of successive publishes hold every frame. Each recording is cut into runs,
-/// one per publish: at every file, and inside a file wherever the timestamps go back (a
-/// server that appends a resumed publish to the same file, like node-media-server, restarts
-/// its timestamps inside it; a resend always starts before what the file already has). The
+/// one per publish: at every file, and inside a file wherever the timestamps go back or
+/// jump forward by more than [`NEW_PUBLISH_JUMP_MS`] (a server that appends a resumed
+/// publish to the same file, like node-media-server, restarts or offsets its timestamps
+/// inside it; a resend always starts before what the file already has). The
 /// runs are chained in order: each run after the first must start with frames the chain so
 /// far already has (the resend overlaps what was received; after a stall it may reach back
 /// past the whole publish before it), or overlap its end; a run that starts after a hole
@@ -558,8 +564,10 @@ fn assert_chain(name: &str, files: &[(PathBuf, FlvFacts)], dropped_fragments: u6
         for i in 1..=f.video_ms.len() {
             let step = f.video_ms.get(i).map(|t| t - f.video_ms[i - 1]);
             match step {
-                Some(d) if d > FRAME_MS => holes += ((d + FRAME_MS / 2) / (1000 / 30) - 1) as u64,
-                Some(d) if d >= 0 => {}
+                Some(d) if d > FRAME_MS && d <= NEW_PUBLISH_JUMP_MS => {
+                    holes += ((d + FRAME_MS / 2) / (1000 / 30) - 1) as u64
+                }
+                Some(d) if (0..=FRAME_MS).contains(&d) => {}
                 _ => {
                     runs.push((p, &f.video_size[from..i]));
                     from = i;
