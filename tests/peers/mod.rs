@@ -671,9 +671,17 @@ impl FfmpegServer {
     /// holds seconds of media in its muxing queue and output buffer, which a SIGKILL throws
     /// away after the server had read it (no sender can resend what the server acknowledged
     /// reading further back than the two fragments the ingest specifications ask for).
+    ///
+    /// The child is taken out and signalled only while it has not been reaped (a zombie
+    /// still holds its pid): a second `kill` of a reaped child's pid would signal whatever
+    /// process got that pid since (seen: test runs of other suites ended by a SIGTERM).
     pub fn kill(&mut self) {
         self.paused.store(true, Ordering::SeqCst);
-        if let Some(c) = self.child.lock().unwrap().as_mut() {
+        let mut slot = self.child.lock().unwrap();
+        if let Some(mut c) = slot.take() {
+            if !matches!(c.try_wait(), Ok(None)) {
+                return;
+            }
             let _ = Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])
                 .status();
