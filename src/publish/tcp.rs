@@ -175,10 +175,26 @@ impl Watch {
 
     /// At the end of a connection, whatever ended it: the ids of the units the peer read
     /// past, as far as the last reading shows (nothing new after a stall).
+    ///
+    /// A connection that ends after the peer owed progress for half the limit or more
+    /// (the kernel's user timeout or a reset came before our witness called the stall)
+    /// counts as stalled: the peer had stopped reading, so its buffer may hold unread bytes
+    /// beyond what its window showed, exactly as after a stall we called, and the next
+    /// session resends as far back ([`Watch::resend_extra`]). Without this, such an end
+    /// resent only the two fragments before the first one not delivered, and what the read
+    /// estimate had over-counted was lost. A peer that dies while reading (owing only the
+    /// last write) is an ordinary break.
     pub fn settle(&mut self) -> Vec<u64> {
         match self.sample() {
             _ if self.stalled => Vec::new(),
-            Some(Verdict::Waiting(_) | Verdict::Stalled(_)) => Vec::new(),
+            Some(Verdict::Stalled(_)) => {
+                self.stalled = true;
+                Vec::new()
+            }
+            Some(Verdict::Waiting(waited)) => {
+                self.stalled = waited >= self.limit / 2;
+                Vec::new()
+            }
             _ => self.delivered(),
         }
     }
@@ -350,5 +366,72 @@ mod tests {
         assert!(stalled >= limit, "{stalled:?}");
         assert!(stalled < Duration::from_secs(5), "{stalled:?}");
         assert!(watch.delivered().is_empty(), "nothing was read by the peer");
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_ends_while_the_peer_owes_progress_resends_like_a_stall() {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept"); // never reads
+        // Something else ends the connection before our witness calls the stall.
+        let limit = Duration::from_secs(2);
+        let mut watch = Watch::new(TcpProbe::new(&client, limit), limit);
+        let (_, mut wr) = client.into_split();
+        let started = Instant::now();
+        let mut id = 0;
+        // Write until the peer's buffers are full and we owed it bytes for half the limit.
+        loop {
+            if let Ok(Ok(())) =
+                tokio::time::timeout(Duration::from_millis(50), wr.write_all(&[1u8; 20_000])).await
+            {
+                watch.wrote(id);
+                id += 1;
+            }
+            assert!(watch.check().is_ok(), "our witness has not called it yet");
+            if matches!(watch.last_verdict, Some(Verdict::Waiting(d)) if d >= limit / 2) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "never waiting");
+        }
+        // The peer goes away (a reset, the kernel's user timeout): the session ends with an
+        // error that is not our stall.
+        drop(server);
+        assert!(watch.settle().is_empty(), "nothing new is delivered");
+        assert!(
+            watch.resend_extra() >= MIN_STALL_RESEND,
+            "the next session reaches back as after a stall: {}",
+            watch.resend_extra()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_ends_idle_resends_nothing_extra() {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut server, _) = listener.accept().await.expect("accept");
+        let limit = Duration::from_secs(4);
+        let mut watch = Watch::new(TcpProbe::new(&client, limit), limit);
+        let (_, mut wr) = client.into_split();
+        wr.write_all(&[7u8; 50_000]).await.expect("write");
+        watch.wrote(0);
+        let mut got = vec![0u8; 50_000];
+        server.read_exact(&mut got).await.expect("read");
+        let started = Instant::now();
+        while watch.check().expect("no stall").is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "never delivered"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(server);
+        assert!(watch.settle().is_empty());
+        assert_eq!(watch.resend_extra(), 0, "a peer that had read everything");
     }
 }

@@ -458,6 +458,12 @@ impl Proxy {
                 let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
                     continue;
                 };
+                // While the target is down, a connect to it may pick the target's own port
+                // as its source and connect to itself (TCP simultaneous open), which would
+                // hold the port the restarted server needs.
+                if server.local_addr().ok() == server.peer_addr().ok() {
+                    continue;
+                }
                 for (mut from, mut to) in [
                     (client.try_clone(), server.try_clone()),
                     (server.try_clone(), client.try_clone()),
@@ -542,6 +548,10 @@ pub fn tls_proxy(port: u16, target: u16, ca: &TestCa) {
                 let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
                     return;
                 };
+                // A connect to itself (see [`Proxy::start`]) would hold the target's port.
+                if server.local_addr().ok() == server.peer_addr().ok() {
+                    return;
+                }
                 let _ = client.set_read_timeout(Some(Duration::from_millis(5)));
                 let _ = server.set_read_timeout(Some(Duration::from_millis(5)));
                 let mut tls = rustls::StreamOwned::new(conn, client);
@@ -620,6 +630,11 @@ impl FfmpegServer {
                 }
                 n += 1;
                 let out = dir.join(format!("{stream}-{n:03}.flv"));
+                // Its warnings (a non-monotonic timestamp it drops, say) go to a log beside
+                // the recording.
+                let log = std::fs::File::create(dir.join(format!("{stream}-{n:03}.log")))
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null());
                 let spawned = Command::new("ffmpeg")
                     .args(["-hide_banner", "-loglevel", "warning", "-listen", "1", "-i"])
                     .arg(format!("rtmp://127.0.0.1:{port}/live/{stream}"))
@@ -627,7 +642,7 @@ impl FfmpegServer {
                     .arg(&out)
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
-                    .stderr(Stdio::null())
+                    .stderr(log)
                     .spawn();
                 let Ok(c) = spawned else { return };
                 *child.lock().unwrap() = Some(c);
@@ -656,9 +671,17 @@ impl FfmpegServer {
     /// holds seconds of media in its muxing queue and output buffer, which a SIGKILL throws
     /// away after the server had read it (no sender can resend what the server acknowledged
     /// reading further back than the two fragments the ingest specifications ask for).
+    ///
+    /// The child is taken out and signalled only while it has not been reaped (a zombie
+    /// still holds its pid): a second `kill` of a reaped child's pid would signal whatever
+    /// process got that pid since (seen: test runs of other suites ended by a SIGTERM).
     pub fn kill(&mut self) {
         self.paused.store(true, Ordering::SeqCst);
-        if let Some(c) = self.child.lock().unwrap().as_mut() {
+        let mut slot = self.child.lock().unwrap();
+        if let Some(mut c) = slot.take() {
+            if !matches!(c.try_wait(), Ok(None)) {
+                return;
+            }
             let _ = Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])
                 .status();
@@ -714,6 +737,12 @@ pub fn npm_peers() -> PathBuf {
     dir
 }
 
+/// Starts of node-media-server before [`NodeMediaServer::restart`] gives up.
+pub const NMS_STARTS: usize = 3;
+/// How long one start of node-media-server may take to listen (node loads its modules
+/// first: seconds on a loaded two-core box).
+pub const NMS_LISTEN_WAIT: Duration = Duration::from_secs(20);
+
 /// Node-Media-Server (npm `node-media-server`), a third RTMP server implementation, with
 /// its shipped `bin/config.json` (defaults) and only the ports, the data directory and
 /// automatic recording (its `--record-auto`, like nginx's `record all`) set on the command
@@ -738,44 +767,73 @@ impl NodeMediaServer {
         s
     }
 
+    /// Starts node-media-server (again) and waits until its RTMP port accepts a
+    /// connection. A server that exits before it listens (a port of its other listeners
+    /// taken meanwhile, a crash on a loaded box) is started again, up to
+    /// [`NMS_STARTS`] times; one that neither listens nor exits within
+    /// [`NMS_LISTEN_WAIT`] is killed and started again too. Panics with its log when no
+    /// start listened.
     pub fn restart(&mut self) {
         let app = npm_peers().join("node_modules/node-media-server/bin/app.js");
-        let log = std::fs::File::create(self.dir.join(format!(
-            "nms-{}.log",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or(0)
-        )))
-        .expect("nms log");
-        let child = Command::new("node")
-            .arg(app)
-            .args(["--bind", "127.0.0.1", "--rtmp-port"])
-            .arg(self.port.to_string())
-            .arg("--rtmps-port")
-            .arg(free_port_here().to_string())
-            .arg("--http-port")
-            .arg(self.http_port.to_string())
-            .arg("--https-port")
-            .arg(free_port_here().to_string())
-            .arg("--data-path")
-            .arg(self.dir.join("data"))
-            .arg("--record-path")
-            .arg(self.dir.join("record"))
-            .args(["--record-auto", "--no-admin"])
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start node-media-server");
-        self.child = Some(child);
-        let port = self.port;
-        assert!(
-            wait_until(Duration::from_secs(20), || {
-                TcpStream::connect(("127.0.0.1", port)).is_ok()
-            }),
-            "node-media-server did not listen"
+        let mut tries = Vec::new();
+        for _ in 0..NMS_STARTS {
+            self.kill();
+            let log_path = self.dir.join(format!(
+                "nms-{}.log",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0)
+            ));
+            let log = std::fs::File::create(&log_path).expect("nms log");
+            let child = Command::new("node")
+                .arg(&app)
+                .args(["--bind", "127.0.0.1", "--rtmp-port"])
+                .arg(self.port.to_string())
+                .arg("--rtmps-port")
+                .arg(free_port_here().to_string())
+                .arg("--http-port")
+                .arg(self.http_port.to_string())
+                .arg("--https-port")
+                .arg(free_port_here().to_string())
+                .arg("--data-path")
+                .arg(self.dir.join("data"))
+                .arg("--record-path")
+                .arg(self.dir.join("record"))
+                .args(["--record-auto", "--no-admin"])
+                .current_dir(&self.dir)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .expect("start node-media-server");
+            self.child = Some(child);
+            let started = Instant::now();
+            let outcome = loop {
+                if let Some(c) = self.child.as_mut()
+                    && let Ok(Some(status)) = c.try_wait()
+                {
+                    break format!("exited ({status}) before it listened");
+                }
+                if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                    return;
+                }
+                if started.elapsed() > NMS_LISTEN_WAIT {
+                    break format!("did not listen within {NMS_LISTEN_WAIT:?}");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            eprintln!(
+                "node-media-server on port {}: {outcome}; log:\n{log}",
+                self.port
+            );
+            tries.push(format!("{outcome}:\n{log}"));
+        }
+        panic!(
+            "node-media-server did not listen on port {} in {NMS_STARTS} starts:\n{}",
+            self.port,
+            tries.join("\n")
         );
     }
 
