@@ -27,22 +27,57 @@ pub enum RtcpError {
     Parse(String),
 }
 
+/// RTCP packet type of a sender report.
+const PT_SR: u8 = 200;
+
 /// The sender reports of one compound RTCP datagram (other packet types are skipped).
+///
+/// The compound packet is walked here (RFC 3550 §6.1: version, type, length in 32-bit words
+/// less one) and only each SR is handed to the `rtcp` crate: its parsers of other types
+/// (transport feedback among them) panic on some malformed packets, and a malformed
+/// datagram must be counted and dropped (found by fuzz/fuzz_targets/rtp_frontend.rs).
 pub fn parse(datagram: &[u8]) -> Result<Vec<SenderReport>, RtcpError> {
-    let mut buf = datagram;
-    let packets = rtcp::packet::unmarshal(&mut buf).map_err(|e| RtcpError::Parse(e.to_string()))?;
-    Ok(packets
-        .iter()
-        .filter_map(|p| {
-            p.as_any()
-                .downcast_ref::<rtcp::sender_report::SenderReport>()
-        })
-        .map(|sr| SenderReport {
-            ssrc: sr.ssrc,
-            ntp: sr.ntp_time,
-            rtp: sr.rtp_time,
-        })
-        .collect())
+    let bad = |what: &str| RtcpError::Parse(what.to_string());
+    if datagram.is_empty() {
+        return Err(bad("empty datagram"));
+    }
+    let mut out = Vec::new();
+    let mut rest = datagram;
+    while let [b0, pt, l0, l1, ..] = *rest {
+        if b0 >> 6 != 2 {
+            return Err(RtcpError::Parse(format!(
+                "version {} (only 2 exists)",
+                b0 >> 6
+            )));
+        }
+        let len = (usize::from(u16::from_be_bytes([l0, l1])) + 1) * 4;
+        let Some(packet) = rest.get(..len) else {
+            return Err(bad("a packet longer than the datagram"));
+        };
+        if pt == PT_SR {
+            let mut buf = packet;
+            let packets =
+                rtcp::packet::unmarshal(&mut buf).map_err(|e| RtcpError::Parse(e.to_string()))?;
+            out.extend(
+                packets
+                    .iter()
+                    .filter_map(|p| {
+                        p.as_any()
+                            .downcast_ref::<rtcp::sender_report::SenderReport>()
+                    })
+                    .map(|sr| SenderReport {
+                        ssrc: sr.ssrc,
+                        ntp: sr.ntp_time,
+                        rtp: sr.rtp_time,
+                    }),
+            );
+        }
+        rest = &rest[len..];
+    }
+    if !rest.is_empty() {
+        return Err(bad("a truncated packet header"));
+    }
+    Ok(out)
 }
 
 /// UNIX nanoseconds of an NTP timestamp; `None` before 1970 (a sender without a clock).
@@ -129,6 +164,27 @@ mod tests {
         );
         assert!(parse(&d[..10]).is_err());
         assert!(parse(&[]).is_err());
+    }
+
+    #[test]
+    fn malformed_packets_of_other_types_are_skipped_not_a_panic() {
+        // Found by fuzz/fuzz_targets/rtp_frontend.rs: a transport-wide feedback packet (PT
+        // 205) that made the rtcp crate's parser panic. Only SRs are parsed now.
+        let tlcc = [
+            0x81, 0xcd, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x16, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        ];
+        assert!(matches!(parse(&tlcc), Err(RtcpError::Parse(_))));
+        assert_eq!(parse(&tlcc[..8]), Ok(Vec::new()), "skipped, not parsed");
+        let mut d = sr_bytes(9, 0xE000_0000_0000_0000, 5);
+        d.extend_from_slice(&[0x81, 0xcd, 0x00, 0x01, 0, 0, 0, 0]);
+        assert_eq!(
+            parse(&d).map(|v| v.len()),
+            Ok(1),
+            "the SR of the compound is kept"
+        );
+        assert!(parse(&[0x41, 200, 0, 0]).is_err(), "version 1");
+        assert!(parse(&[0x80, 200, 0]).is_err(), "a truncated header");
     }
 
     #[test]
