@@ -48,6 +48,11 @@ pub struct TrackCounters {
     pub next_sequence: AtomicU64,
     /// Units that arrived before the codec configuration and were dropped.
     pub units_without_config: AtomicU64,
+    /// Units the packager could not place in a fragment and dropped: before the codec
+    /// configuration, before the keyframe a fragment must start with, on a frame index that
+    /// did not increase, in a fragment already closed or not starting on its grid frame, or
+    /// refused by the audio timeline (/status `tracks[].dropped_units`).
+    pub dropped_units: AtomicU64,
 }
 
 struct TrackState {
@@ -56,6 +61,43 @@ struct TrackState {
     init: Option<Arc<InitSegment>>,
     fragmenter: Fragmenter,
     audio_timeline: Option<AudioTimeline>,
+    drop_log: DropLog,
+}
+
+/// Logs the packager's drops of one track, at most once every [`DROP_LOG_EVERY`], with the
+/// counts by reason since the start: a lost frame is never silent.
+struct DropLog {
+    track: String,
+    last: Option<std::time::Instant>,
+}
+
+/// Least time between two drop warnings of one track.
+const DROP_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl DropLog {
+    fn new(spec: &TrackSpec) -> DropLog {
+        let track = match spec {
+            TrackSpec::Video { name, .. } => name.clone(),
+            TrackSpec::Audio { .. } => "audio".to_string(),
+        };
+        DropLog { track, last: None }
+    }
+
+    fn note(&mut self, index: u64, s: &twincast_media::fragmenter::FragmenterStats) {
+        if self.last.is_some_and(|t| t.elapsed() < DROP_LOG_EVERY) {
+            return;
+        }
+        self.last = Some(std::time::Instant::now());
+        log::warn!(
+            track = self.track.as_str();
+            "package: track {} dropped a unit at frame {index}; {} dropped so far ({} before a fragment's keyframe, {} of a fragment closed or off its grid start, {} with a frame index that did not increase)",
+            self.track,
+            s.dropped_samples,
+            s.dropped_before_keyframe,
+            s.dropped_partial,
+            s.dropped_out_of_order
+        );
+    }
 }
 
 /// The package stage for all tracks.
@@ -95,6 +137,7 @@ impl Packager {
                     init: None,
                     fragmenter,
                     audio_timeline,
+                    drop_log: DropLog::new(spec),
                 }
             })
             .collect();
@@ -184,6 +227,7 @@ impl Packager {
             counters
                 .units_without_config
                 .fetch_add(1, Ordering::Relaxed);
+            counters.dropped_units.fetch_add(1, Ordering::Relaxed);
             return;
         }
         // Video frames were restamped to t_k before the encoders, so the nearest index is
@@ -191,16 +235,28 @@ impl Packager {
         let index = match &mut state.audio_timeline {
             Some(timeline) => match timeline.assign_frame(unit.wall_ns) {
                 FrameAssign::Frame { k, .. } => k,
-                FrameAssign::Drop => return,
+                FrameAssign::Drop => {
+                    counters.dropped_units.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
             },
             None => self.rate.frame_index_nearest(unit.dts_wall_ns),
         };
         let cts_offset = 0;
-        if let Some(fragment) =
+        let before = state.fragmenter.stats();
+        let fragment =
             state
                 .fragmenter
-                .push(index, unit.keyframe, cts_offset, unit.data, unit.filler)
-        {
+                .push(index, unit.keyframe, cts_offset, unit.data, unit.filler);
+        let after = state.fragmenter.stats();
+        if after.dropped_samples > before.dropped_samples {
+            counters.dropped_units.fetch_add(
+                after.dropped_samples - before.dropped_samples,
+                Ordering::Relaxed,
+            );
+            state.drop_log.note(index, &after);
+        }
+        if let Some(fragment) = fragment {
             self.emit(unit.track, fragment, false);
         }
     }
@@ -287,5 +343,49 @@ fn track_info(index: usize, spec: &TrackSpec, codec_data: Vec<u8>) -> TrackInfo 
                 channels: *channels,
             },
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn audio_unit(wall_ns: u64, codec_data: Option<Vec<u8>>) -> EncodedUnit {
+        EncodedUnit {
+            track: 0,
+            wall_ns,
+            dts_wall_ns: wall_ns,
+            keyframe: true,
+            data: vec![0x21; 40],
+            codec_data,
+            filler: false,
+        }
+    }
+
+    #[test]
+    fn every_unit_the_packager_cannot_place_is_counted() {
+        let grid = Grid::new(FrameRate::new(30, 1).expect("rate"), 2_000_000_000).expect("grid");
+        let spec = TrackSpec::Audio {
+            sample_rate: 48_000,
+            channels: 2,
+            bitrate: 64_000,
+        };
+        let mut p = Packager::new(grid, vec![spec], Hub::new(["audio".to_string()]));
+        let t0 = 1_764_000_000_000_000_000u64;
+        // Before the codec configuration: dropped and counted.
+        p.push(audio_unit(t0, None));
+        assert_eq!(p.counters[0].dropped_units.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            p.counters[0].units_without_config.load(Ordering::Relaxed),
+            1
+        );
+        // The same AAC frame time twice: the second cannot be placed.
+        p.push(audio_unit(t0, Some(vec![0x11, 0x90])));
+        let before = p.counters[0].dropped_units.load(Ordering::Relaxed);
+        p.push(audio_unit(t0, None));
+        assert!(
+            p.counters[0].dropped_units.load(Ordering::Relaxed) > before,
+            "a repeated frame time is a counted drop"
+        );
     }
 }

@@ -491,11 +491,12 @@ fn appsink(
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                 let base = sink.base_time();
-                if let Some(mut unit) =
-                    base.and_then(|b| unit_from_sample(&sample, b, track, &mut last_caps))
-                {
-                    unit.filler = mark.filler(&marks, unit.wall_ns);
-                    units.send(unit);
+                match base.and_then(|b| unit_from_sample(&sample, b, track, &mut last_caps)) {
+                    Some(mut unit) => {
+                        unit.filler = mark.filler(&marks, unit.wall_ns);
+                        units.send(unit);
+                    }
+                    None => units.untimed(),
                 }
                 Ok(gst::FlowSuccess::Ok)
             })

@@ -80,6 +80,9 @@ pub struct CaptureStats {
     pub reanchors: AtomicU64,
     /// Encoded units dropped because the packager's queue was full.
     pub units_dropped: AtomicU64,
+    /// Encoded buffers an encoder gave out without a usable time (no PTS, before its
+    /// segment, no base time): dropped, and counted here.
+    pub units_untimed: AtomicU64,
     /// Wall-clock ns of the last source picture (0 before the first).
     pub last_frame_wall_ns: AtomicU64,
     /// Frames the grid clock fed the encoders (live, held or slate): the watchdog's evidence
@@ -137,6 +140,11 @@ impl UnitSender {
     pub fn new(capacity: usize, stats: Arc<CaptureStats>) -> (Self, Receiver<EncodedUnit>) {
         let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
         (UnitSender { tx, stats }, rx)
+    }
+
+    /// An encoder's buffer that could not become a unit (no usable time): counted.
+    pub fn untimed(&self) {
+        self.stats.units_untimed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Never blocks a streaming thread: a full queue drops the unit and counts it.

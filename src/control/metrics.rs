@@ -291,9 +291,15 @@ pub fn render(s: &Status, denied_requests: u64) -> String {
         "Encoded units dropped because the packager queue was full.",
         s.input.units_dropped,
     );
+    w.one(
+        "capture_untimed_units_total",
+        "counter",
+        "Encoded buffers without a usable time (no PTS, before their segment), dropped.",
+        s.input.units_untimed,
+    );
 
     type TrackField = fn(&super::snapshot::TrackInfo) -> String;
-    let track_families: [(&str, &str, &str, TrackField); 7] = [
+    let track_families: [(&str, &str, &str, TrackField); 8] = [
         (
             "track_bits_per_second",
             "gauge",
@@ -332,6 +338,12 @@ pub fn render(s: &Status, denied_requests: u64) -> String {
             "counter",
             "Breaks in the fragment sequence.",
             |t| t.discontinuities.to_string(),
+        ),
+        (
+            "track_dropped_units_total",
+            "counter",
+            "Encoded units the packager could not place in a fragment.",
+            |t| t.dropped_units.to_string(),
         ),
     ];
     for (name, kind, help, get) in track_families {

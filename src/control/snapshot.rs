@@ -74,6 +74,8 @@ pub struct InputInfo {
     pub frames_late: u64,
     pub reanchors: u64,
     pub units_dropped: u64,
+    /// Encoded buffers without a usable time, dropped.
+    pub units_untimed: u64,
     /// Frames fed to the encoders, and how many of them were slate.
     pub grid_frames: u64,
     pub slate_frames: u64,
@@ -110,6 +112,8 @@ pub struct TrackInfo {
     pub next_sequence: u64,
     pub units: u64,
     pub media_bytes: u64,
+    /// Encoded units the packager could not place in a fragment (src/package.rs).
+    pub dropped_units: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -209,6 +213,7 @@ pub fn status(ops: &Ops) -> Status {
                 next_sequence: load(|c| &c.next_sequence),
                 units: load(|c| &c.units),
                 media_bytes: load(|c| &c.media_bytes),
+                dropped_units: load(|c| &c.dropped_units),
             }
         })
         .collect();
@@ -308,6 +313,7 @@ pub fn status(ops: &Ops) -> Status {
             frames_late: cap.frames_late.load(Ordering::Relaxed),
             reanchors: cap.reanchors.load(Ordering::Relaxed),
             units_dropped: cap.units_dropped.load(Ordering::Relaxed),
+            units_untimed: cap.units_untimed.load(Ordering::Relaxed),
             grid_frames: cap.grid_frames.load(Ordering::Relaxed),
             slate_frames: cap.slate_frames.load(Ordering::Relaxed),
             grid_skipped: cap.grid_skipped.load(Ordering::Relaxed),
