@@ -21,6 +21,11 @@ pub const MAX_SENDER_SKEW_NS: u64 = 300 * 1_000_000_000;
 /// Units held while the anchor is being found (12 s of 30 fps video with 48 kHz AAC, the
 /// longest wait for sender reports); past it the oldest are dropped, counted.
 pub const PENDING_UNITS: usize = 1024;
+/// Once the anchor is known, held units further than this behind the newest one are stale:
+/// the grid can no longer use their pictures (its latency is at most 1.5 s,
+/// src/capture/grid.rs), and decoding seconds of them at once would only cost a burst of CPU
+/// and make the input look seconds late. They are dropped, counted, from a keyframe on.
+pub const STALE_AFTER_ANCHOR_NS: u64 = 2_000_000_000;
 
 /// One elementary-stream unit ready for the decoder.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -292,6 +297,9 @@ impl FrontEnd {
         if self.timing.timing().is_none() {
             return;
         }
+        if self.pending.len() > 1 {
+            self.drop_stale();
+        }
         while let Some((unit, pts, keyframe)) = self.pending.pop_front() {
             let Some(wall_ns) = self.timing.wall_ns(pts) else {
                 self.units_dropped += 1;
@@ -308,6 +316,56 @@ impl FrontEnd {
                 data: unit.data,
             });
         }
+    }
+}
+
+impl FrontEnd {
+    /// Drops the held units that are stale once the anchor is known (they waited for sender
+    /// reports): video up to the keyframe decoding restarts from (the first one within
+    /// [`STALE_AFTER_ANCHOR_NS`] of the newest unit, else the last one before that), audio
+    /// before that keyframe's time.
+    fn drop_stale(&mut self) {
+        let walls: Vec<Option<u64>> = self
+            .pending
+            .iter()
+            .map(|(_, pts, _)| self.timing.wall_ns(*pts))
+            .collect();
+        let Some(newest) = walls.iter().flatten().max().copied() else {
+            return;
+        };
+        let cutoff = newest.saturating_sub(STALE_AFTER_ANCHOR_NS);
+        let keyframes: Vec<(usize, u64)> = self
+            .pending
+            .iter()
+            .zip(&walls)
+            .enumerate()
+            .filter_map(|(i, ((u, _, key), w))| match (u.kind, key, w) {
+                (EsKind::H264, true, Some(w)) => Some((i, *w)),
+                _ => None,
+            })
+            .collect();
+        let restart = keyframes
+            .iter()
+            .find(|(_, w)| *w >= cutoff)
+            .or_else(|| keyframes.last())
+            .copied();
+        let Some((first, from)) = restart else {
+            return;
+        };
+        if first == 0 {
+            return;
+        }
+        let before = self.pending.len();
+        let mut i = 0;
+        self.pending.retain(|(u, _, _)| {
+            let keep = match u.kind {
+                EsKind::H264 => i >= first,
+                EsKind::Aac => walls[i].is_some_and(|w| w >= from),
+            };
+            i += 1;
+            keep
+        });
+        self.units_dropped += (before - self.pending.len()) as u64;
     }
 }
 
@@ -440,6 +498,40 @@ mod tests {
                 "{w:?}"
             );
         }
+    }
+
+    #[test]
+    fn units_held_through_the_sender_report_wait_are_not_released_stale() {
+        // RTP without RTCP: the front end holds everything for the sender-report wait (12 s),
+        // then anchors on PTS. Only the last seconds come out (from a keyframe), not 12 s of
+        // pictures the grid can no longer use.
+        let mut fe = FrontEnd::new(Some(50 * MS));
+        let mut out = Vec::new();
+        for (seq, (t, ts, d)) in feed(14 * 30, 90_000).into_iter().enumerate() {
+            fe.push_rtp(T0 + 20 * MS + t, &rtp(seq as u16, ts, &d), &mut out);
+            fe.poll(T0 + 20 * MS + t, &mut out);
+            if fe.timing().is_some() {
+                break; // what was held is out now
+            }
+        }
+        assert_eq!(fe.timing(), Some(Timing::Pts));
+        let video: Vec<_> = out.iter().filter(|u| u.kind == EsKind::H264).collect();
+        assert!(video[0].keyframe, "decoding restarts at a keyframe");
+        let newest = video.iter().map(|u| u.wall_ns).max().unwrap_or(0);
+        let first = video[0].wall_ns;
+        assert!(
+            newest - first <= STALE_AFTER_ANCHOR_NS + 1_000_000_000,
+            "{} ms of held pictures released",
+            (newest - first) / MS
+        );
+        assert!(fe.counters().units_dropped >= 200, "{:?}", fe.counters());
+        let audio_first = out
+            .iter()
+            .filter(|u| u.kind == EsKind::Aac)
+            .map(|u| u.wall_ns)
+            .min()
+            .unwrap_or(0);
+        assert!(audio_first >= first, "no audio before the restart keyframe");
     }
 
     #[test]
