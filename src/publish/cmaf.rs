@@ -465,6 +465,31 @@ mod cmaf_init_tests {
     use crate::config::Protocol;
     use std::sync::atomic::Ordering;
 
+    /// Request `refused` is answered 503 once: the first session ends with that error, a
+    /// second one runs until the receiver has `complete` whole requests, then shuts down.
+    async fn refused_once_then_resent(
+        rx: &Receiver,
+        task: &Arc<Task>,
+        refused: usize,
+        complete: usize,
+    ) {
+        rx.fail.lock().expect("fail").push(refused);
+        let r = run_once(task, &cmaf_of(task), &mut Carry::default()).await;
+        assert!(
+            matches!(r, Err(PublishError::Http { status: 503, .. })),
+            "{r:?}"
+        );
+        let t = task.clone();
+        let run =
+            tokio::spawn(async move { run_once(&t, &cmaf_of(&t), &mut Carry::default()).await });
+        rx.wait_for("the resend", |r| {
+            r.iter().filter(|r| r.complete).count() == complete
+        })
+        .await;
+        task.cancel.cancel();
+        assert!(run.await.expect("join").is_ok());
+    }
+
     /// The complete request bodies, headers shown as `init<n>` (n = index in `inits`).
     fn bodies(rx: &Receiver, inits: &[&Arc<InitSegment>]) -> Vec<String> {
         rx.requests()
@@ -523,21 +548,7 @@ mod cmaf_init_tests {
         for n in 41..=43 {
             push(&task, unit(Some(fragment(n, 90_000, Some(&va))), None));
         }
-        rx.fail.lock().expect("fail").push(2); // the second segment is refused once
-        let r = run_once(&task, &cmaf_of(&task), &mut Carry::default()).await;
-        assert!(
-            matches!(r, Err(PublishError::Http { status: 503, .. })),
-            "{r:?}"
-        );
-        let t = task.clone();
-        let run =
-            tokio::spawn(async move { run_once(&t, &cmaf_of(&t), &mut Carry::default()).await });
-        rx.wait_for("the resend", |r| {
-            r.iter().filter(|r| r.complete).count() == 3 + 3
-        })
-        .await;
-        task.cancel.cancel();
-        assert!(run.await.expect("join").is_ok());
+        refused_once_then_resent(&rx, &task, 2, 3 + 3).await; // the second segment
         let paths: Vec<String> = rx.requests().iter().map(|r| r.path.clone()).collect();
         let base = "/feed/Streams(default-video.cmfv)";
         let want: Vec<String> = [
@@ -571,21 +582,7 @@ mod cmaf_init_tests {
         for n in 3..=4 {
             push(&task, unit(Some(fragment(n, 90_000, Some(&vb))), None));
         }
-        rx.fail.lock().expect("fail").push(2); // segment 2 is refused once
-        let r = run_once(&task, &cmaf_of(&task), &mut Carry::default()).await;
-        assert!(
-            matches!(r, Err(PublishError::Http { status: 503, .. })),
-            "{r:?}"
-        );
-        let t = task.clone();
-        let run =
-            tokio::spawn(async move { run_once(&t, &cmaf_of(&t), &mut Carry::default()).await });
-        rx.wait_for("the resend", |r| {
-            r.iter().filter(|r| r.complete).count() == 3 + 5
-        })
-        .await;
-        task.cancel.cancel();
-        assert!(run.await.expect("join").is_ok());
+        refused_once_then_resent(&rx, &task, 2, 3 + 5).await; // segment 2
         let b = bodies(&rx, &[&va, &vb]);
         assert_eq!(
             b[..8],

@@ -311,14 +311,20 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    #[tokio::test]
-    async fn the_kernel_reports_acknowledged_and_written_bytes() {
+    /// A connected client and server on loopback.
+    async fn loopback_pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let client = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let (mut server, _) = listener.accept().await.expect("accept");
+        let (server, _) = listener.accept().await.expect("accept");
+        (client, server)
+    }
+
+    #[tokio::test]
+    async fn the_kernel_reports_acknowledged_and_written_bytes() {
+        let (client, mut server) = loopback_pair().await;
         let probe = TcpProbe::new(&client, Duration::from_secs(2)).expect("probe");
         let (_, mut wr) = client.into_split();
         wr.write_all(&[7u8; 100_000]).await.expect("write");
@@ -339,12 +345,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_peer_that_stops_reading_is_seen_by_the_watch() {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let client = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let (_server, _) = listener.accept().await.expect("accept"); // never reads
+        let (client, _server) = loopback_pair().await; // never reads
         let limit = Duration::from_millis(600);
         let mut watch = Watch::new(TcpProbe::new(&client, limit), limit);
         let (_, mut wr) = client.into_split();
@@ -370,12 +371,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_that_ends_while_the_peer_owes_progress_resends_like_a_stall() {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let client = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let (server, _) = listener.accept().await.expect("accept"); // never reads
+        let (client, server) = loopback_pair().await; // never reads
         // Something else ends the connection before our witness calls the stall.
         let limit = Duration::from_secs(2);
         let mut watch = Watch::new(TcpProbe::new(&client, limit), limit);
@@ -409,12 +405,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_that_ends_idle_resends_nothing_extra() {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let client = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let (mut server, _) = listener.accept().await.expect("accept");
+        let (client, mut server) = loopback_pair().await;
         let limit = Duration::from_secs(4);
         let mut watch = Watch::new(TcpProbe::new(&client, limit), limit);
         let (_, mut wr) = client.into_split();
