@@ -12,14 +12,16 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use twincast_media::timeline::Grid;
 
 use crate::capture::{
-    Capture, CaptureError, CaptureStats, EncoderError, UNIT_QUEUE_CAPACITY, UnitSender,
+    Capture, CaptureError, CaptureStats, EncodedUnit, EncoderError, UNIT_QUEUE_CAPACITY, UnitSender,
 };
 use crate::config::Config;
 use crate::exit;
@@ -50,8 +52,8 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts everything; the error is the exit code.
-    pub async fn start(config: Config, config_path: &Path) -> Result<Daemon, u8> {
+    /// Starts everything, in the order of the module doc; the error is the exit code.
+    pub async fn start(config: Config, config_path: &Path, dvr_dir: &Path) -> Result<Daemon, u8> {
         let notifier = Arc::new(Notifier::from_env());
         let registry = Registry::new();
         let grid = grid_of(&config).map_err(|e| {
@@ -68,13 +70,7 @@ impl Daemon {
         let tasks = TaskTracker::new();
 
         // Origin first: a port that is taken is a start-up error, before any capture.
-        let origin = Origin::new(OriginSettings::from_config(&config.origin, &grid), &hub);
-        let listener = origin::bind(config.origin.listen).await.map_err(|e| {
-            log::error!("origin: cannot listen on {}: {e}", config.origin.listen);
-            exit::EX_OSERR
-        })?;
-        origin.spawn_feeders(&hub, cancel.clone());
-        tasks.spawn(origin::serve(listener, origin.clone(), cancel.clone()));
+        let origin = start_origin(&config, &grid, dvr_dir, &hub, &cancel, &tasks).await?;
         let control_listener = crate::control::bind(config.control.listen)
             .await
             .map_err(|e| {
@@ -111,60 +107,10 @@ impl Daemon {
             registry.clone(),
             cancel.child_token(),
         );
-        let apply_outputs: crate::reload::ApplyOutputs = {
-            let publishers = publishers.clone();
-            Box::new(move |outputs| publishers.reconcile(outputs))
-        };
-        // A new [input], new rendition settings or a new audio bitrate on SIGHUP: the main
-        // loop swaps the source or rebuilds the encoders on the same grid.
-        let (rebuild_tx, rebuild_rx) = mpsc::channel::<Config>(2);
-        let apply_input: crate::reload::ApplyInput = Box::new(move |next| {
-            if rebuild_tx.try_send(next.clone()).is_err() {
-                log::warn!(
-                    "capture: a rebuild is already pending; this reload's input waits for the next SIGHUP"
-                );
-            }
-        });
-        let appliers = crate::reload::Appliers {
-            outputs: Some(apply_outputs),
-            input: Some(apply_input),
-        };
-        if let Err(e) = crate::reload::spawn(ops.clone(), appliers, cancel.clone(), &tasks) {
-            log::warn!("SIGHUP reload is not available: {e}");
-        }
-        let package_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let package_thread = std::thread::Builder::new()
-            .name("package".into())
-            .spawn({
-                let stop = package_stop.clone();
-                move || packager.run_until(unit_rx, &stop)
-            })
-            .map_err(|e| {
-                log::error!("package: cannot start its thread: {e}");
-                exit::EX_OSERR
-            })?;
-        let (errors_tx, encoder_errors) = mpsc::channel::<EncoderError>(4);
-        let capture =
-            Capture::start(&config, grid, units.clone(), stats, errors_tx).map_err(|e| {
-                log::error!("capture: {e}");
-                match e {
-                    CaptureError::Element(_) => exit::EX_UNAVAILABLE,
-                    _ => exit::EX_SOFTWARE,
-                }
-            })?;
-        let encoders: Vec<&str> = capture.encoders.iter().map(|e| e.element()).collect();
-        log::info!(
-            "encoder {} (pair {}): {} renditions {}/{} fps, encoders {:?}, audio {:?}, input {}",
-            config.encoder.name,
-            config.encoder.pair,
-            config.rendition.len(),
-            grid.rate().num(),
-            grid.rate().den(),
-            encoders,
-            capture.aac_encoder,
-            config.input.kind.as_str()
-        );
-        log::info!("origin: http://{}/live/master.m3u8", config.origin.listen);
+        let rebuild_rx = spawn_reload(&ops, &publishers, &cancel, &tasks);
+        let (package_stop, package_thread) = spawn_packager(packager, unit_rx)?;
+        let (capture, encoder_errors) = start_capture(&config, grid, units.clone(), stats)?;
+        log_started(&config, grid, &capture);
         Ok(Daemon {
             config_path: config_path.to_path_buf(),
             notifier,
@@ -221,9 +167,7 @@ impl Daemon {
         }
         if next.rendition != running.rendition || next.audio != running.audio {
             // Read when the new encoders announce their codec parameters.
-            if let Ok(mut specs) = self.shared_specs.write() {
-                *specs = track_specs(next);
-            }
+            *crate::sync::write(&self.shared_specs) = track_specs(next);
             match self.capture.rebuild_encoders(next) {
                 Ok(()) => {
                     let encoders: Vec<&str> =
@@ -265,6 +209,116 @@ impl Daemon {
         }
         log::info!("stopped ({})", self.config_path.display());
     }
+}
+
+/// Start-up, the origin: binds its listener (a taken port is a start-up error, 71), then starts
+/// its feeders and its server on the daemon's token and task tracker.
+async fn start_origin(
+    config: &Config,
+    grid: &Grid,
+    dvr_dir: &Path,
+    hub: &Arc<Hub>,
+    cancel: &CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<Arc<Origin>, u8> {
+    let origin = Origin::new(
+        OriginSettings::from_config(&config.origin, grid, dvr_dir),
+        hub,
+    );
+    let listener = origin::bind(config.origin.listen).await.map_err(|e| {
+        log::error!("origin: cannot listen on {}: {e}", config.origin.listen);
+        exit::EX_OSERR
+    })?;
+    origin.spawn_feeders(hub, cancel.clone());
+    tasks.spawn(origin::serve(listener, origin.clone(), cancel.clone()));
+    Ok(origin)
+}
+
+/// Start-up, SIGHUP reload: outputs are applied through the publishers; a new `[input]`, new
+/// rendition settings or a new audio bitrate go to the main loop over the returned channel.
+fn spawn_reload(
+    ops: &Arc<crate::control::Ops>,
+    publishers: &Arc<Publishers>,
+    cancel: &CancellationToken,
+    tasks: &TaskTracker,
+) -> mpsc::Receiver<Config> {
+    let apply_outputs: crate::reload::ApplyOutputs = {
+        let publishers = publishers.clone();
+        Box::new(move |outputs| publishers.reconcile(outputs))
+    };
+    // A new [input], new rendition settings or a new audio bitrate on SIGHUP: the main
+    // loop swaps the source or rebuilds the encoders on the same grid.
+    let (rebuild_tx, rebuild_rx) = mpsc::channel::<Config>(2);
+    let apply_input: crate::reload::ApplyInput = Box::new(move |next| {
+        if rebuild_tx.try_send(next.clone()).is_err() {
+            log::warn!(
+                "capture: a rebuild is already pending; this reload's input waits for the next SIGHUP"
+            );
+        }
+    });
+    let appliers = crate::reload::Appliers {
+        outputs: Some(apply_outputs),
+        input: Some(apply_input),
+    };
+    if let Err(e) = crate::reload::spawn(ops.clone(), appliers, cancel.clone(), tasks) {
+        log::warn!("SIGHUP reload is not available: {e}");
+    }
+    rebuild_rx
+}
+
+/// Start-up, the package thread; returns its stop flag and its handle.
+fn spawn_packager(
+    packager: Packager,
+    unit_rx: std::sync::mpsc::Receiver<EncodedUnit>,
+) -> Result<(Arc<AtomicBool>, std::thread::JoinHandle<()>), u8> {
+    let package_stop = Arc::new(AtomicBool::new(false));
+    let package_thread = std::thread::Builder::new()
+        .name("package".into())
+        .spawn({
+            let stop = package_stop.clone();
+            move || packager.run_until(unit_rx, &stop)
+        })
+        .map_err(|e| {
+            log::error!("package: cannot start its thread: {e}");
+            exit::EX_OSERR
+        })?;
+    Ok((package_stop, package_thread))
+}
+
+/// Start-up, last: capture (sources, slate, grid clock, encoders); a missing element is 69.
+/// Returns it and the channel its encoders report their errors on.
+fn start_capture(
+    config: &Config,
+    grid: Grid,
+    units: UnitSender,
+    stats: Arc<CaptureStats>,
+) -> Result<(Capture, mpsc::Receiver<EncoderError>), u8> {
+    let (errors_tx, encoder_errors) = mpsc::channel::<EncoderError>(4);
+    let capture = Capture::start(config, grid, units, stats, errors_tx).map_err(|e| {
+        log::error!("capture: {e}");
+        match e {
+            CaptureError::Element(_) => exit::EX_UNAVAILABLE,
+            _ => exit::EX_SOFTWARE,
+        }
+    })?;
+    Ok((capture, encoder_errors))
+}
+
+/// The start-up summary: the encoder, its ladder and input, and the origin's address.
+fn log_started(config: &Config, grid: Grid, capture: &Capture) {
+    let encoders: Vec<&str> = capture.encoders.iter().map(|e| e.element()).collect();
+    log::info!(
+        "encoder {} (pair {}): {} renditions {}/{} fps, encoders {:?}, audio {:?}, input {}",
+        config.encoder.name,
+        config.encoder.pair,
+        config.rendition.len(),
+        grid.rate().num(),
+        grid.rate().den(),
+        encoders,
+        capture.aac_encoder,
+        config.input.kind.as_str()
+    );
+    log::info!("origin: http://{}/live/master.m3u8", config.origin.listen);
 }
 
 /// Resolves on SIGTERM or SIGINT; a second one exits at once.

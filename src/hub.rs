@@ -30,7 +30,7 @@ pub struct InitSegment {
 /// One packaged CMAF fragment.
 #[derive(Debug)]
 pub struct PackagedFragment {
-    /// Fragment sequence number n from the epoch (design §2).
+    /// Fragment sequence number n from the epoch (docs/design/timeline.md, *The grid*).
     pub sequence: u64,
     /// Decode time of the first sample, in the track timescale.
     pub base_dts: u64,

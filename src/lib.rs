@@ -17,4 +17,6 @@ pub mod publish;
 pub mod reload;
 pub mod run;
 pub mod secrets;
+pub mod state_dir;
 pub mod status;
+pub mod sync;

@@ -169,9 +169,12 @@ mod tests {
         fn log(&self, record: &Record) {
             let mut fields = KvLine(String::new());
             let _ = record.key_values().visit(&mut fields);
-            if let Ok(mut v) = self.0.lock() {
-                v.push(format!("{} {}{}", record.level(), record.args(), fields.0));
-            }
+            crate::sync::lock(&self.0).push(format!(
+                "{} {}{}",
+                record.level(),
+                record.args(),
+                fields.0
+            ));
         }
         fn flush(&self) {}
     }

@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use twincast::exit;
 
-/// Default configuration path (design §5).
+/// Default configuration path (docs/design/operations.md, *Commands and exit codes*).
 const DEFAULT_CONFIG: &str = "/etc/twincast/twincast.toml";
 
 #[derive(Parser)]
@@ -47,10 +48,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write man pages and shell completions into a directory (scripts/build-deb).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Output directory.
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     match cli.command {
         Command::Run { config } => twincast::run::main(&config),
         Command::Probe => twincast::cmd::probe::main(),
@@ -60,5 +70,19 @@ fn main() -> ExitCode {
             config,
             json,
         } => twincast::cmd::status::main(control, &config, json),
+        Command::GenerateDocs { dir } => twincast::cmd::gen_docs::main(Cli::command(), &dir),
+    }
+}
+
+/// `--help` and `--version` go to stdout with exit 0; a usage error is printed by clap (what was
+/// wrong, the usage line) and exits 64, EX_USAGE (clap's own code would be 2;
+/// docs/design/operations.md, *Commands and exit codes*).
+fn usage_error(e: &clap::Error) -> ExitCode {
+    // Printing fails only when stdout/stderr is closed; the exit code still tells.
+    let _ = e.print();
+    if e.use_stderr() {
+        exit::code(exit::EX_USAGE)
+    } else {
+        exit::code(exit::EX_OK)
     }
 }

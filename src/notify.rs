@@ -1,5 +1,5 @@
 //! systemd notification protocol (`sd_notify(3)`) over the `$NOTIFY_SOCKET` datagram socket,
-//! and the watchdog (design §5).
+//! and the watchdog (docs/design/operations.md, *systemd*).
 //!
 //! - `READY=1` once the pipeline plays, the first fragment is cut and the origin listens.
 //! - `WATCHDOG=1` every half `$WATCHDOG_USEC`, **only** while there is fresh evidence of progress:
@@ -117,42 +117,52 @@ pub struct Progress {
     pub fragments: u64,
 }
 
-/// Decides whether the watchdog may be petted: frames must have advanced since the previous
-/// check, and the fragment count must have advanced within `fragment_grace` (a fragment takes a
-/// whole fragment duration, longer than a ping interval).
+/// Decides whether the watchdog may be petted: the frame count must have advanced within
+/// `frame_grace` and the fragment count within `fragment_grace`.
+///
+/// Neither may be a single ping interval: the grid clock pauses its feed when it has to feed
+/// later (a late source moves its latency up by as much as `MAX_LATENCY` at once,
+/// src/capture/grid.rs), and a fragment takes a whole fragment duration to cut. A hung pipeline
+/// still stops the pings within the larger grace.
 #[derive(Debug)]
 pub struct Freshness {
     last: Option<Progress>,
+    last_frame_at: Option<std::time::Instant>,
     last_fragment_at: Option<std::time::Instant>,
+    frame_grace: Duration,
     fragment_grace: Duration,
 }
 
 impl Freshness {
-    pub fn new(fragment_grace: Duration) -> Self {
+    pub fn new(frame_grace: Duration, fragment_grace: Duration) -> Self {
         Freshness {
             last: None,
+            last_frame_at: None,
             last_fragment_at: None,
+            frame_grace,
             fragment_grace,
         }
     }
 
     /// Records `now`'s counters; true when there is fresh evidence of progress.
     pub fn check(&mut self, progress: Progress, now: std::time::Instant) -> bool {
-        let previous = self.last.replace(progress);
-        let Some(previous) = previous else {
+        let Some(previous) = self.last.replace(progress) else {
             if progress.fragments > 0 {
                 self.last_fragment_at = Some(now);
             }
             return false;
         };
+        if progress.frames > previous.frames {
+            self.last_frame_at = Some(now);
+        }
         if progress.fragments > previous.fragments {
             self.last_fragment_at = Some(now);
         }
-        let frames_fresh = progress.frames > previous.frames;
-        let fragments_fresh = self
-            .last_fragment_at
-            .is_some_and(|at| now.duration_since(at) <= self.fragment_grace);
-        frames_fresh && fragments_fresh
+        let fresh = |at: Option<std::time::Instant>, grace| {
+            at.is_some_and(|at| now.duration_since(at) <= grace)
+        };
+        fresh(self.last_frame_at, self.frame_grace)
+            && fresh(self.last_fragment_at, self.fragment_grace)
     }
 }
 
@@ -169,26 +179,28 @@ mod tests {
     fn pets_only_on_progress() {
         let t0 = Instant::now();
         let s = Duration::from_secs(1);
-        let mut f = Freshness::new(Duration::from_secs(3));
+        let mut f = Freshness::new(Duration::from_millis(1500), Duration::from_secs(3));
         assert!(
             !f.check(p(10, 1), t0),
             "the first sample has nothing to compare"
         );
         assert!(f.check(p(40, 1), t0 + s));
         assert!(f.check(p(70, 2), t0 + 2 * s));
-        // Frames stop: no ping, even though a fragment was cut recently.
-        assert!(!f.check(p(70, 2), t0 + 3 * s));
+        // Frames pause for less than their grace (the grid clock moved its latency up): pings
+        // go on.
+        assert!(f.check(p(70, 2), t0 + 3 * s));
+        // Frames stay stopped past the grace: no ping, although a fragment was cut recently.
+        assert!(!f.check(p(70, 2), t0 + 4 * s));
         // Frames flow but no fragment for longer than the grace: the packager is hung.
-        assert!(f.check(p(100, 2), t0 + 4 * s));
-        assert!(f.check(p(130, 2), t0 + 5 * s));
-        assert!(!f.check(p(160, 2), t0 + 6 * s));
-        assert!(f.check(p(190, 3), t0 + 7 * s));
+        assert!(f.check(p(100, 2), t0 + 5 * s));
+        assert!(!f.check(p(130, 2), t0 + 6 * s));
+        assert!(f.check(p(160, 3), t0 + 7 * s));
     }
 
     #[test]
     fn no_fragment_yet_no_ping() {
         let t0 = Instant::now();
-        let mut f = Freshness::new(Duration::from_secs(3));
+        let mut f = Freshness::new(Duration::from_secs(3), Duration::from_secs(3));
         assert!(!f.check(p(0, 0), t0));
         assert!(!f.check(p(30, 0), t0 + Duration::from_secs(1)));
     }

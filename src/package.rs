@@ -19,7 +19,7 @@ use crate::hub::{Hub, InitSegment, PackagedFragment};
 /// How often a waiting packager looks at its stop flag.
 const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Video timescale (design §2).
+/// Video timescale (docs/design/timeline.md, *Timescales*).
 pub const VIDEO_TIMESCALE: u32 = 90_000;
 
 /// What the packager needs to know about a track before its codec data arrives.
@@ -193,11 +193,7 @@ impl Packager {
         let counters = &self.counters[unit.track];
         counters.units.fetch_add(1, Ordering::Relaxed);
         if let Some(codec_data) = unit.codec_data {
-            let spec = self
-                .specs
-                .read()
-                .ok()
-                .and_then(|s| s.get(unit.track).cloned());
+            let spec = crate::sync::read(&self.specs).get(unit.track).cloned();
             if let Some(spec) = spec {
                 let info = track_info(unit.track, &spec, codec_data);
                 if state.info.as_ref() != Some(&info) {
@@ -349,6 +345,309 @@ fn track_info(index: usize, spec: &TrackSpec, codec_data: Vec<u8>) -> TrackInfo 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::sync::broadcast::Receiver as FragmentRx;
+
+    /// 30 fps, 2 s GOPs, one GOP per fragment (60 frames).
+    fn grid() -> Grid {
+        Grid::new(FrameRate::new(30, 1).expect("rate"), 2_000_000_000).expect("grid")
+    }
+
+    fn video_spec() -> TrackSpec {
+        TrackSpec::Video {
+            name: "720p".to_string(),
+            width: 1280,
+            height: 720,
+            bitrate: 3_000_000,
+        }
+    }
+
+    /// A fragment number near 2026 on the epoch grid, and its first frame index.
+    fn start(grid: Grid) -> (u64, u64) {
+        let n = 1_764_000_000_000_000_000 / grid.fragment_duration_ns();
+        (n, grid.fragment_start_frame(n))
+    }
+
+    /// Video frame `k`, keyframe on every GOP start, 100 bytes of `k as u8`.
+    fn video_unit(grid: Grid, k: u64, codec_data: Option<&[u8]>, filler: bool) -> EncodedUnit {
+        let wall_ns = grid.rate().frame_time_ns(k);
+        EncodedUnit {
+            track: 0,
+            wall_ns,
+            dts_wall_ns: wall_ns,
+            keyframe: grid.is_gop_start(k),
+            data: vec![k as u8; 100],
+            codec_data: codec_data.map(<[u8]>::to_vec),
+            filler,
+        }
+    }
+
+    fn video_packager(grid: Grid) -> (Packager, Arc<Hub>, FragmentRx<Arc<PackagedFragment>>) {
+        let hub = Hub::new(["720p".to_string()]);
+        let rx = hub.tracks[0].subscribe();
+        (
+            Packager::new(grid, vec![video_spec()], hub.clone()),
+            hub,
+            rx,
+        )
+    }
+
+    fn received(rx: &mut FragmentRx<Arc<PackagedFragment>>) -> Vec<Arc<PackagedFragment>> {
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    /// The top-level boxes of `bytes`: (type, payload).
+    fn boxes(bytes: &[u8]) -> Vec<([u8; 4], &[u8])> {
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while rest.len() >= 8 {
+            let size = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            assert!(
+                size >= 8 && size <= rest.len(),
+                "box size {size} of {}",
+                rest.len()
+            );
+            let kind = [rest[4], rest[5], rest[6], rest[7]];
+            out.push((kind, &rest[8..size]));
+            rest = &rest[size..];
+        }
+        assert!(rest.is_empty(), "trailing bytes after the last box");
+        out
+    }
+
+    fn payload<'a>(bytes: &'a [u8], kind: &[u8; 4]) -> &'a [u8] {
+        boxes(bytes)
+            .into_iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, p)| p)
+            .unwrap_or_else(|| panic!("no {} box", String::from_utf8_lossy(kind)))
+    }
+
+    /// The `styp` compatible brands.
+    fn brands(bytes: &[u8]) -> Vec<[u8; 4]> {
+        payload(bytes, b"styp")[8..]
+            .chunks(4)
+            .map(|c| [c[0], c[1], c[2], c[3]])
+            .collect()
+    }
+
+    #[test]
+    fn whole_video_fragments_are_cut_on_the_grid_and_published() {
+        let grid = grid();
+        let (n, k0) = start(grid);
+        let (mut p, hub, mut rx) = video_packager(grid);
+        let avcc = [1u8, 0x64, 0, 0x1f, 0xff];
+        p.push(video_unit(grid, k0, Some(&avcc), false));
+        for k in k0 + 1..=k0 + 120 {
+            p.push(video_unit(grid, k, None, false));
+        }
+        // Frame k0 + 120 opened fragment n + 2 and closed n + 1; n + 2 is still open.
+        let got = received(&mut rx);
+        assert_eq!(
+            got.iter().map(|f| f.sequence).collect::<Vec<_>>(),
+            [n, n + 1]
+        );
+        let init = hub.tracks[0].init().expect("init segment on the hub");
+        assert_eq!(init.info.timescale, VIDEO_TIMESCALE);
+        assert_eq!(init.info.id, 1);
+        assert!(
+            matches!(&init.info.codec, Codec::H264 { avcc: a, width: 1280, height: 720 } if a[..] == avcc)
+        );
+        assert_eq!(&init.bytes[4..8], b"ftyp");
+        for (i, f) in got.iter().enumerate() {
+            let k = k0 + 60 * i as u64;
+            assert_eq!(f.base_dts, grid.rate().frame_ts(k, VIDEO_TIMESCALE));
+            assert_eq!(f.duration, 180_000, "a whole 2 s fragment at 90 kHz");
+            assert_eq!(f.sample_count, 60);
+            assert_eq!(f.samples.len(), 60);
+            assert!(f.samples[0].keyframe);
+            assert!(!f.filler);
+            assert_eq!(f.media_bytes, 6_000);
+            assert!(Arc::ptr_eq(f.init.as_ref().expect("init"), &init));
+            let kinds: Vec<[u8; 4]> = boxes(&f.bytes).into_iter().map(|(k, _)| k).collect();
+            assert_eq!(kinds, [*b"styp", *b"prft", *b"moof", *b"mdat"]);
+            assert_eq!(payload(&f.bytes, b"mdat").len(), 6_000);
+            assert!(!brands(&f.bytes).contains(b"slat"));
+            // prft v1: flags, track id, NTP time of the first sample, its media time.
+            let prft = payload(&f.bytes, b"prft");
+            assert_eq!(prft[0], 1);
+            let ntp = u64::from_be_bytes(prft[8..16].try_into().expect("ntp"));
+            let media = u64::from_be_bytes(prft[16..24].try_into().expect("media time"));
+            assert_eq!(ntp, mp4::ntp_from_unix_ns(grid.rate().frame_time_ns(k)));
+            assert_eq!(media, f.base_dts);
+        }
+        let c = &p.counters[0];
+        assert_eq!(c.units.load(Ordering::Relaxed), 121);
+        assert_eq!(c.fragments.load(Ordering::Relaxed), 2);
+        assert_eq!(c.media_bytes.load(Ordering::Relaxed), 12_000);
+        assert_eq!(c.next_sequence.load(Ordering::Relaxed), n + 2);
+        assert_eq!(c.dropped_units.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn start_up_mid_fragment_waits_for_the_next_grid_start() {
+        let grid = grid();
+        let (n, k0) = start(grid);
+        let (mut p, _hub, mut rx) = video_packager(grid);
+        // Codec data on a frame that is not a fragment start: 50 frames cannot be placed.
+        p.push(video_unit(grid, k0 + 10, Some(&[1, 2, 3]), false));
+        for k in k0 + 11..=k0 + 120 {
+            p.push(video_unit(grid, k, None, false));
+        }
+        let got = received(&mut rx);
+        assert_eq!(got.iter().map(|f| f.sequence).collect::<Vec<_>>(), [n + 1]);
+        assert_eq!(got[0].sample_count, 60);
+        assert_eq!(p.counters[0].dropped_units.load(Ordering::Relaxed), 50);
+        assert_eq!(
+            p.counters[0].units_without_config.load(Ordering::Relaxed),
+            0
+        );
+    }
+
+    #[test]
+    fn new_codec_parameters_cut_the_fragment_and_start_a_new_init() {
+        // Two 1 s GOPs per fragment: a rebuilt encoder hands over at the GOP start k0 + 30.
+        let grid = Grid::new(FrameRate::new(30, 1).expect("rate"), 1_000_000_000)
+            .and_then(|g| g.with_fragment_gops(2))
+            .expect("grid");
+        let (n, k0) = start(grid);
+        let (mut p, hub, mut rx) = video_packager(grid);
+        p.push(video_unit(grid, k0, Some(&[1, 0xaa]), false));
+        for k in k0 + 1..k0 + 30 {
+            // The same parameters again change nothing.
+            p.push(video_unit(
+                grid,
+                k,
+                (k == k0 + 5).then_some(&[1, 0xaa][..]),
+                false,
+            ));
+        }
+        let first = hub.tracks[0].init().expect("first init");
+        assert!(received(&mut rx).is_empty(), "fragment n is still open");
+        p.push(video_unit(grid, k0 + 30, Some(&[1, 0xbb]), false));
+        let cut = received(&mut rx);
+        assert_eq!(cut.len(), 1, "the change flushes fragment n");
+        assert_eq!(cut[0].sequence, n);
+        assert_eq!(cut[0].sample_count, 30);
+        assert_eq!(
+            cut[0].duration,
+            30 * 3_000,
+            "flushed: the last frame lasts one frame"
+        );
+        assert!(Arc::ptr_eq(cut[0].init.as_ref().expect("init"), &first));
+        let second = hub.tracks[0].init().expect("second init");
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert!(matches!(&second.info.codec, Codec::H264 { avcc, .. } if avcc[..] == [1, 0xbb]));
+        assert_ne!(first.bytes, second.bytes);
+        // The rest of the closed fragment n cannot be placed; fragment n + 1 is whole.
+        for k in k0 + 31..=k0 + 120 {
+            p.push(video_unit(grid, k, None, false));
+        }
+        let next = received(&mut rx);
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].sequence, n + 1);
+        assert_eq!(next[0].sample_count, 60);
+        assert!(Arc::ptr_eq(next[0].init.as_ref().expect("init"), &second));
+        // k0 + 30 itself and k0 + 31 .. k0 + 59.
+        assert_eq!(p.counters[0].dropped_units.load(Ordering::Relaxed), 30);
+    }
+
+    #[test]
+    fn filler_fragments_carry_slat_and_the_last_one_lmsg() {
+        let grid = grid();
+        let (n, k0) = start(grid);
+        let (p, _hub, mut rx) = video_packager(grid);
+        let (tx, units) = std::sync::mpsc::channel();
+        tx.send(video_unit(grid, k0, Some(&[1, 2]), true))
+            .expect("send");
+        for k in k0 + 1..k0 + 90 {
+            tx.send(video_unit(grid, k, None, k < k0 + 30))
+                .expect("send");
+        }
+        drop(tx);
+        // The capture side hung up: what is queued is packaged, then the track is flushed.
+        p.run(units);
+        let got = received(&mut rx);
+        assert_eq!(
+            got.iter().map(|f| f.sequence).collect::<Vec<_>>(),
+            [n, n + 1]
+        );
+        assert!(got[0].filler, "a fragment with slate frames is filler");
+        assert!(brands(&got[0].bytes).contains(b"slat"));
+        assert!(!brands(&got[0].bytes).contains(b"lmsg"));
+        assert!(!got[1].filler);
+        assert_eq!(got[1].sample_count, 30);
+        assert!(brands(&got[1].bytes).contains(b"lmsg"));
+        assert!(!brands(&got[1].bytes).contains(b"slat"));
+    }
+
+    #[test]
+    fn a_stop_flag_ends_the_packager_after_what_is_queued() {
+        let grid = grid();
+        let (n, k0) = start(grid);
+        let (p, _hub, mut rx) = video_packager(grid);
+        let (tx, units) = std::sync::mpsc::channel();
+        tx.send(video_unit(grid, k0, Some(&[1, 2]), false))
+            .expect("send");
+        for k in k0 + 1..k0 + 10 {
+            tx.send(video_unit(grid, k, None, false)).expect("send");
+        }
+        // The sender stays alive (an appsink GStreamer keeps): only the flag ends the loop.
+        let stop = std::sync::atomic::AtomicBool::new(true);
+        p.run_until(units, &stop);
+        let got = received(&mut rx);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].sequence, n);
+        assert_eq!(got[0].sample_count, 10);
+        drop(tx);
+    }
+
+    #[test]
+    fn units_of_an_unknown_track_are_ignored() {
+        let grid = grid();
+        let (_, k0) = start(grid);
+        let (mut p, hub, mut rx) = video_packager(grid);
+        let mut unit = video_unit(grid, k0, Some(&[1, 2]), false);
+        unit.track = 7;
+        p.push(unit);
+        assert!(hub.tracks[0].init().is_none());
+        assert!(received(&mut rx).is_empty());
+        assert_eq!(p.counters[0].units.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn audio_fragments_follow_the_aac_grid() {
+        let grid = grid();
+        let spec = TrackSpec::Audio {
+            sample_rate: 48_000,
+            channels: 2,
+            bitrate: 64_000,
+        };
+        let hub = Hub::new(["audio".to_string()]);
+        let mut rx = hub.tracks[0].subscribe();
+        let mut p = Packager::new(grid, vec![spec], hub.clone());
+        let n = 1_764_000_000_000_000_000 / grid.fragment_duration_ns();
+        let j0 = grid.audio_fragment_start_frame(n, 48_000);
+        let j1 = grid.audio_fragment_start_frame(n + 1, 48_000);
+        let j2 = grid.audio_fragment_start_frame(n + 2, 48_000);
+        let aac = AudioTimeline::new(48_000);
+        let wall = |j: u64| aac.frame_time_ns(j);
+        p.push(audio_unit(wall(j0), Some(vec![0x11, 0x90])));
+        for j in j0 + 1..=j2 {
+            p.push(audio_unit(wall(j), None));
+        }
+        let got = received(&mut rx);
+        assert_eq!(
+            got.iter().map(|f| f.sequence).collect::<Vec<_>>(),
+            [n, n + 1]
+        );
+        assert_eq!(got[0].base_dts, j0 * 1024);
+        assert_eq!(got[0].sample_count as u64, j1 - j0);
+        assert_eq!(got[0].duration, (j1 - j0) * 1024);
+        let init = hub.tracks[0].init().expect("init");
+        assert_eq!(init.info.name, "audio");
+        assert_eq!(init.info.timescale, 48_000);
+        assert_eq!(p.counters[0].dropped_units.load(Ordering::Relaxed), 0);
+    }
 
     fn audio_unit(wall_ns: u64, codec_data: Option<Vec<u8>>) -> EncodedUnit {
         EncodedUnit {

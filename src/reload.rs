@@ -1,4 +1,5 @@
-//! SIGHUP: re-read and validate the configuration, apply what can change live (design §5).
+//! SIGHUP: re-read and validate the configuration, apply what can change live
+//! (docs/design/operations.md, *Reload*).
 //!
 //! - Invalid file: every error is logged, `config_rejected` is emitted, the running
 //!   configuration stays.
@@ -6,7 +7,7 @@
 //!   publishers' `reconcile` without touching capture or the origin.
 //! - `[control] heartbeat` and `allow` apply at once.
 //! - `[input]` changes that keep the frame rate and the set of tracks (source kind, device, URI,
-//!   source size, slate) swap only the source pipeline (src/capture/sources.rs): the encoders
+//!   source size, slate) swap only the source pipeline (src/capture/sources/): the encoders
 //!   keep running on the same epoch grid, fed held pictures or the slate until the new source's
 //!   first picture, so no GOP is lost; fragment numbers and segment names simply continue, and
 //!   the origin and the publishers are not touched. A new source size also builds new encoders.
@@ -50,7 +51,8 @@ pub struct Appliers {
 }
 
 /// Installs the SIGHUP handler now (so an early SIGHUP never kills the daemon) and reloads on
-/// every SIGHUP until `cancel`.
+/// every SIGHUP, and on every authorised `POST /reload` ([`Ops::reload_request`]), until
+/// `cancel`.
 pub fn spawn(
     ops: Arc<Ops>,
     appliers: Appliers,
@@ -63,9 +65,15 @@ pub fn spawn(
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                received = hangup.recv() => if received.is_none() { return },
+                received = hangup.recv() => {
+                    if received.is_none() { return }
+                    log::info!(state = "reloading"; "SIGHUP: reloading {}", ops.config_path.display());
+                }
+                // POST /reload on the control listener (src/control/mod.rs), with the token.
+                _ = ops.reload_request.notified() => {
+                    log::info!(state = "reloading"; "POST /reload: reloading {}", ops.config_path.display());
+                }
             }
-            log::info!(state = "reloading"; "SIGHUP: reloading {}", ops.config_path.display());
             reload(&ops, &appliers);
         }
     });
@@ -106,9 +114,7 @@ pub fn reload(ops: &Ops, appliers: &Appliers) {
                     ),
                 }
             }
-            if let Ok(mut r) = ops.reload.restart_needed.lock() {
-                r.clone_from(&plan.restart_needed);
-            }
+            crate::sync::lock(&ops.reload.restart_needed).clone_from(&plan.restart_needed);
             ops.set_config(plan.next);
             ops.reload.reloads.fetch_add(1, Ordering::Relaxed);
             ops.emit(Event::ConfigReloaded {
@@ -136,106 +142,162 @@ pub struct Plan {
 
 /// Compares the running configuration with the new file.
 pub fn plan(running: &Config, file: &Config) -> Plan {
-    let mut next = running.clone();
-    let mut applied = Vec::new();
-    let mut restart_needed = Vec::new();
-
-    let outputs_changed = running.output != file.output;
-    if outputs_changed {
-        for o in &file.output {
-            match running.output.iter().find(|r| r.name == o.name) {
-                None => applied.push(format!("output {} added", o.name)),
-                Some(r) if r != o => applied.push(format!("output {} changed", o.name)),
-                Some(_) => {}
-            }
-        }
-        for r in &running.output {
-            if !file.output.iter().any(|o| o.name == r.name) {
-                applied.push(format!("output {} removed", r.name));
-            }
-        }
-        next.output = file.output.clone();
-    }
-    if running.control.heartbeat != file.control.heartbeat {
-        applied.push(format!(
-            "control heartbeat {}",
-            config::format_duration(file.control.heartbeat)
-        ));
-        next.control.heartbeat = file.control.heartbeat;
-    }
-    if running.control.allow != file.control.allow {
-        applied.push("control allow".to_string());
-        next.control.allow = file.control.allow.clone();
-    }
-    if running.control.listen != file.control.listen {
-        restart_needed.push("control listen".to_string());
-    }
-    // A new source on the same grid and with the same tracks is a pipeline rebuild; a new frame
-    // rate is a new grid, and audio on/off changes the tracks: those need a restart.
-    let input_live = running.input != file.input
-        && running.input.framerate == file.input.framerate
-        && (running.input.audio == AudioInput::None) == (file.input.audio == AudioInput::None);
-    if input_live {
-        applied.push("input (capture rebuilt on the same grid)".to_string());
-        next.input = file.input.clone();
-    }
-    // The same renditions (names, order) with new bitrates, sizes or encoders: new encoders on
-    // the same grid and the same tracks.
-    let ladder_live = running.rendition != file.rendition
-        && running.rendition.len() == file.rendition.len()
-        && running
-            .rendition
-            .iter()
-            .zip(&file.rendition)
-            .all(|(a, b)| a.name == b.name);
-    if ladder_live {
-        for (a, b) in running.rendition.iter().zip(&file.rendition) {
-            if a != b {
-                applied.push(format!(
-                    "rendition {} {}x{} {} kbit/s {} (encoders rebuilt on the same grid)",
-                    b.name,
-                    b.width,
-                    b.height,
-                    b.bitrate_kbps,
-                    b.encoder.as_str()
-                ));
-            }
-        }
-        next.rendition = file.rendition.clone();
-    }
-    let audio_live = running.audio != file.audio
-        && running.audio.sample_rate == file.audio.sample_rate
-        && running.audio.channels == file.audio.channels;
-    if audio_live {
-        applied.push(format!(
-            "audio {} kbit/s (encoder rebuilt on the same grid)",
-            file.audio.bitrate_kbps
-        ));
-        next.audio = file.audio.clone();
-    }
-    let sections = [
-        ("encoder", running.encoder != file.encoder),
-        ("input", running.input != file.input && !input_live),
-        ("timeline", running.timeline != file.timeline),
-        (
-            "rendition",
-            running.rendition != file.rendition && !ladder_live,
-        ),
-        ("audio", running.audio != file.audio && !audio_live),
-        ("origin", running.origin != file.origin),
-    ];
-    restart_needed.extend(
-        sections
-            .iter()
-            .filter(|(_, changed)| *changed)
-            .map(|(name, _)| (*name).to_string()),
-    );
+    let mut draft = Draft {
+        running,
+        file,
+        next: running.clone(),
+        applied: Vec::new(),
+        restart_needed: Vec::new(),
+    };
+    let outputs_changed = draft.outputs();
+    draft.control();
+    let input_live = draft.input();
+    let ladder_live = draft.ladder();
+    let audio_live = draft.audio();
+    draft.restart_sections(input_live, ladder_live, audio_live);
     Plan {
-        next,
+        next: draft.next,
         outputs_changed,
         capture_changed: input_live || ladder_live || audio_live,
-        applied,
-        restart_needed,
+        applied: draft.applied,
+        restart_needed: draft.restart_needed,
+    }
+}
+
+/// A [`Plan`] being drawn up, one kind of change at a time, in the order they are reported.
+struct Draft<'a> {
+    running: &'a Config,
+    file: &'a Config,
+    next: Config,
+    applied: Vec<String>,
+    restart_needed: Vec<String>,
+}
+
+impl Draft<'_> {
+    /// `[[output]]`: each output added, changed or removed; all of them apply live. Returns
+    /// whether they changed.
+    fn outputs(&mut self) -> bool {
+        let (running, file) = (self.running, self.file);
+        let outputs_changed = running.output != file.output;
+        if outputs_changed {
+            for o in &file.output {
+                match running.output.iter().find(|r| r.name == o.name) {
+                    None => self.applied.push(format!("output {} added", o.name)),
+                    Some(r) if r != o => self.applied.push(format!("output {} changed", o.name)),
+                    Some(_) => {}
+                }
+            }
+            for r in &running.output {
+                if !file.output.iter().any(|o| o.name == r.name) {
+                    self.applied.push(format!("output {} removed", r.name));
+                }
+            }
+            self.next.output = file.output.clone();
+        }
+        outputs_changed
+    }
+
+    /// `[control]`: heartbeat and allow apply live, a new listen address needs a restart.
+    fn control(&mut self) {
+        let (running, file) = (self.running, self.file);
+        if running.control.heartbeat != file.control.heartbeat {
+            self.applied.push(format!(
+                "control heartbeat {}",
+                config::format_duration(file.control.heartbeat)
+            ));
+            self.next.control.heartbeat = file.control.heartbeat;
+        }
+        if running.control.allow != file.control.allow {
+            self.applied.push("control allow".to_string());
+            self.next.control.allow = file.control.allow.clone();
+        }
+        if running.control.listen != file.control.listen {
+            self.restart_needed.push("control listen".to_string());
+        }
+    }
+
+    /// `[input]`: returns whether it changed in a way that applies live.
+    fn input(&mut self) -> bool {
+        let (running, file) = (self.running, self.file);
+        // A new source on the same grid and with the same tracks is a pipeline rebuild; a new
+        // frame rate is a new grid, and audio on/off changes the tracks: those need a restart.
+        let input_live = running.input != file.input
+            && running.input.framerate == file.input.framerate
+            && (running.input.audio == AudioInput::None) == (file.input.audio == AudioInput::None);
+        if input_live {
+            self.applied
+                .push("input (capture rebuilt on the same grid)".to_string());
+            self.next.input = file.input.clone();
+        }
+        input_live
+    }
+
+    /// `[[rendition]]`: returns whether the ladder changed in a way that applies live.
+    fn ladder(&mut self) -> bool {
+        let (running, file) = (self.running, self.file);
+        // The same renditions (names, order) with new bitrates, sizes or encoders: new encoders
+        // on the same grid and the same tracks.
+        let ladder_live = running.rendition != file.rendition
+            && running.rendition.len() == file.rendition.len()
+            && running
+                .rendition
+                .iter()
+                .zip(&file.rendition)
+                .all(|(a, b)| a.name == b.name);
+        if ladder_live {
+            for (a, b) in running.rendition.iter().zip(&file.rendition) {
+                if a != b {
+                    self.applied.push(format!(
+                        "rendition {} {}x{} {} kbit/s {} (encoders rebuilt on the same grid)",
+                        b.name,
+                        b.width,
+                        b.height,
+                        b.bitrate_kbps,
+                        b.encoder.as_str()
+                    ));
+                }
+            }
+            self.next.rendition = file.rendition.clone();
+        }
+        ladder_live
+    }
+
+    /// `[audio]`: returns whether it changed in a way that applies live (the bitrate).
+    fn audio(&mut self) -> bool {
+        let (running, file) = (self.running, self.file);
+        let audio_live = running.audio != file.audio
+            && running.audio.sample_rate == file.audio.sample_rate
+            && running.audio.channels == file.audio.channels;
+        if audio_live {
+            self.applied.push(format!(
+                "audio {} kbit/s (encoder rebuilt on the same grid)",
+                file.audio.bitrate_kbps
+            ));
+            self.next.audio = file.audio.clone();
+        }
+        audio_live
+    }
+
+    /// Every section that changed in a way that does not apply live needs a restart.
+    fn restart_sections(&mut self, input_live: bool, ladder_live: bool, audio_live: bool) {
+        let (running, file) = (self.running, self.file);
+        let sections = [
+            ("encoder", running.encoder != file.encoder),
+            ("input", running.input != file.input && !input_live),
+            ("timeline", running.timeline != file.timeline),
+            (
+                "rendition",
+                running.rendition != file.rendition && !ladder_live,
+            ),
+            ("audio", running.audio != file.audio && !audio_live),
+            ("origin", running.origin != file.origin),
+        ];
+        self.restart_needed.extend(
+            sections
+                .iter()
+                .filter(|(_, changed)| *changed)
+                .map(|(name, _)| (*name).to_string()),
+        );
     }
 }
 

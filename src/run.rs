@@ -10,6 +10,7 @@ use crate::config::{self, AudioInput, Config};
 use crate::daemon::Daemon;
 use crate::exit;
 use crate::package::TrackSpec;
+use crate::state_dir::{Layout, StateDir, holder_line};
 
 /// The epoch grid of a validated config.
 pub fn grid_of(config: &Config) -> Result<Grid, String> {
@@ -56,6 +57,24 @@ pub fn main(config_path: &Path) -> ExitCode {
     for warning in &loaded.warnings {
         log::warn!("{warning}");
     }
+    // Before anything else is started: a second daemon on the same folders stops here.
+    let layout = Layout::of(
+        &loaded.config,
+        std::env::var_os("STATE_DIRECTORY").as_deref(),
+    );
+    let who = holder_line(&loaded.config.encoder.name, config_path);
+    let state = match StateDir::open(layout, &who) {
+        Ok(state) => state,
+        Err(e) => {
+            log::error!("{e}");
+            return exit::code(e.exit_code());
+        }
+    };
+    log::info!(
+        "state directory {}, DVR {}",
+        state.layout().state_dir.display(),
+        state.layout().dvr_dir.display()
+    );
     if let Err(e) = gstreamer::init() {
         log::error!("GStreamer could not start: {e}");
         return exit::code(exit::EX_UNAVAILABLE);
@@ -72,10 +91,11 @@ pub fn main(config_path: &Path) -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let mut daemon = match Daemon::start(loaded.config, config_path).await {
-            Ok(d) => d,
-            Err(code) => return exit::code(code),
-        };
+        let mut daemon =
+            match Daemon::start(loaded.config, config_path, &state.layout().dvr_dir).await {
+                Ok(d) => d,
+                Err(code) => return exit::code(code),
+            };
         daemon.run_until_signal().await;
         daemon.shutdown().await;
         ExitCode::SUCCESS

@@ -38,7 +38,7 @@ fn register_one(secret: &str) {
     if secret.is_empty() {
         return;
     }
-    let mut list = SECRETS.write().unwrap_or_else(|e| e.into_inner());
+    let mut list = crate::sync::write(&SECRETS);
     if list.iter().any(|s| s == secret) {
         return;
     }
@@ -57,7 +57,7 @@ fn register_one(secret: &str) {
 
 /// `text` with every registered secret replaced by [`MASK`]; borrowed when nothing matched.
 pub fn redact(text: &str) -> Cow<'_, str> {
-    let list = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    let list = crate::sync::read(&SECRETS);
     let mut out: Cow<'_, str> = Cow::Borrowed(text);
     for s in list.iter() {
         if out.contains(s.as_str()) {
@@ -106,9 +106,7 @@ mod tests {
     fn repeats_are_kept_once() {
         register("sk-unit-repeat");
         register("sk-unit-repeat");
-        let n = SECRETS
-            .read()
-            .unwrap()
+        let n = crate::sync::read(&SECRETS)
             .iter()
             .filter(|s| *s == "sk-unit-repeat")
             .count();

@@ -5,7 +5,9 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
-/// State of one push destination (design §3).
+use crate::sync::{lock, read, write};
+
+/// State of one push destination (docs/design/publish.md, *One task per destination*).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DestState {
@@ -90,13 +92,11 @@ pub struct DestHandle(Arc<Mutex<DestStatus>>);
 impl DestHandle {
     /// Applies `f` to the entry.
     pub fn update(&self, f: impl FnOnce(&mut DestStatus)) {
-        if let Ok(mut s) = self.0.lock() {
-            f(&mut s);
-        }
+        f(&mut lock(&self.0));
     }
 
-    pub fn snapshot(&self) -> Option<DestStatus> {
-        self.0.lock().ok().map(|s| s.clone())
+    pub fn snapshot(&self) -> DestStatus {
+        lock(&self.0).clone()
     }
 }
 
@@ -114,23 +114,16 @@ impl Registry {
     /// Adds an entry and returns the handle its task updates.
     pub fn register(&self, status: DestStatus) -> DestHandle {
         let handle = DestHandle(Arc::new(Mutex::new(status)));
-        if let Ok(mut d) = self.dests.write() {
-            d.push(handle.clone());
-        }
+        write(&self.dests).push(handle.clone());
         handle
     }
 
     /// Removes the entries of an output (on reload).
     pub fn remove_output(&self, output: &str) {
-        if let Ok(mut d) = self.dests.write() {
-            d.retain(|h| h.snapshot().is_some_and(|s| s.output != output));
-        }
+        write(&self.dests).retain(|h| h.snapshot().output != output);
     }
 
     pub fn dests(&self) -> Vec<DestStatus> {
-        self.dests
-            .read()
-            .map(|d| d.iter().filter_map(|h| h.snapshot()).collect())
-            .unwrap_or_default()
+        read(&self.dests).iter().map(DestHandle::snapshot).collect()
     }
 }

@@ -90,13 +90,42 @@ impl Rng {
 struct Relay {
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Media datagrams this relay itself sent to `b` later than the reorder window after one
+    /// that came after them (a starved test thread on a loaded box, not the front end's fault).
+    late_to_b: Arc<AtomicU64>,
+}
+
+/// The reorder window the front ends are given ([`net`]), and the part of it a datagram may
+/// spend in the relay before the relay counts it as its own lateness: 5 ms are left for the
+/// loopback and the front end's own wake-up.
+const WINDOW: Duration = Duration::from_millis(50);
+const RELAY_LATE: Duration = Duration::from_millis(45);
+
+/// Counts the sends that overtook a datagram by more than [`RELAY_LATE`]: `sent` holds the
+/// last sends (order number, instant), oldest first.
+fn overtaken_late(
+    sent: &mut std::collections::VecDeque<(u64, Instant)>,
+    n: u64,
+    at: Instant,
+) -> bool {
+    let late = sent
+        .iter()
+        .find(|(m, _)| *m > n)
+        .is_some_and(|(_, first)| at.duration_since(*first) > RELAY_LATE);
+    if sent.len() >= 4096 {
+        sent.pop_front();
+    }
+    sent.push_back((n, at));
+    late
 }
 
 impl Relay {
     fn start(listen: u16, a: u16, b: u16, seed: u64, keep_order: bool) -> Relay {
         let stop = Arc::new(AtomicBool::new(false));
+        let late_to_b = Arc::new(AtomicU64::new(0));
         let mut threads = Vec::new();
         for off in [0u16, 1] {
+            let late_to_b = late_to_b.clone();
             let rx = UdpSocket::bind(("127.0.0.1", listen + off)).unwrap();
             rx.set_read_timeout(Some(Duration::from_millis(50)))
                 .unwrap();
@@ -112,11 +141,15 @@ impl Relay {
                 let mut buf = vec![0u8; 9000];
                 let mut n = 0u64;
                 let mut last_due = Instant::now();
+                let mut sent = std::collections::VecDeque::new();
                 while !stop.load(Ordering::Relaxed) {
                     let now = Instant::now();
                     while delayed.peek().is_some_and(|d| d.0.0 <= now) {
-                        let std::cmp::Reverse((_, _, bytes)) = delayed.pop().unwrap();
+                        let std::cmp::Reverse((_, seq, bytes)) = delayed.pop().unwrap();
                         let _ = tx.send_to(&bytes, to_b);
+                        if off == 0 && overtaken_late(&mut sent, seq, Instant::now()) {
+                            late_to_b.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     let wait = delayed
                         .peek()
@@ -138,7 +171,11 @@ impl Relay {
                 }
             }));
         }
-        Relay { stop, threads }
+        Relay {
+            stop,
+            threads,
+            late_to_b,
+        }
     }
 }
 
@@ -206,7 +243,7 @@ fn net(transport: Transport, port: u16, audio: bool) -> NetworkConfig {
     NetworkConfig {
         transport,
         addr: ([127, 0, 0, 1], port).into(),
-        latency: Duration::from_millis(50),
+        latency: WINDOW,
         format: DecodeFormat {
             width: W,
             height: H,
@@ -229,7 +266,7 @@ fn pair_run(transport: Transport, audio: bool) -> (usize, Option<Timing>, Option
     let probe_a = Probe::new();
     let probe_b = Probe::new();
     let mut a = NetworkSource::start_with(&net(transport, pa, audio), probe_a.clone()).unwrap();
-    let _relay = Relay::start(pr, pa, pb, rng.next(), transport == Transport::Udp);
+    let relay = Relay::start(pr, pa, pb, rng.next(), transport == Transport::Udp);
     let (scheme, extra): (&str, Vec<&str>) = match transport {
         Transport::Rtp => ("rtp_mpegts", vec![]),
         Transport::Udp => ("mpegts", vec![]),
@@ -261,6 +298,7 @@ fn pair_run(transport: Transport, audio: bool) -> (usize, Option<Timing>, Option
     );
     let (ta, tb) = (a.timing(), b.timing());
     let (ca, cb) = (a.counters(), b.counters());
+    let relay_late = relay.late_to_b.load(Ordering::Relaxed);
     a.stop();
     b.stop();
     let (fa, fb) = (probe_a.frames(), probe_b.frames());
@@ -275,7 +313,7 @@ fn pair_run(transport: Transport, audio: bool) -> (usize, Option<Timing>, Option
         }
     }
     eprintln!(
-        "{transport:?}: {common} common pictures; A {ta:?} {:?}; B {tb:?} {:?}",
+        "{transport:?}: {common} common pictures; relay late to B {relay_late}; A {ta:?} {:?}; B {tb:?} {:?}",
         ca.front, cb.front
     );
     if transport == Transport::Rtp {
@@ -284,8 +322,15 @@ fn pair_run(transport: Transport, audio: bool) -> (usize, Option<Timing>, Option
             "RTCP reached both"
         );
     }
-    // The relay reorders packets to B; within the 50 ms window nothing is lost.
-    assert_eq!(cb.front.lost, 0, "B lost packets: {:?}", cb.front);
+    // The relay reorders packets to B; within the 50 ms window nothing is lost. A datagram the
+    // relay itself held past the window (its thread starved on a loaded box: CI saw 2 in one
+    // run) may be counted lost, and only those.
+    assert!(
+        cb.front.lost <= relay_late,
+        "B lost {} packets, the relay sent {relay_late} of them past the window: {:?}",
+        cb.front.lost,
+        cb.front
+    );
     assert_eq!(ca.front.malformed + cb.front.malformed, 0);
     assert_eq!(ca.front.cc_errors + cb.front.cc_errors, 0, "TS continuity");
     if audio {

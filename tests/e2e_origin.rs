@@ -721,7 +721,7 @@ fn play_in_chromium(args: &[&str]) -> String {
 
 /// What a box served and logged, for a failure message: its warnings and errors, and the
 /// master and media playlists as they are now.
-fn origin_state(d: &Daemon, tracks: &[&str]) -> String {
+fn origin_state(d: &Daemon, control: u16, tracks: &[&str]) -> String {
     let log = d.log_text();
     let mut out: Vec<String> = log
         .lines()
@@ -736,6 +736,12 @@ fn origin_state(d: &Daemon, tracks: &[&str]) -> String {
             get_text(&d.url(&path)).unwrap_or_else(|| "(no answer)".into())
         ));
     }
+    // The loss counters (input.frames_not_encoded, units_dropped, tracks[].dropped_units…).
+    out.push(format!(
+        "/status:\n{}",
+        get_text(&format!("http://127.0.0.1:{control}/status"))
+            .unwrap_or_else(|| "(no answer)".into())
+    ));
     out.join("\n")
 }
 
@@ -825,8 +831,8 @@ fn browsers_play_hls_dash_and_switch_boxes() {
         &|| {
             format!(
                 "box A:\n{}\nbox B:\n{}",
-                origin_state(&a, &tracks),
-                origin_state(&b, &tracks)
+                origin_state(&a, cp_a, &tracks),
+                origin_state(&b, cp_b, &tracks)
             )
         },
     );

@@ -1,8 +1,8 @@
-//! End-to-end: the pair (issue #9 acceptance, design §9). Two daemons on one machine receive
-//! the same MPEG-TS feed from ffmpeg (default settings, a marked picture: the mean luma of frame
-//! N is N·37 mod 256, so a picture one frame off differs by 37); box B's copy goes through a
-//! relay that adds 0–15 ms of jitter, and B starts a random 0.3–3 s after A. For every segment
-//! timestamp both origins serve, the decoded pictures must be the same pictures.
+//! End-to-end: the pair (issue #9 acceptance; docs/design/timeline.md, *The pair*). Two daemons on
+//! one machine receive the same MPEG-TS feed from ffmpeg (default settings, a marked picture: the
+//! mean luma of frame N is N·37 mod 256, so a picture one frame off differs by 37); box B's copy
+//! goes through a relay that adds 0–15 ms of jitter, and B starts a random 0.3–3 s after A. For
+//! every segment timestamp both origins serve, the decoded pictures must be the same pictures.
 //!
 //! The encoders of the two boxes run independently (rate control has a different history), so
 //! the decoded bytes may differ by coding noise; the per-frame mean luma (signalstats YAVG)

@@ -1,4 +1,5 @@
-//! DASH MPD text for the local origin (ISO/IEC 23009-1, DASH-IF IOP "live" profile; design §4).
+//! DASH MPD text for the local origin (ISO/IEC 23009-1, DASH-IF IOP "live" profile;
+//! docs/design/origin.md).
 //!
 //! The origin's MPD names the same files as the HLS playlists: one dynamic Period starting at
 //! `PT0S` with `availabilityStartTime="1970-01-01T00:00:00Z"`, so a segment's media time *is* its

@@ -1,5 +1,5 @@
 //! The "package" stage's pure core: turns timeline-stamped access units into whole fragments on
-//! the grid of design §2.
+//! the grid of docs/design/timeline.md, *The grid*.
 //!
 //! - The decode time of an access unit is derived from its index, never accumulated:
 //!   `frame_ts(k, timescale)` for video frame `k`, `1024·j` for AAC frame `j` (the audio
@@ -14,8 +14,14 @@
 //!   grid index (`n·g·F`, or `j_n`), so a box that starts mid-fragment never emits a fragment that
 //!   differs from its twin's fragment of the same sequence number.
 //! - A sample lasts until the next sample's decode time, so a hole inside a fragment is absorbed
-//!   by the sample before it. The last sample gets the nominal duration (one frame, or 1024),
-//!   truncated so it never reaches past the decode time of the AU that closed the fragment.
+//!   by the sample before it. A fragment closed by a later AU is whole on the grid: its last
+//!   sample lasts to the fragment's grid end, so AUs lost at a fragment's end (an encoder queue
+//!   that overflowed, counted upstream) hold the last picture instead of leaving a hole in the
+//!   timeline that the origin would have to publish as a discontinuity in that track alone (seen
+//!   in e2e_origin: 3 frames lost before an IDR gave a 2.9 s segment in the video playlists and
+//!   none in the audio one, and hls.js never started). A fragment closed by [`Fragmenter::flush`]
+//!   (shutdown, new codec parameters) ends its last sample after the nominal duration (one
+//!   frame, or 1024).
 //! - Indices must increase; a non-increasing index is dropped and counted. Nothing here panics.
 
 use crate::timeline::{AAC_FRAME_SAMPLES, Grid};
@@ -60,6 +66,9 @@ pub struct FragmenterStats {
     pub dropped_partial: u64,
     /// AUs whose index did not increase.
     pub dropped_out_of_order: u64,
+    /// Fragments whose last sample was held past one frame to the fragment's grid end (AUs
+    /// lost before the next fragment, upstream).
+    pub held_at_end: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -241,10 +250,20 @@ impl Fragmenter {
     }
 
     fn close(&mut self, mut open: Open, next_dts: Option<u64>) -> Fragment {
-        let nominal = self.nominal_duration(open.last_index);
+        let end = match next_dts {
+            // The closing AU belongs to a later fragment, so it is at or past this one's end.
+            Some(next) => self
+                .dts(self.fragment_start_index(open.sequence.saturating_add(1)))
+                .min(next),
+            None => self
+                .dts(open.last_index)
+                .saturating_add(self.nominal_duration(open.last_index)),
+        };
         if let Some(last) = open.samples.last_mut() {
-            let room = next_dts.map_or(u64::MAX, |next| next.saturating_sub(last.dts));
-            last.duration = clamp_u32(nominal.min(room));
+            last.duration = clamp_u32(end.saturating_sub(last.dts));
+            if u64::from(last.duration) > self.nominal_duration(open.last_index) {
+                self.stats.held_at_end = self.stats.held_at_end.saturating_add(1);
+            }
         }
         self.closed_through = Some(open.sequence);
         self.stats.fragments = self.stats.fragments.saturating_add(1);
@@ -377,13 +396,31 @@ mod tests {
     }
 
     #[test]
-    fn gap_across_a_boundary_keeps_nominal_last_duration() {
+    fn frames_lost_at_a_fragment_end_are_held_so_it_stays_whole() {
         let mut f = Fragmenter::video(grid("30/1", 2 * NS_PER_SEC), 90_000);
-        // Fragment 0 ends at frame 50; the next AU is the IDR of fragment 2.
-        let out = push_video(&mut f, (0..=50).chain([120]));
+        // Frames 57..=59 lost before the IDR of fragment 1 (an encoder queue overflow).
+        let out = push_video(&mut f, (0..57).chain([60]));
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].samples.last().unwrap().duration, 3000);
-        assert_eq!(out[0].duration(), 51 * 3000);
+        assert_eq!(out[0].samples.last().unwrap().duration, 4 * 3000);
+        assert_eq!(out[0].duration(), 180_000);
+        assert_eq!(f.stats().held_at_end, 1);
+        // Fragment 1 ends at frame 110; the next AU is the IDR of fragment 3 (fragment 2 lost
+        // whole): fragment 1 still covers its grid span, the hole is fragment 2 alone.
+        let out = push_video(&mut f, (61..=110).chain([180]));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].base_dts(), 180_000);
+        assert_eq!(out[0].duration(), 180_000);
+        assert_eq!(f.stats().held_at_end, 2);
+    }
+
+    #[test]
+    fn a_flushed_fragment_ends_one_frame_after_its_last() {
+        let mut f = Fragmenter::video(grid("30/1", 2 * NS_PER_SEC), 90_000);
+        push_video(&mut f, 0..=50);
+        let frag = f.flush().unwrap();
+        assert_eq!(frag.samples.last().unwrap().duration, 3000);
+        assert_eq!(frag.duration(), 51 * 3000);
+        assert_eq!(f.stats().held_at_end, 0);
     }
 
     #[test]

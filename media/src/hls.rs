@@ -1,5 +1,5 @@
-//! HLS playlist text (RFC 8216bis, "HTTP Live Streaming 2nd Edition"): the multivariant
-//! playlist (§4.4.6) and the media playlists (§4.4.3–4.4.5) of the local origin (design §4).
+//! HLS playlist text (RFC 8216bis, "HTTP Live Streaming 2nd Edition"): the multivariant playlist
+//! (§4.4.6) and the media playlists (§4.4.3–4.4.5) of the local origin (docs/design/origin.md).
 //!
 //! Plain values in, `String` out. Quoted-string attribute values cannot hold `"`, CR or LF
 //! (§4.2), so those characters are removed rather than written; URI lines lose CR and LF.
@@ -295,7 +295,8 @@ impl MediaPlaylist {
     }
 }
 
-/// The URI of the segment starting at `t` in the track timescale: `<t>.m4s` (design §4).
+/// The URI of the segment starting at `t` in the track timescale: `<t>.m4s` (docs/design/origin.md,
+/// *URL layout*).
 pub fn segment_uri(t: u64) -> String {
     format!("{t}.m4s")
 }

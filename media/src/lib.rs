@@ -16,6 +16,7 @@ pub mod h264;
 pub mod hls;
 pub mod http;
 pub mod mp4;
+pub mod playlist;
 pub mod rtmp;
 pub mod stall;
 pub mod timeline;

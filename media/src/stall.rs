@@ -1,7 +1,7 @@
-//! Whether a push makes progress, judged from what the peer acknowledged (design §3: "a send
-//! that makes no progress for 2× the fragment duration resets the connection"). Pure: the
-//! daemon reads the numbers (the kernel's `TCP_INFO`, the RTMP session's Acknowledgements)
-//! and the time, this module decides.
+//! Whether a push makes progress, judged from what the peer acknowledged (docs/design/publish.md,
+//! *Stall detection*: "a send that makes no progress for 2× the fragment duration resets the
+//! connection"). Pure: the daemon reads the numbers (the kernel's `TCP_INFO`, the RTMP session's
+//! Acknowledgements) and the time, this module decides.
 //!
 //! Two witnesses:
 //! - [`Delivery`], from TCP (every protocol). The peer's TCP acknowledges what its kernel
@@ -164,12 +164,32 @@ impl Delivery {
     }
 }
 
-/// Slack on top of twice the learned window: command bytes, chunk headers, rounding.
-pub const ACK_SLACK: u64 = 64 * 1024;
+/// Slack on top of the learned window before an acknowledgement is due: rounding. Our count
+/// of bytes sent leaves out the handshake and our own control messages, which the server
+/// counts, so its next acknowledgement comes at or before `sent_at_ack + window` of ours.
+pub const ACK_SLACK: u64 = 8 * 1024;
 /// Writes remembered at most (older ones are long acknowledged or long stalled).
 const MAX_WRITES: usize = 4096;
 
+/// One write of the publish, for [`AckWitness`].
+#[derive(Debug, Clone, Copy)]
+struct Write {
+    /// Our sent-byte count after it.
+    sent: u64,
+    /// Its end in the TCP byte stream, when the connection has TCP evidence.
+    tcp_end: Option<u64>,
+    /// When it was written.
+    at: Duration,
+}
+
 /// The RTMP Acknowledgement witness of one publish.
+///
+/// An acknowledgement is due once we have sent a window (plus [`ACK_SLACK`]) past what we
+/// had sent when the last one arrived, and the peer's TCP has those bytes (so a slow uplink,
+/// with the due bytes still in our send buffer, is never taken for a stalled server). The
+/// publish is stalled once no acknowledgement came for the limit, counted from the last one,
+/// as CMAF counts from its last 2xx, and one has been due for half the limit at least: a
+/// server that stops reading is seen within the limit of its last acknowledgement.
 #[derive(Debug, Clone, Default)]
 pub struct AckWitness {
     /// The largest step between two acknowledgements seen: the server's window.
@@ -178,8 +198,12 @@ pub struct AckWitness {
     acks: u64,
     /// Our sent-byte count when the last acknowledgement arrived.
     sent_at_ack: u64,
-    /// (sent-byte count after a write, when), oldest first.
-    writes: VecDeque<(u64, Duration)>,
+    /// When the last acknowledgement arrived.
+    last_ack_at: Option<Duration>,
+    /// When the peer's TCP was first seen holding the write that made one due.
+    due_since: Option<Duration>,
+    /// Writes, oldest first.
+    writes: VecDeque<Write>,
 }
 
 impl AckWitness {
@@ -188,17 +212,18 @@ impl AckWitness {
         self.window
     }
 
-    /// We wrote bytes: `sent` is the total since the publish started.
-    pub fn wrote(&mut self, sent: u64, at: Duration) {
-        self.writes.push_back((sent, at));
+    /// We wrote bytes: `sent` is the total since the publish started, `tcp_end` where the
+    /// write ended in the TCP byte stream (None without TCP evidence).
+    pub fn wrote(&mut self, sent: u64, tcp_end: Option<u64>, at: Duration) {
+        self.writes.push_back(Write { sent, tcp_end, at });
         if self.writes.len() > MAX_WRITES {
             self.writes.pop_front();
         }
     }
 
     /// The session has seen `acks` acknowledgements, the last with byte count `value`; we had
-    /// sent `sent` bytes by then.
-    pub fn acknowledged(&mut self, acks: u64, value: u32, sent: u64) {
+    /// sent `sent` bytes by then, and it is `at`.
+    pub fn acknowledged(&mut self, acks: u64, value: u32, sent: u64, at: Duration) {
         if acks <= self.acks {
             return;
         }
@@ -214,19 +239,32 @@ impl AckWitness {
         // A smaller value is a counter that restarted or wrapped: no step to learn from.
         self.last_value = Some(value);
         self.sent_at_ack = sent;
-        while self.writes.front().is_some_and(|w| w.0 <= sent) {
+        self.last_ack_at = Some(at);
+        self.due_since = None;
+        while self.writes.front().is_some_and(|w| w.sent <= sent) {
             self.writes.pop_front();
         }
     }
 
-    /// Stalled (with how long) when bytes that must have produced an acknowledgement by now
-    /// were written at least `limit` ago and none came.
-    pub fn stalled(&self, at: Duration, limit: Duration) -> Option<Duration> {
+    /// Stalled (with the time since the last acknowledgement) when one has been due for half
+    /// the limit and none came for the limit. `tcp_acked` is what the peer's TCP acknowledged
+    /// of the byte stream, when the connection has TCP evidence.
+    pub fn stalled(
+        &mut self,
+        at: Duration,
+        limit: Duration,
+        tcp_acked: Option<u64>,
+    ) -> Option<Duration> {
         let window = self.window?;
-        let due = self.sent_at_ack + 2 * window + ACK_SLACK;
-        let (_, written) = self.writes.iter().find(|w| w.0 >= due)?;
-        let waited = at.saturating_sub(*written);
-        (waited >= limit).then_some(waited)
+        let due = self.sent_at_ack + window + ACK_SLACK;
+        let w = *self.writes.iter().find(|w| w.sent >= due)?;
+        let due_at = match (w.tcp_end, tcp_acked) {
+            (Some(end), Some(acked)) if acked < end => return None,
+            (Some(_), Some(_)) => *self.due_since.get_or_insert(at),
+            _ => w.at,
+        };
+        let since_ack = at.saturating_sub(self.last_ack_at.unwrap_or_default());
+        (since_ack >= limit && at.saturating_sub(due_at) >= limit / 2).then_some(since_ack)
     }
 }
 
@@ -460,59 +498,96 @@ mod tests {
         let mut a = AckWitness::default();
         // No acknowledgement ever (a server that sends none): never stalled.
         for n in 1..200u64 {
-            a.wrote(n * 100_000, ms(n * 100));
+            a.wrote(n * 100_000, None, ms(n * 100));
         }
-        assert_eq!(a.stalled(ms(60_000), LIMIT), None);
+        assert_eq!(a.stalled(ms(60_000), LIMIT, None), None);
 
-        // nginx-rtmp's default window (5 MB), one acknowledgement every ~13 s of 3 Mbps.
+        // nginx-rtmp's default window (5 MB), one acknowledgement each time its count passes
+        // a multiple of 5 MB (3 Mbit/s: every ~13 s), 30 ms after the bytes reached it.
         let mut a = AckWitness::default();
         let mut sent = 0u64;
         let mut acks = 0;
         let mut value = 0xefb0_0000u32; // close to nginx's 0xf0000000 reset
-        for t in (0..120_000u64).step_by(100) {
-            sent += 37_500; // 3 Mbit/s
-            a.wrote(sent, ms(t));
-            if t % 13_300 == 0 && t > 0 {
+        let mut server = 3_600u64; // the handshake and commands: the server counts them
+        let mut next_ack = 5_000_000u64;
+        let mut pending: Option<u64> = None;
+        for t in (0..120_000u64).step_by(10) {
+            sent += 3_750; // 3 Mbit/s
+            server += 3_750;
+            a.wrote(sent, Some(server), ms(t));
+            if let Some(due) = pending
+                && t >= due
+            {
+                pending = None;
                 acks += 1;
                 value = match value.checked_add(5_000_000) {
                     Some(v) if v < 0xf000_0000 => v,
                     _ => 5_000_000, // the counter restarted
                 };
-                a.acknowledged(acks, value, sent);
+                a.acknowledged(acks, value, sent, ms(t));
             }
-            assert_eq!(a.stalled(ms(t), LIMIT), None, "false stall at {t} ms");
+            if server >= next_ack && pending.is_none() {
+                next_ack += 5_000_000;
+                pending = Some(t + 30);
+            }
+            // The peer's TCP has everything up to 10 ms ago.
+            assert_eq!(
+                a.stalled(ms(t), LIMIT, Some(server - 3_750)),
+                None,
+                "false stall at {t} ms"
+            );
         }
         assert_eq!(a.window(), Some(5_000_000));
 
         // 32-bit wrap of a server with a 2.5 MB window: no false step learned.
         let mut a = AckWitness::default();
-        a.acknowledged(1, u32::MAX - 1_000_000, 0);
-        a.acknowledged(2, 1_500_000, 2_500_000);
+        a.acknowledged(1, u32::MAX - 1_000_000, 0, ms(0));
+        a.acknowledged(2, 1_500_000, 2_500_000, ms(1));
         assert_eq!(a.window(), None);
-        a.acknowledged(3, 4_000_000, 5_000_000);
+        a.acknowledged(3, 4_000_000, 5_000_000, ms(2));
         assert_eq!(a.window(), Some(2_500_000));
     }
 
-    #[test]
-    fn ack_witness_calls_a_stall_when_acknowledgements_stop() {
+    /// 32 KiB acknowledgements until the server stops reading at 3 s; we write `rate` bytes
+    /// a second in 100 ms steps; its kernel takes everything (`tcp`: the peer's TCP has what
+    /// was written) or nothing past the stall (`tcp: false`). Returns when the stall was called.
+    fn ack_stall_at(rate: u64, tcp: bool) -> Option<u64> {
         let mut a = AckWitness::default();
-        let mut sent = 0;
-        for n in 1..=10u64 {
-            sent += 32_768;
-            a.wrote(sent, ms(n * 10));
-            a.acknowledged(n, (n * 32_768) as u32, sent);
-        }
-        assert_eq!(a.window(), Some(32_768));
-        // The server stops reading at 100 ms; we keep writing 40 KB every 100 ms.
-        let mut first = None;
-        for t in (200..10_000u64).step_by(100) {
-            sent += 40_000;
-            a.wrote(sent, ms(t));
-            if first.is_none() && a.stalled(ms(t), LIMIT).is_some() {
-                first = Some(t);
+        let mut sent = 0u64;
+        let mut acks = 0u64;
+        let step = rate / 10;
+        for t in (0..20_000u64).step_by(100) {
+            sent += step;
+            a.wrote(sent, Some(sent), ms(t));
+            if t < 3000 && sent / 32_768 > acks {
+                acks = sent / 32_768;
+                a.acknowledged(acks, (acks * 32_768) as u32, sent, ms(t));
+            }
+            let tcp_acked = if tcp || t < 3000 { sent } else { 0 };
+            if a.stalled(ms(t), LIMIT, Some(tcp_acked)).is_some() {
+                return Some(t);
             }
         }
-        // Due after 2 windows + slack: the fourth write (500 ms), stalled 4 s later.
-        assert_eq!(first, Some(4500));
+        None
+    }
+
+    #[test]
+    fn ack_witness_calls_a_stall_within_the_limit_of_the_last_acknowledgement() {
+        // 180p (37 kB/s) to 720p (400 kB/s): the last acknowledgement came at 2.6–2.9 s,
+        // and the stall is called the limit after it (sampled every 100 ms).
+        for rate in [37_000, 100_000, 400_000] {
+            let at = ack_stall_at(rate, true).expect("a stall");
+            assert!(
+                (6_100..=6_900).contains(&at),
+                "{rate} B/s: stalled at {at} ms"
+            );
+        }
+    }
+
+    #[test]
+    fn ack_witness_waits_while_the_due_bytes_sit_in_our_send_buffer() {
+        // A slow uplink: the peer's TCP never got the bytes that make an acknowledgement due.
+        // The TCP witness judges that case (nothing acknowledged); this one stays silent.
+        assert_eq!(ack_stall_at(100_000, false), None);
     }
 }

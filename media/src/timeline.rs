@@ -1,5 +1,5 @@
 //! Epoch-locked timeline: which frame index a captured picture or AAC frame gets, and where the
-//! GOP, fragment and audio-fragment boundaries fall (design §2).
+//! GOP, fragment and audio-fragment boundaries fall (docs/design/timeline.md).
 //!
 //! # Policy
 //!
@@ -32,8 +32,8 @@
 //! Both boxes of a redundant pair agree as long as their capture times for the same picture are
 //! within ¾ of a frame of each other *and* the source's phase relative to the grid is not
 //! within the jitter of half a frame at the first frame (where the first rounding could differ).
-//! A source captured on the grid (design §9: frames before the first grid frame are discarded)
-//! has phase ≈ 0.
+//! Downstream of the grid clock every frame is stamped exactly `t_k` (docs/design/timeline.md,
+//! *The grid clock*), so an index recovered from those timestamps has no phase to round.
 
 use thiserror::Error;
 
@@ -569,7 +569,8 @@ impl Grid {
     }
 }
 
-/// HLS fragments per segment for a GOP (design §4): GOP ≤ 3 s → 3, 3–5 s → 2, > 5 s → 1.
+/// HLS fragments per segment for a GOP: GOP ≤ 3 s → 3, 3–5 s → 2, > 5 s → 1
+/// (docs/design/timeline.md, *The grid*).
 pub fn segment_fragments_for_gop(gop_ns: u64) -> u32 {
     if gop_ns <= 3 * NS_PER_SEC {
         3

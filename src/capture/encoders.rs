@@ -6,12 +6,12 @@
 //! appsrc (S16LE, 1024-sample grid) → audioconvert → AAC → appsink
 //! ```
 //!
-//! Every buffer arrives stamped exactly on the epoch grid (running time = t − base time, with
-//! the base time fixed when the pipeline is built), so nothing here computes time. The probe
-//! sends a force-key-unit event into the tee right before every frame that starts a GOP, so
-//! every rendition puts its IDR on the same frame (design §9). The appsinks are the only
-//! GStreamer→Rust seam of the encoders: each pushes `EncodedUnit`s into one bounded channel
-//! (drops counted), marked `filler` when the frame was slate.
+//! Every buffer arrives stamped exactly on the epoch grid (running time = t − base time, with the
+//! base time fixed when the pipeline is built), so nothing here computes time. The probe sends a
+//! force-key-unit event into the tee right before every frame that starts a GOP, so every rendition
+//! puts its IDR on the same frame (docs/design/platform.md, *x264 and IDR placement*). The appsinks
+//! are the only GStreamer→Rust seam of the encoders: each pushes `EncodedUnit`s into one bounded
+//! channel (drops counted), marked `filler` when the frame was slate.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,17 +24,22 @@ use twincast_media::timeline::{FrameRate, Grid};
 
 use super::elements::{self, ElementError, H264Encoder};
 use super::{EncodedUnit, UnitSender};
-use crate::config::{AudioInput, Config};
+use crate::config::{AudioInput, Config, Rendition};
 
 /// Queue between the tee and each encoder, in raw frames.
 const RENDITION_QUEUE_FRAMES: u32 = 8;
 /// x264's key-int-max: "never on its own"; IDRs come only from our force-key-unit events.
 const X264_KEY_INT_MAX: u32 = 1_000_000;
 /// Raw pictures the video appsrc holds, half a second at 30 fps: it absorbs an encoder that
-/// falls behind for a moment (a busy box); beyond it the oldest is dropped and counted
-/// (`frames_not_encoded`), so an encoder that cannot keep up loses frames and never blocks the
-/// grid clock.
+/// falls behind for a moment (a busy box). Beyond it the grid clock does not queue the
+/// picture, counted (`frames_not_encoded`), so an encoder that cannot keep up loses frames and
+/// never blocks the grid clock; except a GOP's first picture, which is queued anyway: losing it
+/// would lose the whole fragment in every rendition (the IDR is forced on it), losing a later
+/// one only holds the picture before it.
 pub const VIDEO_APPSRC_MAX_BUFFERS: u64 = 15;
+/// The appsrc's own bound, past the grid clock's: GOP starts queued over a full queue (one a
+/// GOP, so only an encoder stuck for many GOPs reaches it); beyond it the oldest is dropped.
+pub const VIDEO_APPSRC_HARD_MAX_BUFFERS: u64 = 2 * VIDEO_APPSRC_MAX_BUFFERS;
 /// Raw AAC frames (1024 samples each) the audio appsrc holds: about 1.4 s at 48 kHz, a few
 /// hundred KiB; beyond it the oldest is dropped and counted (`audio_frames_not_encoded`).
 pub const AUDIO_APPSRC_MAX_BUFFERS: u64 = 64;
@@ -116,6 +121,155 @@ impl FillerMarks {
     }
 }
 
+/// The encoder pipeline on the system clock in realtime mode (the clock of record), with its
+/// base time fixed here so the grid clock can stamp buffers before the pipeline plays; returns
+/// the pipeline and that base time.
+fn realtime_pipeline() -> (gst::Pipeline, gst::ClockTime) {
+    let pipeline = gst::Pipeline::with_name("twincast-encoders");
+    let clock = gst::SystemClock::obtain();
+    clock.set_property("clock-type", gst::ClockType::Realtime);
+    pipeline.use_clock(Some(&clock));
+    pipeline.set_start_time(gst::ClockTime::NONE);
+    let base = clock.time();
+    pipeline.set_base_time(base);
+    (pipeline, base)
+}
+
+/// The source side: the video appsrc (I420 at the input's size and the grid's rate) into the
+/// tee, with the force-key-unit probe on every GOP start between them.
+fn video_source(
+    pipeline: &gst::Pipeline,
+    config: &Config,
+    grid: Grid,
+    base: gst::ClockTime,
+) -> Result<(gst_app::AppSrc, gst::Element), CaptureError> {
+    let input = &config.input;
+    let rate = grid.rate();
+    let video = live_appsrc(
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .field("width", input.width as i32)
+            .field("height", input.height as i32)
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .field(
+                "framerate",
+                gst::Fraction::new(rate.num() as i32, rate.den() as i32),
+            )
+            .build(),
+        VIDEO_APPSRC_HARD_MAX_BUFFERS,
+    );
+    let tee = make("tee")?;
+    pipeline
+        .add_many([video.upcast_ref(), &tee])
+        .map_err(build_err)?;
+    video.link(&tee).map_err(build_err)?;
+    let tee_sink = tee
+        .static_pad("sink")
+        .ok_or_else(|| build_err("tee has no sink pad"))?;
+    let src_pad = video
+        .static_pad("src")
+        .ok_or_else(|| build_err("appsrc has no src pad"))?;
+    install_key_units(&src_pad, tee_sink, grid, base.nseconds());
+    Ok((video, tee))
+}
+
+/// What every branch of the encoder pipeline is built into and delivers to.
+struct Branches<'a> {
+    pipeline: &'a gst::Pipeline,
+    config: &'a Config,
+    units: &'a UnitSender,
+    marks: &'a Arc<FillerMarks>,
+}
+
+impl Branches<'_> {
+    /// One rendition's branch off the tee: queue → videoscale → w×h → H.264 → appsink.
+    fn rendition(
+        &self,
+        tee: &gst::Element,
+        track: usize,
+        r: &Rendition,
+        enc: H264Encoder,
+        rate: FrameRate,
+    ) -> Result<(), CaptureError> {
+        let queue = gst::ElementFactory::make("queue")
+            .property("max-size-buffers", RENDITION_QUEUE_FRAMES)
+            .property("max-size-bytes", 0u32)
+            .property("max-size-time", 0u64)
+            .build()
+            .map_err(build_err)?;
+        let scale = make("videoscale")?;
+        let caps = capsfilter(
+            gst::Caps::builder("video/x-raw")
+                .field("width", r.width as i32)
+                .field("height", r.height as i32)
+                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                .build(),
+        )?;
+        let encoder = make_h264_encoder(enc, r.bitrate_kbps, self.config)?;
+        if track == 0 {
+            install_fault(&encoder);
+        }
+        let h264 = gst::Caps::builder("video/x-h264")
+            .field("stream-format", "avc")
+            .field("alignment", "au")
+            .build();
+        let out_caps = capsfilter(h264.clone())?;
+        let sink = appsink(
+            h264,
+            track,
+            self.units.clone(),
+            Mark::Video(rate),
+            self.marks.clone(),
+        )?;
+        let chain = [
+            &queue,
+            &scale,
+            &caps,
+            &encoder,
+            &out_caps,
+            sink.upcast_ref(),
+        ];
+        self.pipeline.add_many(chain).map_err(build_err)?;
+        gst::Element::link_many(chain).map_err(build_err)?;
+        tee.link(&queue).map_err(build_err)?;
+        Ok(())
+    }
+
+    /// The audio branch, the last track: appsrc (S16LE) → audioconvert → AAC (`aac`) →
+    /// appsink; returns its appsrc.
+    fn audio(&self, aac: &'static str) -> Result<gst_app::AppSrc, CaptureError> {
+        let a = &self.config.audio;
+        let src = live_appsrc(
+            gst::Caps::builder("audio/x-raw")
+                .field("format", "S16LE")
+                .field("layout", "interleaved")
+                .field("rate", a.sample_rate as i32)
+                .field("channels", i32::from(a.channels))
+                .build(),
+            AUDIO_APPSRC_MAX_BUFFERS,
+        );
+        let convert = make("audioconvert")?;
+        let encoder = gst::ElementFactory::make(aac)
+            .property("bitrate", (a.bitrate_kbps * 1000) as i32)
+            .build()
+            .map_err(build_err)?;
+        let sink = appsink(
+            gst::Caps::builder("audio/mpeg")
+                .field("mpegversion", 4i32)
+                .field("stream-format", "raw")
+                .build(),
+            self.config.rendition.len(),
+            self.units.clone(),
+            Mark::Audio(a.sample_rate),
+            self.marks.clone(),
+        )?;
+        let chain = [src.upcast_ref(), &convert, &encoder, sink.upcast_ref()];
+        self.pipeline.add_many(chain).map_err(build_err)?;
+        gst::Element::link_many(chain).map_err(build_err)?;
+        Ok(src)
+    }
+}
+
 /// A built (and then running) encoder pipeline.
 pub struct Encoders {
     pipeline: gst::Pipeline,
@@ -147,83 +301,20 @@ impl Encoders {
         units: UnitSender,
         marks: Arc<FillerMarks>,
     ) -> Result<Encoders, CaptureError> {
-        let pipeline = gst::Pipeline::with_name("twincast-encoders");
-        // The clock of record is the system clock in realtime mode; the base time is fixed here
-        // so the grid clock can stamp buffers before the pipeline plays.
-        let clock = gst::SystemClock::obtain();
-        clock.set_property("clock-type", gst::ClockType::Realtime);
-        pipeline.use_clock(Some(&clock));
-        pipeline.set_start_time(gst::ClockTime::NONE);
-        let base = clock.time();
-        pipeline.set_base_time(base);
-
+        let (pipeline, base) = realtime_pipeline();
         let input = &config.input;
-        let rate = grid.rate();
-        let video = live_appsrc(
-            gst::Caps::builder("video/x-raw")
-                .field("format", "I420")
-                .field("width", input.width as i32)
-                .field("height", input.height as i32)
-                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-                .field(
-                    "framerate",
-                    gst::Fraction::new(rate.num() as i32, rate.den() as i32),
-                )
-                .build(),
-            VIDEO_APPSRC_MAX_BUFFERS,
-        );
-        let tee = make("tee")?;
-        pipeline
-            .add_many([video.upcast_ref(), &tee])
-            .map_err(build_err)?;
-        video.link(&tee).map_err(build_err)?;
-        let tee_sink = tee
-            .static_pad("sink")
-            .ok_or_else(|| build_err("tee has no sink pad"))?;
-        let src_pad = video
-            .static_pad("src")
-            .ok_or_else(|| build_err("appsrc has no src pad"))?;
-        install_key_units(&src_pad, tee_sink, grid, base.nseconds());
-
+        let (video, tee) = video_source(&pipeline, config, grid, base)?;
+        let branches = Branches {
+            pipeline: &pipeline,
+            config,
+            units: &units,
+            marks: &marks,
+        };
         let mut encoders = Vec::new();
         for (track, r) in config.rendition.iter().enumerate() {
             let enc = elements::resolve_h264(r.encoder)?;
             encoders.push(enc);
-            let queue = gst::ElementFactory::make("queue")
-                .property("max-size-buffers", RENDITION_QUEUE_FRAMES)
-                .property("max-size-bytes", 0u32)
-                .property("max-size-time", 0u64)
-                .build()
-                .map_err(build_err)?;
-            let scale = make("videoscale")?;
-            let caps = capsfilter(
-                gst::Caps::builder("video/x-raw")
-                    .field("width", r.width as i32)
-                    .field("height", r.height as i32)
-                    .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-                    .build(),
-            )?;
-            let encoder = make_h264_encoder(enc, r.bitrate_kbps, config)?;
-            if track == 0 {
-                install_fault(&encoder);
-            }
-            let h264 = gst::Caps::builder("video/x-h264")
-                .field("stream-format", "avc")
-                .field("alignment", "au")
-                .build();
-            let out_caps = capsfilter(h264.clone())?;
-            let sink = appsink(h264, track, units.clone(), Mark::Video(rate), marks.clone())?;
-            let chain = [
-                &queue,
-                &scale,
-                &caps,
-                &encoder,
-                &out_caps,
-                sink.upcast_ref(),
-            ];
-            pipeline.add_many(chain).map_err(build_err)?;
-            gst::Element::link_many(chain).map_err(build_err)?;
-            tee.link(&queue).map_err(build_err)?;
+            branches.rendition(&tee, track, r, enc, grid.rate())?;
         }
 
         let mut aac_encoder = None;
@@ -231,35 +322,7 @@ impl Encoders {
         if config.input.audio != AudioInput::None {
             let aac = elements::resolve_aac()?;
             aac_encoder = Some(aac);
-            let a = &config.audio;
-            let src = live_appsrc(
-                gst::Caps::builder("audio/x-raw")
-                    .field("format", "S16LE")
-                    .field("layout", "interleaved")
-                    .field("rate", a.sample_rate as i32)
-                    .field("channels", i32::from(a.channels))
-                    .build(),
-                AUDIO_APPSRC_MAX_BUFFERS,
-            );
-            let convert = make("audioconvert")?;
-            let encoder = gst::ElementFactory::make(aac)
-                .property("bitrate", (a.bitrate_kbps * 1000) as i32)
-                .build()
-                .map_err(build_err)?;
-            let sink = appsink(
-                gst::Caps::builder("audio/mpeg")
-                    .field("mpegversion", 4i32)
-                    .field("stream-format", "raw")
-                    .build(),
-                config.rendition.len(),
-                units.clone(),
-                Mark::Audio(a.sample_rate),
-                marks.clone(),
-            )?;
-            let chain = [src.upcast_ref(), &convert, &encoder, sink.upcast_ref()];
-            pipeline.add_many(chain).map_err(build_err)?;
-            gst::Element::link_many(chain).map_err(build_err)?;
-            audio = Some(src);
+            audio = Some(branches.audio(aac)?);
         }
 
         Ok(Encoders {
@@ -314,7 +377,12 @@ pub fn i420_bytes(width: u32, height: u32) -> usize {
     w * h + 2 * (w.div_ceil(2) * h.div_ceil(2))
 }
 
-/// A live appsrc in time format whose buffers carry their own timestamps.
+/// A live appsrc in time format whose buffers carry their own timestamps, bounded by
+/// `max_buffers` alone (`max-time` is off by default). `max-bytes` is off too: its default (200 000) is less
+/// than one 640×360 picture, and with a leaky queue every limit drops, so a picture waiting
+/// one moment for the tee was dropped there, uncounted; whole fragments went with the GOP
+/// starts among them (no forced IDR), seen on a busy 2-core box as 26.6 fps and
+/// `dropped_units` "before a fragment's keyframe" in every rendition.
 fn live_appsrc(caps: gst::Caps, max_buffers: u64) -> gst_app::AppSrc {
     gst_app::AppSrc::builder()
         .caps(&caps)
@@ -322,12 +390,13 @@ fn live_appsrc(caps: gst::Caps, max_buffers: u64) -> gst_app::AppSrc {
         .do_timestamp(false)
         .format(gst::Format::Time)
         .max_buffers(max_buffers)
+        .max_bytes(0)
         .leaky_type(gst_app::AppLeakyType::Downstream)
         .build()
 }
 
 /// Sends a force-key-unit event into the tee right before every frame that starts a GOP
-/// (running time NONE, "as soon as possible": see design §9 on 1.22's encoders).
+/// (running time NONE, "as soon as possible": docs/design/platform.md, *x264 and IDR placement*).
 fn install_key_units(pad: &gst::Pad, tee_sink: gst::Pad, grid: Grid, base_ns: u64) {
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
@@ -483,7 +552,8 @@ fn appsink(
         .max_buffers(64)
         .drop(false)
         .build();
-    // async=false: an appsink with no data yet must not hold the pipeline in PAUSED (design §9).
+    // async=false: an appsink with no data yet must not hold the pipeline in PAUSED
+    // (docs/design/platform.md, *x264 and IDR placement*).
     sink.set_property("async", false);
     let mut last_caps: Option<gst::Caps> = None;
     sink.set_callbacks(

@@ -3,7 +3,7 @@
 //! Pure and synchronous (no GStreamer): the source side offers pictures and audio with their
 //! capture time W; the grid clock asks for frame k (or AAC frame j) when its time has come.
 //!
-//! Policy (design §2, docs/ref/config.md `slate_after`):
+//! Policy (docs/design/timeline.md, *The grid clock*; docs/ref/config.md `slate_after`):
 //! - A picture gets its index k from W by the video timeline (keep counting, re-anchor only
 //!   when W is more than ¾ of a frame off). It waits in a small bounded map until the grid clock
 //!   asks for k; a picture whose k was already fed is late and counted.

@@ -1,4 +1,5 @@
-//! The grid clock: the encoder side's owner of the timeline (design §2).
+//! The grid clock: the encoder side's owner of the timeline
+//! (docs/design/timeline.md, *The grid clock*).
 //!
 //! [`GridSink`] is the [`RawSink`] every source hands its media to; it gives each picture its
 //! frame index from W and queues it (src/capture/feed.rs has the policy). The grid clock thread
@@ -25,6 +26,7 @@ use super::encoders::{Encoders, FillerMarks};
 use super::feed::{AAC_FRAME_SAMPLES, AudioFeed, Offer, Pick, VideoFeed};
 use super::slate::Slate;
 use super::source::RawSink;
+use crate::sync::lock;
 
 /// Feed latency at start: a live camera or test pattern is here within a few ms.
 pub const DEFAULT_LATENCY: Duration = Duration::from_millis(100);
@@ -114,17 +116,15 @@ impl RawSink for GridSink {
                 .last_frame_wall_ns
                 .store(wall_ns, Ordering::Relaxed);
         }
-        let offer = match self.video.lock() {
-            Ok(mut feed) => {
-                let offer = feed.offer(wall_ns, buffer);
-                if self.primary {
-                    self.stats
-                        .reanchors
-                        .store(feed.counters.reanchors, Ordering::Relaxed);
-                }
-                offer
+        let offer = {
+            let mut feed = lock(&self.video);
+            let offer = feed.offer(wall_ns, buffer);
+            if self.primary {
+                self.stats
+                    .reanchors
+                    .store(feed.counters.reanchors, Ordering::Relaxed);
             }
-            Err(_) => return,
+            offer
         };
         match offer {
             Offer::Queued { .. } => {}
@@ -142,13 +142,11 @@ impl RawSink for GridSink {
         let Ok(map) = buffer.map_readable() else {
             return;
         };
-        let late = match self.audio.lock() {
-            Ok(mut feed) => {
-                let before = feed.counters.late_samples;
-                feed.offer(wall_ns, &map);
-                feed.counters.late_samples > before
-            }
-            Err(_) => return,
+        let late = {
+            let mut feed = lock(&self.audio);
+            let before = feed.counters.late_samples;
+            feed.offer(wall_ns, &map);
+            feed.counters.late_samples > before
         };
         if late {
             self.late(wall_ns);
@@ -196,6 +194,54 @@ fn retire(encoders: Arc<Encoders>) {
         });
     if let Err(e) = spawned {
         log::warn!("encoders: cannot stop the old pipeline in the background: {e}");
+    }
+}
+
+/// Least time between two warnings about frames or units lost on the way to the packager.
+const NOT_ENCODED_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Warns (at most every [`NOT_ENCODED_LOG_EVERY`]) when frames or encoded units were lost
+/// between the grid clock and the packager: the encoders' input queue refused pictures or
+/// audio frames, the packager's queue was full, or an encoder gave a buffer without a usable
+/// time. `/status` counts each (`input.frames_not_encoded`, `audio_frames_not_encoded`,
+/// `units_dropped`, `units_untimed`); a loss must also be said.
+#[derive(Default)]
+struct NotEncodedLog {
+    seen: [u64; 4],
+    last: Option<std::time::Instant>,
+}
+
+impl NotEncodedLog {
+    fn check(&mut self, stats: &super::CaptureStats) {
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < NOT_ENCODED_LOG_EVERY)
+        {
+            return;
+        }
+        let now = [
+            stats.frames_not_encoded.load(Ordering::Relaxed),
+            stats.audio_frames_not_encoded.load(Ordering::Relaxed),
+            stats.units_dropped.load(Ordering::Relaxed),
+            stats.units_untimed.load(Ordering::Relaxed),
+        ];
+        if now == self.seen {
+            return;
+        }
+        let d: Vec<u64> = now.iter().zip(self.seen).map(|(n, s)| n - s).collect();
+        log::warn!(
+            "encoders: since the last warning {} pictures and {} audio frames not encoded (the encoders fell behind the grid clock: an overloaded box; the picture before is held), {} encoded units dropped (the packager's queue was full), {} without a usable time; since start {} / {} / {} / {}",
+            d[0],
+            d[1],
+            d[2],
+            d[3],
+            now[0],
+            now[1],
+            now[2],
+            now[3]
+        );
+        self.seen = now;
+        self.last = Some(std::time::Instant::now());
     }
 }
 
@@ -266,7 +312,9 @@ fn run(p: ClockParts, stop: &AtomicBool) {
     let mut j = audio_frame_at(start, p.sample_rate) + 1;
     let mut state = STATE_STARTING;
     let mut select = Selector::default();
+    let mut not_encoded = NotEncodedLog::default();
     while !stop.load(Ordering::Relaxed) {
+        not_encoded.check(&p.stats);
         let lat = p.sink.latency_ns();
         // The media time whose frames are due now.
         let due = now_ns().saturating_sub(lat);
@@ -295,14 +343,15 @@ fn run(p: ClockParts, stop: &AtomicBool) {
             continue;
         }
         // A new encoder pipeline takes over at a GOP start.
-        if p.grid.is_gop_start(k)
-            && let Ok(mut slot) = p.slot.lock()
-            && let Some(next) = slot.next.take()
-            && let Some(old) = slot.current.replace(next)
-        {
-            retire(old);
+        if p.grid.is_gop_start(k) {
+            let mut slot = lock(&p.slot);
+            if let Some(next) = slot.next.take()
+                && let Some(old) = slot.current.replace(next)
+            {
+                retire(old);
+            }
         }
-        let encoders = p.slot.lock().ok().and_then(|s| s.current.clone());
+        let encoders = lock(&p.slot).current.clone();
         if due >= video_at {
             state = feed_video(&p, k, encoders.as_deref(), state, &mut select);
             k += 1;
@@ -314,9 +363,10 @@ fn run(p: ClockParts, stop: &AtomicBool) {
     }
 }
 
-/// Which input is on air (design §5 `input.source`): the primary while it delivers; the backup
-/// once the primary would go to slate and the backup has pictures; the primary again once it
-/// delivered for `hold` without a loss (at a GOP start), or at once when the backup is lost too.
+/// Which input is on air (docs/design/timeline.md, *Input loss and the slate*; `input.source`): the
+/// primary while it delivers; the backup once the primary would go to slate and the backup has
+/// pictures; the primary again once it delivered for `hold` without a loss (at a GOP start), or at
+/// once when the backup is lost too.
 #[derive(Debug, Default)]
 pub struct Selector {
     pub on: u8,
@@ -359,12 +409,11 @@ impl Selector {
 }
 
 fn pick_from(sink: &GridSink, k: u64) -> Pick<gst::Buffer> {
-    match sink.video.lock() {
-        Ok(mut feed) => feed.pick(k),
-        Err(_) => Pick::Slate,
-    }
+    lock(&sink.video).pick(k)
 }
 
+/// Feeds frame k: chooses its picture, records the input's state, and hands the picture to the
+/// encoders (docs/design/timeline.md, *The grid clock*). Returns the input's new state.
 fn feed_video(
     p: &ClockParts,
     k: u64,
@@ -372,8 +421,40 @@ fn feed_video(
     state: u8,
     select: &mut Selector,
 ) -> u8 {
-    let rate = p.grid.rate();
-    let t_k = rate.frame_time_ns(k);
+    let t_k = p.grid.rate().frame_time_ns(k);
+    let (on, pick) = select_input(p, k, t_k, select);
+    let slate = pick.is_slate();
+    let picture = match pick {
+        Pick::Live(b) | Pick::Hold(b) => Some(b),
+        Pick::Slate => Some(lock(&p.slate).picture()),
+    };
+    p.marks.set_video(k, slate);
+    p.stats.grid_frames.fetch_add(1, Ordering::Relaxed);
+    let new_state = match (slate, on) {
+        (true, _) => STATE_SLATE,
+        (false, SOURCE_BACKUP) => STATE_BACKUP,
+        _ => STATE_LIVE,
+    };
+    if slate {
+        p.stats.slate_frames.fetch_add(1, Ordering::Relaxed);
+    }
+    if new_state != state {
+        record_state(p, k, t_k, state, new_state);
+    }
+    if let (Some(enc), Some(picture)) = (encoders, picture) {
+        push_picture(p, enc, k, t_k, picture);
+    }
+    new_state
+}
+
+/// Picks frame k from each input and decides which one is on air (`input.source`), logging a
+/// switch; returns the input on air and its pick.
+fn select_input(
+    p: &ClockParts,
+    k: u64,
+    t_k: u64,
+    select: &mut Selector,
+) -> (u8, Pick<gst::Buffer>) {
     let primary = pick_from(&p.sink, k);
     let backup = pick_from(&p.backup, k);
     let hold = p.backup_hold_frames.load(Ordering::Relaxed);
@@ -395,51 +476,42 @@ fn feed_video(
         }
     }
     let pick = if on == SOURCE_BACKUP { backup } else { primary };
-    let slate = pick.is_slate();
-    let picture = match pick {
-        Pick::Live(b) | Pick::Hold(b) => Some(b),
-        Pick::Slate => p.slate.lock().ok().and_then(|s| s.picture()),
-    };
-    p.marks.set_video(k, slate);
-    p.stats.grid_frames.fetch_add(1, Ordering::Relaxed);
-    let new_state = match (slate, on) {
-        (true, _) => STATE_SLATE,
-        (false, SOURCE_BACKUP) => STATE_BACKUP,
-        _ => STATE_LIVE,
-    };
-    if slate {
-        p.stats.slate_frames.fetch_add(1, Ordering::Relaxed);
+    (on, pick)
+}
+
+/// The input's state changed from `state` to `new_state` at frame k: published for `/status`
+/// (`input.state`) and logged once.
+fn record_state(p: &ClockParts, k: u64, t_k: u64, state: u8, new_state: u8) {
+    p.stats.input_state.store(new_state, Ordering::Relaxed);
+    p.stats.input_state_since_ns.store(t_k, Ordering::Relaxed);
+    let at = twincast_media::hls::program_date_time(t_k);
+    match (state, new_state) {
+        (_, STATE_SLATE) => log::warn!(
+            state = "slate";
+            "input: no picture for {} ms; the encoders get the slate from frame {k} ({at})",
+            lock(&p.sink.video).hold_frames() * p.grid.rate().frame_time_ns(1) / 1_000_000
+        ),
+        (_, STATE_BACKUP) => {}
+        (STATE_SLATE, _) => log::info!(
+            state = "live";
+            "input: live pictures again from frame {k} ({at})"
+        ),
+        _ => log::info!(state = "live"; "input: live from frame {k} ({at})"),
     }
-    if new_state != state {
-        p.stats.input_state.store(new_state, Ordering::Relaxed);
-        p.stats.input_state_since_ns.store(t_k, Ordering::Relaxed);
-        let at = twincast_media::hls::program_date_time(t_k);
-        match (state, new_state) {
-            (_, STATE_SLATE) => log::warn!(
-                state = "slate";
-                "input: no picture for {} ms; the encoders get the slate from frame {k} ({at})",
-                p.sink.video.lock().map(|f| f.hold_frames()).unwrap_or(0) * rate.frame_time_ns(1) / 1_000_000
-            ),
-            (_, STATE_BACKUP) => {}
-            (STATE_SLATE, _) => log::info!(
-                state = "live";
-                "input: live pictures again from frame {k} ({at})"
-            ),
-            _ => log::info!(state = "live"; "input: live from frame {k} ({at})"),
-        }
-    }
-    let (Some(enc), Some(picture)) = (encoders, picture) else {
-        return new_state;
-    };
+}
+
+/// Pushes frame k's picture, stamped exactly t_k, into the encoders' video appsrc once they
+/// have joined at a GOP start; a picture they cannot take is counted.
+fn push_picture(p: &ClockParts, enc: &Encoders, k: u64, t_k: u64, picture: gst::Buffer) {
     if !enc.joined.load(Ordering::Relaxed) {
         if !p.grid.is_gop_start(k) {
-            return new_state;
+            return;
         }
         enc.join_ns.store(t_k, Ordering::Relaxed);
         enc.joined.store(true, Ordering::Relaxed);
     }
     let Some(running) = t_k.checked_sub(enc.base_ns) else {
-        return new_state;
+        return;
     };
     // Across a change of the source size the held picture may be the old size.
     let picture = if picture.size() == enc.frame_bytes {
@@ -454,28 +526,46 @@ fn feed_video(
         b.set_pts(gst::ClockTime::from_nseconds(running));
         b.set_dts(gst::ClockTime::NONE);
         b.set_duration(gst::ClockTime::from_nseconds(
-            rate.frame_time_ns(k + 1) - t_k,
+            p.grid.rate().frame_time_ns(k + 1) - t_k,
         ));
     }
-    // A full queue drops its oldest picture (leaky downstream) without an error: count it here.
-    let full = enc.video.current_level_buffers() >= super::encoders::VIDEO_APPSRC_MAX_BUFFERS;
-    if enc.video.push_buffer(out).is_err() || full {
+    // A full queue takes no more pictures but a GOP's first (see VIDEO_APPSRC_MAX_BUFFERS);
+    // past its hard bound it drops its oldest (leaky downstream) without an error.
+    let queue = queue_picture(enc.video.current_level_buffers(), p.grid.is_gop_start(k));
+    if queue == Queue::Refuse || enc.video.push_buffer(out).is_err() || queue == Queue::DropOldest {
         p.stats.frames_not_encoded.fetch_add(1, Ordering::Relaxed);
     }
-    new_state
+}
+
+/// What the grid clock does with a picture for the encoders' queue holding `level` pictures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queue {
+    Push,
+    /// Not queued (the picture before it is held).
+    Refuse,
+    /// Queued; the queue drops its oldest.
+    DropOldest,
+}
+
+fn queue_picture(level: u64, gop_start: bool) -> Queue {
+    use super::encoders::{VIDEO_APPSRC_HARD_MAX_BUFFERS, VIDEO_APPSRC_MAX_BUFFERS};
+    if level >= VIDEO_APPSRC_HARD_MAX_BUFFERS {
+        Queue::DropOldest
+    } else if level >= VIDEO_APPSRC_MAX_BUFFERS && !gop_start {
+        Queue::Refuse
+    } else {
+        Queue::Push
+    }
 }
 
 fn feed_audio(p: &ClockParts, j: u64, encoders: Option<&Encoders>, on: u8) {
-    let take = |sink: &GridSink| match sink.audio.lock() {
-        Ok(mut feed) => Some(feed.take(j * AAC_FRAME_SAMPLES)),
-        Err(_) => None,
-    };
+    let take = |sink: &GridSink| lock(&sink.audio).take(j * AAC_FRAME_SAMPLES);
     // Both feeds advance every frame (so neither piles up); the one on air is used.
     let (primary, backup) = (take(&p.sink), take(&p.backup));
-    let frame = match (p.audio_from_input && on == SOURCE_BACKUP, primary, backup) {
-        (true, _, Some(b)) => b,
-        (false, Some(a), _) => a,
-        _ => return,
+    let frame = if p.audio_from_input && on == SOURCE_BACKUP {
+        backup
+    } else {
+        primary
     };
     p.marks.set_audio(j, frame.source_samples == 0);
     let Some(enc) = encoders else { return };
@@ -506,6 +596,26 @@ fn feed_audio(p: &ClockParts, j: u64, encoders: Option<&Encoders>, on: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_encoder_queue_still_takes_a_gop_start() {
+        use super::super::encoders::{VIDEO_APPSRC_HARD_MAX_BUFFERS, VIDEO_APPSRC_MAX_BUFFERS};
+        assert_eq!(queue_picture(0, false), Queue::Push);
+        assert_eq!(
+            queue_picture(VIDEO_APPSRC_MAX_BUFFERS - 1, false),
+            Queue::Push
+        );
+        assert_eq!(
+            queue_picture(VIDEO_APPSRC_MAX_BUFFERS, false),
+            Queue::Refuse
+        );
+        // Losing a GOP's first picture would lose its forced IDR, so the whole fragment.
+        assert_eq!(queue_picture(VIDEO_APPSRC_MAX_BUFFERS, true), Queue::Push);
+        assert_eq!(
+            queue_picture(VIDEO_APPSRC_HARD_MAX_BUFFERS, true),
+            Queue::DropOldest
+        );
+    }
 
     #[test]
     fn backup_takes_over_on_loss_and_the_primary_comes_back_after_hold() {

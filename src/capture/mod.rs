@@ -9,7 +9,7 @@
 //! encoder pipeline: appsrc → tee → (scale → H.264) × N → appsink; appsrc → AAC → appsink
 //! ```
 //!
-//! The sources (`sources.rs`) and the encoders (`encoders.rs`) are separate pipelines, so a
+//! The sources (`sources/`) and the encoders (`encoders.rs`) are separate pipelines, so a
 //! source can fail, be rebuilt with backoff or be swapped by a reload while the encoders keep
 //! running on the slate (`slate.rs`); an encoder pipeline that fails is rebuilt and fed from
 //! the next GOP start. The grid clock (`grid.rs`, policy in `feed.rs`) owns the timeline.
@@ -37,12 +37,14 @@ pub use encoders::CaptureError;
 use encoders::{Encoders, FillerMarks};
 use grid::{ClockParts, EncoderSlot, GridClock, GridSink, SharedSlot};
 pub use grid::{
-    SOURCE_BACKUP, SOURCE_PRIMARY, STATE_BACKUP, STATE_LIVE, STATE_SLATE, STATE_STARTING,
+    MAX_LATENCY, SOURCE_BACKUP, SOURCE_PRIMARY, STATE_BACKUP, STATE_LIVE, STATE_SLATE,
+    STATE_STARTING,
 };
 use slate::Slate;
 use sources::{SourceStatus, Supervised};
 
 use crate::config::{AudioInput, Config};
+use crate::sync::lock;
 
 /// Capacity of the channel between the appsinks and the packager, in access units. At 4 tracks
 /// and 30 fps this is several seconds: the packager only copies bytes, so it never falls behind
@@ -118,14 +120,10 @@ pub struct CaptureStats {
 impl CaptureStats {
     /// The sources' current status.
     pub fn sources(&self) -> Vec<SourceStatus> {
-        self.sources
-            .lock()
-            .map(|v| {
-                v.iter()
-                    .filter_map(|s| s.lock().ok().map(|s| s.clone()))
-                    .collect()
-            })
-            .unwrap_or_default()
+        lock(&self.sources)
+            .iter()
+            .map(|s| lock(s).clone())
+            .collect()
     }
 }
 
@@ -259,9 +257,7 @@ impl Capture {
         started.extend(sources::start_audio(config, sink));
         self.backup_hold_frames
             .store(hold_frames(config, self.grid), Ordering::Relaxed);
-        if let Ok(mut list) = self.stats.sources.lock() {
-            *list = started.iter().map(|s| s.status.clone()).collect();
-        }
+        *lock(&self.stats.sources) = started.iter().map(|s| s.status.clone()).collect();
         self.sources = started;
     }
 
@@ -279,9 +275,7 @@ impl Capture {
         watch_bus(&encoders, self.generation, self.errors.clone());
         self.encoders = encoders.encoders.clone();
         self.aac_encoder = encoders.aac_encoder;
-        if let Ok(mut slot) = self.slot.lock() {
-            slot.replace(Arc::new(encoders));
-        }
+        lock(&self.slot).replace(Arc::new(encoders));
         self.config.rendition = config.rendition.clone();
         self.config.audio = config.audio.clone();
         Ok(())
@@ -319,7 +313,8 @@ impl Capture {
         for mut s in self.sources.drain(..) {
             s.stop();
         }
-        if let Ok(mut slate) = self.slate.lock() {
+        {
+            let mut slate = lock(&self.slate);
             slate.stop();
             *slate = Slate::start(config);
         }
@@ -346,17 +341,11 @@ impl Capture {
         if let Some(mut clock) = self.clock.take() {
             clock.stop();
         }
-        let all = self
-            .slot
-            .lock()
-            .map(|mut s| s.take_all())
-            .unwrap_or_default();
+        let all = lock(&self.slot).take_all();
         for e in all {
             e.stop();
         }
-        if let Ok(slate) = self.slate.lock() {
-            slate.stop();
-        }
+        lock(&self.slate).stop();
         self.units = None;
     }
 }

@@ -63,8 +63,8 @@ impl Slate {
     }
 
     /// The picture to feed for a slate frame (a reference: buffers are refcounted).
-    pub fn picture(&self) -> Option<gst::Buffer> {
-        self.latest.lock().ok().map(|b| b.clone())
+    pub fn picture(&self) -> gst::Buffer {
+        crate::sync::lock(&self.latest).clone()
     }
 
     pub fn stop(&self) {
@@ -137,8 +137,8 @@ fn keeping_sink(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                if let (Some(buffer), Ok(mut slot)) = (sample.buffer_owned(), latest.lock()) {
-                    *slot = buffer;
+                if let Some(buffer) = sample.buffer_owned() {
+                    *crate::sync::lock(&latest) = buffer;
                 }
                 each();
                 Ok(gst::FlowSuccess::Ok)

@@ -1,10 +1,10 @@
 //! The seam between input sources and the encoders.
 //!
 //! A source (test pattern, camera, file, RTSP, the RTP/MPEG-TS front end, SRT, a backup input)
-//! decodes its media and hands raw pictures and raw audio to a [`RawSink`], each with its
-//! capture time W. The encoder side owns the epoch timeline (design §2): it gives each picture
-//! its frame index from W, and feeds the slate for the frames no source delivered. A source can
-//! fail and be rebuilt without the encoders noticing more than missing pictures.
+//! decodes its media and hands raw pictures and raw audio to a [`RawSink`], each with its capture
+//! time W. The encoder side owns the epoch timeline (docs/design/timeline.md): it gives each
+//! picture its frame index from W, and feeds the slate for the frames no source delivered. A source
+//! can fail and be rebuilt without the encoders noticing more than missing pictures.
 //!
 //! A source runs under the capture supervisor (`sources::spawn_source` with a `RunOnce`:
 //! backoff, `state`, `last_error` in `/status`); the `RawSink` it is given is the grid feed of

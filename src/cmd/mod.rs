@@ -2,5 +2,6 @@
 //! `twincast run` is `crate::run` (the daemon itself is `crate::daemon`).
 
 pub mod check_config;
+pub mod gen_docs;
 pub mod probe;
 pub mod status;

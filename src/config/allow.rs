@@ -1,7 +1,7 @@
-//! IP allow-list entries (design §4): a single address ("127.0.0.1", "::1"), CIDR
-//! ("10.0.0.0/22", "0.0.0.0/0") or an address with a dotted mask ("10.0.0.1(255.255.252.0)",
-//! contiguous masks only). An IPv4 entry also matches IPv4-mapped IPv6 peers (`::ffff:a.b.c.d`),
-//! which is how a dual-stack listener sees IPv4 clients.
+//! IP allow-list entries (docs/design/origin.md, *HTTP and access*): a single address ("127.0.0.1",
+//! "::1"), CIDR ("10.0.0.0/22", "0.0.0.0/0") or an address with a dotted mask
+//! ("10.0.0.1(255.255.252.0)", contiguous masks only). An IPv4 entry also matches IPv4-mapped IPv6
+//! peers (`::ffff:a.b.c.d`), which is how a dual-stack listener sees IPv4 clients.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -1,18 +1,28 @@
-//! Configuration: TOML file → validated [`Config`] (design §8, reference in
+//! Configuration: TOML file → validated [`Config`] (docs/design/config.md, reference in
 //! `docs/ref/config.md`).
 //!
-//! Every section (and every `[[rendition]]` / `[[output]]` element) is deserialized on its
-//! own, and a section with an error is retried without the offending key, so that one run of
-//! `twincast check-config` reports every error at once. Semantic checks (`validate`) then look up
-//! the position of the offending key in the spanned document. Each finding is printed as
-//! `path:line:column: error: message (legal values: …)`.
+//! A one-way pipeline, run by [`parse_str`]; each pass collects every finding before the next,
+//! and no pass imports a later one:
+//!
+//! 1. `syntax.rs`: TOML text → a document whose keys and values carry their spans.
+//! 2. `sections.rs`: each section (and every `[[rendition]]` / `[[output]]` element) is
+//!    deserialized on its own into the structs of this file, and a section with an error is
+//!    retried without the offending key, so that one run of `twincast check-config` reports
+//!    every error at once.
+//! 3. `validate/`: the semantic checks, each looking up the position of the offending key in
+//!    the spanned document (`spans.rs`).
+//!
+//! Each finding is printed as `path:line:column: error: message (legal values: …)`
+//! (`diagnostic.rs`). The values every pass shares (`values.rs`, `duration.rs`, `allow.rs`,
+//! `url.rs`, `profile.rs`) import none of the passes.
 
 mod allow;
 mod diagnostic;
 mod duration;
-mod parse;
 mod profile;
+mod sections;
 mod spans;
+mod syntax;
 mod url;
 mod validate;
 mod values;
@@ -29,8 +39,8 @@ pub use diagnostic::{ConfigErrors, Diagnostic, Severity};
 pub use duration::{format_duration, parse_duration};
 pub use url::{expand_url, register_url_secrets, sanitize_url};
 pub use values::{
-    AudioInput, CmafProfile, EncoderKind, FrameRateSpec, HttpMethod, InputKind, Protocol,
-    RtmpTimestamps, parse_listen, parse_size,
+    AudioInput, CmafProfile, EncoderKind, FrameRateSpec, HttpMethod, InputKind, OutputSettings,
+    Protocol, RtmpTimestamps, parse_listen, parse_size,
 };
 
 /// sysexits EX_CONFIG: the configuration is invalid or unreadable.
@@ -75,12 +85,15 @@ pub const DEFAULT_DVR_WINDOW: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_DVR_RAM: Duration = Duration::from_secs(30);
 /// `origin.dvr_ram_max_bytes` when not set (64 MiB per track).
 pub const DEFAULT_DVR_RAM_MAX_BYTES: u64 = 64 << 20;
-/// `origin.dvr_dir` when not set.
-pub const DEFAULT_DVR_DIR: &str = "/var/lib/twincast/dvr";
+/// `encoder.state_dir` when not set and not run by systemd with `StateDirectory=`
+/// (`src/state_dir.rs`).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/twincast";
+/// `origin.dvr_dir` when not set, under the state directory.
+pub const DVR_SUBDIR: &str = "dvr";
 /// `origin.dvr_max_bytes` when not set (2 GiB).
 pub const DEFAULT_DVR_MAX_BYTES: u64 = 2 << 30;
 /// `publish.memory` when not set: one budget for every output's backlog, sized for a small
-/// ARM box (design §8).
+/// ARM box (docs/ref/config.md, *`[publish]`*).
 pub const DEFAULT_PUBLISH_MEMORY: u64 = 192 << 20;
 /// `control.listen` when not set.
 pub const DEFAULT_CONTROL_LISTEN: SocketAddr =
@@ -155,6 +168,9 @@ pub struct EncoderSection {
     pub name: String,
     /// Name of the redundant pair; both boxes of a pair use the same value.
     pub pair: String,
+    /// Folder of this daemon's state (the DVR unless `origin.dvr_dir` says otherwise), locked
+    /// while it runs; `None`: systemd's `$STATE_DIRECTORY`, else `/var/lib/twincast`.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for EncoderSection {
@@ -162,6 +178,7 @@ impl Default for EncoderSection {
         EncoderSection {
             name: DEFAULT_ENCODER_NAME.into(),
             pair: DEFAULT_PAIR.into(),
+            state_dir: None,
         }
     }
 }
@@ -332,8 +349,9 @@ pub struct OriginSection {
     pub allow: Vec<AllowEntry>,
     /// Fragments per HLS segment; `None` follows the GOP rule (≤3 s → 3, ≤5 s → 2, else 1).
     pub segment_fragments: Option<u32>,
-    /// Directory for the on-disk part of the DVR window (absolute).
-    pub dvr_dir: PathBuf,
+    /// Directory for the on-disk part of the DVR window (absolute); `None`: `dvr` under the
+    /// state directory (`encoder.state_dir`).
+    pub dvr_dir: Option<PathBuf>,
     /// Upper bound of the on-disk DVR in bytes (integer, or "2GiB").
     #[serde(deserialize_with = "values::deserialize_size")]
     pub dvr_max_bytes: u64,
@@ -352,7 +370,7 @@ impl Default for OriginSection {
             dvr_window: DEFAULT_DVR_WINDOW,
             allow: Vec::new(),
             segment_fragments: None,
-            dvr_dir: PathBuf::from(DEFAULT_DVR_DIR),
+            dvr_dir: None,
             dvr_max_bytes: DEFAULT_DVR_MAX_BYTES,
             dvr_ram: DEFAULT_DVR_RAM,
             dvr_ram_max_bytes: DEFAULT_DVR_RAM_MAX_BYTES,
@@ -372,6 +390,10 @@ pub struct ControlSection {
     pub heartbeat: Duration,
     /// Clients allowed; empty means anyone who can reach the listener.
     pub allow: Vec<AllowEntry>,
+    /// File holding the token that requests which change state (`POST /reload`) must carry
+    /// as `Authorization: Bearer <token>`; unset: the `control-token` credential
+    /// (`$CREDENTIALS_DIRECTORY/control-token`), and without either such requests are refused.
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for ControlSection {
@@ -380,6 +402,7 @@ impl Default for ControlSection {
             listen: DEFAULT_CONTROL_LISTEN,
             heartbeat: DEFAULT_HEARTBEAT,
             allow: Vec::new(),
+            token_file: None,
         }
     }
 }
@@ -446,6 +469,21 @@ impl Output {
     pub fn urls(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.primary.as_str()).chain(self.secondary.as_deref())
     }
+
+    /// The output's protocol with the keys only that protocol uses.
+    pub fn settings(&self) -> OutputSettings<'_> {
+        match self.protocol {
+            Protocol::Rtmp => OutputSettings::Rtmp {
+                stream: self.stream.as_deref(),
+                timestamps: self.rtmp_timestamps,
+            },
+            Protocol::Smooth => OutputSettings::Smooth,
+            Protocol::Cmaf => OutputSettings::Cmaf {
+                method: self.method,
+                profile: self.profile,
+            },
+        }
+    }
 }
 
 /// A valid configuration and the warnings found while checking it.
@@ -476,7 +514,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
 
 /// Checks configuration text; `path_for_messages` is only used in diagnostics.
 pub fn parse_str(text: &str, path_for_messages: &Path) -> Result<Loaded, ConfigErrors> {
-    let (config, report) = parse::parse_and_validate(text);
+    let (config, report) = check(text);
     if let Some(c) = &config {
         register_secrets(c);
     }
@@ -490,6 +528,17 @@ pub fn parse_str(text: &str, path_for_messages: &Path) -> Result<Loaded, ConfigE
             warnings,
         }),
     }
+}
+
+/// The three passes over `text`; the config is `None` only when the TOML syntax is broken.
+fn check(text: &str) -> (Option<Config>, diagnostic::Report) {
+    let mut report = diagnostic::Report::default();
+    let Some(doc) = syntax::parse(text, &mut report) else {
+        return (None, report);
+    };
+    let (config, sections) = sections::read(&doc, &mut report);
+    validate::validate(&config, &sections, &mut report);
+    (Some(config), report)
 }
 
 /// Registers the secret parts of every configured URL with the redactor (src/secrets.rs).
@@ -618,7 +667,8 @@ mod tests {
         assert_eq!(c.input, InputSection::default());
         assert_eq!(c.timeline, TimelineSection::default());
         assert_eq!(c.origin, OriginSection::default());
-        assert_eq!(c.origin.dvr_dir, Path::new(DEFAULT_DVR_DIR));
+        assert_eq!(c.origin.dvr_dir, None);
+        assert_eq!(c.encoder.state_dir, None);
         assert_eq!(c.origin.dvr_max_bytes, 2 << 30);
         assert_eq!(c.control, ControlSection::default());
         assert_eq!(c.timeline.fragment(), Duration::from_secs(2));

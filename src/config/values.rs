@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
+use twincast_media::timeline::FrameRate;
 
 use super::diagnostic::legal;
 
@@ -153,6 +154,24 @@ impl Protocol {
     }
 }
 
+/// What each protocol takes of an `[[output]]` beyond the keys every output has
+/// (`Output::settings`, src/config/mod.rs); validation matches on it once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputSettings<'a> {
+    /// `rtmp`: the stream name prefix and where timestamps start.
+    Rtmp {
+        stream: Option<&'a str>,
+        timestamps: RtmpTimestamps,
+    },
+    /// `smooth`: nothing more.
+    Smooth,
+    /// `cmaf`: the HTTP method of segments and the receiver profile.
+    Cmaf {
+        method: HttpMethod,
+        profile: CmafProfile,
+    },
+}
+
 /// Frame rate as an exact fraction num/den frames per second ("30/1", "30000/1001", "25").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FrameRateSpec {
@@ -191,6 +210,12 @@ impl FrameRateSpec {
     /// Frames per second, for display.
     pub fn fps(self) -> f64 {
         f64::from(self.num) / f64::from(self.den)
+    }
+
+    /// The media crate's frame rate, which the grid counts in (`None` only for a zero
+    /// numerator or denominator, which [`FrameRateSpec::parse`] refuses).
+    pub fn frame_rate(self) -> Option<FrameRate> {
+        FrameRate::new(self.num, self.den)
     }
 }
 

@@ -1,6 +1,6 @@
-//! The kernel's clock discipline state (design §2): is the system clock synchronised (by
-//! chrony/ntpd/PTP), and how large is the estimated error. A redundant pair is only "locked"
-//! when the error is well under half a frame.
+//! The kernel's clock discipline state (docs/design/timeline.md, *The pair*): is the system clock
+//! synchronised (by chrony/ntpd/PTP), and how large is the estimated error. A redundant pair is
+//! only "locked" when the error is well under half a frame.
 
 use serde::Serialize;
 

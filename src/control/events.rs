@@ -1,7 +1,7 @@
-//! Operator events (design §5): per-track heartbeats, output connected/disconnected, input
-//! lost/restored, config reloaded. Each event goes to `GET /events` subscribers as a server-sent
-//! event (`event: <kind>`, `data: <json>`) and to the log as one line with structured fields
-//! (OUTPUT, DEST, TRACK, STATE, ERROR in the journal).
+//! Operator events (docs/design/operations.md, *Status, metrics, events*): per-track heartbeats,
+//! output connected/disconnected, input lost/restored, config reloaded. Each event goes to
+//! `GET /events` subscribers as a server-sent event (`event: <kind>`, `data: <json>`) and to the
+//! log as one line with structured fields (OUTPUT, DEST, TRACK, STATE, ERROR in the journal).
 
 use serde::Serialize;
 

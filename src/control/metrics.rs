@@ -8,7 +8,34 @@
 
 use std::fmt::Write;
 
+use std::sync::atomic::Ordering;
+
 use super::snapshot::Status;
+
+/// The control listener's own figures (not part of `/status`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ControlFigures {
+    pub denied_requests: u64,
+    pub refused_connections: u64,
+    pub refused_subscribers: u64,
+    pub unauthorized_requests: u64,
+    pub subscribers: usize,
+    pub lagged_events: u64,
+}
+
+impl ControlFigures {
+    pub fn of(ops: &super::Ops) -> ControlFigures {
+        let c = &ops.control_limits;
+        ControlFigures {
+            denied_requests: ops.denied.load(Ordering::Relaxed),
+            refused_connections: c.refused_connections.load(Ordering::Relaxed),
+            refused_subscribers: c.refused_subscribers.load(Ordering::Relaxed),
+            unauthorized_requests: c.unauthorized.load(Ordering::Relaxed),
+            subscribers: c.subscribers.load(Ordering::Relaxed),
+            lagged_events: c.lagged_events.load(Ordering::Relaxed),
+        }
+    }
+}
 
 struct Writer {
     out: String,
@@ -163,7 +190,7 @@ fn input_counters(w: &mut Writer, s: &Status) {
 }
 
 /// Renders every metric of a status snapshot.
-pub fn render(s: &Status, denied_requests: u64) -> String {
+pub fn render(s: &Status, control: &ControlFigures) -> String {
     let mut w = Writer {
         out: String::new(),
         base: format!(
@@ -299,7 +326,7 @@ pub fn render(s: &Status, denied_requests: u64) -> String {
     );
 
     type TrackField = fn(&super::snapshot::TrackInfo) -> String;
-    let track_families: [(&str, &str, &str, TrackField); 8] = [
+    let track_families: [(&str, &str, &str, TrackField); 9] = [
         (
             "track_bits_per_second",
             "gauge",
@@ -344,6 +371,12 @@ pub fn render(s: &Status, denied_requests: u64) -> String {
             "counter",
             "Encoded units the packager could not place in a fragment.",
             |t| t.dropped_units.to_string(),
+        ),
+        (
+            "track_lagged_fragments_total",
+            "counter",
+            "Fragments the track's figures missed by falling behind (the fragments were not lost).",
+            |t| t.fragments_lagged.to_string(),
         ),
     ];
     for (name, kind, help, get) in track_families {
@@ -544,7 +577,37 @@ pub fn render(s: &Status, denied_requests: u64) -> String {
         "control_denied_requests_total",
         "counter",
         "Control requests refused by the allow-list.",
-        denied_requests,
+        control.denied_requests,
+    );
+    w.one(
+        "control_refused_connections_total",
+        "counter",
+        "Control connections closed at once because the connection limit was reached.",
+        control.refused_connections,
+    );
+    w.one(
+        "control_refused_subscribers_total",
+        "counter",
+        "/events requests refused (503) because the subscriber limit was reached.",
+        control.refused_subscribers,
+    );
+    w.one(
+        "control_unauthorized_requests_total",
+        "counter",
+        "Requests that change state refused for want of the control token.",
+        control.unauthorized_requests,
+    );
+    w.one(
+        "control_event_subscribers",
+        "gauge",
+        "Clients following /events now.",
+        control.subscribers,
+    );
+    w.one(
+        "control_lagged_events_total",
+        "counter",
+        "Events /events readers missed by falling behind (summed over readers).",
+        control.lagged_events,
     );
     // Labels carry URLs and error texts: no registered secret leaves (src/secrets.rs).
     crate::secrets::redact_owned(w.out)

@@ -1,12 +1,17 @@
-//! Control listener and operations loops (design §5).
+//! Control listener and operations loops (docs/design/operations.md).
 //!
+//! - `GET /` — the field console ([`console`]: one page, its script and style embedded; it
+//!   reads `/status` and `/events` and plays a thumbnail from the origin).
 //! - `GET /status` — JSON ([`snapshot::Status`]).
 //! - `GET /metrics` — Prometheus text ([`metrics`]: `twincast_<name>_<unit>[_total]`).
 //! - `GET /events` — server-sent events ([`events::Event`]): a heartbeat per track every
 //!   `[control] heartbeat`, output connected/disconnected, input lost/restored, config reloaded.
+//! - `POST /reload` — the same reload as SIGHUP (`systemctl reload`); it changes state, so it
+//!   needs the control token ([`token`]): 202 when accepted, 401/403 otherwise (counted).
 //!
 //! The listener is on `[control] listen` (loopback by default) behind the `[control] allow`
-//! list (empty: anyone who can reach the listener; refused requests get 403 and are counted).
+//! list (empty: anyone who can reach the listener; refused requests get 403 and are counted),
+//! with the origin's limits on connections, headers and `/events` subscribers ([`server`]).
 //!
 //! Besides the listener this module runs the operations loop (one tick a second: input
 //! lost/restored, output transitions, heartbeats, `STATUS=`), readiness (`READY=1`) and the
@@ -15,16 +20,19 @@
 
 pub mod client;
 pub mod clock;
+pub mod console;
 pub mod events;
 pub mod metrics;
+pub mod server;
 pub mod snapshot;
 pub mod state;
+pub mod token;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -33,7 +41,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{self, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -74,20 +82,17 @@ pub fn spawn(
 
 async fn serve(listener: tokio::net::TcpListener, ops: Arc<Ops>, cancel: CancellationToken) {
     let app = Router::new()
+        .route("/", get(console::page))
+        .route("/console.js", get(console::script))
+        .route("/console.css", get(console::style))
+        .route("/hls.min.js", get(console::hls))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/events", get(events))
+        .route("/reload", post(reload))
         .layer(middleware::from_fn_with_state(ops.clone(), allow_list))
-        .with_state(ops);
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { cancel.cancelled().await })
-    .await;
-    if let Err(e) = result {
-        log::error!(error = e.to_string(); "control listener failed: {e}");
-    }
+        .with_state(ops.clone());
+    server::serve(listener, app, ops, cancel).await;
 }
 
 async fn allow_list(
@@ -115,7 +120,7 @@ async fn status(State(ops): State<Arc<Ops>>) -> Response {
 
 async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
     let s = snapshot::status(&ops);
-    let body = metrics::render(&s, ops.denied.load(Ordering::Relaxed));
+    let body = metrics::render(&s, &metrics::ControlFigures::of(&ops));
     (
         [(
             header::CONTENT_TYPE,
@@ -127,23 +132,99 @@ async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
 }
 
 async fn events(State(ops): State<Arc<Ops>>) -> Response {
+    let Some(guard) = Subscriber::enter(&ops) else {
+        ops.control_limits
+            .refused_subscribers
+            .fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{} clients follow /events, the limit; close one (another console tab?)\n",
+                server::MAX_EVENT_SUBSCRIBERS
+            ),
+        )
+            .into_response();
+    };
     let rx = ops.events.subscribe();
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(event) => {
-                    let data = event.data();
-                    let sse_event = sse::Event::default().event(event.kind()).data(data);
-                    return Some((Ok::<_, Infallible>(sse_event), rx));
-                }
-                // A slow reader misses events; it keeps the connection.
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
+    let stream = futures_util::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+        let event = next_event(&mut rx, &guard.0.control_limits.lagged_events).await?;
+        let data = event.data();
+        let sse_event = sse::Event::default().event(event.kind()).data(data);
+        Some((Ok::<_, Infallible>(sse_event), (rx, guard)))
     });
     Sse::new(stream)
         .keep_alive(sse::KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+/// The next event for one `/events` reader, `None` once the daemon stops sending. A slow reader
+/// misses the oldest events and keeps the connection; what it missed is added to `lagged`
+/// (`twincast_control_lagged_events_total`).
+async fn next_event(rx: &mut broadcast::Receiver<Event>, lagged: &AtomicU64) -> Option<Event> {
+    loop {
+        match rx.recv().await {
+            Ok(event) => return Some(event),
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                lagged.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(broadcast::error::RecvError::Closed) => return None,
+        }
+    }
+}
+
+/// One client following `/events`; counted while the stream lives.
+struct Subscriber(Arc<Ops>);
+
+impl Subscriber {
+    fn enter(ops: &Arc<Ops>) -> Option<Subscriber> {
+        let n = &ops.control_limits.subscribers;
+        n.fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+            (now < server::MAX_EVENT_SUBSCRIBERS).then_some(now + 1)
+        })
+        .ok()
+        .map(|_| Subscriber(ops.clone()))
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.0
+            .control_limits
+            .subscribers
+            .fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// `POST /reload`: with the token, asks for the same reload as SIGHUP (202); the outcome is in
+/// the log, `/events` (`config_reloaded`) and `/status` (`config.reloads`, `reload_failures`).
+async fn reload(State(ops): State<Arc<Ops>>, headers: axum::http::HeaderMap) -> Response {
+    let config = ops.config();
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let Err(refusal) = token::authorize(config.control.token_file.as_deref(), authorization) {
+        ops.control_limits
+            .unauthorized
+            .fetch_add(1, Ordering::Relaxed);
+        let status = match refusal {
+            token::Refusal::Missing | token::Refusal::Wrong => StatusCode::UNAUTHORIZED,
+            _ => StatusCode::FORBIDDEN,
+        };
+        log::warn!(error = refusal.to_string(); "control: POST /reload refused: {refusal}");
+        let body = serde_json::json!({ "error": refusal.to_string() }).to_string();
+        return (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body + "\n",
+        )
+            .into_response();
+    }
+    ops.reload_request.notify_one();
+    (
+        StatusCode::ACCEPTED,
+        [(header::CONTENT_TYPE, "application/json")],
+        "{\"reload\":\"requested\"}\n",
+    )
         .into_response()
 }
 
@@ -296,10 +377,17 @@ fn check_outputs(ops: &Ops, seen: &mut HashMap<DestKey, DestState>) {
 
 /// Pets the watchdog at `interval` only while frames and fragments flow.
 async fn watchdog(ops: Arc<Ops>, interval: Duration, cancel: CancellationToken) {
-    // A fragment takes one fragment duration to cut; allow two, and never less than the ping
-    // interval itself.
+    // The grid clock may pause its feed for up to MAX_LATENCY when a late source makes it feed
+    // later; a fragment takes one fragment duration to cut. Frames must have moved within one
+    // ping interval plus that pause and a second of margin (a starved box's late ticks), so a
+    // hung pipeline stops the pings soon (17.5 s at the shipped WatchdogSec=30); fragments
+    // within two fragment durations, never less than two ping intervals, plus the pause.
     let fragment = Duration::from_nanos(ops.grid.fragment_duration_ns());
-    let mut freshness = Freshness::new((fragment * 2).max(interval * 2));
+    let pause = crate::capture::MAX_LATENCY;
+    let mut freshness = Freshness::new(
+        interval + pause + Duration::from_secs(1),
+        (fragment * 2).max(interval * 2) + pause,
+    );
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stalled_logged = false;
@@ -324,5 +412,38 @@ async fn watchdog(ops: Arc<Ops>, interval: Duration, cancel: CancellationToken) 
                 "watchdog: no fresh frames or fragments; not petting the watchdog (systemd restarts the service if this lasts)"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_slow_events_reader_keeps_its_connection_and_its_misses_are_counted() {
+        let (tx, mut rx) = broadcast::channel(state::EVENT_CAPACITY);
+        let event = |silent_ms| Event::InputLost { silent_ms };
+        let extra = 5;
+        for i in 0..(state::EVENT_CAPACITY + extra) as u64 {
+            tx.send(event(i)).expect("a reader is subscribed");
+        }
+        let lagged = AtomicU64::new(0);
+        // The oldest events are gone; the reader goes on with the first one kept.
+        let next = next_event(&mut rx, &lagged).await;
+        assert!(matches!(next, Some(Event::InputLost { silent_ms }) if silent_ms == extra as u64));
+        assert_eq!(lagged.load(Ordering::Relaxed), extra as u64);
+        // Up to date again: no more misses.
+        tx.send(event(999)).expect("send");
+        let mut last = None;
+        for _ in 0..state::EVENT_CAPACITY {
+            last = next_event(&mut rx, &lagged).await;
+        }
+        assert!(matches!(last, Some(Event::InputLost { silent_ms: 999 })));
+        assert_eq!(lagged.load(Ordering::Relaxed), extra as u64);
+        drop(tx);
+        assert!(
+            next_event(&mut rx, &lagged).await.is_none(),
+            "closed with the daemon"
+        );
     }
 }

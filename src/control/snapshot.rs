@@ -1,5 +1,6 @@
-//! `GET /status`: one JSON document with everything an operator looks at (design §5), and the
-//! one-line summary that goes to systemd's `STATUS=`.
+//! `GET /status`: one JSON document with everything an operator looks at
+//! (docs/design/operations.md, *Status, metrics, events*), and the one-line summary that goes to
+//! systemd's `STATUS=`.
 
 use std::sync::atomic::Ordering;
 
@@ -46,8 +47,9 @@ pub struct EncoderInfo {
 #[derive(Debug, Serialize)]
 pub struct InputInfo {
     pub kind: String,
-    /// What the encoders get (design §5): "live" (the source's pictures), "slate" (no picture
-    /// for longer than `slate_after`), or "starting" before the first frame.
+    /// What the encoders get (docs/design/timeline.md, *Input loss and the slate*): "live" (the
+    /// source's pictures), "slate" (no picture for longer than `slate_after`), or "starting" before
+    /// the first frame.
     pub state: &'static str,
     /// Since when, ns since the epoch and as ISO 8601 UTC (the first frame of this state).
     pub since_ns: u64,
@@ -114,6 +116,9 @@ pub struct TrackInfo {
     pub media_bytes: u64,
     /// Encoded units the packager could not place in a fragment (src/package.rs).
     pub dropped_units: u64,
+    /// Fragments the figures above (`fps`, `bitrate_bps`, `fragments`, …) missed because
+    /// their monitor fell behind the hub; the fragments themselves were not lost.
+    pub fragments_lagged: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -214,6 +219,7 @@ pub fn status(ops: &Ops) -> Status {
                 units: load(|c| &c.units),
                 media_bytes: load(|c| &c.media_bytes),
                 dropped_units: load(|c| &c.dropped_units),
+                fragments_lagged: f.fragments_lagged,
             }
         })
         .collect();
@@ -273,12 +279,7 @@ pub fn status(ops: &Ops) -> Status {
         .iter()
         .find(|s| s.role == "input")
         .and_then(|s| s.counters);
-    let restart_needed = ops
-        .reload
-        .restart_needed
-        .lock()
-        .map(|r| r.clone())
-        .unwrap_or_default();
+    let restart_needed = crate::sync::lock(&ops.reload.restart_needed).clone();
     let mut status = Status {
         encoder: EncoderInfo {
             name: config.encoder.name.clone(),

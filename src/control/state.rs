@@ -23,7 +23,7 @@ use crate::status::Registry;
 use super::events::Event;
 
 /// Events kept for a slow `/events` reader before it loses the oldest.
-const EVENT_CAPACITY: usize = 256;
+pub const EVENT_CAPACITY: usize = 256;
 /// Fragments the bitrate and frame-rate figures are measured over.
 const RATE_FRAGMENTS: usize = 5;
 
@@ -40,6 +40,8 @@ pub struct TrackFigures {
     pub discontinuities: u64,
     pub fragments: u64,
     pub filler_fragments: u64,
+    /// Fragments these figures missed because the monitor fell behind the hub's broadcast.
+    pub fragments_lagged: u64,
 }
 
 impl TrackFigures {
@@ -152,6 +154,26 @@ pub struct Ops {
     pub reload: ReloadStats,
     /// Requests refused by the control allow-list.
     pub denied: AtomicU64,
+    /// The control listener's limits at work (src/control/server.rs).
+    pub control_limits: ControlCounters,
+    /// `POST /reload` asks the reload task (src/reload.rs) for the same reload as SIGHUP.
+    pub reload_request: tokio::sync::Notify,
+}
+
+/// What the control listener refused, and who follows `/events`.
+#[derive(Debug, Default)]
+pub struct ControlCounters {
+    /// Connections closed at once because [`super::server::MAX_CONNECTIONS`] were open.
+    pub refused_connections: AtomicU64,
+    /// `/events` requests answered 503 because [`super::server::MAX_EVENT_SUBSCRIBERS`] follow.
+    pub refused_subscribers: AtomicU64,
+    /// Clients following `/events` now.
+    pub subscribers: std::sync::atomic::AtomicUsize,
+    /// Events `/events` readers missed because they fell [`EVENT_CAPACITY`] behind (summed
+    /// over readers).
+    pub lagged_events: AtomicU64,
+    /// Requests that change state refused for want of the right token.
+    pub unauthorized: AtomicU64,
 }
 
 /// The parts `Ops` is built from.
@@ -199,22 +221,18 @@ impl Ops {
             input_lost: AtomicBool::new(false),
             reload: ReloadStats::default(),
             denied: AtomicU64::new(0),
+            control_limits: ControlCounters::default(),
+            reload_request: tokio::sync::Notify::new(),
         })
     }
 
     /// The configuration in force.
     pub fn config(&self) -> Arc<Config> {
-        match self.config.read() {
-            Ok(c) => c.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        crate::sync::read(&self.config).clone()
     }
 
     pub fn set_config(&self, config: Config) {
-        match self.config.write() {
-            Ok(mut c) => *c = Arc::new(config),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(config),
-        }
+        *crate::sync::write(&self.config) = Arc::new(config);
     }
 
     /// Sends an event to `/events` readers and the log.
@@ -227,7 +245,7 @@ impl Ops {
     pub fn figures(&self, track: usize) -> TrackFigures {
         self.tracks
             .get(track)
-            .and_then(|t| t.figures.lock().ok().map(|f| f.clone()))
+            .map(|t| crate::sync::lock(&t.figures).clone())
             .unwrap_or_default()
     }
 
@@ -261,32 +279,41 @@ impl Ops {
         cancel: tokio_util::sync::CancellationToken,
     ) {
         for (i, track) in hub.tracks.iter().enumerate() {
-            let mut fragments = track.subscribe();
+            let fragments = track.subscribe();
             let hub = hub.clone();
             let ops = self.clone();
             let cancel = cancel.clone();
             tokio::spawn(async move {
-                loop {
-                    let received = tokio::select! {
-                        _ = cancel.cancelled() => break,
-                        r = fragments.recv() => r,
-                    };
-                    match received {
-                        Ok(f) => {
-                            let timescale = hub.tracks[i]
-                                .init()
-                                .map(|init| init.info.timescale)
-                                .unwrap_or(90_000);
-                            if let Ok(mut figures) = ops.tracks[i].figures.lock() {
-                                figures.push(&f, timescale);
-                            }
-                        }
-                        // Missing a few fragments only blurs the figures.
-                        Err(broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(broadcast::error::RecvError::Closed) => break,
-                    }
-                }
+                let timescale = || hub.tracks[i].init().map(|init| init.info.timescale);
+                monitor_track(fragments, timescale, &ops.tracks[i].figures, &cancel).await;
             });
+        }
+    }
+}
+
+/// Feeds one track's figures from its fragments until the hub closes or `cancel` fires.
+/// `timescale` is the track's current one (90 kHz before its first init segment).
+async fn monitor_track(
+    mut fragments: broadcast::Receiver<Arc<PackagedFragment>>,
+    timescale: impl Fn() -> Option<u32>,
+    figures: &Mutex<TrackFigures>,
+    cancel: &tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let received = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = fragments.recv() => r,
+        };
+        match received {
+            Ok(f) => {
+                let timescale = timescale().unwrap_or(90_000);
+                crate::sync::lock(figures).push(&f, timescale);
+            }
+            // Missing a few fragments only blurs the figures; they are counted.
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                crate::sync::lock(figures).fragments_lagged += n;
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
         }
     }
 }
@@ -302,6 +329,31 @@ pub fn now_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_monitor_that_falls_behind_counts_the_fragments_it_missed() {
+        let hub = Hub::new(["720p".to_string()]);
+        let fragments = hub.tracks[0].subscribe();
+        let extra = 3u64;
+        let published = crate::hub::FRAGMENT_CAPACITY as u64 + extra;
+        for n in 0..published {
+            hub.tracks[0].publish(PackagedFragment::for_test(n, 10));
+        }
+        // The hub goes away: the monitor reads what is left, then ends.
+        drop(hub);
+        let figures = Mutex::new(TrackFigures::default());
+        let cancel = tokio_util::sync::CancellationToken::new();
+        monitor_track(fragments, || Some(90_000), &figures, &cancel).await;
+        let f = crate::sync::lock(&figures).clone();
+        assert_eq!(f.fragments_lagged, extra);
+        assert_eq!(f.fragments, crate::hub::FRAGMENT_CAPACITY as u64);
+        assert_eq!(
+            f.fragments + f.fragments_lagged,
+            published,
+            "every fragment is seen or counted"
+        );
+        assert_eq!(f.last_sequence, Some(published - 1));
+    }
 
     #[test]
     fn figures_go_to_zero_when_fragments_stop() {

@@ -56,6 +56,9 @@ pub struct FrontEndCounters {
     pub pcr_discontinuities: u64,
     pub pts_discontinuities: u64,
     pub scte35_sections: u64,
+    /// SCTE-35 sections dropped because nobody took them in time: the demuxer keeps
+    /// [`ts::SCTE35_QUEUE`], and so does the input (`NetworkSource::take_scte35`).
+    pub scte35_dropped: u64,
     /// Units dropped: no PTS, before the first keyframe, pending queue full, W before 1970.
     pub units_dropped: u64,
     pub video_units: u64,
@@ -153,6 +156,7 @@ impl FrontEnd {
             pcr_discontinuities: t.pcr_discontinuities,
             pts_discontinuities: self.pts_discontinuities,
             scte35_sections: t.scte35_sections,
+            scte35_dropped: t.scte35_dropped,
             units_dropped: self.units_dropped + t.bad_units,
             video_units: self.video_units,
             audio_units: self.audio_units,

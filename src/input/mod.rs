@@ -22,7 +22,7 @@ pub mod timing;
 pub mod ts;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket as StdUdpSocket};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -146,33 +146,34 @@ struct Shared {
     counters: Mutex<InputCounters>,
     timing: Mutex<Option<Timing>>,
     scte35: Mutex<Vec<Vec<u8>>>,
+    /// Sections dropped from `scte35` because nobody took them.
+    scte35_dropped: AtomicU64,
 }
 
 impl Shared {
     /// Copies the front end's counters, timing and SCTE-35 sections out for the readers.
     fn publish(&self, fe: &mut FrontEnd, extra_malformed: u64) {
-        if let Ok(mut c) = self.counters.lock() {
-            c.front = fe.counters();
-            c.front.malformed += extra_malformed;
-        }
-        if let Ok(mut t) = self.timing.lock() {
-            *t = fe.timing();
-        }
         let sections = fe.take_scte35();
-        if !sections.is_empty()
-            && let Ok(mut s) = self.scte35.lock()
-        {
+        if !sections.is_empty() {
+            let mut s = crate::sync::lock(&self.scte35);
             s.extend(sections);
             let excess = s.len().saturating_sub(ts::SCTE35_QUEUE);
             s.drain(..excess);
+            self.scte35_dropped
+                .fetch_add(excess as u64, Ordering::Relaxed);
         }
+        {
+            let mut c = crate::sync::lock(&self.counters);
+            c.front = fe.counters();
+            c.front.malformed += extra_malformed;
+            c.front.scte35_dropped += self.scte35_dropped.load(Ordering::Relaxed);
+        }
+        *crate::sync::lock(&self.timing) = fe.timing();
     }
 
     /// Records why the input stopped working (read by the status page through `counters()`).
     fn fail(&self, why: String) {
-        if let Ok(mut c) = self.counters.lock() {
-            c.last_error = Some(why);
-        }
+        crate::sync::lock(&self.counters).last_error = Some(why);
     }
 }
 
@@ -309,7 +310,8 @@ impl NetworkSource {
                     if let Some(e) = srt.as_ref().and_then(|p| p.take_error(Duration::ZERO)) {
                         err = Some(e);
                     }
-                    if let Ok(mut c) = shared.counters.lock() {
+                    {
+                        let mut c = crate::sync::lock(&shared.counters);
                         c.pictures = counters.pictures.load(Ordering::Relaxed);
                         c.audio_buffers = counters.audio_buffers.load(Ordering::Relaxed);
                         c.decoder_overflow = counters.overflow.load(Ordering::Relaxed);
@@ -333,25 +335,17 @@ impl NetworkSource {
 
     /// Where W comes from (`input.timing`), once the feed has been anchored.
     pub fn timing(&self) -> Option<Timing> {
-        self.shared.timing.lock().ok().and_then(|t| *t)
+        *crate::sync::lock(&self.shared.timing)
     }
 
     /// The counters (published every 100 ms).
     pub fn counters(&self) -> InputCounters {
-        self.shared
-            .counters
-            .lock()
-            .map(|c| c.clone())
-            .unwrap_or_default()
+        crate::sync::lock(&self.shared.counters).clone()
     }
 
     /// SCTE-35 sections received since the last call (at most 64 kept; the rest counted).
     pub fn take_scte35(&self) -> Vec<Vec<u8>> {
-        self.shared
-            .scte35
-            .lock()
-            .map(|mut s| std::mem::take(&mut *s))
-            .unwrap_or_default()
+        std::mem::take(&mut *crate::sync::lock(&self.shared.scte35))
     }
 
     /// Stops receiving and decoding; returns when the receive thread has ended.
@@ -466,6 +460,28 @@ async fn receive(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scte35_sections_nobody_takes_are_dropped_and_counted() {
+        let mut w = ts::tests::TsWriter::new();
+        let mut fe = FrontEnd::new(None);
+        let shared = Shared::default();
+        let mut out = Vec::new();
+        fe.push_udp(now_ns(), &w.psi(), &mut out);
+        let sc = [
+            0xfc, 0x30, 0x11, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xf0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let extra = 6;
+        let sent = ts::SCTE35_QUEUE + extra;
+        for _ in 0..sent {
+            fe.push_udp(now_ns(), &w.scte35(&sc[..16]), &mut out);
+            shared.publish(&mut fe, 0);
+        }
+        let c = crate::sync::lock(&shared.counters).front;
+        assert_eq!(c.scte35_sections, sent as u64);
+        assert_eq!(c.scte35_dropped, extra as u64, "{c:?}");
+        assert_eq!(crate::sync::lock(&shared.scte35).len(), ts::SCTE35_QUEUE);
+    }
 
     #[test]
     fn uris() {

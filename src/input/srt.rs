@@ -173,9 +173,7 @@ impl SrtPipeline {
                     let Ok(map) = buffer.map_readable() else {
                         return Ok(gst::FlowSuccess::Ok);
                     };
-                    let Ok(mut fe) = fe.lock() else {
-                        return Err(gst::FlowError::Error);
-                    };
+                    let mut fe = crate::sync::lock(&fe);
                     let mut out = Vec::new();
                     fe.push_udp(super::now_ns(), &map, &mut out);
                     for u in out {

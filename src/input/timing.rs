@@ -1,4 +1,5 @@
-//! Sender timing: the capture time W of each picture of a network feed (design §2, `Timing`).
+//! Sender timing: the capture time W of each picture of a network feed (`Timing`;
+//! docs/design/timeline.md, *Where W comes from*).
 //!
 //! # The policy
 //!

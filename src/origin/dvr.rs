@@ -1,7 +1,7 @@
-//! The disk tier of the DVR window (design §4): every published segment is written atomically
-//! (temporary file, then rename) under `<dvr_dir>/<track>/`, the whole tier is bounded by
-//! `dvr_max_bytes` (oldest segments of any track go first), and after a restart the files are
-//! read back (names only) so the playlists reach back across the restart.
+//! The disk tier of the DVR window (docs/design/origin.md, *The DVR window*): every published
+//! segment is written atomically (temporary file, then rename) under `<dvr_dir>/<track>/`, the
+//! whole tier is bounded by `dvr_max_bytes` (oldest segments of any track go first), and after a
+//! restart the files are read back (names only) so the playlists reach back across the restart.
 //!
 //! File names carry everything the window needs:
 //! `<index>-<start>-<duration>-<etag>-<init id>.m4s` (etag and init id in hex, 16 digits; the
@@ -28,6 +28,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::window::{Segment, fnv1a};
+use crate::sync::lock;
 
 const INIT_FILE: &str = "init.mp4";
 const TMP_SUFFIX: &str = ".tmp";
@@ -156,9 +157,7 @@ impl DiskStore {
     }
 
     fn error(&self, what: &str, e: &std::io::Error) {
-        let Ok(mut st) = self.state.lock() else {
-            return;
-        };
+        let mut st = lock(&self.state);
         st.errors += 1;
         let due = st
             .last_error_log
@@ -181,25 +180,10 @@ impl DiskStore {
         timescale: u32,
         window: u64,
     ) -> Vec<Segment> {
-        if let Ok(mut ts) = self.timescales.lock()
-            && let Some(slot) = ts.get_mut(track)
-        {
+        if let Some(slot) = lock(&self.timescales).get_mut(track) {
             *slot = timescale;
         }
-        // A track opened again (a new timescale) starts over: its listed files are re-read.
-        if let Ok(mut st) = self.state.lock() {
-            let stale: Vec<FileKey> = st
-                .files
-                .keys()
-                .filter(|k| k.track == track)
-                .copied()
-                .collect();
-            for k in stale {
-                if let Some((_, len)) = st.files.remove(&k) {
-                    st.bytes -= len;
-                }
-            }
-        }
+        self.forget_track(track);
         let Some(dir) = self.dir(track) else {
             return Vec::new();
         };
@@ -207,48 +191,8 @@ impl DiskStore {
             self.error("cannot create the track directory", &e);
             return Vec::new();
         }
-        let init_id = fnv1a(init);
         let same_init = fs::read(dir.join(INIT_FILE)).is_ok_and(|old| old == init);
-        let mut found = Vec::new();
-        match fs::read_dir(&dir) {
-            Ok(entries) => {
-                for entry in entries.flatten() {
-                    let name = entry.file_name();
-                    let Some(name) = name.to_str() else { continue };
-                    if name == INIT_FILE {
-                        continue;
-                    }
-                    let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                    let keep = parse_file_name(name)
-                        .filter(|f| len > 0 && f.init_id.map_or(same_init, |id| id == init_id));
-                    let Some(f) = keep else {
-                        let _ = fs::remove_file(entry.path());
-                        continue;
-                    };
-                    let segment = Segment {
-                        index: f.index,
-                        start: f.start,
-                        duration: f.duration,
-                        filler: false,
-                        len,
-                        media_bytes: len,
-                        etag: f.etag,
-                        ram: None,
-                        on_disk: true,
-                        init_id,
-                    };
-                    // The older name form gets the current one (with the init id).
-                    if f.init_id.is_none()
-                        && fs::rename(entry.path(), dir.join(file_name(&segment))).is_err()
-                    {
-                        let _ = fs::remove_file(entry.path());
-                        continue;
-                    }
-                    found.push(segment);
-                }
-            }
-            Err(e) => self.error("cannot list the track directory", &e),
-        }
+        let mut found = self.list_track(&dir, fnv1a(init), same_init);
         found.sort_by_key(|s| s.start);
         if let Some(newest_end) = found.last().map(Segment::end) {
             let (keep, old): (Vec<Segment>, Vec<Segment>) = found
@@ -262,7 +206,8 @@ impl DiskStore {
         if !same_init {
             self.set_init(track, init);
         }
-        if let Ok(mut st) = self.state.lock() {
+        {
+            let mut st = lock(&self.state);
             for s in &found {
                 let key = FileKey {
                     end_ns: to_ns(s.end(), timescale),
@@ -272,6 +217,73 @@ impl DiskStore {
                 st.bytes += s.len;
                 st.files.insert(key, (dir.join(file_name(s)), s.len));
             }
+        }
+        found
+    }
+
+    /// A track opened again (a new timescale) starts over: its listed files are re-read.
+    fn forget_track(&self, track: usize) {
+        {
+            let mut st = lock(&self.state);
+            let stale: Vec<FileKey> = st
+                .files
+                .keys()
+                .filter(|k| k.track == track)
+                .copied()
+                .collect();
+            for k in stale {
+                if let Some((_, len)) = st.files.remove(&k) {
+                    st.bytes -= len;
+                }
+            }
+        }
+    }
+
+    /// The segment files in a track's directory written against `init_id` (or, in the older
+    /// name form, against `init.mp4` when `same_init`), renamed to the current form; every
+    /// other file but `init.mp4` is removed.
+    fn list_track(&self, dir: &Path, init_id: u64, same_init: bool) -> Vec<Segment> {
+        let mut found = Vec::new();
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.error("cannot list the track directory", &e);
+                return found;
+            }
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name == INIT_FILE {
+                continue;
+            }
+            let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            let keep = parse_file_name(name)
+                .filter(|f| len > 0 && f.init_id.map_or(same_init, |id| id == init_id));
+            let Some(f) = keep else {
+                let _ = fs::remove_file(entry.path());
+                continue;
+            };
+            let segment = Segment {
+                index: f.index,
+                start: f.start,
+                duration: f.duration,
+                filler: false,
+                len,
+                media_bytes: len,
+                etag: f.etag,
+                ram: None,
+                on_disk: true,
+                init_id,
+            };
+            // The older name form gets the current one (with the init id).
+            if f.init_id.is_none()
+                && fs::rename(entry.path(), dir.join(file_name(&segment))).is_err()
+            {
+                let _ = fs::remove_file(entry.path());
+                continue;
+            }
+            found.push(segment);
         }
         found
     }
@@ -293,12 +305,7 @@ impl DiskStore {
         let Some(path) = self.path_of(track, s) else {
             return (false, Vec::new());
         };
-        let timescale = self
-            .timescales
-            .lock()
-            .ok()
-            .and_then(|t| t.get(track).copied())
-            .unwrap_or(0);
+        let timescale = lock(&self.timescales).get(track).copied().unwrap_or(0);
         if timescale == 0 || s.len > self.max_bytes {
             return (false, Vec::new());
         }
@@ -306,7 +313,8 @@ impl DiskStore {
         // tracks cannot overshoot the bound together.
         let mut evicted = Vec::new();
         let mut doomed = Vec::new();
-        if let Ok(mut st) = self.state.lock() {
+        {
+            let mut st = lock(&self.state);
             while st.bytes + s.len > self.max_bytes {
                 let Some((key, (path, len))) = st.files.pop_first() else {
                     break;
@@ -321,13 +329,12 @@ impl DiskStore {
             let _ = fs::remove_file(p);
         }
         if let Err(e) = write_atomic(&path, data) {
-            if let Ok(mut st) = self.state.lock() {
-                st.bytes -= s.len;
-            }
+            lock(&self.state).bytes -= s.len;
             self.error("cannot write a segment", &e);
             return (false, evicted);
         }
-        if let Ok(mut st) = self.state.lock() {
+        {
+            let mut st = lock(&self.state);
             let key = FileKey {
                 end_ns: to_ns(s.end(), timescale),
                 track,
@@ -342,38 +349,32 @@ impl DiskStore {
 
     /// Deletes a segment's file (it left the window). Blocking.
     pub fn remove(&self, track: usize, s: &Segment) {
-        let timescale = self
-            .timescales
-            .lock()
-            .ok()
-            .and_then(|t| t.get(track).copied())
-            .unwrap_or(0);
+        let timescale = lock(&self.timescales).get(track).copied().unwrap_or(0);
         let key = FileKey {
             end_ns: to_ns(s.end(), timescale),
             track,
             start: s.start,
         };
-        let removed = self.state.lock().ok().and_then(|mut st| {
+        let removed = {
+            let mut st = lock(&self.state);
             let r = st.files.remove(&key);
             if let Some((_, len)) = &r {
                 st.bytes -= len;
             }
             r
-        });
+        };
         if let Some((path, _)) = removed {
             let _ = fs::remove_file(path);
         }
     }
 
     pub fn stats(&self) -> DiskStats {
-        self.state
-            .lock()
-            .map(|st| DiskStats {
-                bytes: st.bytes,
-                files: st.files.len() as u64,
-                errors: st.errors,
-            })
-            .unwrap_or_default()
+        let st = lock(&self.state);
+        DiskStats {
+            bytes: st.bytes,
+            files: st.files.len() as u64,
+            errors: st.errors,
+        }
     }
 }
 

@@ -16,6 +16,9 @@ use http_body_util::Full;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
+use super::inits::parse_init_file_name;
+use super::snapshot::OriginSnapshot;
+use super::window::fnv1a;
 use super::{Origin, assets, now_ns};
 
 /// `Cache-Control` of playlists and the MPD: short, they change every segment.
@@ -120,22 +123,37 @@ pub async fn handle<B>(origin: &Arc<Origin>, req: &Request<B>) -> Response<Body>
     if parts.len() > 3 || !parts.iter().all(|p| clean_component(p)) {
         return not_found(origin);
     }
-    let object = match parts.as_slice() {
+    match route(origin, req, &parts).await {
+        Ok(Some(o)) => respond(req.method(), req.headers(), o),
+        Ok(None) => not_found(origin),
+        Err(early) => early,
+    }
+}
+
+/// What a clean path names, from one snapshot of the origin: `Ok(None)` is a 404, `Err` an
+/// answer of its own (the clock, not ready yet).
+async fn route<B>(
+    origin: &Arc<Origin>,
+    req: &Request<B>,
+    parts: &[&str],
+) -> Result<Option<Object>, Response<Body>> {
+    let snapshot = origin.snapshot();
+    Ok(match parts {
         [] | ["index.html"] => Some(asset(assets::INDEX)),
         ["dash.html"] => Some(asset(assets::DASH_PAGE)),
         ["assets", name] => assets::by_name(name).map(asset),
         ["time"] => {
-            return base(StatusCode::OK)
+            return Err(base(StatusCode::OK)
                 .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
                 .header(header::CACHE_CONTROL, "no-store")
                 .body(Full::new(Bytes::from(
                     twincast_media::hls::program_date_time(now_ns()),
                 )))
-                .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())));
+                .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))));
         }
-        ["live", "master.m3u8"] => match origin.master_playlist() {
+        ["live", "master.m3u8"] => match snapshot.master_playlist() {
             Some(text) => Some(text_object(text, HLS_TYPE)),
-            None => return not_ready(),
+            None => return Err(not_ready()),
         },
         ["live", name @ ("manifest.mpd" | "manifest-number.mpd")] => {
             let header_text = |h| req.headers().get(h).and_then(|v| v.to_str().ok());
@@ -143,22 +161,18 @@ pub async fn handle<B>(origin: &Arc<Origin>, req: &Request<B>) -> Response<Body>
             // `twincast_media::dash`): it gets the `$Number$` form of the same segments.
             let number = *name == "manifest-number.mpd"
                 || header_text(header::USER_AGENT).is_some_and(is_gstreamer);
-            match origin.mpd(header_text(header::HOST), number) {
+            match snapshot.mpd(header_text(header::HOST), number, now_ns()) {
                 Some(text) => {
                     let mut o = text_object(text, MPD_TYPE);
                     o.vary = (*name == "manifest.mpd").then_some("User-Agent");
                     Some(o)
                 }
-                None => return not_ready(),
+                None => return Err(not_ready()),
             }
         }
-        ["live", track, file] => track_file(origin, track, file).await,
+        ["live", track, file] => track_file(origin, &snapshot, track, file).await,
         _ => None,
-    };
-    match object {
-        Some(o) => respond(req.method(), req.headers(), o),
-        None => not_found(origin),
-    }
+    })
 }
 
 fn not_ready() -> Response<Body> {
@@ -178,7 +192,7 @@ fn asset(a: assets::Asset) -> Object {
         cache: ASSET_CACHE,
         etag: Some(format!(
             "\"a{:016x}\"",
-            super::window::fnv1a(&a.body[..a.body.len().min(4096)]) ^ a.body.len() as u64
+            fnv1a(&a.body[..a.body.len().min(4096)]) ^ a.body.len() as u64
         )),
         last_modified: None,
         vary: None,
@@ -186,7 +200,7 @@ fn asset(a: assets::Asset) -> Object {
 }
 
 fn text_object(text: String, content_type: &'static str) -> Object {
-    let etag = format!("\"p{:016x}\"", super::window::fnv1a(text.as_bytes()));
+    let etag = format!("\"p{:016x}\"", fnv1a(text.as_bytes()));
     Object {
         body: Bytes::from(text),
         content_type,
@@ -197,20 +211,25 @@ fn text_object(text: String, content_type: &'static str) -> Object {
     }
 }
 
-async fn track_file(origin: &Arc<Origin>, track: &str, file: &str) -> Option<Object> {
-    let mp4_type = if origin.is_audio(track) {
+async fn track_file(
+    origin: &Origin,
+    snapshot: &OriginSnapshot,
+    track: &str,
+    file: &str,
+) -> Option<Object> {
+    let mp4_type = if snapshot.is_audio(track) {
         "audio/mp4"
     } else {
         "video/mp4"
     };
     match file {
-        "index.m3u8" => origin
+        "index.m3u8" => snapshot
             .media_playlist(track)
             .map(|text| text_object(text, HLS_TYPE)),
         "init.mp4" => {
-            let (init, changed) = origin.init_segment(track)?;
+            let (init, changed) = snapshot.init_segment(track)?;
             Some(Object {
-                etag: Some(format!("\"i{:016x}\"", super::window::fnv1a(&init.bytes))),
+                etag: Some(format!("\"i{:016x}\"", fnv1a(&init.bytes))),
                 body: init.bytes.clone(),
                 content_type: mp4_type,
                 cache: if changed {
@@ -224,8 +243,8 @@ async fn track_file(origin: &Arc<Origin>, track: &str, file: &str) -> Option<Obj
         }
         other if other.starts_with("init-") => {
             // `init-<16 lowercase hex>.mp4`: one version, by the id the playlists name.
-            let id = super::window::parse_init_file_name(other)?;
-            let init = origin.init_version(track, id)?;
+            let id = parse_init_file_name(other)?;
+            let init = snapshot.init_version(track, id)?;
             Some(Object {
                 etag: Some(format!("\"i{id:016x}\"")),
                 body: init.bytes.clone(),
@@ -235,44 +254,47 @@ async fn track_file(origin: &Arc<Origin>, track: &str, file: &str) -> Option<Obj
                 vary: None,
             })
         }
-        other => {
-            let stem = other.strip_suffix(".m4s")?;
-            // `<t>.m4s` by start time, `n<index>.m4s` by segment index (the `$Number$` MPD).
-            let (by_index, digits) = match stem.strip_prefix('n') {
-                Some(d) => (true, d),
-                None => (false, stem),
-            };
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let key: u64 = digits.parse().ok()?;
-            let (index, segment) = if by_index {
-                origin.segment_by_index(track, key)?
-            } else {
-                origin.segment(track, key)?
-            };
-            let body = match &segment.ram {
-                Some(b) => b.clone(),
-                None => origin.read_from_disk(index, &segment).await?,
-            };
-            let timescale = origin.tracks[index]
-                .window
-                .read()
-                .map(|w| w.timescale)
-                .unwrap_or(90_000)
-                .max(1);
-            // The segment's end on the epoch timeline: the same on both boxes of a pair.
-            let end_secs = segment.end() / u64::from(timescale);
-            Some(Object {
-                body,
-                content_type: mp4_type,
-                cache: SEGMENT_CACHE,
-                etag: Some(format!("\"{:016x}\"", segment.etag)),
-                last_modified: Some(UNIX_EPOCH + Duration::from_secs(end_secs)),
-                vary: None,
-            })
-        }
+        other => segment_file(origin, snapshot, track, other, mp4_type).await,
     }
+}
+
+/// `<t>.m4s` by start time, `n<index>.m4s` by segment index (the `$Number$` MPD).
+async fn segment_file(
+    origin: &Origin,
+    snapshot: &OriginSnapshot,
+    track: &str,
+    file: &str,
+    content_type: &'static str,
+) -> Option<Object> {
+    let stem = file.strip_suffix(".m4s")?;
+    let (by_index, digits) = match stem.strip_prefix('n') {
+        Some(d) => (true, d),
+        None => (false, stem),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let key: u64 = digits.parse().ok()?;
+    let (index, segment) = if by_index {
+        snapshot.segment_by_index(track, key)?
+    } else {
+        snapshot.segment(track, key)?
+    };
+    let body = match &segment.ram {
+        Some(b) => b.clone(),
+        None => origin.read_from_disk(index, segment).await?,
+    };
+    let timescale = snapshot.tracks.get(index)?.timescale().max(1);
+    // The segment's end on the epoch timeline: the same on both boxes of a pair.
+    let end_secs = segment.end() / u64::from(timescale);
+    Some(Object {
+        body,
+        content_type,
+        cache: SEGMENT_CACHE,
+        etag: Some(format!("\"{:016x}\"", segment.etag)),
+        last_modified: Some(UNIX_EPOCH + Duration::from_secs(end_secs)),
+        vary: None,
+    })
 }
 
 /// A byte range request, resolved against a length.

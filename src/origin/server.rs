@@ -20,7 +20,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::Origin;
@@ -99,32 +99,50 @@ pub async fn serve(
             active: active.clone(),
             peak: peak.clone(),
         };
-        tokio::spawn(async move {
-            let _permit = permit;
-            let _gauge = gauge;
-            let service = service_fn(move |req: Request<Incoming>| {
-                let origin = origin.clone();
-                async move {
-                    origin.counters.requests.fetch_add(1, Ordering::Relaxed);
-                    if !allowed {
-                        origin.counters.denied.fetch_add(1, Ordering::Relaxed);
-                        return Ok::<Response<Body>, Infallible>(forbidden());
-                    }
-                    Ok(handle(&origin, &req).await)
-                }
-            });
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = cancel.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
-                }
-            }
-        });
+        tokio::spawn(connection(
+            stream,
+            origin,
+            allowed,
+            builder,
+            cancel,
+            (gauge, permit),
+        ));
     }
     Ok(())
+}
+
+/// Serves one accepted connection until the client closes it or the origin stops (with a
+/// short grace for the requests under way). `held` (the gauge, then the permit) is released
+/// when the connection ends, in that order.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    origin: Arc<Origin>,
+    allowed: bool,
+    builder: Arc<http1::Builder>,
+    cancel: CancellationToken,
+    held: (ConnectionGauge, OwnedSemaphorePermit),
+) {
+    let _held = held;
+    let service = service_fn(move |req: Request<Incoming>| {
+        let origin = origin.clone();
+        async move {
+            origin.counters.requests.fetch_add(1, Ordering::Relaxed);
+            if !allowed {
+                origin.counters.denied.fetch_add(1, Ordering::Relaxed);
+                return Ok::<Response<Body>, Infallible>(forbidden());
+            }
+            Ok(handle(&origin, &req).await)
+        }
+    });
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = cancel.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
+        }
+    }
 }
 
 /// Counts a live connection; the last one of a burst returns freed heap memory to the OS, so a

@@ -24,14 +24,19 @@
 //! closes it. A change is a discontinuity (HLS) and a Period boundary (DASH): the window keeps
 //! the indices where the id changes ([`TrackWindow::version_changes`]), including the one its
 //! oldest segment belongs to, so a Period's start does not move when older segments slide out.
-//! [`InitVersions`] holds, per track, the init segments the window still references.
+//! `inits.rs` holds, per track, the init segments the window still references.
+//!
+//! Only the feeder (`feeder.rs`) holds a window, and it is the only writer; readers see a copy
+//! in the origin's snapshot (`snapshot.rs`). Every change to what a reader can see bumps
+//! [`TrackWindow::revision`], so the feeder copies the segments only then.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::Arc;
+use std::collections::{BTreeSet, VecDeque};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::hub::{InitSegment, PackagedFragment};
+use twincast_media::playlist::WindowSegment;
+
+use crate::hub::PackagedFragment;
 
 /// One segment in the window.
 #[derive(Debug, Clone)]
@@ -61,6 +66,17 @@ pub struct Segment {
 impl Segment {
     pub fn end(&self) -> u64 {
         self.start + self.duration
+    }
+
+    /// What the playlist writers see of it.
+    pub fn span(&self) -> WindowSegment {
+        WindowSegment {
+            index: self.index,
+            start: self.start,
+            duration: self.duration,
+            filler: self.filler,
+            init_id: self.init_id,
+        }
     }
 }
 
@@ -118,6 +134,8 @@ pub struct TrackWindow {
     /// Indices of segments whose init id differs from the segment before them, oldest first;
     /// the first may be at or before the oldest segment (the change it still belongs to).
     changes: VecDeque<u64>,
+    /// Bumped by every change to the segments (and so to the figures derived from them).
+    revision: u64,
 }
 
 impl TrackWindow {
@@ -144,6 +162,7 @@ impl TrackWindow {
             expired: 0,
             lost_without_disk: 0,
             changes: VecDeque::new(),
+            revision: 0,
         }
     }
 
@@ -152,6 +171,7 @@ impl TrackWindow {
         if !self.segments.is_empty() {
             return;
         }
+        self.revision += 1;
         for s in segments {
             if self.last_index.is_some_and(|last| s.index <= last) {
                 continue;
@@ -247,6 +267,7 @@ impl TrackWindow {
             self.changes.push_back(segment.index);
         }
         self.last_index = Some(p.index);
+        self.revision += 1;
         self.ram_bytes += segment.len;
         self.segments.push_back(segment.clone());
         self.prune(expired);
@@ -275,6 +296,7 @@ impl TrackWindow {
 
     fn pop_front(&mut self) -> Option<Segment> {
         let s = self.segments.pop_front()?;
+        self.revision += 1;
         if let Some(next) = self.segments.front()
             && is_discontinuous(&s, next)
         {
@@ -318,6 +340,7 @@ impl TrackWindow {
             && let Some(s) = self.segments.get_mut(i)
         {
             s.on_disk = true;
+            self.revision += 1;
         }
     }
 
@@ -328,6 +351,7 @@ impl TrackWindow {
             return;
         };
         let in_ram = self.segments.get(i).is_some_and(|s| s.ram.is_some());
+        self.revision += 1;
         if in_ram {
             if let Some(s) = self.segments.get_mut(i) {
                 s.on_disk = false;
@@ -357,6 +381,7 @@ impl TrackWindow {
             if !(too_old || self.ram_bytes > self.ram_max_bytes) {
                 break;
             }
+            self.revision += 1;
             if s.on_disk {
                 if let Some(s) = self.segments.get_mut(i)
                     && let Some(b) = s.ram.take()
@@ -429,92 +454,18 @@ impl TrackWindow {
             .fold((0, 0), |(b, d), s| (b + s.media_bytes, d + s.duration));
         Some((peak, (bytes * 8 * ts).checked_div(dur).unwrap_or(peak)))
     }
+
+    /// Changes with every change to the segments, the discontinuity sequence or the version
+    /// changes (not with the pending segment or the counters).
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
 }
 
 /// `next` does not follow `prev` seamlessly: an index hole, a time hole, or another init
-/// segment.
+/// segment ([`WindowSegment::is_discontinuous_with`]).
 pub fn is_discontinuous(prev: &Segment, next: &Segment) -> bool {
-    prev.index + 1 != next.index || prev.end() != next.start || prev.init_id != next.init_id
-}
-
-/// The name of an init segment version in playlists and URLs: `init.mp4` while the track has
-/// only ever had one version, `init-<id as 16 hex digits>.mp4` once it changed.
-pub fn init_file_name(id: u64, changed: bool) -> String {
-    if changed {
-        format!("init-{id:016x}.mp4")
-    } else {
-        "init.mp4".to_string()
-    }
-}
-
-/// Parses `init-<16 lowercase hex digits>.mp4`.
-pub fn parse_init_file_name(name: &str) -> Option<u64> {
-    let hex = name.strip_prefix("init-")?.strip_suffix(".mp4")?;
-    if hex.len() != 16 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
-    }
-    u64::from_str_radix(hex, 16).ok()
-}
-
-/// The init segment versions of one track: the current one (the hub's latest) and every one
-/// the window still references, by id.
-#[derive(Debug, Default)]
-pub struct InitVersions {
-    current: Option<(u64, Arc<InitSegment>)>,
-    held: BTreeMap<u64, Arc<InitSegment>>,
-    first: Option<u64>,
-    changed: bool,
-}
-
-impl InitVersions {
-    /// A version seen on a fragment (or made current): held until nothing references it.
-    pub fn note(&mut self, id: u64, init: &Arc<InitSegment>) {
-        self.held.entry(id).or_insert_with(|| init.clone());
-        match self.first {
-            None => self.first = Some(id),
-            Some(first) if first != id => self.changed = true,
-            Some(_) => {}
-        }
-    }
-
-    pub fn set_current(&mut self, id: u64, init: Arc<InitSegment>) {
-        self.note(id, &init);
-        self.current = Some((id, init));
-    }
-
-    pub fn current(&self) -> Option<&Arc<InitSegment>> {
-        self.current.as_ref().map(|(_, i)| i)
-    }
-
-    pub fn current_id(&self) -> Option<u64> {
-        self.current.as_ref().map(|(id, _)| *id)
-    }
-
-    /// The version `id`, if held.
-    pub fn get(&self, id: u64) -> Option<&Arc<InitSegment>> {
-        self.held.get(&id)
-    }
-
-    pub fn held_ids(&self) -> impl Iterator<Item = u64> + '_ {
-        self.held.keys().copied()
-    }
-
-    /// This process has seen more than one version of the track's init segment.
-    pub fn changed(&self) -> bool {
-        self.changed
-    }
-
-    /// The file name of version `id` in playlists ([`init_file_name`]).
-    pub fn file_name(&self, id: u64) -> String {
-        init_file_name(id, self.changed)
-    }
-
-    /// Drops the versions neither `referenced` nor current.
-    pub fn retain(&mut self, referenced: &BTreeSet<u64>) {
-        let current = self.current_id();
-        self.held
-            .retain(|id, _| referenced.contains(id) || Some(*id) == current);
-    }
+    prev.span().is_discontinuous_with(&next.span())
 }
 
 #[cfg(test)]
@@ -668,49 +619,5 @@ mod tests {
             w.push(&frag(n), 0xc3);
         }
         assert_eq!(w.version_changes().collect::<Vec<_>>(), vec![10]);
-    }
-
-    #[test]
-    fn init_versions_are_held_while_referenced() {
-        let init = |b: &'static [u8]| {
-            Arc::new(InitSegment {
-                info: twincast_media::TrackInfo {
-                    id: 1,
-                    name: "v".into(),
-                    timescale: 90_000,
-                    codec: twincast_media::Codec::H264 {
-                        avcc: vec![1, 0x64, 0, 0x1f],
-                        width: 2,
-                        height: 2,
-                    },
-                    bitrate: 1,
-                },
-                bytes: Bytes::from_static(b),
-            })
-        };
-        let mut v = InitVersions::default();
-        v.set_current(1, init(b"a"));
-        assert!(!v.changed());
-        assert_eq!(v.file_name(1), "init.mp4");
-        v.set_current(2, init(b"b"));
-        assert!(v.changed());
-        assert_eq!(v.file_name(1), "init-0000000000000001.mp4");
-        v.retain(&BTreeSet::from([1]));
-        assert_eq!(v.held_ids().collect::<Vec<_>>(), vec![1, 2]);
-        v.retain(&BTreeSet::new());
-        assert_eq!(v.held_ids().collect::<Vec<_>>(), vec![2]);
-        assert!(v.get(1).is_none() && v.changed());
-        assert_eq!(parse_init_file_name("init-00000000000000ff.mp4"), Some(255));
-        for bad in [
-            "init-00000000000000FF.mp4",
-            "init-0ff.mp4",
-            "init-000000000000000ff.mp4",
-            "init-+00000000000000f.mp4",
-            "init-00000000000000fg.mp4",
-            "init.mp4",
-            "init-00000000000000ff.m4s",
-        ] {
-            assert_eq!(parse_init_file_name(bad), None, "{bad}");
-        }
     }
 }

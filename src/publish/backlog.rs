@@ -1,4 +1,4 @@
-//! The bounded backlog of one push destination (design §3, "Reconnect and resend").
+//! The bounded backlog of one push destination (docs/design/publish.md, *The backlog*).
 //!
 //! Policy, in one place:
 //! - Units (whole fragments, or for RTMP a video fragment with its audio) enter at the back as

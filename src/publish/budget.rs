@@ -1,10 +1,10 @@
-//! One memory budget for every output's backlog (`[publish] memory`, design §8; issue #10
-//! part 3). Each task's backlog keeps its own bounds (duration, bytes); on top of them the
-//! bytes all backlogs hold together stay under the budget. When a collector's push takes the
-//! total over it, whole fragments are dropped, oldest first, from the task furthest behind
-//! (the most undelivered media time; a dead secondary, typically), never from one holding a
-//! single unit. Drops are counted in that task's `dropped_fragments` and logged by its
-//! collector at most once a second.
+//! One memory budget for every output's backlog (`[publish] memory`, docs/design/publish.md; issue
+//! #10 part 3). Each task's backlog keeps its own bounds (duration, bytes); on top of them the
+//! bytes all backlogs hold together stay under the budget. When a collector's push takes the total
+//! over it, whole fragments are dropped, oldest first, from the task furthest behind (the most
+//! undelivered media time; a dead secondary, typically), never from one holding a single unit.
+//! Drops are counted in that task's `dropped_fragments` and logged by its collector at most once a
+//! second.
 //!
 //! The budget holds weak references only: a task that ends (reload, shutdown) leaves it.
 //! Backlogs are locked one at a time, never two together.
@@ -34,14 +34,14 @@ impl Budget {
     }
 
     pub fn register(&self, task: &Arc<Task>) {
-        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tasks = crate::sync::lock(&self.tasks);
         tasks.retain(|t| t.strong_count() > 0);
         tasks.push(Arc::downgrade(task));
     }
 
     /// The live tasks.
     fn tasks(&self) -> Vec<Arc<Task>> {
-        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tasks = crate::sync::lock(&self.tasks);
         tasks.retain(|t| t.strong_count() > 0);
         tasks.iter().filter_map(Weak::upgrade).collect()
     }
@@ -126,10 +126,7 @@ mod tests {
         assert_eq!(dead.shared.lock().dropped, dropped);
         assert!(dropped >= 2);
         assert_eq!(dead.budget_drops.load(Ordering::Relaxed), dropped);
-        assert_eq!(
-            dead.status.snapshot().map(|s| s.dropped_fragments),
-            Some(dropped)
-        );
+        assert_eq!(dead.status.snapshot().dropped_fragments, dropped);
         // What is left of the dead task is its newest fragments, in order.
         let next = dead.shared.lock().next_unsent().map(|(_, u)| u.seq);
         assert_eq!(next, Some(dropped));

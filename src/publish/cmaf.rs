@@ -130,91 +130,29 @@ fn mfhd_of(f: &PackagedFragment) -> u32 {
     (f.sequence & u64::from(u32::MAX)) as u32
 }
 
+/// One session, in the order of the protocol (docs/design/publish.md, *Resend after a
+/// reconnect*): wait for the init segment, send the CMAF header of the first segment
+/// (re)sent, then every segment as it comes, each acknowledged by its 2xx, and on a clean
+/// stop the rest with `lmsg` on the last.
 pub async fn run_once(task: &Task, spec: &CmafSpec, carry: &mut Carry) -> Result<(), PublishError> {
     let url = HttpUrl::parse(&task.spec.url).map_err(PublishError::Url)?;
     let Some(current) = task.wait_init(&task.spec.track).await else {
         return Ok(());
     };
-    let method = match spec.method {
-        HttpMethod::Post => "POST",
-        HttpMethod::Put => "PUT",
-    };
-    let wait = task.spec.stall.max(MIN_ANSWER_WAIT);
     // Paths are whole (base path + profile part + query): the connection's URL has none.
     let server = HttpUrl {
         path: String::new(),
         ..url.clone()
     };
-    let conn = Conn {
-        url: &server,
-        method,
-        task,
-        stream: None,
-        wait,
-        last_progress: Instant::now(),
-    };
-    let paths = Paths {
-        profile: spec.profile,
-        base: url.path.clone(),
-        track: task.spec.track.clone(),
-        kind: TrackKind::of(&task.spec.track),
-    };
-    // The header is that of the first segment (re)sent.
-    let first = task.rewind_to_first_init(current);
-    let mut s = Session {
-        conn,
-        header: first,
-        paths,
-    };
+    let mut s = Session::new(task, spec, &server, &url.path, current);
     let header_path = s.paths.of(Object::Header);
     s.conn
         .send(&header_path, &s.header.bytes, "the CMAF header")
         .await?;
     carry.published_at = Some(Instant::now());
     task.set_state(DestState::Publishing, None);
-    loop {
-        if let Some((id, unit)) = task.next_unsent() {
-            let Some(f) = &unit.main else {
-                task.mark_acknowledged(id, 0);
-                continue;
-            };
-            s.segment(f, &f.bytes, "a segment").await?;
-            task.mark_acknowledged(id, f.bytes.len() as u64);
-            carry.last_sent = Some(unit.clone());
-            continue;
-        }
-        tokio::select! {
-            biased;
-            _ = task.cancel.cancelled() => break,
-            _ = task.wait_unit() => {}
-        }
-    }
-    // Shutdown: the rest, the last one with `lmsg` (or the last acknowledged one again).
-    let grace = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-    let _ = tokio::time::timeout_at(grace, async {
-        // Send one behind, so that the very last segment goes out with `lmsg`.
-        let mut held: Option<Arc<Unit>> = None;
-        while let Some((id, unit)) = task.next_unsent() {
-            if let Some(f) = held.take().and_then(|u| u.main.clone())
-                && s.segment(&f, &f.bytes, "a segment").await.is_err()
-            {
-                return;
-            }
-            {
-                let mut b = task.shared.lock();
-                b.mark_sent(id);
-                b.mark_delivered(id);
-            }
-            held = Some(unit);
-        }
-        let last = held.or_else(|| carry.last_sent.clone());
-        if let Some(f) = last.and_then(|u| u.main.clone()) {
-            let _ = s
-                .segment(&f, &with_lmsg(&f.bytes), "the last segment")
-                .await;
-        }
-    })
-    .await;
+    s.send_loop(carry).await?;
+    s.teardown(carry).await;
     Ok(())
 }
 
@@ -239,7 +177,98 @@ struct Session<'a> {
     paths: Paths,
 }
 
-impl Session<'_> {
+impl<'a> Session<'a> {
+    /// The session of `task` on `server` (whose path is empty; `base` is the URL's path),
+    /// its header that of the first segment (re)sent.
+    fn new(
+        task: &'a Task,
+        spec: &CmafSpec,
+        server: &'a HttpUrl,
+        base: &str,
+        current: Arc<InitSegment>,
+    ) -> Session<'a> {
+        let method = match spec.method {
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+        };
+        let wait = task.spec.stall.max(MIN_ANSWER_WAIT);
+        let conn = Conn {
+            url: server,
+            method,
+            task,
+            stream: None,
+            wait,
+            last_progress: Instant::now(),
+        };
+        let paths = Paths {
+            profile: spec.profile,
+            base: base.to_string(),
+            track: task.spec.track.clone(),
+            kind: TrackKind::of(&task.spec.track),
+        };
+        // The header is that of the first segment (re)sent.
+        let first = task.rewind_to_first_init(current);
+        Session {
+            conn,
+            header: first,
+            paths,
+        }
+    }
+
+    /// Sends every segment as it comes, each acknowledged by its 2xx; returns `Ok` only once
+    /// the task is cancelled.
+    async fn send_loop(&mut self, carry: &mut Carry) -> Result<(), PublishError> {
+        let task = self.conn.task;
+        loop {
+            if let Some((id, unit)) = task.next_unsent() {
+                let Some(f) = &unit.main else {
+                    task.mark_acknowledged(id, 0);
+                    continue;
+                };
+                self.segment(f, &f.bytes, "a segment").await?;
+                task.mark_acknowledged(id, f.bytes.len() as u64);
+                carry.last_sent = Some(unit.clone());
+                continue;
+            }
+            tokio::select! {
+                biased;
+                _ = task.cancel.cancelled() => return Ok(()),
+                _ = task.wait_unit() => {}
+            }
+        }
+    }
+
+    /// Shutdown: the rest, the last one with `lmsg` (or the last acknowledged one again).
+    async fn teardown(&mut self, carry: &mut Carry) {
+        let grace = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        let _ = tokio::time::timeout_at(grace, self.drain_with_lmsg(carry)).await;
+    }
+
+    async fn drain_with_lmsg(&mut self, carry: &mut Carry) {
+        let task = self.conn.task;
+        // Send one behind, so that the very last segment goes out with `lmsg`.
+        let mut held: Option<Arc<Unit>> = None;
+        while let Some((id, unit)) = task.next_unsent() {
+            if let Some(f) = held.take().and_then(|u| u.main.clone())
+                && self.segment(&f, &f.bytes, "a segment").await.is_err()
+            {
+                return;
+            }
+            {
+                let mut b = task.shared.lock();
+                b.mark_sent(id);
+                b.mark_delivered(id);
+            }
+            held = Some(unit);
+        }
+        let last = held.or_else(|| carry.last_sent.clone());
+        if let Some(f) = last.and_then(|u| u.main.clone()) {
+            let _ = self
+                .segment(&f, &with_lmsg(&f.bytes), "the last segment")
+                .await;
+        }
+    }
+
     /// Sends segment `body` of fragment `f`, first the CMAF header of `f`'s init segment when
     /// that is not the one this session last sent (new codec parameters mid-session).
     async fn segment(
@@ -473,7 +502,7 @@ mod cmaf_init_tests {
         refused: usize,
         complete: usize,
     ) {
-        rx.fail.lock().expect("fail").push(refused);
+        crate::sync::lock(&rx.fail).push(refused);
         let r = run_once(task, &cmaf_of(task), &mut Carry::default()).await;
         assert!(
             matches!(r, Err(PublishError::Http { status: 503, .. })),

@@ -26,24 +26,18 @@ pub(super) async fn collect(task: Arc<Task>, budget: Arc<budget::Budget>) {
     collect_from(&task, &budget, &mut main_rx, audio_rx.as_mut()).await;
 }
 
+type Fragments = broadcast::Receiver<Arc<PackagedFragment>>;
+
+/// The collector's loop: receive (pairing video with audio for RTMP), push into the backlog
+/// under its own bounds and then the shared budget, count and log the drops.
 async fn collect_from(
     task: &Task,
     budget: &budget::Budget,
-    main_rx: &mut broadcast::Receiver<Arc<PackagedFragment>>,
-    mut audio_rx: Option<&mut broadcast::Receiver<Arc<PackagedFragment>>>,
+    main_rx: &mut Fragments,
+    mut audio_rx: Option<&mut Fragments>,
 ) {
-    let timescale = |name: &str| {
-        task.hub
-            .track(name)
-            .and_then(|t| t.init())
-            .map_or(90_000, |i| i.info.timescale)
-    };
     let mut pairing = Pairing::default();
-    let mut drops_pending = 0u64;
-    let mut lag_total = 0u64;
-    let mut last_drop_log = Instant::now() - Duration::from_secs(2);
-    let mut budget_pending = 0u64;
-    let mut last_budget_log = Instant::now() - Duration::from_secs(2);
+    let mut drops = Drops::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let has_audio = audio_rx.is_some();
     loop {
@@ -57,7 +51,7 @@ async fn collect_from(
                     if has_audio {
                         pairing.video(f, &mut ready);
                     } else {
-                        ready.push(unit(Some(f), None, &timescale(&task.spec.track)));
+                        ready.push(unit(Some(f), None, &timescale(task, &task.spec.track)));
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => lost += n,
@@ -75,34 +69,85 @@ async fn collect_from(
             },
         }
         if has_audio {
-            let ts = timescale(&task.spec.track);
-            let ats = task.spec.protocol.paired_audio().map_or(48_000, timescale);
+            let ts = timescale(task, &task.spec.track);
+            let ats = task
+                .spec
+                .protocol
+                .paired_audio()
+                .map_or(48_000, |a| timescale(task, a));
             for u in ready.iter_mut() {
                 u.duration = unit_duration(u, ts, ats);
             }
         }
         if !ready.is_empty() {
-            let (dropped, len, held, total) = {
-                let mut b = task.shared.lock();
-                let mut d = 0;
-                for u in ready {
-                    d += b.push(Arc::new(u));
-                }
-                (d, b.unsent() as u64, b.bytes(), b.dropped)
-            };
-            drops_pending += dropped;
-            task.status.update(|s| {
-                s.backlog_fragments = len;
-                s.backlog_bytes = held;
-                s.dropped_fragments = total + lag_total;
-            });
-            task.shared.notify.notify_one();
-            // The shared budget, after this task's own bounds (it may drop from any task).
-            budget.enforce();
+            drops.pending += push(task, budget, ready, drops.lag_total);
         }
-        budget_pending += task.budget_drops.swap(0, Ordering::Relaxed);
-        if budget_pending > 0 && last_budget_log.elapsed() >= Duration::from_secs(1) {
+        drops.budget(task, budget);
+        drops.lagged(task, lost);
+        drops.log_backlog_full(task);
+    }
+}
+
+/// The timescale of track `name`'s current init segment.
+fn timescale(task: &Task, name: &str) -> u32 {
+    task.hub
+        .track(name)
+        .and_then(|t| t.init())
+        .map_or(90_000, |i| i.info.timescale)
+}
+
+/// Pushes `ready` into the backlog (its own bounds may drop), updates `/status`, wakes the
+/// session and enforces the shared budget; returns how many units the backlog dropped.
+fn push(task: &Task, budget: &budget::Budget, ready: Vec<Unit>, lag_total: u64) -> u64 {
+    let (dropped, len, held, total) = {
+        let mut b = task.shared.lock();
+        let mut d = 0;
+        for u in ready {
+            d += b.push(Arc::new(u));
+        }
+        (d, b.unsent() as u64, b.bytes(), b.dropped)
+    };
+    task.status.update(|s| {
+        s.backlog_fragments = len;
+        s.backlog_bytes = held;
+        s.dropped_fragments = total + lag_total;
+    });
+    task.shared.notify.notify_one();
+    // The shared budget, after this task's own bounds (it may drop from any task).
+    budget.enforce();
+    dropped
+}
+
+/// The collector's drop counts: what the hub's broadcast skipped (lagged), and the logs of
+/// the backlog's and the budget's drops, aggregated at most once a second.
+struct Drops {
+    /// Dropped since the last "backlog full" line.
+    pending: u64,
+    /// Every fragment the broadcast skipped, for `dropped_fragments`.
+    lag_total: u64,
+    last_drop_log: Instant,
+    /// Dropped by the budget since its last line.
+    budget_pending: u64,
+    last_budget_log: Instant,
+}
+
+impl Drops {
+    fn new() -> Drops {
+        Drops {
+            pending: 0,
+            lag_total: 0,
+            last_drop_log: Instant::now() - Duration::from_secs(2),
+            budget_pending: 0,
+            last_budget_log: Instant::now() - Duration::from_secs(2),
+        }
+    }
+
+    /// What the shared budget dropped from this task, logged at most once a second.
+    fn budget(&mut self, task: &Task, budget: &budget::Budget) {
+        self.budget_pending += task.budget_drops.swap(0, Ordering::Relaxed);
+        if self.budget_pending > 0 && self.last_budget_log.elapsed() >= Duration::from_secs(1) {
             let spec = &task.spec;
+            let budget_pending = self.budget_pending;
             log::warn!(
                 output = spec.output.as_str(), dest = spec.dest, track = spec.track.as_str();
                 "publish {} {} {}: memory budget ([publish] memory = {} MiB) reached, dropped {budget_pending} whole fragment(s) of this destination (the furthest behind)",
@@ -110,26 +155,36 @@ async fn collect_from(
             );
             let total = task.shared.lock().dropped;
             task.status
-                .update(|s| s.dropped_fragments = total + lag_total);
-            budget_pending = 0;
-            last_budget_log = Instant::now();
+                .update(|s| s.dropped_fragments = total + self.lag_total);
+            self.budget_pending = 0;
+            self.last_budget_log = Instant::now();
         }
+    }
+
+    /// `lost` fragments the broadcast skipped (this task's collector fell behind the hub).
+    fn lagged(&mut self, task: &Task, lost: u64) {
         if lost > 0 {
-            drops_pending += lost;
-            lag_total += lost;
+            self.pending += lost;
+            self.lag_total += lost;
             let total = task.shared.lock().dropped;
+            let lag_total = self.lag_total;
             task.status
                 .update(|s| s.dropped_fragments = total + lag_total);
         }
-        if drops_pending > 0 && last_drop_log.elapsed() >= Duration::from_secs(1) {
+    }
+
+    /// The "backlog full" line, at most once a second.
+    fn log_backlog_full(&mut self, task: &Task) {
+        if self.pending > 0 && self.last_drop_log.elapsed() >= Duration::from_secs(1) {
             let spec = &task.spec;
+            let drops_pending = self.pending;
             log::warn!(
                 output = spec.output.as_str(), dest = spec.dest, track = spec.track.as_str();
                 "publish {} {} {}: backlog full, dropped {drops_pending} whole fragment(s)",
                 spec.output, spec.dest, spec.track
             );
-            drops_pending = 0;
-            last_drop_log = Instant::now();
+            self.pending = 0;
+            self.last_drop_log = Instant::now();
         }
     }
 }

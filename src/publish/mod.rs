@@ -1,6 +1,6 @@
-//! Double push (design §3): every (output × URL × rendition-or-track) is its own task with its
-//! own bounded backlog, fed from the hub by its own collector, so a dead or slow destination
-//! only ever grows its own backlog.
+//! Double push (docs/design/publish.md): every (output × URL × rendition-or-track) is its own task
+//! with its own bounded backlog, fed from the hub by its own collector, so a dead or slow
+//! destination only ever grows its own backlog.
 //!
 //! ```text
 //! hub ──► collector (never waits) ──► Backlog ──► supervisor run() ⟲ run_once() ──► socket
@@ -31,6 +31,7 @@ pub mod cmaf;
 mod collector;
 mod credentials;
 pub mod http;
+pub mod liveness;
 pub mod net;
 mod outputs;
 pub mod rtmp;

@@ -1,6 +1,6 @@
-//! Connections for the publish drivers: TCP with a connect timeout, optional TLS (rustls with
-//! the webpki roots plus an optional extra CA), and writes that fail when they make no
-//! progress for the stall limit (design §3: 2× the fragment duration), judged by the
+//! Connections for the publish drivers: TCP with a connect timeout, optional TLS (rustls with the
+//! webpki roots plus an optional extra CA), and writes that fail when they make no progress for the
+//! stall limit (docs/design/publish.md, *Stall detection*: 2× the fragment duration), judged by the
 //! connection's TCP evidence (`tcp.rs`) where there is some.
 
 use std::io;
@@ -14,7 +14,7 @@ use tokio_rustls::rustls::{self, pki_types::ServerName};
 
 use super::tcp::{SAMPLE_EVERY, TcpProbe, Watch};
 
-/// TCP connect timeout (design §3).
+/// TCP connect timeout (docs/design/publish.md, *Stall detection*).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Environment variable naming a PEM file of extra CA certificates trusted for `rtmps://`
 /// and `https://` ingest (next to the built-in web roots), e.g. a private test CA.

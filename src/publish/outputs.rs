@@ -18,7 +18,7 @@ use super::task::{
 use super::{AUDIO, budget, collector, supervisor};
 use crate::config::{Config, Output, Protocol, sanitize_url};
 use crate::hub::Hub;
-use crate::status::{DestState, DestStatus, Registry};
+use crate::status::{DestHandle, DestState, DestStatus, Registry};
 use twincast_media::timeline::Grid;
 
 /// Time allowed for the polite end of every session at shutdown.
@@ -40,6 +40,16 @@ struct Running {
     /// Which start this is (tests tell a restarted output from an untouched one).
     #[cfg(test)]
     generation: u64,
+}
+
+/// What every task of one output shares.
+struct OutputPlan<'a> {
+    output: &'a Output,
+    /// The stream key (`key_file` or the systemd credential), or why it could not be read.
+    key: Option<Result<String, String>>,
+    audio: Option<String>,
+    /// Every track of the output that gets a task (Smooth's `all_tracks`).
+    all_tracks: Vec<String>,
 }
 
 /// Every output's tasks.
@@ -93,7 +103,7 @@ impl Publishers {
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.running)
     }
 
     /// Brings the running outputs in line with `outputs`: removed ones stop, new ones start,
@@ -127,19 +137,13 @@ impl Publishers {
         if let Some(Ok(k)) = &key {
             crate::secrets::register(k);
         }
-        let mut tracks: Vec<String> = match &o.renditions {
-            Some(r) => r.clone(),
-            None => self.settings.renditions.clone(),
+        let (per_task_tracks, audio) = self.task_tracks(o);
+        let plan = OutputPlan {
+            output: o,
+            key,
+            audio,
+            all_tracks: per_task_tracks.clone(),
         };
-        tracks.retain(|t| self.hub.track(t).is_some());
-        let audio = self.settings.has_audio.then(|| AUDIO.to_string());
-        let per_task_tracks: Vec<String> = match o.protocol {
-            Protocol::Rtmp => tracks.clone(),
-            Protocol::Smooth | Protocol::Cmaf => {
-                tracks.iter().cloned().chain(audio.clone()).collect()
-            }
-        };
-        let all_tracks = per_task_tracks.clone();
         let mut handles = Vec::new();
         for (dest, url) in ["primary", "secondary"].into_iter().zip(o.urls()) {
             for track in &per_task_tracks {
@@ -147,59 +151,8 @@ impl Publishers {
                 let status = self
                     .registry
                     .register(DestStatus::new(&o.name, dest, track, &url_safe));
-                let stream = o.stream.clone().unwrap_or_else(|| o.name.clone());
-                let (key, key_error) = match &key {
-                    Some(Ok(k)) => (Some(k.clone()), None),
-                    Some(Err(e)) => (None, Some(e.clone())),
-                    None => (None, None),
-                };
-                // `{key}` / `{secret:…}` in the URL (src/config/url.rs): the key goes there.
-                let (url, key, key_error) = match crate::config::expand_url(url, key) {
-                    Ok((url, key)) => (url, key, key_error),
-                    Err(e) => (url.to_string(), None, key_error.or(Some(e))),
-                };
-                let spec = TaskSpec {
-                    output: o.name.clone(),
-                    dest,
-                    track: track.clone(),
-                    url,
-                    url_safe,
-                    protocol: match o.protocol {
-                        Protocol::Rtmp => ProtocolSpec::Rtmp(RtmpSpec {
-                            audio: audio.clone(),
-                            stream_name: format!(
-                                "{stream}_{track}{}",
-                                key.as_deref().unwrap_or("")
-                            ),
-                            timestamps: o.rtmp_timestamps,
-                            frame_rate: self.settings.frame_rate,
-                        }),
-                        Protocol::Smooth => ProtocolSpec::Smooth(SmoothSpec {
-                            all_tracks: all_tracks.clone(),
-                        }),
-                        Protocol::Cmaf => ProtocolSpec::Cmaf(CmafSpec {
-                            method: o.method,
-                            profile: o.profile,
-                        }),
-                    },
-                    key,
-                    backlog: o.backlog,
-                    stall: self.settings.stall,
-                };
-                let keep_sent = if o.protocol == Protocol::Cmaf { 0 } else { 2 };
-                let task = Arc::new(Task {
-                    shared: Arc::new(Shared {
-                        backlog: Mutex::new(Backlog::new(keep_sent, o.backlog, MAX_BACKLOG_BYTES)),
-                        notify: Notify::new(),
-                    }),
-                    spec,
-                    status,
-                    hub: self.hub.clone(),
-                    cancel: cancel.clone(),
-                    last_logged_error: Mutex::new(None),
-                    header_switches: AtomicU64::new(0),
-                    budget_drops: AtomicU64::new(0),
-                });
+                let (spec, key_error) = self.task_spec(&plan, dest, url, url_safe, track);
+                let task = self.new_task(o, spec, status, &cancel);
                 if let Some(e) = key_error {
                     task.set_state(DestState::Failed, Some(&e));
                     continue;
@@ -222,6 +175,108 @@ impl Publishers {
                 .starts
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
+    }
+
+    /// The tracks of `o` that get a task each (RTMP: the renditions, with the audio in each;
+    /// Smooth and CMAF: the renditions and the audio), and the audio track.
+    fn task_tracks(&self, o: &Output) -> (Vec<String>, Option<String>) {
+        let mut tracks: Vec<String> = match &o.renditions {
+            Some(r) => r.clone(),
+            None => self.settings.renditions.clone(),
+        };
+        tracks.retain(|t| self.hub.track(t).is_some());
+        let audio = self.settings.has_audio.then(|| AUDIO.to_string());
+        let per_task_tracks: Vec<String> = match o.protocol {
+            Protocol::Rtmp => tracks.clone(),
+            Protocol::Smooth | Protocol::Cmaf => {
+                tracks.iter().cloned().chain(audio.clone()).collect()
+            }
+        };
+        (per_task_tracks, audio)
+    }
+
+    /// The spec of the task of `track` on `url`, and why it cannot run (no key for a `{key}`
+    /// URL, an unreadable key file), if so.
+    fn task_spec(
+        &self,
+        plan: &OutputPlan,
+        dest: &'static str,
+        url: &str,
+        url_safe: String,
+        track: &str,
+    ) -> (TaskSpec, Option<String>) {
+        let o = plan.output;
+        let (key, key_error) = match &plan.key {
+            Some(Ok(k)) => (Some(k.clone()), None),
+            Some(Err(e)) => (None, Some(e.clone())),
+            None => (None, None),
+        };
+        // `{key}` / `{secret:…}` in the URL (src/config/url.rs): the key goes there.
+        let (url, key, key_error) = match crate::config::expand_url(url, key) {
+            Ok((url, key)) => (url, key, key_error),
+            Err(e) => (url.to_string(), None, key_error.or(Some(e))),
+        };
+        let spec = TaskSpec {
+            output: o.name.clone(),
+            dest,
+            track: track.to_string(),
+            url,
+            url_safe,
+            protocol: self.protocol_spec(plan, track, key.as_deref()),
+            key,
+            backlog: o.backlog,
+            stall: self.settings.stall,
+        };
+        (spec, key_error)
+    }
+
+    /// What only the driver of `plan`'s protocol reads, for `track`.
+    fn protocol_spec(&self, plan: &OutputPlan, track: &str, key: Option<&str>) -> ProtocolSpec {
+        let o = plan.output;
+        match o.protocol {
+            Protocol::Rtmp => {
+                let stream = o.stream.clone().unwrap_or_else(|| o.name.clone());
+                ProtocolSpec::Rtmp(RtmpSpec {
+                    audio: plan.audio.clone(),
+                    stream_name: format!("{stream}_{track}{}", key.unwrap_or("")),
+                    timestamps: o.rtmp_timestamps,
+                    frame_rate: self.settings.frame_rate,
+                })
+            }
+            Protocol::Smooth => ProtocolSpec::Smooth(SmoothSpec {
+                all_tracks: plan.all_tracks.clone(),
+                probe_every: Some(self.settings.stall / 4),
+            }),
+            Protocol::Cmaf => ProtocolSpec::Cmaf(CmafSpec {
+                method: o.method,
+                profile: o.profile,
+            }),
+        }
+    }
+
+    /// A task of `o` with an empty backlog (keeping two delivered units for the resend, none
+    /// for CMAF ingest: docs/design/publish.md, *The backlog*).
+    fn new_task(
+        &self,
+        o: &Output,
+        spec: TaskSpec,
+        status: DestHandle,
+        cancel: &CancellationToken,
+    ) -> Arc<Task> {
+        let keep_sent = if o.protocol == Protocol::Cmaf { 0 } else { 2 };
+        Arc::new(Task {
+            shared: Arc::new(Shared {
+                backlog: Mutex::new(Backlog::new(keep_sent, o.backlog, MAX_BACKLOG_BYTES)),
+                notify: Notify::new(),
+            }),
+            spec,
+            status,
+            hub: self.hub.clone(),
+            cancel: cancel.clone(),
+            last_logged_error: Mutex::new(None),
+            header_switches: AtomicU64::new(0),
+            budget_drops: AtomicU64::new(0),
+        })
     }
 
     /// Stops every task: each ends its session politely within [`SHUTDOWN_GRACE`]; whatever

@@ -15,14 +15,14 @@
 
 use std::time::Instant;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, WriteHalf};
 use tokio::sync::mpsc;
 use twincast_media::rtmp::{ClientSession, Event, RtmpUrl};
 use twincast_media::stall::AckWitness;
 use twincast_media::{Codec, Sample, flv};
 
 use super::net::{self, CONNECT_TIMEOUT, NetError};
-use super::tcp::SAMPLE_EVERY;
+use super::tcp::{SAMPLE_EVERY, Watch};
 use super::{Carry, PublishError, RtmpSpec, SHUTDOWN_GRACE, Task, Unit, same_init, to_ms};
 use crate::config::RtmpTimestamps;
 use crate::hub::InitSegment;
@@ -38,32 +38,87 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// What the reader task hands the session: the server's bytes, or why the reading ended.
+type ServerBytes = mpsc::Receiver<Result<Vec<u8>, NetError>>;
+
+/// One session, in the order of the protocol (docs/design/publish.md, *Resend after a
+/// reconnect*): wait for the init segments, connect, handshake and publish, send the backlog
+/// and live units while judging the Acknowledgements, then settle what the server has and, on
+/// a clean stop, tear the publish down.
 pub async fn run_once(task: &Task, spec: &RtmpSpec, carry: &mut Carry) -> Result<(), PublishError> {
     let url = RtmpUrl::parse(&task.spec.url)?;
-    let Some(video) = task.wait_init(&task.spec.track).await else {
+    let Some((video, audio)) = wait_inits(task, spec).await else {
         return Ok(());
     };
-    let audio = match spec.audio.as_deref() {
-        Some(a) => match task.wait_init(a).await {
-            Some(i) => Some(i),
-            None => return Ok(()),
-        },
-        None => None,
-    };
-    let (stream, mut watch) =
+    let (stream, watch) =
         net::connect_watched(&url.host, url.port, url.tls, task.spec.stall).await?;
     let (mut rd, mut wr) = tokio::io::split(stream);
     let (mut session, c0c1) =
         ClientSession::new(&url.app, &url.tc_url, &spec.stream_name, fastrand::u64(..));
     net::write_all_progress(&mut wr, &c0c1, CONNECT_TIMEOUT).await?;
+    if !handshake(task, &mut session, &mut rd, &mut wr).await? {
+        return Ok(());
+    }
+    carry.published_at = Some(Instant::now());
+    task.set_state(DestState::Publishing, None);
 
-    // Handshake, connect, createStream, publish: all within the connect timeout.
+    // From here on a reader task feeds what the server sends.
+    let (_reader, mut rx) = spawn_reader(rd);
+    task.rewind();
+    let mut publishing = Publishing {
+        task,
+        spec,
+        session,
+        video,
+        audio,
+        wr,
+        watch,
+        out: Vec::with_capacity(256 * 1024),
+        sent: SentHeaders::default(),
+        done: Vec::new(),
+    };
+    // The session; whatever ends it, the TCP evidence then says which units the server has.
+    let result = publishing.send_loop(carry, &mut rx).await;
+    publishing.settle(&result);
+    if let Err(e) = result {
+        log_undelivered(task, &e);
+        return Err(e);
+    }
+    publishing.teardown(carry).await;
+    Ok(())
+}
+
+/// The init segments of the rendition and of its audio (`None`: cancelled while waiting).
+async fn wait_inits(
+    task: &Task,
+    spec: &RtmpSpec,
+) -> Option<(Arc<InitSegment>, Option<Arc<InitSegment>>)> {
+    let video = task.wait_init(&task.spec.track).await?;
+    let audio = match spec.audio.as_deref() {
+        Some(a) => Some(task.wait_init(a).await?),
+        None => None,
+    };
+    Some((video, audio))
+}
+
+/// Handshake, connect, createStream, publish: all within the connect timeout. `false`: the
+/// task was cancelled first.
+async fn handshake<R, W>(
+    task: &Task,
+    session: &mut ClientSession,
+    rd: &mut R,
+    wr: &mut W,
+) -> Result<bool, PublishError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
     let mut buf = vec![0u8; 16 * 1024];
     let mut published = false;
     while !published {
         let n = tokio::select! {
-            _ = task.cancel.cancelled() => return Ok(()),
+            _ = task.cancel.cancelled() => return Ok(false),
             r = tokio::time::timeout_at(deadline, rd.read(&mut buf)) => match r {
                 Err(_) => return Err(NetError::ReadTimeout(CONNECT_TIMEOUT).into()),
                 Ok(Err(e)) => return Err(NetError::Read(e).into()),
@@ -73,19 +128,22 @@ pub async fn run_once(task: &Task, spec: &RtmpSpec, carry: &mut Carry) -> Result
         };
         for event in session.handle_input(&buf[..n])? {
             match event {
-                Event::Send(bytes) => {
-                    net::write_all_progress(&mut wr, &bytes, CONNECT_TIMEOUT).await?
-                }
+                Event::Send(bytes) => net::write_all_progress(wr, &bytes, CONNECT_TIMEOUT).await?,
                 Event::Published => published = true,
             }
         }
     }
-    carry.published_at = Some(Instant::now());
-    task.set_state(DestState::Publishing, None);
+    Ok(true)
+}
 
-    // From here on a reader task feeds what the server sends.
-    let (tx, mut rx) = mpsc::channel::<Result<Vec<u8>, NetError>>(8);
-    let _reader = AbortOnDrop(tokio::spawn(async move {
+/// A task that reads what the server sends and hands it over, until the first error (the
+/// connection closed, or a read failed); aborted when the returned guard drops.
+fn spawn_reader<R>(mut rd: R) -> (AbortOnDrop, ServerBytes)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel::<Result<Vec<u8>, NetError>>(8);
+    let reader = AbortOnDrop(tokio::spawn(async move {
         let mut buf = vec![0u8; 16 * 1024];
         loop {
             let r = match rd.read(&mut buf).await {
@@ -99,100 +157,128 @@ pub async fn run_once(task: &Task, spec: &RtmpSpec, carry: &mut Carry) -> Result
             }
         }
     }));
+    (reader, rx)
+}
 
-    task.rewind();
-    let stall = task.spec.stall;
-    let mut out = Vec::with_capacity(256 * 1024);
-    let mut sent = SentHeaders::default();
-    let mut progress = AckProgress::new();
-    let mut tick = tokio::time::interval(SAMPLE_EVERY);
-    let mut done = Vec::new();
-    // The session; whatever ends it, the TCP evidence then says which units the server has.
-    let result: Result<(), PublishError> = async {
+/// A published session: the connection's write half and its TCP watch, the init segments at
+/// session start, and what the encoder needs between units.
+struct Publishing<'a> {
+    task: &'a Task,
+    spec: &'a RtmpSpec,
+    session: ClientSession,
+    video: Arc<InitSegment>,
+    audio: Option<Arc<InitSegment>>,
+    wr: WriteHalf<net::BoxStream>,
+    watch: Watch,
+    /// The FLV bytes of the unit being sent.
+    out: Vec<u8>,
+    sent: SentHeaders,
+    /// Units the peer read past, not yet handed to the task.
+    done: Vec<u64>,
+}
+
+impl Publishing<'_> {
+    /// Sends every unit as it comes and answers the server, checking the Acknowledgements
+    /// before each step; returns `Ok` only once the task is cancelled.
+    async fn send_loop(
+        &mut self,
+        carry: &mut Carry,
+        rx: &mut ServerBytes,
+    ) -> Result<(), PublishError> {
+        let task = self.task;
+        let stall = task.spec.stall;
+        let mut progress = AckProgress::new();
+        let mut tick = tokio::time::interval(SAMPLE_EVERY);
         loop {
-            progress.check(&session, stall)?;
+            progress.check(&self.session, stall, self.watch.last_acked)?;
             while let Ok(r) = rx.try_recv() {
-                for event in session.handle_input(&r?)? {
-                    if let Event::Send(b) = event {
-                        net::write_all_watched(&mut wr, &b, &mut watch, &mut done).await?;
-                    }
-                }
+                self.answer(&r?).await?;
             }
             if let Some((id, unit)) = task.next_unsent() {
-                encode_unit(
-                    task,
-                    spec,
-                    &session,
-                    (&video, audio.as_ref()),
-                    &unit,
-                    carry,
-                    &mut out,
-                    &mut sent,
-                );
-                net::write_all_watched(&mut wr, &out, &mut watch, &mut done).await?;
-                progress.sent(out.len());
-                task.mark_sent(id, out.len() as u64);
-                done.extend(watch.wrote(id));
-                task.deliver(&watch, done.drain(..));
+                self.encode(&unit, carry);
+                net::write_all_watched(&mut self.wr, &self.out, &mut self.watch, &mut self.done)
+                    .await?;
+                task.mark_sent(id, self.out.len() as u64);
+                self.done.extend(self.watch.wrote(id));
+                progress.sent(self.out.len(), self.watch.last_written);
+                task.deliver(&self.watch, self.done.drain(..));
                 continue;
             }
             tokio::select! {
                 biased;
                 _ = task.cancel.cancelled() => return Ok(()),
                 _ = tick.tick() => {
-                    done.extend(watch.check()?);
-                    task.deliver(&watch, done.drain(..));
+                    self.done.extend(self.watch.check()?);
+                    task.deliver(&self.watch, self.done.drain(..));
                 }
                 r = rx.recv() => {
                     let data = r.ok_or(PublishError::Closed)??;
-                    for event in session.handle_input(&data)? {
-                        if let Event::Send(b) = event {
-                            net::write_all_watched(&mut wr, &b, &mut watch, &mut done).await?;
-                        }
-                    }
+                    self.answer(&data).await?;
                 }
                 _ = task.wait_unit() => {}
             }
         }
     }
-    .await;
-    task.deliver(&watch, done.drain(..));
-    if let Err(PublishError::Net(NetError::Stalled(_))) = &result {
-        watch.set_stalled();
-    }
-    task.settle(&mut watch);
-    if let Err(e) = result {
-        log_undelivered(task, &e);
-        return Err(e);
+
+    /// Feeds the server's bytes to the session and writes what it answers.
+    async fn answer(&mut self, data: &[u8]) -> Result<(), PublishError> {
+        for event in self.session.handle_input(data)? {
+            if let Event::Send(b) = event {
+                net::write_all_watched(&mut self.wr, &b, &mut self.watch, &mut self.done).await?;
+            }
+        }
+        Ok(())
     }
 
-    // Shutdown: what is left (within the grace time), then FCUnpublish + deleteStream.
-    let grace = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-    let _ = tokio::time::timeout_at(grace, async {
+    /// [`encode_unit`] of `unit` into `out`.
+    fn encode(&mut self, unit: &Unit, carry: &mut Carry) {
+        encode_unit(
+            self.task,
+            self.spec,
+            &self.session,
+            (&self.video, self.audio.as_ref()),
+            unit,
+            carry,
+            &mut self.out,
+            &mut self.sent,
+        );
+    }
+
+    /// Whatever ended the session, the TCP evidence says which units the server has; after a
+    /// stall it may hide more (docs/design/publish.md, *Delivery evidence*).
+    fn settle(&mut self, result: &Result<(), PublishError>) {
+        self.task.deliver(&self.watch, self.done.drain(..));
+        if let Err(PublishError::Net(NetError::Stalled(_))) = result {
+            self.watch.set_stalled();
+        }
+        self.task.settle(&mut self.watch);
+    }
+
+    /// Shutdown: what is left (within the grace time), then FCUnpublish + deleteStream.
+    async fn teardown(&mut self, carry: &mut Carry) {
+        let grace = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        let _ = tokio::time::timeout_at(grace, self.drain_and_unpublish(carry)).await;
+    }
+
+    async fn drain_and_unpublish(&mut self, carry: &mut Carry) {
+        let task = self.task;
+        let stall = task.spec.stall;
         while let Some((id, unit)) = task.next_unsent() {
-            encode_unit(
-                task,
-                spec,
-                &session,
-                (&video, audio.as_ref()),
-                &unit,
-                carry,
-                &mut out,
-                &mut sent,
-            );
-            if net::write_all_progress(&mut wr, &out, stall).await.is_err() {
+            self.encode(&unit, carry);
+            if net::write_all_progress(&mut self.wr, &self.out, stall)
+                .await
+                .is_err()
+            {
                 return;
             }
-            task.mark_sent(id, out.len() as u64);
+            task.mark_sent(id, self.out.len() as u64);
             task.mark_delivered([id]);
         }
-        out.clear();
-        session.write_unpublish(&mut out);
-        let _ = net::write_all_progress(&mut wr, &out, stall).await;
-        let _ = tokio::io::AsyncWriteExt::shutdown(&mut wr).await;
-    })
-    .await;
-    Ok(())
+        self.out.clear();
+        self.session.write_unpublish(&mut self.out);
+        let _ = net::write_all_progress(&mut self.wr, &self.out, stall).await;
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.wr).await;
+    }
 }
 
 /// Debug line at the end of a broken session: how many sent units the peer had not read
@@ -211,7 +297,9 @@ fn log_undelivered(task: &Task, e: &PublishError) {
 /// Application-level progress from the server's Acknowledgements: the pure
 /// [`AckWitness`] (twincast-media `stall.rs`) learns the server's window from the
 /// acknowledgements it sees and never assumes one, so a server acknowledging every 5 MB
-/// (nginx-rtmp's default), every 32 KiB (what we ask) or never is judged correctly.
+/// (nginx-rtmp's default), every 32 KiB (what we ask) or never is judged correctly; it counts
+/// the limit from the last acknowledgement once the peer's TCP holds the bytes that made the
+/// next one due.
 struct AckProgress {
     witness: AckWitness,
     /// Bytes written since the publish started.
@@ -228,23 +316,28 @@ impl AckProgress {
         }
     }
 
-    fn sent(&mut self, n: usize) {
+    /// `n` bytes were written; the connection's byte stream ends at `tcp_end` (when known).
+    fn sent(&mut self, n: usize, tcp_end: Option<u64>) {
         self.sent += n as u64;
-        self.witness.wrote(self.sent, self.start.elapsed());
+        self.witness.wrote(self.sent, tcp_end, self.start.elapsed());
     }
 
+    /// `tcp_acked`: what the peer's TCP acknowledged at the last reading, when known.
     fn check(
         &mut self,
         session: &ClientSession,
         stall: std::time::Duration,
+        tcp_acked: Option<u64>,
     ) -> Result<(), PublishError> {
+        let now = self.start.elapsed();
         if let Some(value) = session.acked() {
             if self.witness.window().is_none() && session.acks() == 1 {
                 log::debug!("rtmp: the server acknowledges ({value} bytes so far)");
             }
-            self.witness.acknowledged(session.acks(), value, self.sent);
+            self.witness
+                .acknowledged(session.acks(), value, self.sent, now);
         }
-        match self.witness.stalled(self.start.elapsed(), stall) {
+        match self.witness.stalled(now, stall, tcp_acked) {
             Some(_) => Err(NetError::Stalled(stall).into()),
             None => Ok(()),
         }

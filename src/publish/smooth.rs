@@ -20,6 +20,7 @@ use twincast_media::TrackInfo;
 use twincast_media::mp4::smooth;
 
 use super::http::{self, Body, HttpUrl};
+use super::liveness::{Gate, Liveness};
 use super::net::{self, BoxStream, NetError};
 use super::tcp::{SAMPLE_EVERY, Watch};
 use super::{Carry, PublishError, SHUTDOWN_GRACE, SmoothSpec, Task, Unit, init_of, same_init};
@@ -159,6 +160,7 @@ impl Target<'_> {
         post: &mut Option<Post>,
         id: u64,
         unit: &Unit,
+        gate: Option<&mut Gate>,
     ) -> Result<(), PublishError> {
         let Some(f) = &unit.main else {
             self.task.mark_acknowledged(id, 0);
@@ -188,13 +190,21 @@ impl Target<'_> {
             self.task.mark_sent(id, out.len() as u64);
             done.extend(p.watch.wrote(id));
         }
-        self.task.deliver(&p.watch, done);
+        match gate {
+            Some(g) => g.hold(done),
+            None => self.task.deliver(&p.watch, done),
+        }
         *post = Some(p);
         r?;
         Ok(())
     }
 }
 
+/// One session, in the order of the protocol (docs/design/publish.md, *Resend after a
+/// reconnect*): wait for the init segment, open the POST with the header boxes of the first
+/// fragment (re)sent, send the backlog and live fragments while the liveness probe and the
+/// TCP evidence judge delivery, then settle what the server has and, on a clean stop, end the
+/// POST.
 pub async fn run_once(
     task: &Task,
     spec: &SmoothSpec,
@@ -217,14 +227,54 @@ pub async fn run_once(
     carry.published_at = Some(Instant::now());
     task.set_state(DestState::Publishing, None);
 
-    let mut probe = [0u8; 1024];
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    let live = target.start_liveness();
     // The session; whatever ends it, the TCP evidence then says which fragments the
     // server has.
-    let result: Result<(), PublishError> = async {
+    let result = target.send_loop(&mut post, live.as_ref(), &mut tick).await;
+    if let Some(p) = post.as_mut() {
+        if let Err(PublishError::Net(NetError::Stalled(_))) = &result {
+            p.watch.set_stalled();
+        }
+        task.settle(&mut p.watch);
+    }
+    result?;
+    target.teardown(post).await;
+    Ok(())
+}
+
+impl Target<'_> {
+    /// The `OPTIONS *` witness on a second connection, when the output asks for one.
+    fn start_liveness(&self) -> Option<Liveness> {
+        let task = self.task;
+        self.spec.probe_every.map(|every| {
+            Liveness::start(
+                &self.url,
+                every,
+                task.spec.stall,
+                format!(
+                    "publish {} {} {}",
+                    task.spec.output, task.spec.dest, task.spec.track
+                ),
+            )
+        })
+    }
+
+    /// Sends every fragment as it comes, watching the POST for an answer (the server answers
+    /// a streaming POST only when it ends it) and judging delivery on every tick; returns
+    /// `Ok` only once the task is cancelled.
+    async fn send_loop(
+        &self,
+        post: &mut Option<Post>,
+        live: Option<&Liveness>,
+        tick: &mut tokio::time::Interval,
+    ) -> Result<(), PublishError> {
+        let task = self.task;
+        let mut probe = [0u8; 1024];
+        let mut gate = Gate::default();
         loop {
             if let Some((id, unit)) = task.next_unsent() {
-                target.send(&mut post, id, &unit).await?;
+                self.send(post, id, &unit, live.map(|_| &mut gate)).await?;
                 continue;
             }
             let Some(p) = post.as_mut() else {
@@ -241,42 +291,63 @@ pub async fn run_once(
                         Err(e) => NetError::Read(e).into(),
                     });
                 }
-                _ = tick.tick() => {
-                    let done = p.watch.check()?;
-                    task.deliver(&p.watch, done);
-                }
+                _ = tick.tick() => self.check_delivery(p, live, &mut gate)?,
                 _ = task.wait_unit() => {}
             }
         }
     }
-    .await;
-    if let Some(p) = post.as_mut() {
-        if let Err(PublishError::Net(NetError::Stalled(_))) = &result {
-            p.watch.set_stalled();
-        }
-        task.settle(&mut p.watch);
-    }
-    result?;
 
-    // Shutdown: the rest, then the last chunk, then the answer (all within the grace time).
-    let grace = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-    let _ = tokio::time::timeout_at(grace, async {
-        while let Some((id, unit)) = task.next_unsent() {
-            if target.send(&mut post, id, &unit).await.is_err() {
-                return;
+    /// What the TCP evidence says the server read; with a liveness witness, held until a
+    /// probe answered the stall limit later (docs/design/publish.md, *Delivery evidence*),
+    /// and a stall once the probes went unanswered for the limit.
+    fn check_delivery(
+        &self,
+        p: &mut Post,
+        live: Option<&Liveness>,
+        gate: &mut Gate,
+    ) -> Result<(), PublishError> {
+        let task = self.task;
+        let limit = task.spec.stall;
+        let done = p.watch.check()?;
+        match live {
+            Some(l) => {
+                gate.hold(done);
+                task.deliver(&p.watch, gate.release(l.last_answer(), limit));
+                if l.stalled(limit) {
+                    log::info!(
+                        output = task.spec.output.as_str(), dest = task.spec.dest, track = task.spec.track.as_str();
+                        "publish {} {} {}: the ingest server answered nothing for {:?} (OPTIONS * on a second connection)",
+                        task.spec.output, task.spec.dest, task.spec.track, l.last_answer().elapsed()
+                    );
+                    return Err(NetError::Stalled(limit).into());
+                }
             }
+            None => task.deliver(&p.watch, done),
         }
-        let Some(mut p) = post else { return };
-        if net::write_all_progress(&mut p.wr, http::LAST_CHUNK, task.spec.stall)
-            .await
-            .is_ok()
-            && http::read_response(&mut p.rd, SHUTDOWN_GRACE).await.is_ok()
-        {
-            task.mark_delivered(p.watch.all_delivered());
-        }
-    })
-    .await;
-    Ok(())
+        Ok(())
+    }
+
+    /// Shutdown: the rest, then the last chunk, then the answer (all within the grace time).
+    async fn teardown(&self, mut post: Option<Post>) {
+        let task = self.task;
+        let grace = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        let _ = tokio::time::timeout_at(grace, async {
+            while let Some((id, unit)) = task.next_unsent() {
+                if self.send(&mut post, id, &unit, None).await.is_err() {
+                    return;
+                }
+            }
+            let Some(mut p) = post else { return };
+            if net::write_all_progress(&mut p.wr, http::LAST_CHUNK, task.spec.stall)
+                .await
+                .is_ok()
+                && http::read_response(&mut p.rd, SHUTDOWN_GRACE).await.is_ok()
+            {
+                task.mark_delivered(p.watch.all_delivered());
+            }
+        })
+        .await;
+    }
 }
 
 /// The status code of an early answer, or 0 when it is not readable.
@@ -376,14 +447,14 @@ mod tests {
         let manifest = boxes(&reqs[3].body)[1].1;
         assert!(contains(manifest, b"systemBitrate=\"5000000\""));
         assert_eq!(task.header_switches.load(Ordering::Relaxed), 1);
-        let s = task.status.snapshot().expect("status");
+        let s = task.status.snapshot();
         assert_eq!((s.fragments_sent, s.dropped_fragments), (4, 0));
     }
 
     #[tokio::test]
     async fn a_server_that_closes_instead_of_answering_gets_the_new_post_on_a_new_connection() {
         let rx = Receiver::start().await;
-        rx.close.lock().expect("close").push(1); // the first streaming POST
+        crate::sync::lock(&rx.close).push(1); // the first streaming POST
         let (va, vb) = (
             video_init(1, 1280, 3_000_000),
             video_init(2, 1920, 5_000_000),

@@ -84,6 +84,48 @@ pub(super) async fn supervise(task: Arc<Task>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Protocol;
+    use crate::publish::test_support;
+    use tokio::time::Instant as VirtualInstant;
+
+    /// The supervisor's retries, in simulated time: a URL that cannot be parsed fails every
+    /// session at once without any I/O, so only the backoff spaces the tries.
+    #[tokio::test(start_paused = true)]
+    async fn the_supervisor_retries_with_a_doubling_jittered_backoff_until_cancelled() {
+        let spec = test_support::spec(Protocol::Rtmp, "rtmp://", "v");
+        let task = test_support::task(spec, &test_support::video_init(1, 1280, 3_000_000));
+        let run = tokio::spawn(supervise(task.clone()));
+        let attempts = || task.status.snapshot().attempts;
+        let mut tries = Vec::new();
+        let started = VirtualInstant::now();
+        while tries.len() < 9 {
+            let n = attempts();
+            if n > tries.len() as u64 {
+                assert_eq!(n, tries.len() as u64 + 1, "one try at a time");
+                tries.push(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let status = task.status.snapshot();
+        assert_eq!(status.state, DestState::Backoff);
+        assert!(status.last_error.is_some(), "the failure is kept");
+        // Try i waits BACKOFF_MIN·2^i, capped at BACKOFF_MAX, jittered to 50–100 % of it
+        // (plus the timer's millisecond rounding and the 1 ms this loop looks at the status).
+        let tick = Duration::from_millis(3);
+        for (i, gap) in tries.windows(2).map(|w| w[1] - w[0]).enumerate() {
+            let full = BACKOFF_MIN.saturating_mul(1 << i).min(BACKOFF_MAX);
+            assert!(
+                gap + tick >= full / 2 && gap <= full + tick,
+                "wait {i} was {gap:?}, not within 50–100 % of {full:?}"
+            );
+        }
+        // Cancelled during a backoff: ends at once, idle.
+        task.cancel.cancel();
+        let before = VirtualInstant::now();
+        run.await.expect("supervisor");
+        assert!(before.elapsed() < tick, "the backoff is cancellable");
+        assert_eq!(task.status.snapshot().state, DestState::Idle);
+    }
 
     #[test]
     fn backoff_is_jittered_capped_and_resets() {

@@ -104,6 +104,9 @@ pub struct RtmpSpec {
 pub struct SmoothSpec {
     /// Every track of this output (for the Live Server Manifest).
     pub all_tracks: Vec<String>,
+    /// How often the server is asked whether it is alive while the POST runs
+    /// (`publish/liveness.rs`); None: TCP evidence only.
+    pub probe_every: Option<Duration>,
 }
 
 /// What a CMAF ingest push needs besides the common spec.
@@ -122,7 +125,7 @@ pub struct Shared {
 
 impl Shared {
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Backlog<Arc<Unit>>> {
-        self.backlog.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.backlog)
     }
 }
 
@@ -176,7 +179,8 @@ impl Task {
         if !changed {
             return;
         }
-        if let Ok(mut last) = self.last_logged_error.lock() {
+        {
+            let mut last = crate::sync::lock(&self.last_logged_error);
             match state {
                 DestState::Backoff => {
                     repeat = *last == error;

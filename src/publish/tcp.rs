@@ -1,7 +1,7 @@
-//! TCP evidence for the publish drivers (design §3; issue #10 part 2): what the kernel knows
-//! about a connection (`TCP_INFO`: bytes the peer acknowledged, bytes not sent yet, the
-//! receive window the peer advertises) and the socket options that bound a dead peer
-//! (`TCP_USER_TIMEOUT`, a modest `SO_SNDBUF`).
+//! TCP evidence for the publish drivers (docs/design/publish.md, *Delivery evidence*; issue #10
+//! part 2): what the kernel knows about a connection (`TCP_INFO`: bytes the peer acknowledged,
+//! bytes not sent yet, the receive window the peer advertises) and the socket options that bound a
+//! dead peer (`TCP_USER_TIMEOUT`, a modest `SO_SNDBUF`).
 //!
 //! The decision (stalled or not, how far the peer read) is the pure
 //! `twincast_media::stall::Delivery`; this file only reads the numbers. [`Watch`] joins the
@@ -120,6 +120,10 @@ pub struct Watch {
     pub last_verdict: Option<Verdict>,
     /// Bytes written and not acknowledged by the peer's TCP at the last reading.
     pub last_owed: u64,
+    /// Bytes the peer's TCP acknowledged at the last reading (None before one).
+    pub last_acked: Option<u64>,
+    /// Bytes written on the connection at the last write ([`Watch::wrote`]).
+    pub last_written: Option<u64>,
     /// The last readings, for the log line that explains a stall.
     recent: VecDeque<Sample>,
     /// The connection ended in a stall.
@@ -145,6 +149,8 @@ impl Watch {
             marks: VecDeque::new(),
             last_verdict: None,
             last_owed: 0,
+            last_acked: None,
+            last_written: None,
             recent: VecDeque::new(),
             stalled: false,
         }
@@ -248,6 +254,7 @@ impl Watch {
     fn sample(&mut self) -> Option<Verdict> {
         let state = self.probe.as_ref().and_then(TcpProbe::read)?;
         self.last_owed = state.written - state.acked;
+        self.last_acked = Some(state.acked);
         let sample = Sample {
             at: self.start.elapsed(),
             acked: state.acked,
@@ -268,6 +275,7 @@ impl Watch {
         let Some(state) = self.probe.as_ref().and_then(TcpProbe::read) else {
             return vec![id];
         };
+        self.last_written = Some(state.written);
         self.marks.push_back((state.written, id));
         let mut done = Vec::new();
         while self.marks.len() > MAX_MARKS {

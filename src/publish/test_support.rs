@@ -105,6 +105,7 @@ pub fn spec(protocol: Protocol, url: &str, track: &str) -> TaskSpec {
             Protocol::Rtmp => ProtocolSpec::Rtmp(rtmp_spec(track)),
             Protocol::Smooth => ProtocolSpec::Smooth(SmoothSpec {
                 all_tracks: vec![track.into()],
+                probe_every: None,
             }),
             Protocol::Cmaf => ProtocolSpec::Cmaf(CmafSpec {
                 method: HttpMethod::Post,
@@ -226,7 +227,7 @@ impl Receiver {
             let mut n = 0;
             while let Ok((s, _)) = listener.accept().await {
                 let h = tokio::spawn(serve(s, n, r.clone(), f.clone(), cl.clone()));
-                c.lock().expect("conns").push(h);
+                crate::sync::lock(&c).push(h);
                 n += 1;
             }
         });
@@ -241,12 +242,12 @@ impl Receiver {
     }
 
     pub fn requests(&self) -> Vec<Req> {
-        self.reqs.lock().expect("reqs").clone()
+        crate::sync::lock(&self.reqs).clone()
     }
 
     /// Closes every open connection (the ingest restarts).
     pub fn drop_connections(&self) {
-        for h in self.conns.lock().expect("conns").drain(..) {
+        for h in crate::sync::lock(&self.conns).drain(..) {
             h.abort();
         }
     }
@@ -329,7 +330,7 @@ async fn serve(
             }
         }
         let idx = {
-            let mut r = reqs.lock().expect("reqs");
+            let mut r = crate::sync::lock(&reqs);
             r.push(req.clone());
             r.len() - 1
         };
@@ -354,7 +355,7 @@ async fn serve(
                     }
                 }
                 if size > 0 {
-                    reqs.lock().expect("reqs")[idx]
+                    crate::sync::lock(&reqs)[idx]
                         .body
                         .extend_from_slice(&buf[..size]);
                 }
@@ -369,13 +370,13 @@ async fn serve(
                     return;
                 }
             }
-            reqs.lock().expect("reqs")[idx].body = buf.drain(..length).collect();
+            crate::sync::lock(&reqs)[idx].body = buf.drain(..length).collect();
         }
-        reqs.lock().expect("reqs")[idx].complete = true;
-        if close.lock().expect("close").contains(&idx) {
+        crate::sync::lock(&reqs)[idx].complete = true;
+        if crate::sync::lock(&close).contains(&idx) {
             return;
         }
-        let status = if fail.lock().expect("fail").contains(&idx) {
+        let status = if crate::sync::lock(&fail).contains(&idx) {
             "503 Unavailable"
         } else {
             "200 OK"

@@ -679,12 +679,12 @@ impl Rng {
     }
 }
 
-/// The network of a pair: datagrams to `listen` (and `listen + 1`, RTCP) go to box A's port at
-/// once and to box B's port after 0–15 ms of random jitter (design §9: the two boxes' paths
-/// differ). With `keep_order` the jitter never reorders (plain MPEG-TS over UDP has nothing to
-/// repair order with); without it packets overtake each other (the RTP reorder window repairs
-/// that). Without `rtcp` the relay does not carry `listen + 1` (an RTP feed whose sender
-/// reports are lost on the way). Stops when dropped.
+/// The network of a pair: datagrams to `listen` (and `listen + 1`, RTCP) go to box A's port at once
+/// and to box B's port after 0–15 ms of random jitter (docs/design/platform.md, *Checking a pair*:
+/// the two boxes' paths differ). With `keep_order` the jitter never reorders (plain MPEG-TS over
+/// UDP has nothing to repair order with); without it packets overtake each other (the RTP reorder
+/// window repairs that). Without `rtcp` the relay does not carry `listen + 1` (an RTP feed whose
+/// sender reports are lost on the way). Stops when dropped.
 pub struct JitterRelay {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,

@@ -240,6 +240,8 @@ pub struct Request {
 #[derive(Default)]
 struct ReceiverState {
     requests: Vec<Request>,
+    /// When the receiver last answered a request (on any connection).
+    answered_at: Option<Instant>,
     conns: Vec<TcpStream>,
     next_conn: u64,
 }
@@ -315,6 +317,12 @@ impl Receiver {
 
     pub fn requests(&self) -> Vec<Request> {
         self.state.lock().unwrap().requests.clone()
+    }
+
+    /// When the receiver last answered a request. With `stall` set it still answers what it
+    /// had read already, so a stall begins for the publisher at the later of the two.
+    pub fn answered_at(&self) -> Option<Instant> {
+        self.state.lock().unwrap().answered_at
     }
 }
 
@@ -438,6 +446,7 @@ fn serve(
         if s.write_all(reply.as_bytes()).is_err() {
             return;
         }
+        state.lock().unwrap().answered_at = Some(Instant::now());
     }
 }
 

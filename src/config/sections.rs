@@ -1,6 +1,7 @@
-//! From text to a [`Config`]: TOML syntax first (all syntax errors, with positions), then each
-//! section on its own. A section whose deserialization fails is retried without the offending
-//! key or array element, so every bad key of every section is reported in one run.
+//! The second pass (docs/design/config.md, *From text to a validated `Config`*): the spanned
+//! document → the typed sections of a [`Config`], each section on its own. A section whose
+//! deserialization fails is retried without the offending key or array element, so every bad
+//! key of every section is reported in one run, and what was left out is marked *tainted*.
 
 use std::collections::HashSet;
 
@@ -11,7 +12,6 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::AllowEntry;
 use super::diagnostic::{Report, legal};
 use super::spans::{KeyPath, Seg, Spans, locate, remove};
-use super::validate;
 use super::{
     AudioSection, Config, ControlSection, EncoderSection, InputSection, OriginSection, Output,
     PublishSection, Rendition, TimelineSection,
@@ -35,7 +35,7 @@ const MAX_ATTEMPTS: usize = 64;
 
 /// What the semantic checks need besides the config: positions, which sections had errors
 /// (cross-section checks skip those), and where each kept array element came from.
-pub(crate) struct Parsed<'a, 'i> {
+pub(crate) struct Sections<'a, 'i> {
     pub(crate) spans: Spans<'a, 'i>,
     /// Key paths (`input.width`, or a whole section `input`) whose value had an error and was
     /// replaced by its default.
@@ -51,20 +51,14 @@ pub(crate) struct Parsed<'a, 'i> {
     pub(crate) output_src: Vec<usize>,
 }
 
-/// Parses and checks `text`; the config is `None` only when the TOML syntax is broken.
-pub(crate) fn parse_and_validate(text: &str) -> (Option<Config>, Report) {
-    let mut report = Report::default();
-    let (doc, syntax_errors) = DeTable::parse_recoverable(text);
-    if !syntax_errors.is_empty() {
-        for e in syntax_errors {
-            report.error(
-                e.span(),
-                format!("TOML syntax error: {}", e.message().trim_end()),
-            );
-        }
-        return (None, report);
-    }
-    for (key, _) in doc.get_ref().iter() {
+/// Reads every section of the spanned document `doc` (unknown sections are errors), each on
+/// its own, into a [`Config`] and what validation needs to know about where it came from.
+pub(crate) fn read<'a, 'i>(
+    doc: &'a Spanned<DeTable<'i>>,
+    report: &mut Report,
+) -> (Config, Sections<'a, 'i>) {
+    let root = doc.get_ref();
+    for (key, _) in root.iter() {
         if !SECTIONS.contains(&key.get_ref().as_ref()) {
             report.error(
                 Some(key.span()),
@@ -77,17 +71,15 @@ pub(crate) fn parse_and_validate(text: &str) -> (Option<Config>, Report) {
         }
     }
     let mut tainted = HashSet::new();
-    let root = doc.get_ref();
-    let encoder = table::<EncoderSection>(root, "encoder", &mut report, &mut tainted);
-    let input = table::<InputSection>(root, "input", &mut report, &mut tainted);
-    let timeline = table::<TimelineSection>(root, "timeline", &mut report, &mut tainted);
-    let (rendition, rendition_src) =
-        array::<Rendition>(root, "rendition", &mut report, &mut tainted);
-    let audio = table::<AudioSection>(root, "audio", &mut report, &mut tainted);
-    let origin = table::<OriginSection>(root, "origin", &mut report, &mut tainted);
-    let control = table::<ControlSection>(root, "control", &mut report, &mut tainted);
-    let publish = table::<PublishSection>(root, "publish", &mut report, &mut tainted);
-    let (output, output_src) = array::<Output>(root, "output", &mut report, &mut tainted);
+    let encoder = table::<EncoderSection>(root, "encoder", report, &mut tainted);
+    let input = table::<InputSection>(root, "input", report, &mut tainted);
+    let timeline = table::<TimelineSection>(root, "timeline", report, &mut tainted);
+    let (rendition, rendition_src) = array::<Rendition>(root, "rendition", report, &mut tainted);
+    let audio = table::<AudioSection>(root, "audio", report, &mut tainted);
+    let origin = table::<OriginSection>(root, "origin", report, &mut tainted);
+    let control = table::<ControlSection>(root, "control", report, &mut tainted);
+    let publish = table::<PublishSection>(root, "publish", report, &mut tainted);
+    let (output, output_src) = array::<Output>(root, "output", report, &mut tainted);
     let config = Config {
         encoder,
         input,
@@ -99,16 +91,15 @@ pub(crate) fn parse_and_validate(text: &str) -> (Option<Config>, Report) {
         publish,
         output,
     };
-    let parsed = Parsed {
-        spans: Spans::new(&doc),
+    let sections = Sections {
+        spans: Spans::new(doc),
         tainted,
         rendition_names: element_names(root, "rendition"),
         output_names: element_names(root, "output"),
         rendition_src,
         output_src,
     };
-    validate::validate(&config, &parsed, &mut report);
-    (Some(config), report)
+    (config, sections)
 }
 
 /// The `name` of each element of an array-of-tables section.

@@ -1,0 +1,255 @@
+//! The architecture invariants of ARCHITECTURE.md that a test can check without a daemon: the
+//! media crate's dependency list, and the origin's request paths never reaching the filesystem.
+//! (The bounded queues' counted drops are tested beside their code: the hub in src/hub.rs, the
+//! `/events` readers in src/control/mod.rs, the track monitors in src/control/state.rs, the
+//! publish backlogs and budget in src/publish/, the packager in src/package.rs.)
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use twincast::hub::{Hub, InitSegment};
+use twincast::origin::{Origin, OriginSettings};
+use twincast_media::{Codec, TrackInfo};
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Crates that do I/O (sockets, files, processes, an event loop) or bind a C library that does.
+fn is_io_crate(name: &str) -> bool {
+    const EXACT: [&str; 13] = [
+        "libc",
+        "nix",
+        "mio",
+        "socket2",
+        "h2",
+        "smol",
+        "curl",
+        "ureq",
+        "polling",
+        "gio",
+        "memmap2",
+        "signal-hook",
+        "rustix",
+    ];
+    const PREFIXES: [&str; 14] = [
+        "tokio",
+        "gstreamer",
+        "glib",
+        "gio-",
+        "hyper",
+        "axum",
+        "reqwest",
+        "rustls",
+        "webpki",
+        "async-",
+        "futures-io",
+        "tower",
+        "openssl",
+        "systemd",
+    ];
+    EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// The names under every `[dependencies]` and `[build-dependencies]` table of a Cargo.toml,
+/// target-specific ones included (dev-dependencies only build tests and benches).
+fn library_dependencies(manifest: &toml::Table) -> BTreeSet<String> {
+    let mut tables = vec![manifest];
+    if let Some(targets) = manifest.get("target").and_then(|t| t.as_table()) {
+        tables.extend(targets.values().filter_map(|t| t.as_table()));
+    }
+    tables
+        .into_iter()
+        .flat_map(|t| ["dependencies", "build-dependencies"].map(|k| t.get(k)))
+        .flatten()
+        .filter_map(|d| d.as_table())
+        .flat_map(|d| d.keys().cloned())
+        .collect()
+}
+
+/// Architecture Invariant: `twincast-media` depends on no I/O crate.
+#[test]
+fn the_media_crate_depends_on_no_io_crate() {
+    let manifest: toml::Table = read(&repo_root().join("media/Cargo.toml"))
+        .parse()
+        .expect("media/Cargo.toml is TOML");
+    let direct = library_dependencies(&manifest);
+    assert!(direct.contains("thiserror"), "the parser found {direct:?}");
+    let io: Vec<_> = direct.iter().filter(|d| is_io_crate(d)).collect();
+    assert!(
+        io.is_empty(),
+        "media/Cargo.toml depends on I/O crates: {io:?}"
+    );
+
+    // What those bring along, from Cargo.lock (a registry package's entry lists its normal
+    // and build dependencies, never its dev-dependencies).
+    let lock: toml::Table = read(&repo_root().join("Cargo.lock"))
+        .parse()
+        .expect("Cargo.lock is TOML");
+    let packages = lock
+        .get("package")
+        .and_then(|p| p.as_array())
+        .expect("Cargo.lock lists packages");
+    let mut deps_of: HashMap<String, Vec<String>> = HashMap::new();
+    for p in packages {
+        let Some(name) = p.get("name").and_then(|n| n.as_str()) else {
+            continue;
+        };
+        let deps = p
+            .get("dependencies")
+            .and_then(|d| d.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.as_str())
+            .filter_map(|d| d.split(' ').next())
+            .map(str::to_string);
+        deps_of.entry(name.to_string()).or_default().extend(deps);
+    }
+    let mut seen = BTreeSet::new();
+    let mut todo: Vec<String> = direct.into_iter().collect();
+    while let Some(name) = todo.pop() {
+        if seen.insert(name.clone()) {
+            todo.extend(deps_of.get(&name).into_iter().flatten().cloned());
+        }
+    }
+    assert!(
+        seen.len() > deps_of.get("thiserror").map_or(0, Vec::len),
+        "the walk through Cargo.lock found only {seen:?}"
+    );
+    let io: Vec<_> = seen.iter().filter(|d| is_io_crate(d)).collect();
+    assert!(
+        io.is_empty(),
+        "twincast-media pulls in I/O crates through its dependencies: {io:?} (of {seen:?})"
+    );
+}
+
+/// The same invariant for what the compiler cannot see in Cargo.toml: the standard library's
+/// I/O modules.
+#[test]
+fn the_media_crate_uses_no_std_io_module() {
+    const FORBIDDEN: [&str; 8] = [
+        "std::fs",
+        "std::net",
+        "std::process",
+        "std::thread",
+        "std::env",
+        "std::os",
+        "std::io::stdin",
+        "std::io::stdout",
+    ];
+    let mut files = vec![repo_root().join("media/src")];
+    let mut offences = Vec::new();
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(&path).expect("read media/src");
+            files.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = read(&path);
+            for (n, line) in text.lines().enumerate() {
+                if let Some(f) = FORBIDDEN.iter().find(|f| line.contains(*f)) {
+                    offences.push(format!("{}:{}: {f}", path.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(offences.is_empty(), "I/O in the media crate: {offences:#?}");
+}
+
+fn video_init() -> Arc<InitSegment> {
+    Arc::new(InitSegment {
+        info: TrackInfo {
+            id: 1,
+            name: "v".into(),
+            timescale: 90_000,
+            codec: Codec::H264 {
+                avcc: vec![1, 0x64, 0, 0x1f, 0xff, 0xe0, 0xe1, 0],
+                width: 640,
+                height: 360,
+            },
+            bitrate: 400_000,
+        },
+        bytes: Bytes::from_static(b"the init segment"),
+    })
+}
+
+async fn get(origin: &Arc<Origin>, path: &str) -> (u16, Bytes) {
+    let req = hyper::Request::builder()
+        .uri(path)
+        .body(())
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let resp = twincast::origin::http::handle(origin, &req).await;
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Architecture Invariant: the origin routes by parsed path components; it never joins a
+/// request path onto the filesystem. A request that climbs out of the URL layout, spelled any
+/// way, is refused; nothing next to or above the DVR directory is ever served.
+#[tokio::test]
+async fn no_request_path_reaches_the_filesystem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dvr = dir.path().join("dvr");
+    std::fs::create_dir_all(dvr.join("v")).expect("dvr dir");
+    let secret = b"NOT-FOR-THE-WEB";
+    for planted in [
+        dir.path().join("passwd"),
+        dvr.join("passwd"),
+        dvr.join("v/passwd"),
+        dvr.join("v/1.m4s"),
+    ] {
+        std::fs::write(planted, secret).expect("plant a file");
+    }
+    let hub = Hub::new(["v".to_string()]);
+    let mut settings = OriginSettings::new(1, 60_000_000_000, (30, 1), 1_000_000_000);
+    settings.dvr_dir = Some(dvr.clone());
+    settings.dvr_max_bytes = 1 << 20;
+    let origin = Origin::new(settings, &hub);
+    origin.clone().set_init(0, Some(video_init())).await;
+
+    // The layout itself is served.
+    let (status, body) = get(&origin, "/live/v/init.mp4").await;
+    assert_eq!(status, 200);
+    assert_eq!(&body[..], b"the init segment");
+
+    for path in [
+        "/live/../passwd",
+        "/live/v/../passwd",
+        "/live/v/../../passwd",
+        "/live/v/../../../passwd",
+        "/live/%2e%2e/passwd",
+        "/live/v/%2e%2e/passwd",
+        "/live/v/%2E%2E/%2E%2E/passwd",
+        "/live/v/..%2fpasswd",
+        "/live/v/..%2F..%2Fpasswd",
+        "/live/v/%2e%2e%2f%2e%2e%2fpasswd",
+        "/live/v/..%5c..%5cpasswd",
+        "/live/v/passwd",
+        "/live/v/1.m4s",
+        "/live/v/./1.m4s",
+        "/live/v/init.mp4/..",
+        "/live/./v/init.mp4",
+        "/assets/../Cargo.toml",
+        "/assets/%2e%2e/Cargo.toml",
+        "/live/v/%00",
+    ] {
+        let (status, body) = get(&origin, path).await;
+        assert!(status == 404 || status == 400, "{path}: {status}");
+        assert!(
+            !body.windows(secret.len()).any(|w| w == secret),
+            "{path}: served a file from disk"
+        );
+    }
+}
