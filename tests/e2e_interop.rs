@@ -454,6 +454,12 @@ fn rtmp_cell(name: &str, mut server: Server, front: u16, scheme_host: &str, env:
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The server's last answer the daemon got, relative to the stall's start (the proxy
+    // passes nothing while stalled, so at or before it).
+    let last_answer = proxy.last_answer().map(|a| {
+        a.checked_duration_since(stalled)
+            .map_or_else(|| format!("-{:?}", stalled - a), |d| format!("+{d:?}"))
+    });
     proxy
         .forwarding
         .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -474,7 +480,7 @@ fn rtmp_cell(name: &str, mut server: Server, front: u16, scheme_host: &str, env:
     std::thread::sleep(Duration::from_millis(500));
     server.kill();
     eprintln!(
-        "{name}: kill → first byte {kill_resume:?}; stall detected {detected:?}; stall end → media {stall_resume:?}; reconnects {}; fragments dropped {dropped}",
+        "{name}: kill → first byte {kill_resume:?}; stall detected {detected:?} (the server's last answer at {last_answer:?}); stall end → media {stall_resume:?}; reconnects {}; fragments dropped {dropped}",
         backoffs(&d, "cloud", "180p")
     );
 

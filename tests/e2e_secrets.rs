@@ -215,7 +215,7 @@ uri = "rtsp://bob:{camera_pw}@127.0.0.1:{dead_rtsp}/cam"
     std::fs::write(&config, &text).expect("write config");
 
     let creds_s = creds.display().to_string();
-    let daemon = Daemon::start_with_env(
+    let mut daemon = Daemon::start_with_env(
         &config,
         origin_port,
         d.join("daemon.log"),
@@ -228,7 +228,7 @@ uri = "rtsp://bob:{camera_pw}@127.0.0.1:{dead_rtsp}/cam"
     let status_url = format!("http://{control}/status");
 
     // Events from the start: the failures, then the connections.
-    wait_for("the control listener", Duration::from_secs(60), || {
+    daemon.wait_for("the control listener", Duration::from_secs(60), || {
         get_text(&status_url).map(|_| ())
     });
     let sse_addr = control.clone();

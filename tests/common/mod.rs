@@ -22,12 +22,33 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; tests run serially).
+/// A free port on 127.0.0.1 (TCP and UDP, bound and released), never the same twice in one
+/// test process, and below the kernel's ephemeral range (32768–60999 by default): there a
+/// port a test hands to a peer that is down or restarting can be taken meanwhile as the
+/// source port of one of the daemon's outgoing connections (even a connection to that very
+/// port, a TCP self-connect), or handed out again by a later bind to port 0.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    // Each test process starts at its own offset (tests of different binaries never overlap
+    // in time, but a leftover peer of an earlier one may still hold a port).
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(2_654_435_761) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + SPAN)
 }
 
 /// Polls `check` until it returns Some or the deadline passes.
@@ -166,6 +187,38 @@ impl Daemon {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Like [`wait_for`], for a condition on this daemon: fails at once if the daemon exits,
+    /// and a failure carries the exit status and the end of the daemon's log.
+    pub fn wait_for<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = check() {
+                return v;
+            }
+            let exited = self.child.try_wait().ok().flatten();
+            if exited.is_some() || Instant::now() >= deadline {
+                let log = self.log_text();
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!(
+                    "waiting for {what}: {}\nthe daemon's log, last 60 of {} lines:\n{}",
+                    match exited {
+                        Some(status) => format!("the daemon exited ({status})"),
+                        None => format!("timed out after {timeout:?}"),
+                    },
+                    log.lines().count(),
+                    tail.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Sends SIGTERM and waits (up to 10 s) for the exit status.

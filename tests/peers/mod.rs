@@ -455,13 +455,20 @@ fn serve(
 pub struct Proxy {
     pub port: u16,
     pub forwarding: Arc<AtomicBool>,
+    /// When bytes from the target (the server's answers: RTMP Acknowledgements, HTTP
+    /// responses) were last passed on to the client.
+    answered: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Proxy {
+    /// A TCP proxy on `port` to `target`. While `forwarding` is false nothing passes either
+    /// way: what a direction had already read waits until forwarding resumes, so the stall
+    /// starts the moment the flag is cleared.
     pub fn start(port: u16, target: u16) -> Proxy {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind proxy");
         let forwarding = Arc::new(AtomicBool::new(true));
-        let fwd = forwarding.clone();
+        let answered = Arc::new(Mutex::new(None));
+        let (fwd, ans) = (forwarding.clone(), answered.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
@@ -473,25 +480,33 @@ impl Proxy {
                 if server.local_addr().ok() == server.peer_addr().ok() {
                     continue;
                 }
-                for (mut from, mut to) in [
-                    (client.try_clone(), server.try_clone()),
-                    (server.try_clone(), client.try_clone()),
+                for (mut from, mut to, answers) in [
+                    (client.try_clone(), server.try_clone(), None),
+                    (server.try_clone(), client.try_clone(), Some(ans.clone())),
                 ]
                 .into_iter()
-                .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
+                .filter_map(|(a, b, answers)| Some((a.ok()?, b.ok()?, answers)))
                 {
                     let fwd = fwd.clone();
                     std::thread::spawn(move || {
                         let mut buf = vec![0u8; 16 * 1024];
-                        loop {
+                        let hold = || {
                             while !fwd.load(Ordering::SeqCst) {
                                 std::thread::sleep(Duration::from_millis(20));
                             }
+                        };
+                        loop {
+                            hold();
                             match from.read(&mut buf) {
                                 Ok(0) | Err(_) => break,
                                 Ok(n) => {
+                                    hold();
                                     if to.write_all(&buf[..n]).is_err() {
                                         break;
+                                    }
+                                    if let Some(a) = &answers {
+                                        *a.lock().unwrap_or_else(|e| e.into_inner()) =
+                                            Some(Instant::now());
                                     }
                                 }
                             }
@@ -502,7 +517,16 @@ impl Proxy {
                 }
             }
         });
-        Proxy { port, forwarding }
+        Proxy {
+            port,
+            forwarding,
+            answered,
+        }
+    }
+
+    /// When the server's bytes last reached the client.
+    pub fn last_answer(&self) -> Option<Instant> {
+        *self.answered.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
