@@ -15,7 +15,7 @@ PV .= "+git"
 SRC_URI = "git://github.com/twincast/twincast.git;protocol=https;branch=main;destsuffix=${BP}"
 # The commit this layer builds. twincast-crates.inc lists exactly the crates of this commit's
 # Cargo.lock: scripts/bump-yocto-srcrev moves both together, tests/yocto_layer.rs checks it.
-SRCREV = "ab73d4ee2a0c82c5f8faeaeedb7b26a650beb563"
+SRCREV = "a4037c09c7261a390e360cd4027950be0ac0a577"
 S = "${UNPACKDIR}/${BP}"
 
 require ${BPN}-crates.inc
