@@ -47,7 +47,7 @@ pub use outputs::{Publishers, SHUTDOWN_GRACE};
 pub use supervisor::{BACKOFF_MAX, BACKOFF_MIN, Backoff, Carry};
 pub use task::{
     CmafSpec, MAX_BACKLOG_BYTES, MAX_STALL_KEEP, ProtocolSpec, RtmpSpec, Shared, SmoothSpec, Task,
-    TaskSpec, Unit, init_of, same_init, to_ms,
+    TaskSpec, Unit, init_of, same_init,
 };
 
 /// Name of the audio track in the hub.

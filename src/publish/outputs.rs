@@ -324,7 +324,7 @@ mod tests {
     #[tokio::test]
     async fn reconcile_touches_only_what_changed() {
         let first = config(&format!("{A}{B}"));
-        let hub = Hub::new(["720p", "480p", "360p", "audio"].map(String::from));
+        let hub = Hub::for_test(["720p", "480p", "360p", "audio"]);
         let registry = Registry::new();
         let rate = twincast_media::timeline::FrameRate::new(30, 1).expect("30 fps");
         let grid = Grid::new(rate, 2_000_000_000).expect("2 s GOP");

@@ -334,8 +334,3 @@ impl Task {
         again
     }
 }
-
-/// Milliseconds of a timestamp (timescale units) since the epoch.
-pub fn to_ms(t: u64, timescale: u32) -> u64 {
-    (u128::from(t) * 1000 / u128::from(timescale.max(1))) as u64
-}
