@@ -85,10 +85,10 @@ pub fn now_ns() -> u64 {
 
 impl Origin {
     pub fn new(settings: OriginSettings, hub: &Hub) -> Arc<Self> {
-        let tracks: Vec<(String, u32)> = hub
+        let tracks: Vec<(String, twincast_media::Timescale)> = hub
             .tracks
             .iter()
-            .map(|t| (t.name.clone(), t.timescale.hz()))
+            .map(|t| (t.name.clone(), t.timescale))
             .collect();
         let disk = settings.dvr_dir.clone().map(|dir| {
             Arc::new(DiskStore::new(

@@ -71,7 +71,7 @@ impl TrackSnapshot {
         &self.content.window
     }
 
-    pub fn timescale(&self) -> u32 {
+    pub fn timescale(&self) -> twincast_media::Timescale {
         self.content.window.timescale
     }
 
