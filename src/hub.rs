@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
-use twincast_media::{MediaTime, Sample, Timescale, TrackInfo};
+use twincast_media::{MediaTime, Sample, Timescale, TrackId, TrackInfo};
 
 /// Fragments a consumer may fall behind before it loses some (per track). The ring keeps this
 /// many fragments alive whether or not anyone still needs them, so it is small: consumers copy
@@ -67,8 +67,8 @@ impl PackagedFragment {
 
 /// The hub's view of one track.
 pub struct TrackHub {
-    /// Track name (rendition name, or "audio").
-    pub name: String,
+    /// Track name (rendition name, or [`TrackId::AUDIO`]).
+    pub name: TrackId,
     /// The timescale of every fragment and init segment of this track, known from the
     /// configuration before the first init segment (a new audio sample rate is a restart).
     pub timescale: Timescale,
@@ -77,7 +77,7 @@ pub struct TrackHub {
 }
 
 impl TrackHub {
-    fn new(name: String, timescale: Timescale) -> Self {
+    fn new(name: TrackId, timescale: Timescale) -> Self {
         let (init, _) = watch::channel(None);
         let (fragments, _) = broadcast::channel(FRAGMENT_CAPACITY);
         TrackHub {
@@ -119,7 +119,7 @@ pub struct Hub {
 
 impl Hub {
     /// The hub of `tracks`: (name, timescale) in track order.
-    pub fn new(tracks: impl IntoIterator<Item = (String, Timescale)>) -> Arc<Self> {
+    pub fn new(tracks: impl IntoIterator<Item = (TrackId, Timescale)>) -> Arc<Self> {
         Arc::new(Hub {
             tracks: tracks
                 .into_iter()
@@ -131,10 +131,10 @@ impl Hub {
     /// A hub of video tracks at 90 kHz and, for the name "audio", a 48 kHz audio track: the
     /// fixture of tests (the daemon builds its hub from the track specs).
     #[doc(hidden)]
-    pub fn for_test<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Arc<Self> {
+    pub fn for_test<S: Into<TrackId>>(names: impl IntoIterator<Item = S>) -> Arc<Self> {
         Hub::new(names.into_iter().map(|n| {
-            let name: String = n.into();
-            let hz = if name == "audio" { 48_000 } else { 90_000 };
+            let name: TrackId = n.into();
+            let hz = if name.is_audio() { 48_000 } else { 90_000 };
             (name, Timescale::new(hz).expect("non-zero"))
         }))
     }

@@ -46,10 +46,10 @@ pub enum TrackSpec {
 
 impl TrackSpec {
     /// The track's name: the rendition's, or [`TrackId::AUDIO`].
-    pub fn name(&self) -> String {
+    pub fn name(&self) -> TrackId {
         match self {
-            TrackSpec::Video { name, .. } => name.clone(),
-            TrackSpec::Audio { .. } => TrackId::AUDIO.to_string(),
+            TrackSpec::Video { name, .. } => TrackId::from(name.as_str()),
+            TrackSpec::Audio { .. } => TrackId::audio(),
         }
     }
 
@@ -92,7 +92,7 @@ struct TrackState {
 /// Logs the packager's drops of one track, at most once every [`DROP_LOG_EVERY`], with the
 /// counts by reason since the start: a lost frame is never silent.
 struct DropLog {
-    track: String,
+    track: TrackId,
     last: Option<std::time::Instant>,
 }
 
@@ -344,7 +344,7 @@ fn track_info(index: usize, spec: &TrackSpec, codec_data: Vec<u8>) -> TrackInfo 
             bitrate,
         } => TrackInfo {
             id,
-            name: name.clone(),
+            name: TrackId::from(name.as_str()),
             timescale: VIDEO_TIMESCALE,
             bitrate: *bitrate,
             codec: Codec::H264 {
@@ -359,7 +359,7 @@ fn track_info(index: usize, spec: &TrackSpec, codec_data: Vec<u8>) -> TrackInfo 
             bitrate,
         } => TrackInfo {
             id,
-            name: TrackId::AUDIO.to_string(),
+            name: TrackId::audio(),
             timescale: *sample_rate,
             bitrate: *bitrate,
             codec: Codec::Aac {

@@ -47,6 +47,15 @@ impl fmt::Debug for TrackId {
     }
 }
 
+/// A track id reads as its name wherever a `&str` is asked for (URLs, labels, lookups).
+impl std::ops::Deref for TrackId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl Borrow<str> for TrackId {
     fn borrow(&self) -> &str {
         &self.0
@@ -114,8 +123,8 @@ pub enum Codec {
 pub struct TrackInfo {
     /// Track ID in the init segment and fragments (1-based).
     pub id: u32,
-    /// Short URL-safe name: the rendition name, or "audio".
-    pub name: String,
+    /// Short URL-safe name: the rendition name, or [`TrackId::AUDIO`].
+    pub name: TrackId,
     /// Units per second of every timestamp of this track (90 000 for video, the sample rate
     /// for audio by default).
     pub timescale: u32,

@@ -203,8 +203,8 @@ impl Ops {
             .tracks
             .iter()
             .map(|t| TrackMonitor {
-                name: t.name.clone(),
-                video: t.name != "audio",
+                name: t.name.to_string(),
+                video: !t.name.is_audio(),
                 figures: Mutex::new(TrackFigures::default()),
             })
             .collect();

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use twincast_media::{MediaTime, Timescale};
+use twincast_media::{MediaTime, Timescale, TrackId};
 
 use super::window::{Segment, fnv1a};
 use crate::sync::lock;
@@ -63,7 +63,7 @@ pub struct DiskStore {
     root: PathBuf,
     max_bytes: u64,
     /// Track names by track number.
-    tracks: Vec<String>,
+    tracks: Vec<TrackId>,
     /// Timescale per track, set when its init segment arrives (`None` before).
     timescales: Mutex<Vec<Option<Timescale>>>,
     state: Mutex<State>,
@@ -134,7 +134,7 @@ fn to_ns(t: u64, timescale: Timescale) -> u64 {
 }
 
 impl DiskStore {
-    pub fn new(root: PathBuf, max_bytes: u64, tracks: Vec<String>) -> Self {
+    pub fn new(root: PathBuf, max_bytes: u64, tracks: Vec<TrackId>) -> Self {
         let n = tracks.len();
         DiskStore {
             root,
@@ -151,7 +151,9 @@ impl DiskStore {
     }
 
     fn dir(&self, track: usize) -> Option<PathBuf> {
-        self.tracks.get(track).map(|name| self.root.join(name))
+        self.tracks
+            .get(track)
+            .map(|name| self.root.join(name.as_str()))
     }
 
     pub fn path_of(&self, track: usize, s: &Segment) -> Option<PathBuf> {

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use tokio_util::sync::CancellationToken;
-use twincast_media::Timescale;
+use twincast_media::{Timescale, TrackId};
 
 use super::counters::Counters;
 use super::disk;
@@ -29,7 +29,7 @@ use crate::hub::{Hub, InitSegment, PackagedFragment};
 
 /// One track's state, as only the feeder sees it.
 struct TrackState {
-    name: String,
+    name: TrackId,
     inits: InitVersions,
     window: TrackWindow,
     /// The revisions (window, versions) the last snapshot was taken at.
@@ -48,7 +48,7 @@ impl Feeder {
     /// segment of the track repeats), the disk tier if any.
     pub fn new(
         settings: OriginSettings,
-        tracks: Vec<(String, Timescale)>,
+        tracks: Vec<(TrackId, Timescale)>,
         disk: Option<Arc<DiskStore>>,
     ) -> Self {
         let mut states: Vec<TrackState> = tracks

@@ -85,7 +85,7 @@ pub fn now_ns() -> u64 {
 
 impl Origin {
     pub fn new(settings: OriginSettings, hub: &Hub) -> Arc<Self> {
-        let tracks: Vec<(String, twincast_media::Timescale)> = hub
+        let tracks: Vec<(twincast_media::TrackId, twincast_media::Timescale)> = hub
             .tracks
             .iter()
             .map(|t| (t.name.clone(), t.timescale))
