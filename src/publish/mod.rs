@@ -51,7 +51,7 @@ pub use task::{
 };
 
 /// Name of the audio track in the hub.
-pub const AUDIO: &str = "audio";
+pub const AUDIO: &str = twincast_media::TrackId::AUDIO;
 
 /// Why a session ended. Messages never carry credentials.
 #[derive(Debug, thiserror::Error)]
