@@ -240,7 +240,9 @@ impl Capture {
             slot,
             marks,
             stats,
-            sample_rate: config.audio.sample_rate,
+            sample_rate: twincast_media::Timescale::new(config.audio.sample_rate).ok_or_else(
+                || CaptureError::Start("the grid clock: audio sample_rate is 0".to_string()),
+            )?,
             audio: config.input.audio != AudioInput::None,
         })
         .map_err(|e| CaptureError::Start(format!("the grid clock thread: {e}")))?;
