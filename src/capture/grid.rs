@@ -71,7 +71,7 @@ impl GridSink {
         primary: bool,
         grid: Grid,
         slate_after: Duration,
-        sample_rate: u32,
+        sample_rate: Timescale,
         channels: u16,
         stats: Arc<CaptureStats>,
     ) -> Self {
