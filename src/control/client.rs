@@ -381,6 +381,93 @@ mod tests {
         );
     }
 
+    /// A status with every section and every optional line, to pin the whole text: the
+    /// rendering is an interface (scripts read it), so a refactor must not change one byte.
+    fn full_document() -> Value {
+        serde_json::json!({
+            "encoder": {"name": "hall-a", "pair": "main", "version": "0.1.0", "uptime_s": 93784,
+                        "framerate": "30000/1001", "gop_ms": 2000},
+            "ready": false,
+            "clock": {"synchronised": true, "estimated_error_us": 1234},
+            "pair_locked": true,
+            "input": {
+                "kind": "rtp", "state": "slate", "since": "2026-12-02T18:00:00.000Z",
+                "frames_in": 1000, "frames_dropped": 3, "reanchors": 1,
+                "sources": [
+                    {"role": "input", "kind": "rtp", "state": "backoff", "timing": "rtcp",
+                     "restarts": 2, "last_error": "socket closed",
+                     "counters": {"lost": 5, "reordered": 4, "duplicated": 3, "late": 2,
+                                  "malformed": 1, "cc_errors": 6, "pcr_discontinuities": 7,
+                                  "pts_discontinuities": 8}},
+                    {"role": "audio", "kind": "test", "state": "running", "timing": "arrival",
+                     "restarts": 0, "last_error": null, "counters": null}
+                ]
+            },
+            "tracks": [
+                {"name": "720p", "kind": "video", "fps": 29.97, "bitrate_bps": 2_500_000,
+                 "next_sequence": 42, "discontinuities": 1},
+                {"name": "audio", "kind": "audio", "fps": 46.875, "bitrate_bps": 128_000,
+                 "next_sequence": 43, "discontinuities": 0}
+            ],
+            "outputs": [
+                {"name": "cloud", "protocol": "rtmp", "primary": "rtmp://a/live",
+                 "secondary": "rtmp://b/live",
+                 "destinations": [
+                    {"dest": "primary", "track": "720p", "state": "publishing", "attempts": 1,
+                     "bytes_sent": 5_000_000, "backlog_fragments": 2, "backlog_bytes": 300_000,
+                     "dropped_fragments": 0, "resent_fragments": 1, "last_error": null},
+                    {"dest": "primary", "track": "audio", "state": "backoff", "attempts": 3,
+                     "bytes_sent": 900, "backlog_fragments": 0, "backlog_bytes": 0,
+                     "dropped_fragments": 4, "resent_fragments": 0,
+                     "last_error": "connection refused"}
+                 ]},
+                {"name": "smooth", "protocol": "smooth", "primary": "http://c/ingest",
+                 "secondary": null, "destinations": []}
+            ],
+            "publish": {"memory_used_bytes": 300_900, "memory_limit_bytes": 192 << 20},
+            "origin": {"listen": "0.0.0.0:8080", "dvr_window_s": 7200, "disk_enabled": true,
+                       "disk_bytes": 3u64 << 30, "disk_files": 1800, "disk_errors": 0,
+                       "requests": 12345, "denied_requests": 6,
+                       "tracks": [{"name": "720p", "segments": 1800},
+                                  {"name": "audio", "segments": 1799}]},
+            "config": {"path": "/etc/twincast/twincast.toml", "reloads": 2, "reload_failures": 1,
+                       "restart_needed": ["input.kind", "origin.listen"]},
+            "summary": "1 rendition 30 fps, input lost (slate since 18:00:00 UTC)"
+        })
+    }
+
+    #[test]
+    fn renders_every_section_byte_for_byte() {
+        let expected = concat!(
+            "hall-a (pair main)  twincast 0.1.0  up 1d02h03m  starting\n",
+            "clock:  synchronised, estimated error 1.234 ms; pair lock OK\n",
+            "input:  rtp LOST (slate since 2026-12-02T18:00:00.000Z)  grid 30000/1001 fps, gop 2000 ms  frames 1000 dropped 3 reanchors 1\n",
+            "  source input rtp: backoff  timing rtcp  restarts 2  last error: socket closed\n",
+            "    packets lost 5 reordered 4 duplicated 3 late 2  malformed 1  cc errors 6  PCR/PTS discontinuities 7/8\n",
+            "  source audio test: running  timing arrival  restarts 0\n",
+            "tracks:\n",
+            "  720p     video  29.97 fps   2500 kbit/s  next seq 42       discontinuities 1\n",
+            "  audio    audio  46.88 fps    128 kbit/s  next seq 43       discontinuities 0\n",
+            "outputs:\n",
+            "  cloud (rtmp)\n",
+            "    primary   rtmp://a/live\n",
+            "      720p     publishing  tries 1   sent 4.8 MiB    backlog 2 / 293.0 KiB  dropped 0  resent 1\n",
+            "      audio    backoff     tries 3   sent 900 B      backlog 0 / 0 B  dropped 4  resent 0  last error: connection refused\n",
+            "    secondary rtmp://b/live\n",
+            "      (no publisher task)\n",
+            "  smooth (smooth)\n",
+            "    primary   http://c/ingest\n",
+            "      (no publisher task)\n",
+            "publish memory: 293.8 KiB of 192.0 MiB ([publish] memory)\n",
+            "origin: http://0.0.0.0:8080/live/master.m3u8  DVR window 2h00m  segments: 720p 1800, audio 1799\n",
+            "        disk 3.0 GiB in 1800 files, 0 errors; requests 12345 (denied 6)\n",
+            "config: /etc/twincast/twincast.toml  reloads 2 (rejected 1)\n",
+            "        restart needed to apply: input.kind, origin.listen\n",
+            "summary: 1 rendition 30 fps, input lost (slate since 18:00:00 UTC)\n",
+        );
+        assert_eq!(render(&full_document()), expected);
+    }
+
     #[test]
     fn sizes_and_durations() {
         assert_eq!(human_bytes(512), "512 B");
