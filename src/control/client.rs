@@ -150,9 +150,23 @@ fn human_duration(secs: u64) -> String {
     }
 }
 
-/// The readable form of a status document.
+/// The readable form of a status document: one block per section, in this order.
 pub fn render(v: &Value) -> String {
     let mut out = String::new();
+    header(&mut out, v);
+    clock(&mut out, v);
+    input(&mut out, v);
+    tracks(&mut out, v);
+    outputs(&mut out, v);
+    publish(&mut out, v);
+    origin(&mut out, v);
+    config(&mut out, v);
+    out.push_str(&format!("summary: {}\n", s(v, "summary")));
+    out
+}
+
+/// "hall-a (pair main)  twincast 0.1.0  up 1h01m  ready".
+fn header(out: &mut String, v: &Value) {
     let enc = &v["encoder"];
     out.push_str(&format!(
         "{} (pair {})  twincast {}  up {}  {}\n",
@@ -166,6 +180,10 @@ pub fn render(v: &Value) -> String {
             "starting"
         }
     ));
+}
+
+/// The kernel clock discipline and the pair lock, on one line.
+fn clock(out: &mut String, v: &Value) {
     let clock = match v.get("clock").filter(|c| !c.is_null()) {
         Some(c) => format!(
             "{}, estimated error {:.3} ms",
@@ -184,6 +202,11 @@ pub fn render(v: &Value) -> String {
         "NO pair lock"
     };
     out.push_str(&format!("clock:  {clock}; {lock}\n"));
+}
+
+/// The input line, then one line per supervised source (and its network counters).
+fn input(out: &mut String, v: &Value) {
+    let enc = &v["encoder"];
     let input = &v["input"];
     let state = match s(input, "state") {
         "slate" => format!("LOST (slate since {})", s(input, "since")),
@@ -200,33 +223,40 @@ pub fn render(v: &Value) -> String {
         n(input, "reanchors"),
     ));
     for src in input["sources"].as_array().into_iter().flatten() {
-        let error = src["last_error"]
-            .as_str()
-            .map(|e| format!("  last error: {e}"))
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "  source {} {}: {}  timing {}  restarts {}{error}\n",
-            s(src, "role"),
-            s(src, "kind"),
-            s(src, "state"),
-            s(src, "timing"),
-            n(src, "restarts"),
-        ));
-        let c = &src["counters"];
-        if c.is_object() {
-            out.push_str(&format!(
-                "    packets lost {} reordered {} duplicated {} late {}  malformed {}  cc errors {}  PCR/PTS discontinuities {}/{}\n",
-                n(c, "lost"),
-                n(c, "reordered"),
-                n(c, "duplicated"),
-                n(c, "late"),
-                n(c, "malformed"),
-                n(c, "cc_errors"),
-                n(c, "pcr_discontinuities"),
-                n(c, "pts_discontinuities"),
-            ));
-        }
+        source(out, src);
     }
+}
+
+fn source(out: &mut String, src: &Value) {
+    let error = src["last_error"]
+        .as_str()
+        .map(|e| format!("  last error: {e}"))
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "  source {} {}: {}  timing {}  restarts {}{error}\n",
+        s(src, "role"),
+        s(src, "kind"),
+        s(src, "state"),
+        s(src, "timing"),
+        n(src, "restarts"),
+    ));
+    let c = &src["counters"];
+    if c.is_object() {
+        out.push_str(&format!(
+            "    packets lost {} reordered {} duplicated {} late {}  malformed {}  cc errors {}  PCR/PTS discontinuities {}/{}\n",
+            n(c, "lost"),
+            n(c, "reordered"),
+            n(c, "duplicated"),
+            n(c, "late"),
+            n(c, "malformed"),
+            n(c, "cc_errors"),
+            n(c, "pcr_discontinuities"),
+            n(c, "pts_discontinuities"),
+        ));
+    }
+}
+
+fn tracks(out: &mut String, v: &Value) {
     out.push_str("tracks:\n");
     for t in v["tracks"].as_array().into_iter().flatten() {
         out.push_str(&format!(
@@ -239,6 +269,10 @@ pub fn render(v: &Value) -> String {
             n(t, "discontinuities"),
         ));
     }
+}
+
+/// Every output, each URL under it and each publisher task of that URL under the URL.
+fn outputs(out: &mut String, v: &Value) {
     let outputs = v["outputs"].as_array().cloned().unwrap_or_default();
     if outputs.is_empty() {
         out.push_str("outputs: none configured\n");
@@ -262,24 +296,33 @@ pub fn render(v: &Value) -> String {
                 out.push_str("      (no publisher task)\n");
             }
             for d in mine {
-                out.push_str(&format!(
-                    "      {:<8} {:<11} tries {:<3} sent {:<10} backlog {} / {}  dropped {}  resent {}{}\n",
-                    s(d, "track"),
-                    s(d, "state"),
-                    n(d, "attempts"),
-                    human_bytes(n(d, "bytes_sent")),
-                    n(d, "backlog_fragments"),
-                    human_bytes(n(d, "backlog_bytes")),
-                    n(d, "dropped_fragments"),
-                    n(d, "resent_fragments"),
-                    d.get("last_error")
-                        .and_then(Value::as_str)
-                        .map(|e| format!("  last error: {e}"))
-                        .unwrap_or_default(),
-                ));
+                destination(out, d);
             }
         }
     }
+}
+
+/// One publisher task (URL × track).
+fn destination(out: &mut String, d: &Value) {
+    out.push_str(&format!(
+        "      {:<8} {:<11} tries {:<3} sent {:<10} backlog {} / {}  dropped {}  resent {}{}\n",
+        s(d, "track"),
+        s(d, "state"),
+        n(d, "attempts"),
+        human_bytes(n(d, "bytes_sent")),
+        n(d, "backlog_fragments"),
+        human_bytes(n(d, "backlog_bytes")),
+        n(d, "dropped_fragments"),
+        n(d, "resent_fragments"),
+        d.get("last_error")
+            .and_then(Value::as_str)
+            .map(|e| format!("  last error: {e}"))
+            .unwrap_or_default(),
+    ));
+}
+
+/// The `[publish] memory` budget; no line when the document has no figures.
+fn publish(out: &mut String, v: &Value) {
     if let Some(p) = v.get("publish").filter(|p| p.is_object()) {
         out.push_str(&format!(
             "publish memory: {} of {} ([publish] memory)\n",
@@ -287,6 +330,10 @@ pub fn render(v: &Value) -> String {
             human_bytes(n(p, "memory_limit_bytes")),
         ));
     }
+}
+
+/// The origin's address, window and segments, and its disk tier when it has one.
+fn origin(out: &mut String, v: &Value) {
     let origin = &v["origin"];
     let tracks = origin["tracks"].as_array().cloned().unwrap_or_default();
     let segments: Vec<String> = tracks
@@ -309,6 +356,10 @@ pub fn render(v: &Value) -> String {
             n(origin, "denied_requests"),
         ));
     }
+}
+
+/// The config file, its reloads and the accepted changes that wait for a restart.
+fn config(out: &mut String, v: &Value) {
     let config = &v["config"];
     out.push_str(&format!(
         "config: {}  reloads {} (rejected {})\n",
@@ -326,8 +377,6 @@ pub fn render(v: &Value) -> String {
             names.join(", ")
         ));
     }
-    out.push_str(&format!("summary: {}\n", s(v, "summary")));
-    out
 }
 
 #[cfg(test)]
