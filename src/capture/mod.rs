@@ -9,7 +9,7 @@
 //! encoder pipeline: appsrc → tee → (scale → H.264) × N → appsink; appsrc → AAC → appsink
 //! ```
 //!
-//! The sources (`sources/`) and the encoders (`encoders.rs`) are separate pipelines, so a
+//! The sources (`sources/`) and the encoders (`encoders/`) are separate pipelines, so a
 //! source can fail, be rebuilt with backoff or be swapped by a reload while the encoders keep
 //! running on the slate (`slate.rs`); an encoder pipeline that fails is rebuilt and fed from
 //! the next GOP start. The grid clock (`grid.rs`, policy in `feed.rs`) owns the timeline.
