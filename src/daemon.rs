@@ -28,7 +28,7 @@ use crate::exit;
 use crate::hub::Hub;
 use crate::notify::Notifier;
 use crate::origin::{self, Origin, OriginSettings};
-use crate::package::{Packager, SharedSpecs, TrackSpec};
+use crate::package::{Packager, SharedSpecs};
 use crate::publish::{Budget, Publishers};
 use crate::run::{grid_of, track_specs};
 use crate::status::Registry;
@@ -61,11 +61,12 @@ impl Daemon {
             exit::EX_CONFIG
         })?;
         let specs = track_specs(&config);
-        let names = specs.iter().map(|s| match s {
-            TrackSpec::Video { name, .. } => name.clone(),
-            TrackSpec::Audio { .. } => "audio".to_string(),
-        });
-        let hub = Hub::new(names);
+        let tracks: Option<Vec<_>> = specs.iter().map(|s| Some((s.name(), s.clock()?))).collect();
+        let Some(tracks) = tracks else {
+            log::error!("config: a track has a timescale of 0 (audio sample_rate = 0)");
+            return Err(exit::EX_CONFIG);
+        };
+        let hub = Hub::new(tracks);
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
 

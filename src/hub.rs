@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
-use twincast_media::{Sample, TrackInfo};
+use twincast_media::{MediaTime, Sample, Timescale, TrackId, TrackInfo};
 
 /// Fragments a consumer may fall behind before it loses some (per track). The ring keeps this
 /// many fragments alive whether or not anyone still needs them, so it is small: consumers copy
@@ -36,6 +36,9 @@ pub struct PackagedFragment {
     pub base_dts: u64,
     /// Duration in the track timescale.
     pub duration: u64,
+    /// The track timescale of `base_dts`, `duration` and the samples' timestamps: consumers
+    /// read it here, never from a guess.
+    pub timescale: Timescale,
     pub sample_count: u32,
     /// Built from slate frames.
     pub filler: bool,
@@ -50,20 +53,36 @@ pub struct PackagedFragment {
     pub init: Option<Arc<InitSegment>>,
 }
 
+impl PackagedFragment {
+    /// Decode time of the first sample.
+    pub fn start(&self) -> MediaTime {
+        MediaTime::new(self.base_dts, self.timescale)
+    }
+
+    /// How long the fragment lasts.
+    pub fn span(&self) -> MediaTime {
+        MediaTime::new(self.duration, self.timescale)
+    }
+}
+
 /// The hub's view of one track.
 pub struct TrackHub {
-    /// Track name (rendition name, or "audio").
-    pub name: String,
+    /// Track name (rendition name, or [`TrackId::AUDIO`]).
+    pub name: TrackId,
+    /// The timescale of every fragment and init segment of this track, known from the
+    /// configuration before the first init segment (a new audio sample rate is a restart).
+    pub timescale: Timescale,
     init: watch::Sender<Option<Arc<InitSegment>>>,
     fragments: broadcast::Sender<Arc<PackagedFragment>>,
 }
 
 impl TrackHub {
-    fn new(name: String) -> Self {
+    fn new(name: TrackId, timescale: Timescale) -> Self {
         let (init, _) = watch::channel(None);
         let (fragments, _) = broadcast::channel(FRAGMENT_CAPACITY);
         TrackHub {
             name,
+            timescale,
             init,
             fragments,
         }
@@ -99,10 +118,25 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(names: impl IntoIterator<Item = String>) -> Arc<Self> {
+    /// The hub of `tracks`: (name, timescale) in track order.
+    pub fn new(tracks: impl IntoIterator<Item = (TrackId, Timescale)>) -> Arc<Self> {
         Arc::new(Hub {
-            tracks: names.into_iter().map(TrackHub::new).collect(),
+            tracks: tracks
+                .into_iter()
+                .map(|(name, timescale)| TrackHub::new(name, timescale))
+                .collect(),
         })
+    }
+
+    /// A hub of video tracks at 90 kHz and, for the name "audio", a 48 kHz audio track: the
+    /// fixture of tests (the daemon builds its hub from the track specs).
+    #[doc(hidden)]
+    pub fn for_test<S: Into<TrackId>>(names: impl IntoIterator<Item = S>) -> Arc<Self> {
+        Hub::new(names.into_iter().map(|n| {
+            let name: TrackId = n.into();
+            let hz = if name.is_audio() { 48_000 } else { 90_000 };
+            (name, Timescale::new(hz).expect("non-zero"))
+        }))
     }
 
     pub fn track(&self, name: &str) -> Option<&TrackHub> {
@@ -118,6 +152,7 @@ impl PackagedFragment {
             sequence: n,
             base_dts: n * 180_000,
             duration: 180_000,
+            timescale: Timescale::new(90_000).expect("non-zero"),
             sample_count: 60,
             filler: false,
             bytes: Bytes::from(vec![n as u8; size]),
@@ -138,7 +173,7 @@ mod tests {
 
     #[test]
     fn slow_consumer_lags_without_blocking_the_producer() {
-        let hub = Hub::new(["720p".to_string()]);
+        let hub = Hub::for_test(["720p"]);
         let track = &hub.tracks[0];
         let mut slow = track.subscribe();
         for n in 0..(FRAGMENT_CAPACITY as u64 + 10) {
@@ -153,7 +188,7 @@ mod tests {
 
     #[test]
     fn publishing_without_subscribers_is_fine() {
-        let hub = Hub::new(["audio".to_string()]);
+        let hub = Hub::for_test(["audio"]);
         hub.tracks[0].publish(frag(1));
         assert!(hub.track("audio").is_some());
         assert!(hub.track("nope").is_none());

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use twincast_media::fragmenter::{Fragment, Fragmenter};
 use twincast_media::mp4::{self, FragmentBrands, FragmentParams, Prft};
 use twincast_media::timeline::{AudioTimeline, FrameAssign, FrameRate, Grid};
-use twincast_media::{Codec, TrackInfo};
+use twincast_media::{Codec, MediaTime, Rounding, Timescale, TrackId, TrackInfo};
 
 use crate::capture::EncodedUnit;
 use crate::hub::{Hub, InitSegment, PackagedFragment};
@@ -21,6 +21,12 @@ const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Video timescale (docs/design/timeline.md, *Timescales*).
 pub const VIDEO_TIMESCALE: u32 = 90_000;
+
+/// [`VIDEO_TIMESCALE`] as a type.
+pub const VIDEO_CLOCK: Timescale = match Timescale::new(VIDEO_TIMESCALE) {
+    Some(t) => t,
+    None => panic!("the video timescale is not zero"),
+};
 
 /// What the packager needs to know about a track before its codec data arrives.
 #[derive(Debug, Clone)]
@@ -36,6 +42,25 @@ pub enum TrackSpec {
         channels: u16,
         bitrate: u32,
     },
+}
+
+impl TrackSpec {
+    /// The track's name: the rendition's, or [`TrackId::AUDIO`].
+    pub fn name(&self) -> TrackId {
+        match self {
+            TrackSpec::Video { name, .. } => TrackId::from(name.as_str()),
+            TrackSpec::Audio { .. } => TrackId::audio(),
+        }
+    }
+
+    /// The timescale of the track's timestamps: 90 kHz for video, the sample rate for audio;
+    /// `None` for a sample rate of 0 (config validation refuses it).
+    pub fn clock(&self) -> Option<Timescale> {
+        match self {
+            TrackSpec::Video { .. } => Some(VIDEO_CLOCK),
+            TrackSpec::Audio { sample_rate, .. } => Timescale::new(*sample_rate),
+        }
+    }
 }
 
 /// Live counters per track, read by status and readiness checks.
@@ -67,7 +92,7 @@ struct TrackState {
 /// Logs the packager's drops of one track, at most once every [`DROP_LOG_EVERY`], with the
 /// counts by reason since the start: a lost frame is never silent.
 struct DropLog {
-    track: String,
+    track: TrackId,
     last: Option<std::time::Instant>,
 }
 
@@ -76,11 +101,10 @@ const DROP_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl DropLog {
     fn new(spec: &TrackSpec) -> DropLog {
-        let track = match spec {
-            TrackSpec::Video { name, .. } => name.clone(),
-            TrackSpec::Audio { .. } => "audio".to_string(),
-        };
-        DropLog { track, last: None }
+        DropLog {
+            track: spec.name(),
+            last: None,
+        }
     }
 
     fn note(&mut self, index: u64, s: &twincast_media::fragmenter::FragmenterStats) {
@@ -261,6 +285,10 @@ impl Packager {
         let Some(info) = &self.tracks[track].info else {
             return;
         };
+        // A description always has a timescale (the spec's, refused at 0 by validation).
+        let Some(timescale) = info.clock() else {
+            return;
+        };
         let base_dts = fragment.base_dts();
         let brands = if last {
             FragmentBrands::Last
@@ -271,7 +299,7 @@ impl Packager {
         };
         // The producer reference time is the epoch time of the first sample: media time *is*
         // wall-clock time here, and both boxes of a pair write the same value.
-        let unix_ns = (u128::from(base_dts) * 1_000_000_000 / u128::from(info.timescale)) as u64;
+        let unix_ns = MediaTime::new(base_dts, timescale).nanos(Rounding::Floor);
         let params = FragmentParams {
             sequence: fragment.sequence as u32,
             samples: &fragment.samples,
@@ -295,6 +323,7 @@ impl Packager {
             sequence: fragment.sequence,
             base_dts,
             duration: fragment.duration(),
+            timescale,
             sample_count: fragment.samples.len() as u32,
             filler: fragment.filler,
             bytes: Bytes::from(bytes),
@@ -315,7 +344,7 @@ fn track_info(index: usize, spec: &TrackSpec, codec_data: Vec<u8>) -> TrackInfo 
             bitrate,
         } => TrackInfo {
             id,
-            name: name.clone(),
+            name: TrackId::from(name.as_str()),
             timescale: VIDEO_TIMESCALE,
             bitrate: *bitrate,
             codec: Codec::H264 {
@@ -330,7 +359,7 @@ fn track_info(index: usize, spec: &TrackSpec, codec_data: Vec<u8>) -> TrackInfo 
             bitrate,
         } => TrackInfo {
             id,
-            name: "audio".to_string(),
+            name: TrackId::audio(),
             timescale: *sample_rate,
             bitrate: *bitrate,
             codec: Codec::Aac {
@@ -382,7 +411,7 @@ mod tests {
     }
 
     fn video_packager(grid: Grid) -> (Packager, Arc<Hub>, FragmentRx<Arc<PackagedFragment>>) {
-        let hub = Hub::new(["720p".to_string()]);
+        let hub = Hub::for_test(["720p"]);
         let rx = hub.tracks[0].subscribe();
         (
             Packager::new(grid, vec![video_spec()], hub.clone()),
@@ -622,7 +651,7 @@ mod tests {
             channels: 2,
             bitrate: 64_000,
         };
-        let hub = Hub::new(["audio".to_string()]);
+        let hub = Hub::for_test(["audio"]);
         let mut rx = hub.tracks[0].subscribe();
         let mut p = Packager::new(grid, vec![spec], hub.clone());
         let n = 1_764_000_000_000_000_000 / grid.fragment_duration_ns();
@@ -669,7 +698,7 @@ mod tests {
             channels: 2,
             bitrate: 64_000,
         };
-        let mut p = Packager::new(grid, vec![spec], Hub::new(["audio".to_string()]));
+        let mut p = Packager::new(grid, vec![spec], Hub::for_test(["audio"]));
         let t0 = 1_764_000_000_000_000_000u64;
         // Before the codec configuration: dropped and counted.
         p.push(audio_unit(t0, None));

@@ -2,7 +2,7 @@
 //! #9, docs/guide/troubleshooting.md "encoders failed").
 //!
 //! The failure is real GStreamer: the fault injector `TWINCAST_FAULT_ENCODER_ERROR_AFTER`
-//! (src/capture/encoders.rs) makes the first rendition's encoder post an element error on the
+//! (src/capture/encoders/fault.rs) makes the first rendition's encoder post an element error on the
 //! encoder pipeline's bus and stop producing, as a dying encoder does. ffprobe decodes what the
 //! origin serves after the rebuild.
 

@@ -212,7 +212,7 @@ async fn no_request_path_reaches_the_filesystem() {
     ] {
         std::fs::write(planted, secret).expect("plant a file");
     }
-    let hub = Hub::new(["v".to_string()]);
+    let hub = Hub::for_test(["v"]);
     let mut settings = OriginSettings::new(1, 60_000_000_000, (30, 1), 1_000_000_000);
     settings.dvr_dir = Some(dvr.clone());
     settings.dvr_max_bytes = 1 << 20;

@@ -27,6 +27,7 @@
 use std::fmt::Write as _;
 
 use crate::hls::program_date_time;
+use crate::time::{MediaTime, Rounding, Timescale};
 
 /// The `UTCTiming` scheme of `GET /time`: ISO 8601 UTC text in the response body.
 pub const UTC_TIMING_SCHEME: &str = "urn:mpeg:dash:utc:http-iso:2014";
@@ -148,12 +149,12 @@ impl Period {
         self.start_ns.to_string()
     }
 
-    /// `presentationTimeOffset` in `timescale`: the start, rounded up.
+    /// `presentationTimeOffset` in `timescale`: the start, rounded up (0 at timescale 0,
+    /// which no track has).
     pub fn presentation_time_offset(&self, timescale: u32) -> u64 {
-        (u128::from(self.start_ns) * u128::from(timescale))
-            .div_ceil(1_000_000_000)
-            .try_into()
-            .unwrap_or(u64::MAX)
+        Timescale::new(timescale).map_or(0, |ts| {
+            MediaTime::from_nanos(self.start_ns, ts, Rounding::Ceil).ticks()
+        })
     }
 }
 

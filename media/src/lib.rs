@@ -4,9 +4,11 @@
 //! Callers push plain Rust values in and get bytes or values out, so everything here is tested
 //! with plain `#[test]`s and fuzzed without a runtime.
 
+pub mod time;
 pub mod track;
 
-pub use track::{Codec, Sample, TrackInfo, TrackKind};
+pub use time::{MediaTime, Rounding, Timescale};
+pub use track::{Codec, Sample, TrackId, TrackInfo, TrackKind};
 pub mod aac;
 pub mod amf0;
 pub mod dash;

@@ -24,11 +24,15 @@ use crate::dash::{
 use crate::hls::{
     AudioGroup, DateRange, MasterPlaylist, MediaPlaylist, SegmentEntry, Variant, slate_ranges,
 };
+use crate::time::{MediaTime, Rounding, Timescale};
 use crate::{Codec, TrackInfo, TrackKind, aac, h264};
 
 /// Timescale of the `$Number$` MPD's nominal segment duration (whole ticks for every frame rate
 /// the grid accepts).
-pub const NUMBER_TIMESCALE: u32 = 90_000;
+pub const NUMBER_TIMESCALE: Timescale = match Timescale::new(90_000) {
+    Some(t) => t,
+    None => panic!("90 kHz is not zero"),
+};
 
 /// One segment of a window, times in the track timescale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +65,7 @@ impl WindowSegment {
 pub struct TrackWindow {
     /// Track name: the URL path component (`720p`, `audio`) and the DASH Representation id.
     pub name: String,
-    pub timescale: u32,
+    pub timescale: Timescale,
     /// Oldest first.
     pub segments: Vec<WindowSegment>,
     /// `EXT-X-DISCONTINUITY-SEQUENCE`: discontinuities that slid out of the front.
@@ -102,13 +106,13 @@ pub struct MpdRequest {
 }
 
 /// `ns` in `timescale` ticks, rounded down.
-pub fn ticks(ns: u64, timescale: u32) -> u64 {
-    (u128::from(ns) * u128::from(timescale) / 1_000_000_000) as u64
+pub fn ticks(ns: u64, timescale: Timescale) -> u64 {
+    MediaTime::from_nanos(ns, timescale, Rounding::Floor).ticks()
 }
 
-/// `t` ticks of `timescale` (0 taken as 1) in ns, rounded down.
-pub fn to_ns(t: u64, timescale: u32) -> u64 {
-    (u128::from(t) * 1_000_000_000 / u128::from(timescale.max(1))) as u64
+/// `t` ticks of `timescale` in ns, rounded down.
+pub fn to_ns(t: u64, timescale: Timescale) -> u64 {
+    MediaTime::new(t, timescale).as_nanos()
 }
 
 /// The name of an init segment version in playlists and URLs: `init.mp4` while the track has
@@ -153,7 +157,7 @@ impl TrackWindow {
         SegmentEntry {
             uri: format!("{}.m4s", s.start),
             start_ns: to_ns(s.start, self.timescale),
-            duration_secs: s.duration as f64 / f64::from(self.timescale.max(1)),
+            duration_secs: MediaTime::new(s.duration, self.timescale).as_secs_f64(),
             discontinuity,
             gap: false,
         }
@@ -166,7 +170,7 @@ impl TrackWindow {
 pub fn gap_entries(
     prev: &WindowSegment,
     next: &WindowSegment,
-    timescale: u32,
+    timescale: Timescale,
     segment_ns: u64,
 ) -> Vec<SegmentEntry> {
     let seg_ns = segment_ns.max(1);
@@ -361,7 +365,7 @@ pub fn representation(
         bandwidth,
         codecs: codec_string(init),
         kind,
-        timescale: track.timescale,
+        timescale: track.timescale.hz(),
         timeline: timeline_runs(in_period.iter().map(|s| (s.start, s.duration))),
         initialization: if track.changed {
             versioned_init_template(id)
@@ -399,7 +403,7 @@ pub fn mpd(tracks: &[&TrackWindow], timing: &Timing, request: &MpdRequest) -> Op
     let seg = timing.segment_ns;
     let addressing = if request.number {
         Addressing::Number {
-            timescale: NUMBER_TIMESCALE,
+            timescale: NUMBER_TIMESCALE.hz(),
             duration: ticks(seg, NUMBER_TIMESCALE),
         }
     } else {
@@ -484,6 +488,7 @@ mod tests {
         change: Option<u64>,
     ) -> TrackWindow {
         let timescale = info.timescale;
+        let clock = info.clock().expect("non-zero");
         let id = |n: u64| if change.is_some_and(|c| n >= c) { B } else { A };
         let segments: Vec<WindowSegment> = indices
             .into_iter()
@@ -501,7 +506,7 @@ mod tests {
         }
         TrackWindow {
             name: name.into(),
-            timescale,
+            timescale: clock,
             segments,
             discontinuity_sequence: 0,
             version_changes: change.into_iter().collect(),
@@ -559,7 +564,12 @@ mod tests {
             filler: false,
             init_id: A,
         };
-        let gaps = gap_entries(&prev, &next, 90_000, 2_000_000_000);
+        let gaps = gap_entries(
+            &prev,
+            &next,
+            Timescale::new(90_000).expect("non-zero"),
+            2_000_000_000,
+        );
         let got: Vec<(&str, u64, f64, bool)> = gaps
             .iter()
             .map(|e| (e.uri.as_str(), e.start_ns, e.duration_secs, e.gap))
@@ -577,7 +587,12 @@ mod tests {
         // rounded down, so its name is a tick early (a gap is never fetched).
         let (a, b) = (segment(104, 48_000, A), segment(107, 48_000, A));
         assert_eq!(a.end(), 5_040_128);
-        let gaps = gap_entries(&a, &b, 48_000, 1_000_000_000);
+        let gaps = gap_entries(
+            &a,
+            &b,
+            Timescale::new(48_000).expect("non-zero"),
+            1_000_000_000,
+        );
         let got: Vec<(&str, u64)> = gaps.iter().map(|e| (e.uri.as_str(), e.start_ns)).collect();
         assert_eq!(
             got,
@@ -589,7 +604,15 @@ mod tests {
         assert!((gaps[0].duration_secs - 0.997_333_334).abs() < 1e-9);
         // Adjacent segments: none.
         let (c, d) = (segment(5, 90_000, A), segment(6, 90_000, A));
-        assert!(gap_entries(&c, &d, 90_000, 1_000_000_000).is_empty());
+        assert!(
+            gap_entries(
+                &c,
+                &d,
+                Timescale::new(90_000).expect("non-zero"),
+                1_000_000_000
+            )
+            .is_empty()
+        );
         assert!(!c.is_discontinuous_with(&d));
     }
 

@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use twincast_media::timeline::{FrameAssign, FrameRate, VideoTimeline};
+use twincast_media::{MediaTime, Rounding, Timescale};
 
 /// Pictures waiting for their grid slot, at most. Two seconds at 30 fps: more than any
 /// source's latency spread; beyond it the oldest is dropped and counted.
@@ -192,7 +193,7 @@ pub struct AudioFrame {
 /// The audio side of the grid feed: raw interleaved samples by epoch sample index.
 #[derive(Debug)]
 pub struct AudioFeed {
-    rate: u32,
+    rate: Timescale,
     /// Bytes per sample frame (all channels).
     bpf: usize,
     /// Epoch sample index of `data[0]`.
@@ -210,8 +211,7 @@ pub struct AudioFeed {
 }
 
 impl AudioFeed {
-    pub fn new(rate: u32, bytes_per_frame: usize) -> Self {
-        let rate = rate.max(1);
+    pub fn new(rate: Timescale, bytes_per_frame: usize) -> Self {
         AudioFeed {
             rate,
             bpf: bytes_per_frame.max(1),
@@ -227,12 +227,12 @@ impl AudioFeed {
     }
 
     pub fn sample_rate(&self) -> u32 {
-        self.rate
+        self.rate.hz()
     }
 
     /// Start of sample `s` in ns since the epoch.
     pub fn sample_time_ns(&self, s: u64) -> u64 {
-        (u128::from(s) * 1_000_000_000 / u128::from(self.rate)) as u64
+        MediaTime::new(s, self.rate).as_nanos()
     }
 
     /// Interleaved samples whose first was captured at `wall_ns`.
@@ -335,8 +335,9 @@ impl AudioFeed {
     }
 }
 
-fn ns_to_samples(ns: u64, rate: u32) -> u64 {
-    ((u128::from(ns) * u128::from(rate) + 500_000_000) / 1_000_000_000) as u64
+/// `ns` in samples at `rate`, to the nearest (halves up).
+fn ns_to_samples(ns: u64, rate: Timescale) -> u64 {
+    MediaTime::from_nanos(ns, rate, Rounding::Nearest).ticks()
 }
 
 #[cfg(test)]
@@ -442,7 +443,7 @@ mod tests {
     #[test]
     fn audio_lands_on_the_1024_grid_with_silence_in_holes() {
         let rate = 48_000;
-        let mut a = AudioFeed::new(rate, 2);
+        let mut a = AudioFeed::new(Timescale::new(rate).expect("non-zero"), 2);
         let j0: u64 = 2_484_375_000; // an AAC frame index in 2026
         let s0 = j0 * 1024;
         // Source buffers of 480 samples (10 ms) starting 100 samples into frame j0, jittered.
@@ -481,7 +482,7 @@ mod tests {
 
     #[test]
     fn audio_window_is_bounded() {
-        let mut a = AudioFeed::new(48_000, 4);
+        let mut a = AudioFeed::new(Timescale::new(48_000).expect("non-zero"), 4);
         let s0 = 1024 * 1_000_000;
         a.take(s0);
         // Ten seconds arrive at once, far ahead of the grid clock.

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use gstreamer as gst;
 use twincast_media::timeline::Grid;
+use twincast_media::{MediaTime, Rounding, Timescale};
 
 use super::CaptureStats;
 use super::encoders::{Encoders, FillerMarks};
@@ -70,7 +71,7 @@ impl GridSink {
         primary: bool,
         grid: Grid,
         slate_after: Duration,
-        sample_rate: u32,
+        sample_rate: Timescale,
         channels: u16,
         stats: Arc<CaptureStats>,
     ) -> Self {
@@ -266,7 +267,8 @@ pub struct ClockParts {
     pub slot: SharedSlot,
     pub marks: Arc<FillerMarks>,
     pub stats: Arc<CaptureStats>,
-    pub sample_rate: u32,
+    /// The audio sample rate: the timescale of the 1024-sample audio grid.
+    pub sample_rate: Timescale,
     pub audio: bool,
 }
 
@@ -297,12 +299,15 @@ impl Drop for GridClock {
     }
 }
 
-fn audio_frame_ns(j: u64, rate: u32) -> u64 {
-    (u128::from(j) * u128::from(AAC_FRAME_SAMPLES) * 1_000_000_000 / u128::from(rate.max(1))) as u64
+/// The epoch time of audio frame j (its first sample), rounded down to the ns.
+fn audio_frame_ns(j: u64, rate: Timescale) -> u64 {
+    let sample = j.saturating_mul(AAC_FRAME_SAMPLES);
+    MediaTime::new(sample, rate).as_nanos()
 }
 
-fn audio_frame_at(ns: u64, rate: u32) -> u64 {
-    (u128::from(ns) * u128::from(rate) / (u128::from(AAC_FRAME_SAMPLES) * 1_000_000_000)) as u64
+/// The audio frame whose span holds `ns` (floor of a floor is the floor of the quotient).
+fn audio_frame_at(ns: u64, rate: Timescale) -> u64 {
+    MediaTime::from_nanos(ns, rate, Rounding::Floor).ticks() / AAC_FRAME_SAMPLES
 }
 
 fn run(p: ClockParts, stop: &AtomicBool) {
@@ -677,9 +682,10 @@ mod tests {
     #[test]
     fn audio_frames_are_on_the_1024_grid() {
         let j = 2_484_375_000u64;
-        let t = audio_frame_ns(j, 48_000);
+        let rate = Timescale::new(48_000).expect("non-zero");
+        let t = audio_frame_ns(j, rate);
         assert_eq!(u128::from(t), u128::from(j) * 1024 * 1_000_000_000 / 48_000);
-        assert_eq!(audio_frame_at(t, 48_000), j);
-        assert_eq!(audio_frame_at(t - 1, 48_000), j - 1);
+        assert_eq!(audio_frame_at(t, rate), j);
+        assert_eq!(audio_frame_at(t - 1, rate), j - 1);
     }
 }

@@ -9,7 +9,7 @@
 //! encoder pipeline: appsrc → tee → (scale → H.264) × N → appsink; appsrc → AAC → appsink
 //! ```
 //!
-//! The sources (`sources/`) and the encoders (`encoders.rs`) are separate pipelines, so a
+//! The sources (`sources/`) and the encoders (`encoders/`) are separate pipelines, so a
 //! source can fail, be rebuilt with backoff or be swapped by a reload while the encoders keep
 //! running on the slate (`slate.rs`); an encoder pipeline that fails is rebuilt and fed from
 //! the next GOP start. The grid clock (`grid.rs`, policy in `feed.rs`) owns the timeline.
@@ -197,12 +197,15 @@ impl Capture {
             elements::require(element)?;
         }
         let marks = Arc::new(FillerMarks::default());
+        // The audio grid's timescale (validation keeps the sample rate off 0).
+        let sample_rate = twincast_media::Timescale::new(config.audio.sample_rate)
+            .ok_or_else(|| CaptureError::Start("audio sample_rate is 0".to_string()))?;
         let new_sink = |primary| {
             Arc::new(GridSink::new(
                 primary,
                 grid,
                 config.input.slate_after,
-                config.audio.sample_rate,
+                sample_rate,
                 config.audio.channels,
                 stats.clone(),
             ))
@@ -240,7 +243,7 @@ impl Capture {
             slot,
             marks,
             stats,
-            sample_rate: config.audio.sample_rate,
+            sample_rate,
             audio: config.input.audio != AudioInput::None,
         })
         .map_err(|e| CaptureError::Start(format!("the grid clock thread: {e}")))?;

@@ -150,9 +150,23 @@ fn human_duration(secs: u64) -> String {
     }
 }
 
-/// The readable form of a status document.
+/// The readable form of a status document: one block per section, in this order.
 pub fn render(v: &Value) -> String {
     let mut out = String::new();
+    header(&mut out, v);
+    clock(&mut out, v);
+    input(&mut out, v);
+    tracks(&mut out, v);
+    outputs(&mut out, v);
+    publish(&mut out, v);
+    origin(&mut out, v);
+    config(&mut out, v);
+    out.push_str(&format!("summary: {}\n", s(v, "summary")));
+    out
+}
+
+/// "hall-a (pair main)  twincast 0.1.0  up 1h01m  ready".
+fn header(out: &mut String, v: &Value) {
     let enc = &v["encoder"];
     out.push_str(&format!(
         "{} (pair {})  twincast {}  up {}  {}\n",
@@ -166,6 +180,10 @@ pub fn render(v: &Value) -> String {
             "starting"
         }
     ));
+}
+
+/// The kernel clock discipline and the pair lock, on one line.
+fn clock(out: &mut String, v: &Value) {
     let clock = match v.get("clock").filter(|c| !c.is_null()) {
         Some(c) => format!(
             "{}, estimated error {:.3} ms",
@@ -184,6 +202,11 @@ pub fn render(v: &Value) -> String {
         "NO pair lock"
     };
     out.push_str(&format!("clock:  {clock}; {lock}\n"));
+}
+
+/// The input line, then one line per supervised source (and its network counters).
+fn input(out: &mut String, v: &Value) {
+    let enc = &v["encoder"];
     let input = &v["input"];
     let state = match s(input, "state") {
         "slate" => format!("LOST (slate since {})", s(input, "since")),
@@ -200,33 +223,40 @@ pub fn render(v: &Value) -> String {
         n(input, "reanchors"),
     ));
     for src in input["sources"].as_array().into_iter().flatten() {
-        let error = src["last_error"]
-            .as_str()
-            .map(|e| format!("  last error: {e}"))
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "  source {} {}: {}  timing {}  restarts {}{error}\n",
-            s(src, "role"),
-            s(src, "kind"),
-            s(src, "state"),
-            s(src, "timing"),
-            n(src, "restarts"),
-        ));
-        let c = &src["counters"];
-        if c.is_object() {
-            out.push_str(&format!(
-                "    packets lost {} reordered {} duplicated {} late {}  malformed {}  cc errors {}  PCR/PTS discontinuities {}/{}\n",
-                n(c, "lost"),
-                n(c, "reordered"),
-                n(c, "duplicated"),
-                n(c, "late"),
-                n(c, "malformed"),
-                n(c, "cc_errors"),
-                n(c, "pcr_discontinuities"),
-                n(c, "pts_discontinuities"),
-            ));
-        }
+        source(out, src);
     }
+}
+
+fn source(out: &mut String, src: &Value) {
+    let error = src["last_error"]
+        .as_str()
+        .map(|e| format!("  last error: {e}"))
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "  source {} {}: {}  timing {}  restarts {}{error}\n",
+        s(src, "role"),
+        s(src, "kind"),
+        s(src, "state"),
+        s(src, "timing"),
+        n(src, "restarts"),
+    ));
+    let c = &src["counters"];
+    if c.is_object() {
+        out.push_str(&format!(
+            "    packets lost {} reordered {} duplicated {} late {}  malformed {}  cc errors {}  PCR/PTS discontinuities {}/{}\n",
+            n(c, "lost"),
+            n(c, "reordered"),
+            n(c, "duplicated"),
+            n(c, "late"),
+            n(c, "malformed"),
+            n(c, "cc_errors"),
+            n(c, "pcr_discontinuities"),
+            n(c, "pts_discontinuities"),
+        ));
+    }
+}
+
+fn tracks(out: &mut String, v: &Value) {
     out.push_str("tracks:\n");
     for t in v["tracks"].as_array().into_iter().flatten() {
         out.push_str(&format!(
@@ -239,6 +269,10 @@ pub fn render(v: &Value) -> String {
             n(t, "discontinuities"),
         ));
     }
+}
+
+/// Every output, each URL under it and each publisher task of that URL under the URL.
+fn outputs(out: &mut String, v: &Value) {
     let outputs = v["outputs"].as_array().cloned().unwrap_or_default();
     if outputs.is_empty() {
         out.push_str("outputs: none configured\n");
@@ -262,24 +296,33 @@ pub fn render(v: &Value) -> String {
                 out.push_str("      (no publisher task)\n");
             }
             for d in mine {
-                out.push_str(&format!(
-                    "      {:<8} {:<11} tries {:<3} sent {:<10} backlog {} / {}  dropped {}  resent {}{}\n",
-                    s(d, "track"),
-                    s(d, "state"),
-                    n(d, "attempts"),
-                    human_bytes(n(d, "bytes_sent")),
-                    n(d, "backlog_fragments"),
-                    human_bytes(n(d, "backlog_bytes")),
-                    n(d, "dropped_fragments"),
-                    n(d, "resent_fragments"),
-                    d.get("last_error")
-                        .and_then(Value::as_str)
-                        .map(|e| format!("  last error: {e}"))
-                        .unwrap_or_default(),
-                ));
+                destination(out, d);
             }
         }
     }
+}
+
+/// One publisher task (URL × track).
+fn destination(out: &mut String, d: &Value) {
+    out.push_str(&format!(
+        "      {:<8} {:<11} tries {:<3} sent {:<10} backlog {} / {}  dropped {}  resent {}{}\n",
+        s(d, "track"),
+        s(d, "state"),
+        n(d, "attempts"),
+        human_bytes(n(d, "bytes_sent")),
+        n(d, "backlog_fragments"),
+        human_bytes(n(d, "backlog_bytes")),
+        n(d, "dropped_fragments"),
+        n(d, "resent_fragments"),
+        d.get("last_error")
+            .and_then(Value::as_str)
+            .map(|e| format!("  last error: {e}"))
+            .unwrap_or_default(),
+    ));
+}
+
+/// The `[publish] memory` budget; no line when the document has no figures.
+fn publish(out: &mut String, v: &Value) {
     if let Some(p) = v.get("publish").filter(|p| p.is_object()) {
         out.push_str(&format!(
             "publish memory: {} of {} ([publish] memory)\n",
@@ -287,6 +330,10 @@ pub fn render(v: &Value) -> String {
             human_bytes(n(p, "memory_limit_bytes")),
         ));
     }
+}
+
+/// The origin's address, window and segments, and its disk tier when it has one.
+fn origin(out: &mut String, v: &Value) {
     let origin = &v["origin"];
     let tracks = origin["tracks"].as_array().cloned().unwrap_or_default();
     let segments: Vec<String> = tracks
@@ -309,6 +356,10 @@ pub fn render(v: &Value) -> String {
             n(origin, "denied_requests"),
         ));
     }
+}
+
+/// The config file, its reloads and the accepted changes that wait for a restart.
+fn config(out: &mut String, v: &Value) {
     let config = &v["config"];
     out.push_str(&format!(
         "config: {}  reloads {} (rejected {})\n",
@@ -326,8 +377,6 @@ pub fn render(v: &Value) -> String {
             names.join(", ")
         ));
     }
-    out.push_str(&format!("summary: {}\n", s(v, "summary")));
-    out
 }
 
 #[cfg(test)]
@@ -379,6 +428,93 @@ mod tests {
             lines,
             ["publish memory: 3.0 MiB of 192.0 MiB ([publish] memory)"]
         );
+    }
+
+    /// A status with every section and every optional line, to pin the whole text: the
+    /// rendering is an interface (scripts read it), so a refactor must not change one byte.
+    fn full_document() -> Value {
+        serde_json::json!({
+            "encoder": {"name": "hall-a", "pair": "main", "version": "0.1.0", "uptime_s": 93784,
+                        "framerate": "30000/1001", "gop_ms": 2000},
+            "ready": false,
+            "clock": {"synchronised": true, "estimated_error_us": 1234},
+            "pair_locked": true,
+            "input": {
+                "kind": "rtp", "state": "slate", "since": "2026-12-02T18:00:00.000Z",
+                "frames_in": 1000, "frames_dropped": 3, "reanchors": 1,
+                "sources": [
+                    {"role": "input", "kind": "rtp", "state": "backoff", "timing": "rtcp",
+                     "restarts": 2, "last_error": "socket closed",
+                     "counters": {"lost": 5, "reordered": 4, "duplicated": 3, "late": 2,
+                                  "malformed": 1, "cc_errors": 6, "pcr_discontinuities": 7,
+                                  "pts_discontinuities": 8}},
+                    {"role": "audio", "kind": "test", "state": "running", "timing": "arrival",
+                     "restarts": 0, "last_error": null, "counters": null}
+                ]
+            },
+            "tracks": [
+                {"name": "720p", "kind": "video", "fps": 29.97, "bitrate_bps": 2_500_000,
+                 "next_sequence": 42, "discontinuities": 1},
+                {"name": "audio", "kind": "audio", "fps": 46.875, "bitrate_bps": 128_000,
+                 "next_sequence": 43, "discontinuities": 0}
+            ],
+            "outputs": [
+                {"name": "cloud", "protocol": "rtmp", "primary": "rtmp://a/live",
+                 "secondary": "rtmp://b/live",
+                 "destinations": [
+                    {"dest": "primary", "track": "720p", "state": "publishing", "attempts": 1,
+                     "bytes_sent": 5_000_000, "backlog_fragments": 2, "backlog_bytes": 300_000,
+                     "dropped_fragments": 0, "resent_fragments": 1, "last_error": null},
+                    {"dest": "primary", "track": "audio", "state": "backoff", "attempts": 3,
+                     "bytes_sent": 900, "backlog_fragments": 0, "backlog_bytes": 0,
+                     "dropped_fragments": 4, "resent_fragments": 0,
+                     "last_error": "connection refused"}
+                 ]},
+                {"name": "smooth", "protocol": "smooth", "primary": "http://c/ingest",
+                 "secondary": null, "destinations": []}
+            ],
+            "publish": {"memory_used_bytes": 300_900, "memory_limit_bytes": 192 << 20},
+            "origin": {"listen": "0.0.0.0:8080", "dvr_window_s": 7200, "disk_enabled": true,
+                       "disk_bytes": 3u64 << 30, "disk_files": 1800, "disk_errors": 0,
+                       "requests": 12345, "denied_requests": 6,
+                       "tracks": [{"name": "720p", "segments": 1800},
+                                  {"name": "audio", "segments": 1799}]},
+            "config": {"path": "/etc/twincast/twincast.toml", "reloads": 2, "reload_failures": 1,
+                       "restart_needed": ["input.kind", "origin.listen"]},
+            "summary": "1 rendition 30 fps, input lost (slate since 18:00:00 UTC)"
+        })
+    }
+
+    #[test]
+    fn renders_every_section_byte_for_byte() {
+        let expected = concat!(
+            "hall-a (pair main)  twincast 0.1.0  up 1d02h03m  starting\n",
+            "clock:  synchronised, estimated error 1.234 ms; pair lock OK\n",
+            "input:  rtp LOST (slate since 2026-12-02T18:00:00.000Z)  grid 30000/1001 fps, gop 2000 ms  frames 1000 dropped 3 reanchors 1\n",
+            "  source input rtp: backoff  timing rtcp  restarts 2  last error: socket closed\n",
+            "    packets lost 5 reordered 4 duplicated 3 late 2  malformed 1  cc errors 6  PCR/PTS discontinuities 7/8\n",
+            "  source audio test: running  timing arrival  restarts 0\n",
+            "tracks:\n",
+            "  720p     video  29.97 fps   2500 kbit/s  next seq 42       discontinuities 1\n",
+            "  audio    audio  46.88 fps    128 kbit/s  next seq 43       discontinuities 0\n",
+            "outputs:\n",
+            "  cloud (rtmp)\n",
+            "    primary   rtmp://a/live\n",
+            "      720p     publishing  tries 1   sent 4.8 MiB    backlog 2 / 293.0 KiB  dropped 0  resent 1\n",
+            "      audio    backoff     tries 3   sent 900 B      backlog 0 / 0 B  dropped 4  resent 0  last error: connection refused\n",
+            "    secondary rtmp://b/live\n",
+            "      (no publisher task)\n",
+            "  smooth (smooth)\n",
+            "    primary   http://c/ingest\n",
+            "      (no publisher task)\n",
+            "publish memory: 293.8 KiB of 192.0 MiB ([publish] memory)\n",
+            "origin: http://0.0.0.0:8080/live/master.m3u8  DVR window 2h00m  segments: 720p 1800, audio 1799\n",
+            "        disk 3.0 GiB in 1800 files, 0 errors; requests 12345 (denied 6)\n",
+            "config: /etc/twincast/twincast.toml  reloads 2 (rejected 1)\n",
+            "        restart needed to apply: input.kind, origin.listen\n",
+            "summary: 1 rendition 30 fps, input lost (slate since 18:00:00 UTC)\n",
+        );
+        assert_eq!(render(&full_document()), expected);
     }
 
     #[test]

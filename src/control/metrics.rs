@@ -257,6 +257,12 @@ pub fn render(s: &Status, control: &ControlFigures) -> String {
         "Source pipelines rebuilt after an error or an end of stream.",
         s.input.sources.iter().map(|x| x.restarts).sum::<u64>(),
     );
+    w.one(
+        "input_source_dropped_buffers_total",
+        "counter",
+        "Raw buffers that reached a source pipeline's appsinks and were not handed to the grid feed.",
+        s.input.sources.iter().map(|x| x.buffers_dropped).sum::<u64>(),
+    );
     input_counters(&mut w, s);
     w.one(
         "input_backup_active",

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
-use crate::config::sanitize_url;
+use crate::config::{Config, sanitize_url};
 use crate::status::{DestState, DestStatus};
 
 use super::clock::{self, ClockSync};
@@ -187,14 +187,52 @@ pub struct ConfigInfo {
     pub restart_needed: Vec<String>,
 }
 
-/// Builds the status document.
+/// Builds the status document, one section after the other.
 pub fn status(ops: &Ops) -> Status {
     let config = ops.config();
     let clock = clock::read();
     let rate = ops.grid.rate();
     let frame_ns = u64::from(rate.den()) * 1_000_000_000 / u64::from(rate.num().max(1));
-    let tracks: Vec<TrackInfo> = ops
-        .tracks
+    let tracks = track_infos(ops);
+    let outputs = output_infos(ops, &config);
+    let origin = origin_info(ops, &config);
+    let input = input_info(ops, &config);
+    let mut status = Status {
+        encoder: encoder_info(ops, &config),
+        clock,
+        pair_locked: clock::pair_locked(clock, frame_ns),
+        ready: ops.ready.load(Ordering::Relaxed),
+        input,
+        tracks,
+        outputs,
+        publish: PublishInfo {
+            memory_used_bytes: ops.publish_budget.used(),
+            memory_limit_bytes: ops.publish_budget.limit(),
+        },
+        origin,
+        config: config_info(ops),
+        summary: String::new(),
+    };
+    status.summary = summary(&status);
+    status
+}
+
+fn encoder_info(ops: &Ops, config: &Config) -> EncoderInfo {
+    EncoderInfo {
+        name: config.encoder.name.clone(),
+        pair: config.encoder.pair.clone(),
+        version: env!("CARGO_PKG_VERSION"),
+        pid: std::process::id(),
+        uptime_s: ops.started_at.elapsed().as_secs(),
+        framerate: format!("{}/{}", ops.grid.rate().num(), ops.grid.rate().den()),
+        gop_ms: ops.grid.gop_ns() / 1_000_000,
+        fragment_ms: ops.grid.fragment_duration_ns() / 1_000_000,
+    }
+}
+
+/// Each track's figures (from its monitor) and counters (from the packager).
+fn track_infos(ops: &Ops) -> Vec<TrackInfo> {
+    ops.tracks
         .iter()
         .enumerate()
         .map(|(i, t)| {
@@ -222,9 +260,13 @@ pub fn status(ops: &Ops) -> Status {
                 fragments_lagged: f.fragments_lagged,
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Each configured output with the publisher tasks of its URLs.
+fn output_infos(ops: &Ops, config: &Config) -> Vec<OutputInfo> {
     let dests = ops.registry.dests();
-    let outputs = config
+    config
         .output
         .iter()
         .map(|o| OutputInfo {
@@ -238,9 +280,12 @@ pub fn status(ops: &Ops) -> Status {
                 .cloned()
                 .collect(),
         })
-        .collect();
+        .collect()
+}
+
+fn origin_info(ops: &Ops, config: &Config) -> OriginInfo {
     let origin = ops.origin.stats();
-    let origin_tracks: Vec<OriginTrackInfo> = origin
+    let tracks: Vec<OriginTrackInfo> = origin
         .tracks
         .iter()
         .map(|t| OriginTrackInfo {
@@ -255,13 +300,38 @@ pub fn status(ops: &Ops) -> Status {
             lost_without_disk: t.lost_without_disk,
         })
         .collect();
-    let cap = &ops.capture;
-    let input_state = match cap.input_state.load(Ordering::Relaxed) {
+    OriginInfo {
+        listen: config.origin.listen.to_string(),
+        dvr_window_s: config.origin.dvr_window.as_secs(),
+        tracks,
+        disk_enabled: origin.disk_enabled,
+        disk_bytes: origin.disk_bytes,
+        disk_files: origin.disk_files,
+        disk_errors: origin.disk_errors,
+        disk_read_errors: origin.disk_read_errors,
+        requests: origin.requests,
+        denied_requests: origin.denied_requests,
+        not_found: origin.not_found,
+        connections: origin.connections,
+        connections_refused: origin.connections_refused,
+        fragments_lagged: origin.fragments_lagged,
+    }
+}
+
+/// `input.state` in words.
+fn input_state_name(state: u8) -> &'static str {
+    match state {
         crate::capture::STATE_LIVE => "live",
         crate::capture::STATE_SLATE => "slate",
         crate::capture::STATE_BACKUP => "backup",
         _ => "starting",
-    };
+    }
+}
+
+/// The input section: what feeds the encoders, the capture counters and the sources.
+fn input_info(ops: &Ops, config: &Config) -> InputInfo {
+    let cap = &ops.capture;
+    let state = input_state_name(cap.input_state.load(Ordering::Relaxed));
     let since_ns = cap.input_state_since_ns.load(Ordering::Relaxed);
     let sources = cap.sources();
     let source = source_name(cap.input_source.load(Ordering::Relaxed));
@@ -279,83 +349,45 @@ pub fn status(ops: &Ops) -> Status {
         .iter()
         .find(|s| s.role == "input")
         .and_then(|s| s.counters);
-    let restart_needed = crate::sync::lock(&ops.reload.restart_needed).clone();
-    let mut status = Status {
-        encoder: EncoderInfo {
-            name: config.encoder.name.clone(),
-            pair: config.encoder.pair.clone(),
-            version: env!("CARGO_PKG_VERSION"),
-            pid: std::process::id(),
-            uptime_s: ops.started_at.elapsed().as_secs(),
-            framerate: format!("{}/{}", ops.grid.rate().num(), ops.grid.rate().den()),
-            gop_ms: ops.grid.gop_ns() / 1_000_000,
-            fragment_ms: ops.grid.fragment_duration_ns() / 1_000_000,
+    InputInfo {
+        kind: format!("{:?}", config.input.kind).to_ascii_lowercase(),
+        state,
+        since_ns,
+        since: if since_ns > 0 {
+            twincast_media::hls::program_date_time(since_ns)
+        } else {
+            String::new()
         },
-        clock,
-        pair_locked: clock::pair_locked(clock, frame_ns),
-        ready: ops.ready.load(Ordering::Relaxed),
-        input: InputInfo {
-            kind: format!("{:?}", config.input.kind).to_ascii_lowercase(),
-            state: input_state,
-            since_ns,
-            since: if since_ns > 0 {
-                twincast_media::hls::program_date_time(since_ns)
-            } else {
-                String::new()
-            },
-            source,
-            backup_frames_in: cap.backup_frames_in.load(Ordering::Relaxed),
-            source_switches: cap.source_switches.load(Ordering::Relaxed),
-            timing,
-            counters,
-            last_frame_age_ms: ops.last_frame_age_ms(),
-            frames_in: cap.frames_in.load(Ordering::Relaxed),
-            frames_dropped: cap.frames_dropped.load(Ordering::Relaxed),
-            frames_late: cap.frames_late.load(Ordering::Relaxed),
-            reanchors: cap.reanchors.load(Ordering::Relaxed),
-            units_dropped: cap.units_dropped.load(Ordering::Relaxed),
-            units_untimed: cap.units_untimed.load(Ordering::Relaxed),
-            grid_frames: cap.grid_frames.load(Ordering::Relaxed),
-            slate_frames: cap.slate_frames.load(Ordering::Relaxed),
-            grid_skipped: cap.grid_skipped.load(Ordering::Relaxed),
-            frames_not_encoded: cap.frames_not_encoded.load(Ordering::Relaxed),
-            audio_frames_not_encoded: cap.audio_frames_not_encoded.load(Ordering::Relaxed),
-            feed_latency_ms: cap.latency_ns.load(Ordering::Relaxed) / 1_000_000,
-            encoder_rebuilds: cap.encoder_rebuilds.load(Ordering::Relaxed),
-            sources,
-        },
-        tracks,
-        outputs,
-        publish: PublishInfo {
-            memory_used_bytes: ops.publish_budget.used(),
-            memory_limit_bytes: ops.publish_budget.limit(),
-        },
-        origin: OriginInfo {
-            listen: config.origin.listen.to_string(),
-            dvr_window_s: config.origin.dvr_window.as_secs(),
-            tracks: origin_tracks,
-            disk_enabled: origin.disk_enabled,
-            disk_bytes: origin.disk_bytes,
-            disk_files: origin.disk_files,
-            disk_errors: origin.disk_errors,
-            disk_read_errors: origin.disk_read_errors,
-            requests: origin.requests,
-            denied_requests: origin.denied_requests,
-            not_found: origin.not_found,
-            connections: origin.connections,
-            connections_refused: origin.connections_refused,
-            fragments_lagged: origin.fragments_lagged,
-        },
-        config: ConfigInfo {
-            path: ops.config_path.display().to_string(),
-            reloads: ops.reload.reloads.load(Ordering::Relaxed),
-            reload_failures: ops.reload.failures.load(Ordering::Relaxed),
-            restart_needed,
-        },
-        summary: String::new(),
-    };
-    status.summary = summary(&status);
-    status
+        source,
+        backup_frames_in: cap.backup_frames_in.load(Ordering::Relaxed),
+        source_switches: cap.source_switches.load(Ordering::Relaxed),
+        timing,
+        counters,
+        last_frame_age_ms: ops.last_frame_age_ms(),
+        frames_in: cap.frames_in.load(Ordering::Relaxed),
+        frames_dropped: cap.frames_dropped.load(Ordering::Relaxed),
+        frames_late: cap.frames_late.load(Ordering::Relaxed),
+        reanchors: cap.reanchors.load(Ordering::Relaxed),
+        units_dropped: cap.units_dropped.load(Ordering::Relaxed),
+        units_untimed: cap.units_untimed.load(Ordering::Relaxed),
+        grid_frames: cap.grid_frames.load(Ordering::Relaxed),
+        slate_frames: cap.slate_frames.load(Ordering::Relaxed),
+        grid_skipped: cap.grid_skipped.load(Ordering::Relaxed),
+        frames_not_encoded: cap.frames_not_encoded.load(Ordering::Relaxed),
+        audio_frames_not_encoded: cap.audio_frames_not_encoded.load(Ordering::Relaxed),
+        feed_latency_ms: cap.latency_ns.load(Ordering::Relaxed) / 1_000_000,
+        encoder_rebuilds: cap.encoder_rebuilds.load(Ordering::Relaxed),
+        sources,
+    }
+}
+
+fn config_info(ops: &Ops) -> ConfigInfo {
+    ConfigInfo {
+        path: ops.config_path.display().to_string(),
+        reloads: ops.reload.reloads.load(Ordering::Relaxed),
+        reload_failures: ops.reload.failures.load(Ordering::Relaxed),
+        restart_needed: crate::sync::lock(&ops.reload.restart_needed).clone(),
+    }
 }
 
 /// `input.source` in words.

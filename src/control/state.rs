@@ -10,6 +10,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::broadcast;
 use twincast_media::timeline::Grid;
+use twincast_media::{MediaTime, Timescale};
 
 use crate::capture::CaptureStats;
 use crate::config::Config;
@@ -30,7 +31,10 @@ const RATE_FRAGMENTS: usize = 5;
 /// Figures of one track, measured from its fragments.
 #[derive(Debug, Clone, Default)]
 pub struct TrackFigures {
+    /// The last fragment's timescale in Hz (0: no fragment yet), as `/status` shows it.
     pub timescale: u32,
+    /// The same as a type, for the conversions (`None`: no fragment yet).
+    clock: Option<Timescale>,
     /// (duration in timescale, media bytes, samples) of the last fragments.
     recent: VecDeque<(u64, u64, u32)>,
     /// End of the last fragment (base_dts + duration), track timescale.
@@ -45,8 +49,9 @@ pub struct TrackFigures {
 }
 
 impl TrackFigures {
-    fn push(&mut self, f: &PackagedFragment, timescale: u32) {
-        self.timescale = timescale;
+    fn push(&mut self, f: &PackagedFragment) {
+        self.timescale = f.timescale.hz();
+        self.clock = Some(f.timescale);
         if let Some(last) = self.last_sequence
             && f.sequence != last + 1
         {
@@ -72,7 +77,8 @@ impl TrackFigures {
             return None;
         }
         let duration: u64 = self.recent.iter().map(|r| r.0).sum();
-        (duration > 0 && self.timescale > 0).then(|| duration as f64 / f64::from(self.timescale))
+        let clock = self.clock.filter(|_| duration > 0)?;
+        Some(MediaTime::new(duration, clock).as_secs_f64())
     }
 
     /// No fragment has ended within three fragment durations (plus 2 s of latency) of now.
@@ -83,12 +89,13 @@ impl TrackFigures {
             .unwrap_or(0);
         let count = self.recent.len().max(1) as u128;
         let per_fragment: u128 = self.recent.iter().map(|r| u128::from(r.0)).sum::<u128>() / count;
-        let per_fragment_ns = if self.timescale > 0 {
-            per_fragment * 1_000_000_000 / u128::from(self.timescale)
-        } else {
-            0
-        };
-        let allowance = (3 * per_fragment_ns + 2_000_000_000) as u64;
+        let per_fragment = u64::try_from(per_fragment).unwrap_or(u64::MAX);
+        let per_fragment_ns = self
+            .clock
+            .map_or(0, |clock| MediaTime::new(per_fragment, clock).as_nanos());
+        let allowance = 3u64
+            .saturating_mul(per_fragment_ns)
+            .saturating_add(2_000_000_000);
         self.fragments > 0 && now.saturating_sub(self.last_time_ns()) > allowance
     }
 
@@ -108,10 +115,9 @@ impl TrackFigures {
 
     /// End of the last fragment in ns since the epoch.
     pub fn last_time_ns(&self) -> u64 {
-        if self.timescale == 0 {
-            return 0;
-        }
-        (u128::from(self.last_timestamp) * 1_000_000_000 / u128::from(self.timescale)) as u64
+        self.clock.map_or(0, |clock| {
+            MediaTime::new(self.last_timestamp, clock).as_nanos()
+        })
     }
 }
 
@@ -197,8 +203,8 @@ impl Ops {
             .tracks
             .iter()
             .map(|t| TrackMonitor {
-                name: t.name.clone(),
-                video: t.name != "audio",
+                name: t.name.to_string(),
+                video: !t.name.is_audio(),
                 figures: Mutex::new(TrackFigures::default()),
             })
             .collect();
@@ -280,22 +286,19 @@ impl Ops {
     ) {
         for (i, track) in hub.tracks.iter().enumerate() {
             let fragments = track.subscribe();
-            let hub = hub.clone();
             let ops = self.clone();
             let cancel = cancel.clone();
             tokio::spawn(async move {
-                let timescale = || hub.tracks[i].init().map(|init| init.info.timescale);
-                monitor_track(fragments, timescale, &ops.tracks[i].figures, &cancel).await;
+                monitor_track(fragments, &ops.tracks[i].figures, &cancel).await;
             });
         }
     }
 }
 
 /// Feeds one track's figures from its fragments until the hub closes or `cancel` fires.
-/// `timescale` is the track's current one (90 kHz before its first init segment).
+/// Each fragment carries its own timescale.
 async fn monitor_track(
     mut fragments: broadcast::Receiver<Arc<PackagedFragment>>,
-    timescale: impl Fn() -> Option<u32>,
     figures: &Mutex<TrackFigures>,
     cancel: &tokio_util::sync::CancellationToken,
 ) {
@@ -306,8 +309,7 @@ async fn monitor_track(
         };
         match received {
             Ok(f) => {
-                let timescale = timescale().unwrap_or(90_000);
-                crate::sync::lock(figures).push(&f, timescale);
+                crate::sync::lock(figures).push(&f);
             }
             // Missing a few fragments only blurs the figures; they are counted.
             Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -332,7 +334,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_monitor_that_falls_behind_counts_the_fragments_it_missed() {
-        let hub = Hub::new(["720p".to_string()]);
+        let hub = Hub::for_test(["720p"]);
         let fragments = hub.tracks[0].subscribe();
         let extra = 3u64;
         let published = crate::hub::FRAGMENT_CAPACITY as u64 + extra;
@@ -343,7 +345,7 @@ mod tests {
         drop(hub);
         let figures = Mutex::new(TrackFigures::default());
         let cancel = tokio_util::sync::CancellationToken::new();
-        monitor_track(fragments, || Some(90_000), &figures, &cancel).await;
+        monitor_track(fragments, &figures, &cancel).await;
         let f = crate::sync::lock(&figures).clone();
         assert_eq!(f.fragments_lagged, extra);
         assert_eq!(f.fragments, crate::hub::FRAGMENT_CAPACITY as u64);
@@ -365,14 +367,14 @@ mod tests {
         let mut fresh = PackagedFragment::for_test(1, 1000);
         fresh.base_dts = now_ns / 1_000_000_000 * 90_000 - 180_000;
         let mut figures = TrackFigures::default();
-        figures.push(&fresh, 90_000);
+        figures.push(&fresh);
         assert_eq!(figures.bitrate_bps(), 4000);
         assert!((figures.fps() - 30.0).abs() < 1e-9);
         // The same fragment a minute later: stale, the track is not moving.
         let mut old = fresh;
         old.base_dts -= 60 * 90_000;
         let mut figures = TrackFigures::default();
-        figures.push(&old, 90_000);
+        figures.push(&old);
         assert_eq!(figures.bitrate_bps(), 0);
         assert_eq!(figures.fps(), 0.0);
     }

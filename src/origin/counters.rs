@@ -4,6 +4,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use twincast_media::MediaTime;
+
 use super::dvr::DiskStats;
 use super::snapshot::{OriginSnapshot, TrackSnapshot};
 
@@ -67,7 +69,7 @@ impl TrackStats {
     pub fn of(t: &TrackSnapshot) -> Self {
         let segments = t.segments();
         let (first, last) = (segments.first(), segments.last());
-        let ts = u128::from(t.timescale().max(1));
+        let ts = t.timescale();
         TrackStats {
             name: t.name().to_string(),
             segments: segments.len() as u64,
@@ -78,7 +80,7 @@ impl TrackStats {
             last_index: last.map(|s| s.index),
             window_ms: match (first, last) {
                 (Some(f), Some(l)) => {
-                    (u128::from(l.end().saturating_sub(f.start)) * 1000 / ts) as u64
+                    MediaTime::new(l.end().saturating_sub(f.start), ts).as_millis()
                 }
                 _ => 0,
             },

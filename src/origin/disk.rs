@@ -46,7 +46,7 @@ pub async fn open_track(
     disk: &Arc<DiskStore>,
     track: usize,
     init: Bytes,
-    timescale: u32,
+    timescale: twincast_media::Timescale,
     window: u64,
 ) -> Vec<Segment> {
     let disk = disk.clone();

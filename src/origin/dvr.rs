@@ -27,6 +27,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use twincast_media::{MediaTime, Timescale, TrackId};
+
 use super::window::{Segment, fnv1a};
 use crate::sync::lock;
 
@@ -61,9 +63,9 @@ pub struct DiskStore {
     root: PathBuf,
     max_bytes: u64,
     /// Track names by track number.
-    tracks: Vec<String>,
-    /// Timescale per track, set when its init segment arrives.
-    timescales: Mutex<Vec<u32>>,
+    tracks: Vec<TrackId>,
+    /// Timescale per track, set when its init segment arrives (`None` before).
+    timescales: Mutex<Vec<Option<Timescale>>>,
     state: Mutex<State>,
 }
 
@@ -127,18 +129,18 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     result
 }
 
-fn to_ns(t: u64, timescale: u32) -> u64 {
-    (u128::from(t) * 1_000_000_000 / u128::from(timescale.max(1))) as u64
+fn to_ns(t: u64, timescale: Timescale) -> u64 {
+    MediaTime::new(t, timescale).as_nanos()
 }
 
 impl DiskStore {
-    pub fn new(root: PathBuf, max_bytes: u64, tracks: Vec<String>) -> Self {
+    pub fn new(root: PathBuf, max_bytes: u64, tracks: Vec<TrackId>) -> Self {
         let n = tracks.len();
         DiskStore {
             root,
             max_bytes,
             tracks,
-            timescales: Mutex::new(vec![0; n]),
+            timescales: Mutex::new(vec![None; n]),
             state: Mutex::new(State {
                 files: BTreeMap::new(),
                 bytes: 0,
@@ -149,7 +151,9 @@ impl DiskStore {
     }
 
     fn dir(&self, track: usize) -> Option<PathBuf> {
-        self.tracks.get(track).map(|name| self.root.join(name))
+        self.tracks
+            .get(track)
+            .map(|name| self.root.join(name.as_str()))
     }
 
     pub fn path_of(&self, track: usize, s: &Segment) -> Option<PathBuf> {
@@ -177,11 +181,11 @@ impl DiskStore {
         &self,
         track: usize,
         init: &[u8],
-        timescale: u32,
+        timescale: Timescale,
         window: u64,
     ) -> Vec<Segment> {
         if let Some(slot) = lock(&self.timescales).get_mut(track) {
-            *slot = timescale;
+            *slot = Some(timescale);
         }
         self.forget_track(track);
         let Some(dir) = self.dir(track) else {
@@ -305,8 +309,11 @@ impl DiskStore {
         let Some(path) = self.path_of(track, s) else {
             return (false, Vec::new());
         };
-        let timescale = lock(&self.timescales).get(track).copied().unwrap_or(0);
-        if timescale == 0 || s.len > self.max_bytes {
+        // Not opened yet (no init segment): nothing to name its files' order by.
+        let Some(timescale) = lock(&self.timescales).get(track).copied().flatten() else {
+            return (false, Vec::new());
+        };
+        if s.len > self.max_bytes {
             return (false, Vec::new());
         }
         // Make room and reserve the bytes under the lock, so concurrent writers of other
@@ -349,7 +356,10 @@ impl DiskStore {
 
     /// Deletes a segment's file (it left the window). Blocking.
     pub fn remove(&self, track: usize, s: &Segment) {
-        let timescale = lock(&self.timescales).get(track).copied().unwrap_or(0);
+        // A track never opened has no files listed.
+        let Some(timescale) = lock(&self.timescales).get(track).copied().flatten() else {
+            return;
+        };
         let key = FileKey {
             end_ns: to_ns(s.end(), timescale),
             track,
@@ -381,6 +391,7 @@ impl DiskStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::package::VIDEO_CLOCK as V90;
     use bytes::Bytes;
 
     fn seg(i: u64, len: usize) -> (Segment, Vec<u8>) {
@@ -429,7 +440,7 @@ mod tests {
     fn bounded_by_bytes_and_reloaded_after_restart() {
         let dir = tempfile::tempdir().unwrap();
         let store = DiskStore::new(dir.path().into(), 250, vec!["v".into(), "audio".into()]);
-        assert!(store.open_track(0, b"init", 90_000, u64::MAX).is_empty());
+        assert!(store.open_track(0, b"init", V90, u64::MAX).is_empty());
         let mut evicted_all = Vec::new();
         for i in 0..5 {
             let (s, data) = seg(i, 100);
@@ -444,13 +455,13 @@ mod tests {
         std::fs::write(dir.path().join("v/9-9-9-9.m4s.tmp"), b"x").unwrap();
 
         let again = DiskStore::new(dir.path().into(), 250, vec!["v".into(), "audio".into()]);
-        let back = again.open_track(0, b"init", 90_000, u64::MAX);
+        let back = again.open_track(0, b"init", V90, u64::MAX);
         assert_eq!(back.iter().map(|s| s.index).collect::<Vec<_>>(), vec![3, 4]);
         assert_eq!(again.stats().bytes, 200);
         assert!(!dir.path().join("v/9-9-9-9.m4s.tmp").exists());
         // Another init segment: the old files are not served.
         let other = DiskStore::new(dir.path().into(), 250, vec!["v".into(), "audio".into()]);
-        assert!(other.open_track(0, b"other", 90_000, u64::MAX).is_empty());
+        assert!(other.open_track(0, b"other", V90, u64::MAX).is_empty());
         assert_eq!(other.stats().files, 0);
     }
 
@@ -461,7 +472,7 @@ mod tests {
             1 << 20,
             vec!["v".into()],
         );
-        assert!(store.open_track(0, b"init", 90_000, u64::MAX).is_empty());
+        assert!(store.open_track(0, b"init", V90, u64::MAX).is_empty());
         let (s, data) = seg(1, 10);
         assert!(!store.write(0, &s, &data).0);
         assert!(store.stats().errors >= 2);
@@ -476,7 +487,7 @@ mod tests {
         let legacy = dir.path().join("v/9-810000-90000-00000000000000ab.m4s");
         std::fs::write(&legacy, b"x").unwrap();
         let store = DiskStore::new(dir.path().into(), 1 << 20, vec!["v".into()]);
-        let back = store.open_track(0, b"init", 90_000, u64::MAX);
+        let back = store.open_track(0, b"init", V90, u64::MAX);
         // Reloaded (init.mp4 matches) and renamed to the form with the init id.
         assert_eq!(back.iter().map(|s| s.index).collect::<Vec<_>>(), vec![9]);
         assert!(!legacy.exists());
@@ -507,7 +518,7 @@ mod tests {
 
         // Restart with the new init: only its segments come back, the others are removed.
         let again = DiskStore::new(dir.path().into(), 1 << 20, vec!["v".into()]);
-        let back = again.open_track(0, b"new", 90_000, u64::MAX);
+        let back = again.open_track(0, b"new", V90, u64::MAX);
         assert_eq!(
             back.iter().map(|s| s.index).collect::<Vec<_>>(),
             vec![12, 13]

@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use tokio_util::sync::CancellationToken;
+use twincast_media::{Timescale, TrackId};
 
 use super::counters::Counters;
 use super::disk;
@@ -28,7 +29,7 @@ use crate::hub::{Hub, InitSegment, PackagedFragment};
 
 /// One track's state, as only the feeder sees it.
 struct TrackState {
-    name: String,
+    name: TrackId,
     inits: InitVersions,
     window: TrackWindow,
     /// The revisions (window, versions) the last snapshot was taken at.
@@ -43,11 +44,11 @@ pub struct Feeder {
 }
 
 impl Feeder {
-    /// The feeder of `names`, windows at the given timescales (until each track's first init
-    /// segment says), the disk tier if any.
+    /// The feeder of `names`, windows at the given timescales (the hub's, which every init
+    /// segment of the track repeats), the disk tier if any.
     pub fn new(
         settings: OriginSettings,
-        tracks: Vec<(String, u32)>,
+        tracks: Vec<(TrackId, Timescale)>,
         disk: Option<Arc<DiskStore>>,
     ) -> Self {
         let mut states: Vec<TrackState> = tracks
@@ -189,20 +190,22 @@ impl Feeder {
             return;
         };
         let id = fnv1a(&new.bytes);
-        let timescale = new.info.timescale;
+        let Some(timescale) = new.info.clock() else {
+            return; // the packager writes no init segment with timescale 0
+        };
         let (previous, name) = {
             let Some(st) = self.lock(track) else {
                 return;
             };
             let previous = st.inits.current().map(|c| {
                 let previous_id = st.inits.current_id().unwrap_or(0);
-                (previous_id, c.info.timescale)
+                (previous_id, c.info.clock())
             });
             (previous, st.name.clone())
         };
         match previous {
             Some((previous_id, _)) if previous_id == id => return,
-            Some((_, previous_timescale)) if previous_timescale == timescale => {
+            Some((_, previous_timescale)) if previous_timescale == Some(timescale) => {
                 log::info!(target: "origin", "track {name}: new init segment {id:016x} (new codec parameters); older segments keep theirs");
                 if let Some(mut st) = self.lock(track) {
                     st.inits.set_current(id, new.clone());
@@ -254,7 +257,7 @@ impl TrackState {
         if fragment
             .init
             .as_ref()
-            .is_some_and(|i| i.info.timescale != self.window.timescale)
+            .is_some_and(|i| i.info.clock() != Some(self.window.timescale))
         {
             self.window.fragments_skipped += 1;
             return None;

@@ -74,6 +74,7 @@ fn fragment(
         sequence: n,
         base_dts: start,
         duration: end - start,
+        timescale: init.info.clock().expect("non-zero"),
         sample_count: 30,
         filler,
         bytes: Bytes::from(vec![n as u8; size]),
@@ -169,7 +170,7 @@ impl Recorder {
 #[tokio::test]
 async fn ladder_sequence_renders_as_before_the_split() {
     let names = ["720p", "360p", "audio"];
-    let hub = Hub::new(names.iter().map(|n| n.to_string()));
+    let hub = Hub::for_test(names);
     let settings = OriginSettings::new(2, 12_000_000_000, (30, 1), 2_000_000_000);
     let origin = Origin::new(settings, &hub);
     let mut rec = Recorder::new();
@@ -236,7 +237,7 @@ async fn ladder_sequence_renders_as_before_the_split() {
 async fn dvr_sequence_renders_as_before_the_split() {
     let names = ["v", "audio"];
     let dir = tempfile::tempdir().expect("tempdir");
-    let hub = Hub::new(names.iter().map(|n| n.to_string()));
+    let hub = Hub::for_test(names);
     let mut settings = OriginSettings::new(1, 20_000_000_000, (30000, 1001), 1_000_000_000);
     settings.dvr_dir = Some(dir.path().to_path_buf());
     settings.dvr_max_bytes = 2_400;

@@ -284,9 +284,9 @@ async fn segment_file(
         Some(b) => b.clone(),
         None => origin.read_from_disk(index, segment).await?,
     };
-    let timescale = snapshot.tracks.get(index)?.timescale().max(1);
+    let timescale = snapshot.tracks.get(index)?.timescale();
     // The segment's end on the epoch timeline: the same on both boxes of a pair.
-    let end_secs = segment.end() / u64::from(timescale);
+    let end_secs = twincast_media::MediaTime::new(segment.end(), timescale).as_secs();
     Some(Object {
         body,
         content_type,

@@ -85,13 +85,10 @@ pub fn now_ns() -> u64 {
 
 impl Origin {
     pub fn new(settings: OriginSettings, hub: &Hub) -> Arc<Self> {
-        let tracks: Vec<(String, u32)> = hub
+        let tracks: Vec<(twincast_media::TrackId, twincast_media::Timescale)> = hub
             .tracks
             .iter()
-            .map(|t| {
-                let timescale = t.init().map(|i| i.info.timescale).unwrap_or(90_000);
-                (t.name.clone(), timescale)
-            })
+            .map(|t| (t.name.clone(), t.timescale))
             .collect();
         let disk = settings.dvr_dir.clone().map(|dir| {
             Arc::new(DiskStore::new(
@@ -277,6 +274,11 @@ pub(crate) mod fixtures {
             sequence: n,
             base_dts,
             duration,
+            // The init's timescale; a fragment that names none is a video one.
+            timescale: init
+                .as_ref()
+                .and_then(|i| i.info.clock())
+                .unwrap_or(crate::package::VIDEO_CLOCK),
             sample_count: 30,
             filler: false,
             bytes: Bytes::from(vec![n as u8; 100]),
@@ -301,7 +303,7 @@ pub(crate) mod fixtures {
 
     /// An origin with `window_s` of DVR and the first init segments set.
     pub async fn origin(window_s: u64) -> Arc<Origin> {
-        let hub = Hub::new(["v".to_string(), "audio".to_string()]);
+        let hub = Hub::for_test(["v", "audio"]);
         let settings = OriginSettings::new(1, window_s * 1_000_000_000, (30, 1), 1_000_000_000);
         let origin = Origin::new(settings, &hub);
         origin
@@ -348,6 +350,7 @@ mod tests {
             sequence: n,
             base_dts: n * 90_000,
             duration: 90_000,
+            timescale: crate::package::VIDEO_CLOCK,
             sample_count: 30,
             filler: false,
             bytes: Bytes::from(vec![n as u8; 100]),
@@ -377,7 +380,7 @@ mod tests {
     #[tokio::test]
     async fn playlists_gap_over_a_hole_and_disk_reloads_after_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let hub = Hub::new(["v".to_string()]);
+        let hub = Hub::for_test(["v"]);
         let mut settings = OriginSettings::new(1, 600_000_000_000, (30, 1), 1_000_000_000);
         settings.dvr_dir = Some(dir.path().to_path_buf());
         settings.dvr_max_bytes = 1 << 20;
@@ -716,7 +719,7 @@ mod tests {
     async fn older_versions_are_served_from_disk_and_a_restart_keeps_the_current_one() {
         use fixtures::*;
         let dir = tempfile::tempdir().unwrap();
-        let hub = Hub::new(["v".to_string()]);
+        let hub = Hub::for_test(["v"]);
         let mut settings = OriginSettings::new(1, 600_000_000_000, (30, 1), 1_000_000_000);
         settings.dvr_dir = Some(dir.path().to_path_buf());
         settings.dvr_max_bytes = 1 << 20;

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use twincast_media::Timescale;
 use twincast_media::playlist::{Timing, ticks};
 use twincast_media::timeline::{Grid, segment_fragments_for_gop};
 
@@ -97,12 +98,12 @@ impl OriginSettings {
     }
 
     /// The DVR window in `timescale` ticks.
-    pub fn window_ticks(&self, timescale: u32) -> u64 {
+    pub fn window_ticks(&self, timescale: Timescale) -> u64 {
         ticks(self.window_ns, timescale)
     }
 
     /// An empty window for a track at `timescale`.
-    pub fn new_window(&self, timescale: u32) -> TrackWindow {
+    pub fn new_window(&self, timescale: Timescale) -> TrackWindow {
         TrackWindow::new(
             timescale,
             self.fragments_per_segment,

@@ -71,7 +71,7 @@ impl TrackSnapshot {
         &self.content.window
     }
 
-    pub fn timescale(&self) -> u32 {
+    pub fn timescale(&self) -> twincast_media::Timescale {
         self.content.window.timescale
     }
 
@@ -235,7 +235,7 @@ impl OriginSnapshot {
         self.track(name)
             .and_then(|(_, t)| t.current_init())
             .is_some_and(|init| init.info.kind() == TrackKind::Audio)
-            || name == "audio"
+            || name == twincast_media::TrackId::AUDIO
     }
 }
 

@@ -34,6 +34,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use bytes::{Bytes, BytesMut};
 
+use twincast_media::Timescale;
 use twincast_media::playlist::WindowSegment;
 
 use crate::hub::PackagedFragment;
@@ -113,7 +114,7 @@ pub struct PushOutcome {
 
 /// The window of one track.
 pub struct TrackWindow {
-    pub timescale: u32,
+    pub timescale: Timescale,
     fragments_per_segment: u64,
     max_duration: u64,
     ram_duration: u64,
@@ -141,7 +142,7 @@ pub struct TrackWindow {
 impl TrackWindow {
     /// Durations in the track timescale.
     pub fn new(
-        timescale: u32,
+        timescale: Timescale,
         fragments_per_segment: u32,
         max_duration: u64,
         ram_duration: u64,
@@ -441,7 +442,7 @@ impl TrackWindow {
 
     /// Peak and average bitrate (bits/s) over the window, from media bytes.
     pub fn bitrates(&self) -> Option<(u64, u64)> {
-        let ts = u64::from(self.timescale);
+        let ts = u64::from(self.timescale.hz());
         let peak = self
             .segments
             .iter()
@@ -477,7 +478,7 @@ mod tests {
     }
 
     fn window(f: u32, max: u64) -> TrackWindow {
-        TrackWindow::new(90_000, f, max, u64::MAX, u64::MAX)
+        TrackWindow::new(crate::package::VIDEO_CLOCK, f, max, u64::MAX, u64::MAX)
     }
 
     #[test]
@@ -524,7 +525,13 @@ mod tests {
 
     #[test]
     fn ram_part_spills_to_disk_or_leaves_the_window() {
-        let mut w = TrackWindow::new(90_000, 1, u64::MAX, 180_000 * 2, u64::MAX);
+        let mut w = TrackWindow::new(
+            crate::package::VIDEO_CLOCK,
+            1,
+            u64::MAX,
+            180_000 * 2,
+            u64::MAX,
+        );
         for n in 0..5 {
             let out = w.push(&frag(n), 1);
             if let Some(s) = out.published

@@ -160,7 +160,7 @@ pub async fn run_once(task: &Task, spec: &CmafSpec, carry: &mut Carry) -> Result
 struct Paths {
     profile: CmafProfile,
     base: String,
-    track: String,
+    track: twincast_media::TrackId,
     kind: TrackKind,
 }
 

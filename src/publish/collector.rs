@@ -51,7 +51,7 @@ async fn collect_from(
                     if has_audio {
                         pairing.video(f, &mut ready);
                     } else {
-                        ready.push(unit(Some(f), None, &timescale(task, &task.spec.track)));
+                        ready.push(unit(Some(f), None));
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => lost += n,
@@ -68,17 +68,6 @@ async fn collect_from(
                 Err(broadcast::error::RecvError::Closed) => audio_rx = None,
             },
         }
-        if has_audio {
-            let ts = timescale(task, &task.spec.track);
-            let ats = task
-                .spec
-                .protocol
-                .paired_audio()
-                .map_or(48_000, |a| timescale(task, a));
-            for u in ready.iter_mut() {
-                u.duration = unit_duration(u, ts, ats);
-            }
-        }
         if !ready.is_empty() {
             drops.pending += push(task, budget, ready, drops.lag_total);
         }
@@ -86,14 +75,6 @@ async fn collect_from(
         drops.lagged(task, lost);
         drops.log_backlog_full(task);
     }
-}
-
-/// The timescale of track `name`'s current init segment.
-fn timescale(task: &Task, name: &str) -> u32 {
-    task.hub
-        .track(name)
-        .and_then(|t| t.init())
-        .map_or(90_000, |i| i.info.timescale)
 }
 
 /// Pushes `ready` into the backlog (its own bounds may drop), updates `/status`, wakes the
@@ -189,34 +170,23 @@ impl Drops {
     }
 }
 
+/// A backlog unit of the main fragment and its paired audio one; it lasts as long as the
+/// main fragment (the audio one when the main one was lost), each in its own timescale.
 pub(super) fn unit(
     main: Option<Arc<PackagedFragment>>,
     audio: Option<Arc<PackagedFragment>>,
-    ts: &u32,
 ) -> Unit {
-    let mut u = Unit {
+    let duration = main
+        .as_ref()
+        .or(audio.as_ref())
+        .map_or(Duration::ZERO, |f| f.span().as_duration());
+    Unit {
         seq: main.as_ref().or(audio.as_ref()).map_or(0, |f| f.sequence),
         bytes: main.as_ref().map_or(0, |f| f.bytes.len() as u64)
             + audio.as_ref().map_or(0, |f| f.bytes.len() as u64),
-        duration: Duration::ZERO,
+        duration,
         main,
         audio,
-    };
-    u.duration = unit_duration(&u, *ts, 48_000);
-    u
-}
-
-fn unit_duration(u: &Unit, ts: u32, audio_ts: u32) -> Duration {
-    if let Some(f) = &u.main {
-        Duration::from_nanos(
-            (u128::from(f.duration) * 1_000_000_000 / u128::from(ts.max(1))) as u64,
-        )
-    } else if let Some(f) = &u.audio {
-        Duration::from_nanos(
-            (u128::from(f.duration) * 1_000_000_000 / u128::from(audio_ts.max(1))) as u64,
-        )
-    } else {
-        Duration::ZERO
     }
 }
 
@@ -257,7 +227,7 @@ impl Pairing {
                 return;
             }
             if let Some((_, (v, a))) = self.pending.pop_first() {
-                ready.push(unit(v, a, &90_000));
+                ready.push(unit(v, a));
             }
         }
     }
@@ -272,6 +242,7 @@ mod tests {
             sequence: seq,
             base_dts: seq * 90_000,
             duration: 90_000,
+            timescale: crate::package::VIDEO_CLOCK,
             sample_count: 30,
             filler: false,
             bytes: bytes::Bytes::from_static(b"xx"),

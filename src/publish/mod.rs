@@ -47,11 +47,11 @@ pub use outputs::{Publishers, SHUTDOWN_GRACE};
 pub use supervisor::{BACKOFF_MAX, BACKOFF_MIN, Backoff, Carry};
 pub use task::{
     CmafSpec, MAX_BACKLOG_BYTES, MAX_STALL_KEEP, ProtocolSpec, RtmpSpec, Shared, SmoothSpec, Task,
-    TaskSpec, Unit, init_of, same_init, to_ms,
+    TaskSpec, Unit, init_of, same_init,
 };
 
 /// Name of the audio track in the hub.
-pub const AUDIO: &str = "audio";
+pub const AUDIO: &str = twincast_media::TrackId::AUDIO;
 
 /// Why a session ended. Messages never carry credentials.
 #[derive(Debug, thiserror::Error)]

@@ -19,6 +19,7 @@ use super::{AUDIO, budget, collector, supervisor};
 use crate::config::{Config, Output, Protocol, sanitize_url};
 use crate::hub::Hub;
 use crate::status::{DestHandle, DestState, DestStatus, Registry};
+use twincast_media::TrackId;
 use twincast_media::timeline::Grid;
 
 /// Time allowed for the polite end of every session at shutdown.
@@ -47,7 +48,7 @@ struct OutputPlan<'a> {
     output: &'a Output,
     /// The stream key (`key_file` or the systemd credential), or why it could not be read.
     key: Option<Result<String, String>>,
-    audio: Option<String>,
+    audio: Option<TrackId>,
     /// Every track of the output that gets a task (Smooth's `all_tracks`).
     all_tracks: Vec<String>,
 }
@@ -179,17 +180,18 @@ impl Publishers {
 
     /// The tracks of `o` that get a task each (RTMP: the renditions, with the audio in each;
     /// Smooth and CMAF: the renditions and the audio), and the audio track.
-    fn task_tracks(&self, o: &Output) -> (Vec<String>, Option<String>) {
+    fn task_tracks(&self, o: &Output) -> (Vec<String>, Option<TrackId>) {
         let mut tracks: Vec<String> = match &o.renditions {
             Some(r) => r.clone(),
             None => self.settings.renditions.clone(),
         };
         tracks.retain(|t| self.hub.track(t).is_some());
-        let audio = self.settings.has_audio.then(|| AUDIO.to_string());
+        let audio = self.settings.has_audio.then(TrackId::audio);
         let per_task_tracks: Vec<String> = match o.protocol {
             Protocol::Rtmp => tracks.clone(),
             Protocol::Smooth | Protocol::Cmaf => {
-                tracks.iter().cloned().chain(audio.clone()).collect()
+                let audio = audio.as_ref().map(TrackId::to_string);
+                tracks.iter().cloned().chain(audio).collect()
             }
         };
         (per_task_tracks, audio)
@@ -219,7 +221,7 @@ impl Publishers {
         let spec = TaskSpec {
             output: o.name.clone(),
             dest,
-            track: track.to_string(),
+            track: TrackId::from(track),
             url,
             url_safe,
             protocol: self.protocol_spec(plan, track, key.as_deref()),
@@ -324,7 +326,7 @@ mod tests {
     #[tokio::test]
     async fn reconcile_touches_only_what_changed() {
         let first = config(&format!("{A}{B}"));
-        let hub = Hub::new(["720p", "480p", "360p", "audio"].map(String::from));
+        let hub = Hub::for_test(["720p", "480p", "360p", "audio"]);
         let registry = Registry::new();
         let rate = twincast_media::timeline::FrameRate::new(30, 1).expect("30 fps");
         let grid = Grid::new(rate, 2_000_000_000).expect("2 s GOP");

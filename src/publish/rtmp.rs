@@ -19,13 +19,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, WriteHalf};
 use tokio::sync::mpsc;
 use twincast_media::rtmp::{ClientSession, Event, RtmpUrl};
 use twincast_media::stall::AckWitness;
-use twincast_media::{Codec, Sample, flv};
+use twincast_media::{Codec, MediaTime, Sample, flv};
 
 use super::net::{self, CONNECT_TIMEOUT, NetError};
 use super::tcp::{SAMPLE_EVERY, Watch};
-use super::{Carry, PublishError, RtmpSpec, SHUTDOWN_GRACE, Task, Unit, same_init, to_ms};
+use super::{Carry, PublishError, RtmpSpec, SHUTDOWN_GRACE, Task, Unit, same_init};
 use crate::config::RtmpTimestamps;
-use crate::hub::InitSegment;
+use crate::hub::{InitSegment, PackagedFragment};
 use crate::status::DestState;
 use std::sync::Arc;
 
@@ -344,20 +344,15 @@ impl AckProgress {
     }
 }
 
-/// The RTMP timestamp of `t` (track timescale units) for this task.
-fn rtmp_ts(spec: &RtmpSpec, carry: &mut Carry, t: u64, timescale: u32) -> u32 {
-    rtmp_timestamp(spec.timestamps, &mut carry.zero_base_ms, t, timescale)
+/// The RTMP timestamp of `t` for this task.
+fn rtmp_ts(spec: &RtmpSpec, carry: &mut Carry, t: MediaTime) -> u32 {
+    rtmp_timestamp(spec.timestamps, &mut carry.zero_base_ms, t)
 }
 
 /// Epoch milliseconds modulo 2^32 (the same on both boxes of a pair), or milliseconds since
 /// the first timestamp this task ever sent (`zero_base`, kept across reconnects).
-pub fn rtmp_timestamp(
-    mode: RtmpTimestamps,
-    zero_base: &mut Option<u64>,
-    t: u64,
-    timescale: u32,
-) -> u32 {
-    let ms = to_ms(t, timescale);
+pub fn rtmp_timestamp(mode: RtmpTimestamps, zero_base: &mut Option<u64>, t: MediaTime) -> u32 {
+    let ms = t.as_millis();
     match mode {
         RtmpTimestamps::Epoch => (ms & 0xffff_ffff) as u32,
         RtmpTimestamps::Zero => {
@@ -368,17 +363,14 @@ pub fn rtmp_timestamp(
 }
 
 /// Decode time of the unit's first sample, and whether it is video.
-fn first_dts(unit: &Unit) -> Option<(u64, bool)> {
-    let v = unit
-        .main
-        .as_ref()
-        .and_then(|f| f.samples.first())
-        .map(|s| (s.dts, true));
-    let a = unit
-        .audio
-        .as_ref()
-        .and_then(|f| f.samples.first())
-        .map(|s| (s.dts, false));
+fn first_dts(unit: &Unit) -> Option<(MediaTime, bool)> {
+    let first = |f: &PackagedFragment| {
+        f.samples
+            .first()
+            .map(|s| MediaTime::new(s.dts, f.timescale))
+    };
+    let v = unit.main.as_deref().and_then(first).map(|t| (t, true));
+    let a = unit.audio.as_deref().and_then(first).map(|t| (t, false));
     v.or(a)
 }
 
@@ -473,7 +465,7 @@ pub fn encode(
             written,
         );
     }
-    write_unit(spec, session, &video, audio.as_deref(), unit, carry, out);
+    write_unit(spec, session, unit, carry, out);
     sent.video = Some(video);
     sent.audio = audio;
     written
@@ -493,8 +485,7 @@ fn write_headers(
 ) {
     // Headers carry the unit's first timestamp, so timestamps never go backwards.
     let ts = match first_dts(first) {
-        Some((dts, true)) => rtmp_ts(spec, carry, dts, video.info.timescale),
-        Some((dts, false)) => rtmp_ts(spec, carry, dts, audio.map_or(48_000, |a| a.info.timescale)),
+        Some((dts, _)) => rtmp_ts(spec, carry, dts),
         None => 0,
     };
     session.write_metadata(
@@ -517,42 +508,37 @@ fn write_headers(
 fn write_unit(
     spec: &RtmpSpec,
     session: &ClientSession,
-    video: &InitSegment,
-    audio: Option<&InitSegment>,
     unit: &Unit,
     carry: &mut Carry,
     out: &mut Vec<u8>,
 ) {
-    let vts = video.info.timescale.max(1);
-    let ats = audio.map_or(48_000, |a| a.info.timescale.max(1));
-    let mut items: Vec<(u128, bool, &Sample)> = Vec::new();
+    let mut items: Vec<(MediaTime, bool, &Sample)> = Vec::new();
     if let Some(f) = &unit.main {
         items.extend(
             f.samples
                 .iter()
-                .map(|s| (u128::from(s.dts) * 1_000_000_000 / u128::from(vts), true, s)),
+                .map(|s| (MediaTime::new(s.dts, f.timescale), true, s)),
         );
     }
     if let Some(f) = &unit.audio {
-        items.extend(f.samples.iter().map(|s| {
-            (
-                u128::from(s.dts) * 1_000_000_000 / u128::from(ats),
-                false,
-                s,
-            )
-        }));
+        items.extend(
+            f.samples
+                .iter()
+                .map(|s| (MediaTime::new(s.dts, f.timescale), false, s)),
+        );
     }
-    items.sort_by_key(|(t, is_video, _)| (*t, !*is_video));
+    // In decode order across the two timescales (exact), video first at the same instant.
+    items.sort_by(|(a, av, _), (b, bv, _)| a.cmp(b).then(bv.cmp(av)));
     let mut body = Vec::with_capacity(64 * 1024);
-    for (_, is_video, s) in items {
+    for (t, is_video, s) in items {
         body.clear();
         if is_video {
-            let ts = rtmp_ts(spec, carry, s.dts, vts);
-            let cts = i64::from(s.cts_offset) * 1000 / i64::from(vts);
+            let ts = rtmp_ts(spec, carry, t);
+            let cts = i64::from(s.cts_offset) * 1000 / i64::from(t.timescale().hz());
             flv::avc_frame_into(&mut body, s.keyframe, cts as i32, &s.data);
             session.write_video(out, ts, &body);
         } else {
-            let ts = rtmp_ts(spec, carry, s.dts, ats);
+            let ts = rtmp_ts(spec, carry, t);
             flv::aac_frame_into(&mut body, &s.data);
             session.write_audio(out, ts, &body);
         }
@@ -738,27 +724,31 @@ mod tests {
         );
     }
 
+    fn at(ticks: u64, hz: u32) -> MediaTime {
+        MediaTime::new(ticks, twincast_media::Timescale::new(hz).expect("non-zero"))
+    }
+
     #[test]
     fn timestamps_are_epoch_ms_mod_2_32_or_zero_based() {
         let t = 1_763_000_000_123u64 * 90; // 90 kHz ticks of an epoch time in ms
         let mut base = None;
         assert_eq!(
-            rtmp_timestamp(RtmpTimestamps::Epoch, &mut base, t, 90_000),
+            rtmp_timestamp(RtmpTimestamps::Epoch, &mut base, at(t, 90_000)),
             (1_763_000_000_123u64 % (1 << 32)) as u32
         );
         assert_eq!(base, None);
         assert_eq!(
-            rtmp_timestamp(RtmpTimestamps::Zero, &mut base, t, 90_000),
+            rtmp_timestamp(RtmpTimestamps::Zero, &mut base, at(t, 90_000)),
             0
         );
         assert_eq!(
-            rtmp_timestamp(RtmpTimestamps::Zero, &mut base, t + 3000, 90_000),
+            rtmp_timestamp(RtmpTimestamps::Zero, &mut base, at(t + 3000, 90_000)),
             33
         );
         // Audio at 48 kHz lands on the same millisecond scale.
         let a = 1_763_000_000_123u64 * 48;
         assert_eq!(
-            rtmp_timestamp(RtmpTimestamps::Epoch, &mut None, a, 48_000),
+            rtmp_timestamp(RtmpTimestamps::Epoch, &mut None, at(a, 48_000)),
             (1_763_000_000_123u64 % (1 << 32)) as u32
         );
     }

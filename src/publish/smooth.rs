@@ -102,7 +102,7 @@ impl Target<'_> {
             .all_tracks
             .iter()
             .filter_map(|t| {
-                if *t == task.spec.track {
+                if **t == *task.spec.track {
                     Some(track.clone())
                 } else {
                     task.hub

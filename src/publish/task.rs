@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use twincast_media::TrackId;
 
 use super::backlog::{self, Backlog};
 use super::tcp;
@@ -46,7 +47,7 @@ pub struct TaskSpec {
     pub output: String,
     pub dest: &'static str,
     /// Rendition or track name (hub track).
-    pub track: String,
+    pub track: TrackId,
     /// The URL with any credentials; never logged (see `url_safe`).
     pub url: String,
     pub url_safe: String,
@@ -91,7 +92,7 @@ impl ProtocolSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RtmpSpec {
     /// The audio track that travels in this publish.
-    pub audio: Option<String>,
+    pub audio: Option<TrackId>,
     /// Stream name (`<stream>_<rendition>` + key).
     pub stream_name: String,
     pub timestamps: RtmpTimestamps,
@@ -333,9 +334,4 @@ impl Task {
         self.status.update(|s| s.resent_fragments = total);
         again
     }
-}
-
-/// Milliseconds of a timestamp (timescale units) since the epoch.
-pub fn to_ms(t: u64, timescale: u32) -> u64 {
-    (u128::from(t) * 1000 / u128::from(timescale.max(1))) as u64
 }

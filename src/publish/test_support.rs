@@ -78,6 +78,7 @@ pub fn fragment(
         sequence: seq,
         base_dts: seq * t,
         duration: t,
+        timescale: twincast_media::Timescale::new(timescale).expect("non-zero"),
         sample_count: 2,
         filler: false,
         bytes: Bytes::from(format!("seg{seq}")),
@@ -91,7 +92,7 @@ pub fn unit(
     main: Option<Arc<PackagedFragment>>,
     audio: Option<Arc<PackagedFragment>>,
 ) -> Arc<Unit> {
-    Arc::new(collector::unit(main, audio, &90_000))
+    Arc::new(collector::unit(main, audio))
 }
 
 pub fn spec(protocol: Protocol, url: &str, track: &str) -> TaskSpec {
@@ -146,7 +147,7 @@ pub fn cmaf_of(task: &Task) -> CmafSpec {
 
 /// A task on a hub with one track `v` whose current init is `hub_init`.
 pub fn task(spec: TaskSpec, hub_init: &Arc<InitSegment>) -> Arc<Task> {
-    let hub = Hub::new([spec.track.clone()]);
+    let hub = Hub::for_test([spec.track.clone()]);
     if let Some(t) = hub.track(&spec.track) {
         t.set_init(hub_init.clone());
     }

@@ -12,6 +12,7 @@
 
 use super::init::write_init;
 use super::writer::BoxWriter;
+use crate::time::{MediaTime, Rounding, Timescale};
 use crate::track::{Sample, TrackInfo, TrackKind};
 
 /// `tfxd` extended type (MS-SSTR §2.2.4.4).
@@ -39,16 +40,17 @@ pub fn smooth_track(track: &TrackInfo) -> TrackInfo {
     t
 }
 
-fn rescale(t: u64, from: u32, to: u32) -> u64 {
-    if from == to || from == 0 {
-        return t;
-    }
-    (u128::from(t) * u128::from(to) / u128::from(from)) as u64
+fn rescale(t: u64, from: Timescale, to: Timescale) -> u64 {
+    MediaTime::new(t, from).rescale(to, Rounding::Floor).ticks()
 }
 
 /// Samples in timescale `to`, each start computed from its absolute decode time; durations are
 /// differences of rescaled starts (the last one ends at the rescaled end of the fragment).
+/// A timescale of 0 (no track has one) leaves the samples as they are.
 pub fn rescale_samples(samples: &[Sample], from: u32, to: u32) -> Vec<Sample> {
+    let (Some(from), Some(to)) = (Timescale::new(from), Timescale::new(to)) else {
+        return samples.to_vec();
+    };
     if from == to {
         return samples.to_vec();
     }

@@ -10,12 +10,13 @@ use gstreamer_app as gst_app;
 
 use super::capture_time::{Lead, capture_time};
 use super::pipeline::{AtEos, Built};
+use super::sink_drops::{SinkCount, SinkDrops, count_arrivals};
 use crate::capture::elements;
 use crate::capture::source::RawSink;
 use crate::config::{AudioInput, Config, InputKind};
 
-/// Raw buffers an appsink holds before it drops (the grid feed never blocks, so this is only
-/// reached when the box is overloaded).
+/// Raw buffers an appsink holds before it drops the oldest (the grid feed never blocks, so
+/// this is only reached when the box is overloaded); each loss is counted (`sink_drops.rs`).
 const SINK_MAX_BUFFERS: u32 = 4;
 
 fn make(factory: &str) -> Result<gst::Element, String> {
@@ -48,14 +49,18 @@ enum Media {
     Audio,
 }
 
-/// converters → caps → appsink that calls `sink`; returns the first element (to link to).
-fn tail(
-    pipeline: &gst::Pipeline,
-    media: Media,
-    config: &Config,
+/// What every tail of one source pipeline is built into and delivers to.
+struct Tails<'a> {
+    pipeline: &'a gst::Pipeline,
+    config: &'a Config,
+    /// Whether the appsinks sync on the clock (a file plays at its own pace).
     sync: bool,
-    sink: Arc<dyn RawSink>,
-) -> Result<gst::Element, String> {
+    drops: &'a SinkDrops,
+}
+
+/// converters → caps → appsink that calls `sink`; returns the first element (to link to).
+fn tail(t: &Tails, media: Media, sink: Arc<dyn RawSink>) -> Result<gst::Element, String> {
+    let config = t.config;
     let (converters, caps): (&[&str], gst::Caps) = match media {
         Media::Video => (
             &["videoconvert", "videoscale"],
@@ -81,12 +86,29 @@ fn tail(
         chain.push(make(c)?);
     }
     chain.push(capsfilter(caps)?);
+    chain.push(appsink(t, media, sink)?.upcast());
+    t.pipeline.add_many(&chain).map_err(|e| e.to_string())?;
+    gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
+    Ok(chain.remove(0))
+}
+
+/// The appsink at the end of a tail: hands every buffer to `sink` with its capture time W,
+/// and counts what it loses (`sink_drops.rs`).
+fn appsink(t: &Tails, media: Media, sink: Arc<dyn RawSink>) -> Result<gst_app::AppSink, String> {
     let appsink = gst_app::AppSink::builder()
-        .sync(sync)
+        .sync(t.sync)
         .max_buffers(SINK_MAX_BUFFERS)
         .drop(true)
         .build();
     appsink.set_property("async", false);
+    let pad = appsink
+        .static_pad("sink")
+        .ok_or("the appsink has no sink pad")?;
+    let name = match media {
+        Media::Video => "video",
+        Media::Audio => "audio",
+    };
+    let mut count = SinkCount::new(t.drops.clone(), name, count_arrivals(&pad));
     let mut lead = Lead::new();
     appsink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
@@ -98,15 +120,13 @@ fn tail(
                         Media::Video => sink.video(w, buffer),
                         Media::Audio => sink.audio(w, buffer),
                     }
+                    count.handed();
                 }
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),
     );
-    chain.push(appsink.upcast());
-    pipeline.add_many(&chain).map_err(|e| e.to_string())?;
-    gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
-    Ok(chain.remove(0))
+    Ok(appsink)
 }
 
 /// Links a decoder's new pads to the video / audio tails by their caps.
@@ -133,14 +153,23 @@ fn link_dynamic(decoder: &gst::Element, video: gst::Element, audio: Option<gst::
     });
 }
 
-pub(super) fn build_input(config: &Config, sink: Arc<dyn RawSink>) -> Result<Built, String> {
+pub(super) fn build_input(
+    config: &Config,
+    sink: Arc<dyn RawSink>,
+    drops: &SinkDrops,
+) -> Result<Built, String> {
     let input = &config.input;
     let pipeline = new_pipeline(&format!("twincast-input-{}", input.kind.as_str()));
     let with_audio = input.audio == AudioInput::Input;
-    let sync = input.kind == InputKind::File;
-    let video_tail = tail(&pipeline, Media::Video, config, sync, sink.clone())?;
+    let tails = Tails {
+        pipeline: &pipeline,
+        config,
+        sync: input.kind == InputKind::File,
+        drops,
+    };
+    let video_tail = tail(&tails, Media::Video, sink.clone())?;
     let audio_tail = if with_audio {
-        Some(tail(&pipeline, Media::Audio, config, sync, sink)?)
+        Some(tail(&tails, Media::Audio, sink)?)
     } else {
         None
     };
@@ -200,7 +229,11 @@ fn file_uri(uri: &str) -> Result<(String, PathBuf), String> {
     Ok((uri, abs))
 }
 
-pub(super) fn build_audio(config: &Config, sink: Arc<dyn RawSink>) -> Result<Built, String> {
+pub(super) fn build_audio(
+    config: &Config,
+    sink: Arc<dyn RawSink>,
+    drops: &SinkDrops,
+) -> Result<Built, String> {
     let pipeline = new_pipeline("twincast-audio");
     let src = match &config.input.audio {
         AudioInput::Alsa(device) => {
@@ -216,11 +249,123 @@ pub(super) fn build_audio(config: &Config, sink: Arc<dyn RawSink>) -> Result<Bui
             src
         }
     };
-    let tail = tail(&pipeline, Media::Audio, config, false, sink)?;
+    let tails = Tails {
+        pipeline: &pipeline,
+        config,
+        sync: false,
+        drops,
+    };
+    let tail = tail(&tails, Media::Audio, sink)?;
     pipeline.add(&src).map_err(|e| e.to_string())?;
     src.link(&tail).map_err(|e| e.to_string())?;
     Ok(Built {
         pipeline,
         at_eos: AtEos::End,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+    use crate::capture::sources::SourceStatus;
+
+    /// Counts what the tail hands over.
+    #[derive(Default)]
+    struct Counting(AtomicU64);
+
+    impl RawSink for Counting {
+        fn video(&self, _: u64, _: gst::Buffer) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+        fn audio(&self, _: u64, _: gst::Buffer) {}
+    }
+
+    fn config() -> Config {
+        let text = "[input]\nkind = \"test\"\nwidth = 64\nheight = 36\naudio = \"none\"\n\
+                    [[rendition]]\nname = \"a\"\nwidth = 64\nheight = 36\nbitrate_kbps = 100\n";
+        crate::config::parse_str(text, std::path::Path::new("t.toml"))
+            .expect("a valid config")
+            .config
+    }
+
+    /// The base sink discards the buffers before its segment's start without rendering them:
+    /// the ledger of the video tail counts them into the source's `buffers_dropped`.
+    #[test]
+    fn buffers_the_appsink_discards_are_counted() {
+        gst::init().expect("GStreamer");
+        let config = config();
+        let status = Arc::new(Mutex::new(SourceStatus {
+            role: "input",
+            kind: "test".into(),
+            state: "running",
+            since_ns: 0,
+            last_error: None,
+            restarts: 0,
+            timing: "arrival",
+            counters: None,
+            buffers_dropped: 0,
+        }));
+        let drops = SinkDrops {
+            status: status.clone(),
+        };
+        let counting = Arc::new(Counting::default());
+        let pipeline = new_pipeline("sink-drops-test");
+        let tails = Tails {
+            pipeline: &pipeline,
+            config: &config,
+            sync: false,
+            drops: &drops,
+        };
+        let first = tail(&tails, Media::Video, counting.clone()).expect("the tail");
+        let caps = gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .field("width", 64i32)
+            .field("height", 36i32)
+            .field("framerate", gst::Fraction::new(10, 1))
+            .build();
+        let src = gst_app::AppSrc::builder()
+            .caps(&caps)
+            .format(gst::Format::Time)
+            .handle_segment_change(true)
+            .build();
+        pipeline.add(&src).expect("add");
+        src.link(&first).expect("link");
+        pipeline.set_state(gst::State::Playing).expect("playing");
+        let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
+        segment.set_start(gst::ClockTime::from_seconds(1));
+        for i in 0..12u64 {
+            let mut buffer = gst::Buffer::with_size(64 * 36 * 3 / 2).expect("buffer");
+            {
+                let b = buffer.get_mut().expect("writable");
+                b.set_pts(gst::ClockTime::from_mseconds(100 * i));
+                b.set_duration(gst::ClockTime::from_mseconds(100));
+            }
+            let sample = gst::Sample::builder()
+                .buffer(&buffer)
+                .caps(&caps)
+                .segment(&segment)
+                .build();
+            src.push_sample(&sample).expect("pushed");
+        }
+        src.end_of_stream().expect("eos");
+        let bus = pipeline.bus().expect("bus");
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(10),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
+        let _ = pipeline.set_state(gst::State::Null);
+        assert!(
+            matches!(
+                msg.as_ref().map(|m| m.view()),
+                Some(gst::MessageView::Eos(_))
+            ),
+            "{msg:?}"
+        );
+        // Buffers 0..10 end before the segment's start (1 s); 10 and 11 are handed over.
+        assert_eq!(counting.0.load(Ordering::Relaxed), 2);
+        assert_eq!(status.lock().expect("status").buffers_dropped, 10);
+    }
 }

@@ -26,12 +26,14 @@
 //!
 //! The parts: `status.rs` (what `/status` shows), `supervisor.rs` (`spawn_source`, backoff),
 //! `pipeline.rs` (one life of a GStreamer pipeline), `build.rs` (the source pipelines),
-//! `capture_time.rs` (W of a sample), `network.rs` (the network inputs' life).
+//! `capture_time.rs` (W of a sample), `sink_drops.rs` (what the appsinks lose, counted),
+//! `network.rs` (the network inputs' life).
 
 mod build;
 mod capture_time;
 mod network;
 mod pipeline;
+mod sink_drops;
 mod status;
 mod supervisor;
 
@@ -111,7 +113,8 @@ fn start_role(role: &'static str, config: Config, sink: Arc<dyn RawSink>) -> Sup
             network_life(config, sink),
         );
     }
-    let builder: Builder = Box::new(move || build_input(&config, sink.clone()));
+    let builder: Builder =
+        Box::new(move |life: &SourceLife| build_input(&config, sink.clone(), &life.sink_drops()));
     spawn_source(
         role,
         kind.as_str().to_string(),
@@ -139,7 +142,8 @@ pub fn start_audio(config: &Config, sink: Arc<dyn RawSink>) -> Option<Supervised
         AudioInput::None | AudioInput::Input => return None,
     };
     let config = config.clone();
-    let builder: Builder = Box::new(move || build_audio(&config, sink.clone()));
+    let builder: Builder =
+        Box::new(move |life: &SourceLife| build_audio(&config, sink.clone(), &life.sink_drops()));
     Some(spawn_source(
         "audio",
         kind,

@@ -21,7 +21,9 @@ pub(super) struct Built {
     pub(super) at_eos: AtEos,
 }
 
-pub(super) type Builder = Box<dyn Fn() -> Result<Built, String> + Send + 'static>;
+/// Builds one life's pipeline; its appsinks count their losses into the life's source
+/// ([`SourceLife::sink_drops`]).
+pub(super) type Builder = Box<dyn Fn(&SourceLife) -> Result<Built, String> + Send + 'static>;
 
 /// A GStreamer source pipeline as a [`RunOnce`].
 pub(super) fn pipeline_life(build: Builder) -> RunOnce {
@@ -30,7 +32,7 @@ pub(super) fn pipeline_life(build: Builder) -> RunOnce {
 
 /// One life of a source pipeline: Ok when stopped on request, Err with the reason otherwise.
 fn run_once(build: &Builder, life: &SourceLife) -> Result<(), String> {
-    let built = build()?;
+    let built = build(life)?;
     let pipeline = &built.pipeline;
     let bus = pipeline.bus().ok_or("the source pipeline has no bus")?;
     let result = run_pipeline(&built, &bus, life);

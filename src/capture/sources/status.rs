@@ -27,6 +27,11 @@ pub struct SourceStatus {
     /// A network input's front-end counters, summed over the source's lives (`null` for the
     /// other kinds).
     pub counters: Option<NetworkCounters>,
+    /// Raw buffers that reached the appsinks of a source pipeline (`test`, `v4l2`, `file`,
+    /// `rtsp`, a separate audio source) and were not handed to the grid feed, summed over the
+    /// source's lives (src/capture/sources/sink_drops.rs); 0 for the network inputs, whose
+    /// decoders count their own (`counters.decoder_overflow`).
+    pub buffers_dropped: u64,
 }
 
 /// `input.timing` of a network input that has not anchored its feed yet.

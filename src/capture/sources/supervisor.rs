@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::sink_drops::SinkDrops;
 use super::status::{
     NetworkCounters, SharedStatus, SourceStatus, TIMING_PENDING, now_ns, set_state,
 };
@@ -69,6 +70,13 @@ impl SourceLife<'_> {
     pub fn set_counters(&self, counters: NetworkCounters) {
         crate::sync::lock(self.status).counters = Some(counters);
     }
+
+    /// Where this source's appsinks count what they lose (src/capture/sources/sink_drops.rs).
+    pub(super) fn sink_drops(&self) -> SinkDrops {
+        SinkDrops {
+            status: self.status.clone(),
+        }
+    }
 }
 
 /// One life of a source: hand media to its [`RawSink`] until [`SourceLife::stopped`] (then
@@ -120,6 +128,7 @@ pub fn spawn_source(
         restarts: 0,
         timing: timing.map_or(TIMING_PENDING, Timing::as_str),
         counters: None,
+        buffers_dropped: 0,
     }));
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {

@@ -154,7 +154,10 @@ impl Checker<'_, '_, '_, '_> {
                         rend.name
                     ),
                 );
-            } else if rend.name.eq_ignore_ascii_case("audio") {
+            } else if rend
+                .name
+                .eq_ignore_ascii_case(twincast_media::TrackId::AUDIO)
+            {
                 self.err(
                     &s.join("name"),
                     "\"audio\" is reserved for the audio track".into(),

@@ -12,6 +12,15 @@
 //! puts its IDR on the same frame (docs/design/platform.md, *x264 and IDR placement*). The appsinks
 //! are the only GStreamer→Rust seam of the encoders: each pushes `EncodedUnit`s into one bounded
 //! channel (drops counted), marked `filler` when the frame was slate.
+//!
+//! The parts: this file builds the ladder (the pipeline, the appsrcs, one branch per rendition
+//! and the audio branch) and runs it; `h264.rs` sets each H.264 encoder up and places the IDRs;
+//! `handoff.rs` is the appsink seam (samples → `EncodedUnit`s, filler marks); `fault.rs` is the
+//! fault injector the rebuild tests use.
+
+mod fault;
+mod h264;
+mod handoff;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,17 +28,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use gstreamer_video as gst_video;
 use twincast_media::timeline::{FrameRate, Grid};
 
+use super::UnitSender;
 use super::elements::{self, ElementError, H264Encoder};
-use super::{EncodedUnit, UnitSender};
 use crate::config::{AudioInput, Config, Rendition};
+use fault::install_fault;
+use h264::{install_key_units, make_h264_encoder};
+pub use handoff::FillerMarks;
+use handoff::{Mark, appsink};
 
 /// Queue between the tee and each encoder, in raw frames.
 const RENDITION_QUEUE_FRAMES: u32 = 8;
-/// x264's key-int-max: "never on its own"; IDRs come only from our force-key-unit events.
-const X264_KEY_INT_MAX: u32 = 1_000_000;
 /// Raw pictures the video appsrc holds, half a second at 30 fps: it absorbs an encoder that
 /// falls behind for a moment (a busy box). Beyond it the grid clock does not queue the
 /// picture, counted (`frames_not_encoded`), so an encoder that cannot keep up loses frames and
@@ -71,54 +81,6 @@ fn capsfilter(caps: gst::Caps) -> Result<gst::Element, CaptureError> {
         .property("caps", caps)
         .build()
         .map_err(build_err)
-}
-
-/// Which grid slots were fed from the slate, for the appsinks to mark their units: a ring per
-/// kind of `index << 1 | filler`, so a lookup never blocks and old entries are overwritten.
-#[derive(Debug)]
-pub struct FillerMarks {
-    video: Vec<AtomicU64>,
-    audio: Vec<AtomicU64>,
-}
-
-/// Slots each ring remembers (far more than the encoders' latency).
-const MARK_SLOTS: usize = 1024;
-
-impl Default for FillerMarks {
-    fn default() -> Self {
-        FillerMarks {
-            video: (0..MARK_SLOTS).map(|_| AtomicU64::new(u64::MAX)).collect(),
-            audio: (0..MARK_SLOTS).map(|_| AtomicU64::new(u64::MAX)).collect(),
-        }
-    }
-}
-
-impl FillerMarks {
-    fn set(ring: &[AtomicU64], index: u64, filler: bool) {
-        let slot = (index % MARK_SLOTS as u64) as usize;
-        ring[slot].store((index << 1) | u64::from(filler), Ordering::Relaxed);
-    }
-
-    fn get(ring: &[AtomicU64], index: u64) -> bool {
-        let slot = (index % MARK_SLOTS as u64) as usize;
-        ring[slot].load(Ordering::Relaxed) == (index << 1) | 1
-    }
-
-    pub fn set_video(&self, k: u64, filler: bool) {
-        Self::set(&self.video, k, filler);
-    }
-
-    pub fn set_audio(&self, j: u64, filler: bool) {
-        Self::set(&self.audio, j, filler);
-    }
-
-    pub fn video(&self, k: u64) -> bool {
-        Self::get(&self.video, k)
-    }
-
-    pub fn audio(&self, j: u64) -> bool {
-        Self::get(&self.audio, j)
-    }
 }
 
 /// The encoder pipeline on the system clock in realtime mode (the clock of record), with its
@@ -393,218 +355,4 @@ fn live_appsrc(caps: gst::Caps, max_buffers: u64) -> gst_app::AppSrc {
         .max_bytes(0)
         .leaky_type(gst_app::AppLeakyType::Downstream)
         .build()
-}
-
-/// Sends a force-key-unit event into the tee right before every frame that starts a GOP
-/// (running time NONE, "as soon as possible": docs/design/platform.md, *x264 and IDR placement*).
-fn install_key_units(pad: &gst::Pad, tee_sink: gst::Pad, grid: Grid, base_ns: u64) {
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
-            return gst::PadProbeReturn::Ok;
-        };
-        let k = grid.rate().frame_index_nearest(base_ns + pts.nseconds());
-        if grid.is_gop_start(k) {
-            let event = gst_video::DownstreamForceKeyUnitEvent::builder()
-                .all_headers(true)
-                .build();
-            tee_sink.send_event(event);
-        }
-        gst::PadProbeReturn::Ok
-    });
-}
-
-/// Fault injector for tests and field diagnosis (docs/guide/troubleshooting.md, "encoders
-/// failed"): `TWINCAST_FAULT_ENCODER_ERROR_AFTER=<n>s|<n>ms`, read once per process. That long
-/// after the first encoders are built, the first rendition's encoder posts a real element error
-/// on the encoder pipeline's bus and produces nothing more, as a failing encoder does. Once.
-pub const FAULT_ENCODER_ERROR_AFTER: &str = "TWINCAST_FAULT_ENCODER_ERROR_AFTER";
-
-/// The fault's delay from the environment; `None` (and a warning) when unset or unreadable.
-fn fault_delay() -> Option<std::time::Duration> {
-    static DELAY: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
-    *DELAY.get_or_init(|| {
-        let text = std::env::var(FAULT_ENCODER_ERROR_AFTER).ok()?;
-        let t = text.trim();
-        let parsed = match t.strip_suffix("ms") {
-            Some(ms) => ms.parse::<u64>().ok().map(std::time::Duration::from_millis),
-            None => t
-                .strip_suffix('s')
-                .unwrap_or(t)
-                .parse::<f64>()
-                .ok()
-                .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok()),
-        };
-        match parsed {
-            Some(d) => log::warn!("fault injection: TWINCAST_FAULT_ENCODER_ERROR_AFTER={t}: the encoders will fail once after {d:?}"),
-            None => log::warn!("fault injection: TWINCAST_FAULT_ENCODER_ERROR_AFTER={t:?} is not a duration (5s, 500ms); ignored"),
-        }
-        parsed
-    })
-}
-
-/// Arms the fault on `encoder` (the first encoders built only; the fault fires once).
-fn install_fault(encoder: &gst::Element) {
-    static ARMED: AtomicBool = AtomicBool::new(false);
-    let Some(delay) = fault_delay() else { return };
-    if ARMED.swap(true, Ordering::Relaxed) {
-        return;
-    }
-    let Some(pad) = encoder.static_pad("src") else {
-        return;
-    };
-    let at = std::time::Instant::now() + delay;
-    let weak = encoder.downgrade();
-    let failed = AtomicBool::new(false);
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-        if !failed.load(Ordering::Relaxed) && std::time::Instant::now() >= at {
-            failed.store(true, Ordering::Relaxed);
-            if let Some(encoder) = weak.upgrade() {
-                encoder.post_error_message(gst::error_msg!(
-                    gst::StreamError::Encode,
-                    ("injected by {}", FAULT_ENCODER_ERROR_AFTER),
-                    ["a test fault, not a real encoder failure"]
-                ));
-            }
-        }
-        if failed.load(Ordering::Relaxed) {
-            gst::PadProbeReturn::Drop
-        } else {
-            gst::PadProbeReturn::Ok
-        }
-    });
-}
-
-/// An H.264 encoder configured for the grid: no B-frames, no scene-cut IDRs, no IDRs of its own;
-/// IDRs come only from the force-key-unit events of the timeline probe.
-fn make_h264_encoder(
-    enc: H264Encoder,
-    bitrate_kbps: u32,
-    config: &Config,
-) -> Result<gst::Element, CaptureError> {
-    let el = make(enc.element())?;
-    match enc {
-        H264Encoder::X264 => {
-            el.set_property("bitrate", bitrate_kbps);
-            el.set_property_from_str("tune", "zerolatency");
-            el.set_property_from_str("speed-preset", "veryfast");
-            el.set_property("bframes", 0u32);
-            el.set_property("key-int-max", X264_KEY_INT_MAX);
-            // CBR with filler, as ingest services expect, and no scene-cut IDRs (they would
-            // land on different frames in each rendition).
-            el.set_property("option-string", "scenecut=0:nal-hrd=cbr:filler=1");
-            el.set_property("vbv-buf-capacity", 1000u32);
-        }
-        H264Encoder::OpenH264 => {
-            el.set_property("bitrate", bitrate_kbps * 1000);
-            el.set_property("gop-size", X264_KEY_INT_MAX.min(i32::MAX as u32));
-        }
-        H264Encoder::Va | H264Encoder::Vaapi | H264Encoder::V4l2 | H264Encoder::Nvv4l2 => {
-            if el.find_property("bitrate").is_some() {
-                let kbps_or_bps = if matches!(enc, H264Encoder::Nvv4l2) {
-                    bitrate_kbps * 1000
-                } else {
-                    bitrate_kbps
-                };
-                el.set_property("bitrate", kbps_or_bps);
-            }
-            let gop = config.timeline.gop.as_secs_f64() * f64::from(config.input.framerate.num)
-                / f64::from(config.input.framerate.den.max(1));
-            if el.find_property("key-int-max").is_some() {
-                el.set_property("key-int-max", gop.round() as u32);
-            }
-        }
-    }
-    Ok(el)
-}
-
-/// How an appsink finds the grid slot of a unit, to look up its filler mark.
-#[derive(Clone, Copy)]
-enum Mark {
-    Video(FrameRate),
-    /// Sample rate: AAC frame j starts at sample 1024·j.
-    Audio(u32),
-}
-
-impl Mark {
-    fn filler(self, marks: &FillerMarks, wall_ns: u64) -> bool {
-        match self {
-            Mark::Video(rate) => marks.video(rate.frame_index_nearest(wall_ns)),
-            Mark::Audio(rate) => {
-                let per_frame = u128::from(super::feed::AAC_FRAME_SAMPLES) * 1_000_000_000;
-                let j = (u128::from(wall_ns) * u128::from(rate) + per_frame / 2) / per_frame;
-                marks.audio(j as u64)
-            }
-        }
-    }
-}
-
-/// An appsink that hands every encoded unit of `track` to the packager.
-fn appsink(
-    caps: gst::Caps,
-    track: usize,
-    units: UnitSender,
-    mark: Mark,
-    marks: Arc<FillerMarks>,
-) -> Result<gst_app::AppSink, CaptureError> {
-    let sink = gst_app::AppSink::builder()
-        .caps(&caps)
-        .sync(false)
-        .max_buffers(64)
-        .drop(false)
-        .build();
-    // async=false: an appsink with no data yet must not hold the pipeline in PAUSED
-    // (docs/design/platform.md, *x264 and IDR placement*).
-    sink.set_property("async", false);
-    let mut last_caps: Option<gst::Caps> = None;
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |sink| {
-                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let base = sink.base_time();
-                match base.and_then(|b| unit_from_sample(&sample, b, track, &mut last_caps)) {
-                    Some(mut unit) => {
-                        unit.filler = mark.filler(&marks, unit.wall_ns);
-                        units.send(unit);
-                    }
-                    None => units.untimed(),
-                }
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
-    Ok(sink)
-}
-
-fn unit_from_sample(
-    sample: &gst::Sample,
-    base: gst::ClockTime,
-    track: usize,
-    last_caps: &mut Option<gst::Caps>,
-) -> Option<EncodedUnit> {
-    let buffer = sample.buffer()?;
-    let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?;
-    let pts = segment.to_running_time(buffer.pts()?)?;
-    let dts = buffer
-        .dts()
-        .and_then(|d| segment.to_running_time(d))
-        .unwrap_or(pts);
-    let codec_data = match sample.caps() {
-        Some(caps) if last_caps.as_ref().map(|c| c.as_ref()) != Some(caps) => {
-            *last_caps = Some(caps.to_owned());
-            caps.structure(0)
-                .and_then(|s| s.get::<gst::Buffer>("codec_data").ok())
-                .and_then(|b| b.map_readable().ok().map(|m| m.to_vec()))
-        }
-        _ => None,
-    };
-    let map = buffer.map_readable().ok()?;
-    Some(EncodedUnit {
-        track,
-        wall_ns: (base + pts).nseconds(),
-        dts_wall_ns: (base + dts).nseconds(),
-        keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
-        data: map.to_vec(),
-        codec_data,
-        filler: false,
-    })
 }
