@@ -18,19 +18,18 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use twincast_media::timeline::Grid;
+use twincast_media::timeline::{FrameRate, Grid};
 
 use crate::capture::{
     Capture, CaptureError, CaptureStats, EncodedUnit, EncoderError, UNIT_QUEUE_CAPACITY, UnitSender,
 };
-use crate::config::Config;
+use crate::config::{AudioInput, Config};
 use crate::exit;
 use crate::hub::Hub;
 use crate::notify::Notifier;
 use crate::origin::{self, Origin, OriginSettings};
-use crate::package::{Packager, SharedSpecs};
+use crate::package::{Packager, SharedSpecs, TrackSpec};
 use crate::publish::{Budget, Publishers};
-use crate::run::{grid_of, track_specs};
 use crate::status::Registry;
 
 /// How long shutdown waits for the tracked tasks.
@@ -344,4 +343,36 @@ async fn shutdown_signal() {
         log::warn!("second signal: stopping now");
         std::process::exit(1);
     });
+}
+
+/// The epoch grid of a validated config.
+pub fn grid_of(config: &Config) -> Result<Grid, String> {
+    let rate = FrameRate::new(config.input.framerate.num, config.input.framerate.den)
+        .ok_or_else(|| "invalid frame rate".to_string())?;
+    let gop_ns = u64::try_from(config.timeline.gop.as_nanos()).map_err(|e| e.to_string())?;
+    Grid::new(rate, gop_ns)
+        .and_then(|g| g.with_fragment_gops(u64::from(config.timeline.fragment_gops)))
+        .map_err(|e| e.to_string())
+}
+
+/// Track names in track order: renditions, then audio.
+pub fn track_specs(config: &Config) -> Vec<TrackSpec> {
+    let mut specs: Vec<TrackSpec> = config
+        .rendition
+        .iter()
+        .map(|r| TrackSpec::Video {
+            name: r.name.clone(),
+            width: r.width,
+            height: r.height,
+            bitrate: r.bitrate_kbps * 1000,
+        })
+        .collect();
+    if config.input.audio != AudioInput::None {
+        specs.push(TrackSpec::Audio {
+            sample_rate: config.audio.sample_rate,
+            channels: config.audio.channels,
+            bitrate: config.audio.bitrate_kbps * 1000,
+        });
+    }
+    specs
 }

@@ -4,45 +4,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use twincast_media::timeline::{FrameRate, Grid};
-
-use crate::config::{self, AudioInput, Config};
+use crate::config;
 use crate::daemon::Daemon;
 use crate::exit;
-use crate::package::TrackSpec;
 use crate::state_dir::{Layout, StateDir, holder_line};
-
-/// The epoch grid of a validated config.
-pub fn grid_of(config: &Config) -> Result<Grid, String> {
-    let rate = FrameRate::new(config.input.framerate.num, config.input.framerate.den)
-        .ok_or_else(|| "invalid frame rate".to_string())?;
-    let gop_ns = u64::try_from(config.timeline.gop.as_nanos()).map_err(|e| e.to_string())?;
-    Grid::new(rate, gop_ns)
-        .and_then(|g| g.with_fragment_gops(u64::from(config.timeline.fragment_gops)))
-        .map_err(|e| e.to_string())
-}
-
-/// Track names in track order: renditions, then audio.
-pub fn track_specs(config: &Config) -> Vec<TrackSpec> {
-    let mut specs: Vec<TrackSpec> = config
-        .rendition
-        .iter()
-        .map(|r| TrackSpec::Video {
-            name: r.name.clone(),
-            width: r.width,
-            height: r.height,
-            bitrate: r.bitrate_kbps * 1000,
-        })
-        .collect();
-    if config.input.audio != AudioInput::None {
-        specs.push(TrackSpec::Audio {
-            sample_rate: config.audio.sample_rate,
-            channels: config.audio.channels,
-            bitrate: config.audio.bitrate_kbps * 1000,
-        });
-    }
-    specs
-}
 
 pub fn main(config_path: &Path) -> ExitCode {
     tune_allocator();

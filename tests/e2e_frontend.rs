@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gstreamer as gst;
-use twincast::capture::source::{RawSink, Timing};
 use twincast::input::{DecodeFormat, NetworkConfig, NetworkSource, Transport};
+use twincast::source::{RawSink, Timing};
 use twincast_media::timeline::{FrameAssign, FrameRate, VideoTimeline};
 
 const W: u32 = 320;

@@ -26,7 +26,7 @@ use super::CaptureStats;
 use super::encoders::{Encoders, FillerMarks};
 use super::feed::{AAC_FRAME_SAMPLES, AudioFeed, Offer, Pick, VideoFeed};
 use super::slate::Slate;
-use super::source::RawSink;
+use crate::source::RawSink;
 use crate::sync::lock;
 
 /// Feed latency at start: a live camera or test pattern is here within a few ms.

@@ -21,7 +21,6 @@ mod encoders;
 pub mod feed;
 mod grid;
 pub mod slate;
-pub mod source;
 pub mod sources;
 
 use std::sync::Arc;
@@ -253,9 +252,9 @@ impl Capture {
     }
 
     fn start_sources(&mut self, config: &Config) {
-        let sink: Arc<dyn source::RawSink> = self.sink.clone();
+        let sink: Arc<dyn crate::source::RawSink> = self.sink.clone();
         let mut started = vec![sources::start_input(config, sink.clone())];
-        let backup: Arc<dyn source::RawSink> = self.backup.clone();
+        let backup: Arc<dyn crate::source::RawSink> = self.backup.clone();
         started.extend(sources::start_backup(config, backup));
         started.extend(sources::start_audio(config, sink));
         self.backup_hold_frames

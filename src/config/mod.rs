@@ -14,11 +14,13 @@
 //!
 //! Each finding is printed as `path:line:column: error: message (legal values: …)`
 //! (`diagnostic.rs`). The values every pass shares (`values.rs`, `duration.rs`, `allow.rs`,
-//! `url.rs`, `profile.rs`) import none of the passes.
+//! `url.rs`, `profile.rs`, `input_uri.rs`: the input URIs the network input parses too) import
+//! none of the passes.
 
 mod allow;
 mod diagnostic;
 mod duration;
+pub mod input_uri;
 mod profile;
 mod sections;
 mod spans;

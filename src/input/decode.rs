@@ -20,7 +20,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use crate::capture::source::RawSink;
+use crate::source::RawSink;
 
 use super::frontend::EsUnit;
 use super::ts::EsKind;

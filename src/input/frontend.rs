@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use crate::capture::source::Timing;
+use crate::source::Timing;
 
 use super::rtcp::{self, SenderClock};
 use super::rtp::{self, Arrived, Reorder};

@@ -29,8 +29,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::sync::CancellationToken;
 
-use crate::capture::source::{RawSink, Timing};
+pub use crate::config::input_uri::Transport;
+use crate::config::input_uri::parse_uri;
 use crate::config::{AudioInput, Config, InputKind};
+use crate::source::{RawSink, Timing};
 
 pub use decode::{DecodeCounters, DecodeFormat};
 pub use frontend::{EsUnit, FrontEnd, FrontEndCounters};
@@ -43,15 +45,6 @@ pub const RECV_BUFFER_BYTES: usize = 4 << 20;
 const MAX_DATAGRAM: usize = 9000;
 /// How often the counters are published to [`NetworkSource::counters`].
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
-
-/// How the feed is carried.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    /// `rtp://`: MPEG-TS over RTP, RTCP on port + 1.
-    Rtp,
-    /// `udp://`: plain MPEG-TS over UDP.
-    Udp,
-}
 
 /// Why a network input could not start.
 #[derive(Debug, thiserror::Error)]
@@ -113,19 +106,6 @@ fn decode_format(config: &Config) -> DecodeFormat {
         audio: (config.input.audio == AudioInput::Input)
             .then_some((config.audio.sample_rate, config.audio.channels)),
     }
-}
-
-/// `rtp://ADDRESS:PORT` or `udp://ADDRESS:PORT` (ffmpeg's `udp://@239.1.1.1:5000` too).
-pub fn parse_uri(uri: &str) -> Option<(Transport, SocketAddr)> {
-    let (scheme, rest) = uri.split_once("://")?;
-    let transport = match scheme.to_ascii_lowercase().as_str() {
-        "rtp" => Transport::Rtp,
-        "udp" => Transport::Udp,
-        _ => return None,
-    };
-    let rest = rest.strip_prefix('@').unwrap_or(rest);
-    let rest = rest.split(['?', '/']).next()?;
-    Some((transport, rest.parse().ok()?))
 }
 
 /// Everything the status page reads of a network input.
@@ -481,25 +461,6 @@ mod tests {
         assert_eq!(c.scte35_sections, sent as u64);
         assert_eq!(c.scte35_dropped, extra as u64, "{c:?}");
         assert_eq!(crate::sync::lock(&shared.scte35).len(), ts::SCTE35_QUEUE);
-    }
-
-    #[test]
-    fn uris() {
-        assert_eq!(
-            parse_uri("rtp://0.0.0.0:5004"),
-            Some((Transport::Rtp, "0.0.0.0:5004".parse().unwrap()))
-        );
-        assert_eq!(
-            parse_uri("udp://@239.1.1.1:5000?pkt_size=1316"),
-            Some((Transport::Udp, "239.1.1.1:5000".parse().unwrap()))
-        );
-        assert_eq!(
-            parse_uri("UDP://[::1]:5000/"),
-            Some((Transport::Udp, "[::1]:5000".parse().unwrap()))
-        );
-        assert_eq!(parse_uri("rtsp://1.2.3.4:554"), None);
-        assert_eq!(parse_uri("rtp://example.com:5004"), None);
-        assert_eq!(parse_uri("rtp://1.2.3.4"), None);
     }
 
     #[test]

@@ -18,80 +18,10 @@ use gstreamer_app as gst_app;
 use super::decode::Decoders;
 use super::frontend::FrontEnd;
 use super::{InputError, Shared};
+pub use crate::config::input_uri::{Mode, SrtUri, parse_srt_uri as parse_uri};
 
 /// The systemd credential name of the SRT passphrase.
 pub const CREDENTIAL: &str = "twincast_srt";
-
-/// SRT connection mode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    Caller,
-    Listener,
-}
-
-/// A parsed `srt://` input URI.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SrtUri {
-    pub host: String,
-    pub port: u16,
-    pub mode: Mode,
-    pub latency_ms: Option<u32>,
-    pub streamid: Option<String>,
-}
-
-/// Parses `srt://HOST:PORT[?mode=…&latency=…&streamid=…]`; an unknown key or value is an error
-/// that names it.
-pub fn parse_uri(uri: &str) -> Result<SrtUri, String> {
-    let rest = uri
-        .strip_prefix("srt://")
-        .ok_or_else(|| "an SRT uri starts with srt://".to_string())?;
-    let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let authority = authority.trim_end_matches('/');
-    let (host, port) = authority
-        .rsplit_once(':')
-        .ok_or_else(|| "an SRT uri needs HOST:PORT".to_string())?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("SRT port {port:?} is not a number 1..=65535"))?;
-    let mut out = SrtUri {
-        host: host.trim_matches(['[', ']']).to_string(),
-        port,
-        mode: Mode::Caller,
-        latency_ms: None,
-        streamid: None,
-    };
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        match k {
-            "mode" => {
-                out.mode = match v {
-                    "caller" => Mode::Caller,
-                    "listener" => Mode::Listener,
-                    _ => return Err(format!("SRT mode {v:?} (legal values: caller, listener)")),
-                }
-            }
-            "latency" => {
-                out.latency_ms = Some(
-                    v.parse()
-                        .map_err(|_| format!("SRT latency {v:?} is not milliseconds"))?,
-                )
-            }
-            "streamid" => out.streamid = Some(v.to_string()),
-            "passphrase" => {
-                return Err(
-                    "an SRT passphrase never goes in the uri: use passphrase_file or the twincast_srt credential"
-                        .into(),
-                );
-            }
-            _ => {
-                return Err(format!(
-                    "SRT uri key {k:?} (legal keys: mode, latency, streamid)"
-                ));
-            }
-        }
-    }
-    Ok(out)
-}
 
 /// The passphrase: `passphrase_file` when set, else the systemd credential, else none.
 pub fn resolve_passphrase(
@@ -224,39 +154,6 @@ impl Drop for SrtPipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uris() {
-        let u = parse_uri("srt://0.0.0.0:9000?mode=listener&latency=120&streamid=cam1").unwrap();
-        assert_eq!(
-            u,
-            SrtUri {
-                host: "0.0.0.0".into(),
-                port: 9000,
-                mode: Mode::Listener,
-                latency_ms: Some(120),
-                streamid: Some("cam1".into())
-            }
-        );
-        assert_eq!(parse_uri("srt://10.0.0.9:9000").unwrap().mode, Mode::Caller);
-        assert!(
-            parse_uri("srt://h:9000?mode=rendezvous")
-                .unwrap_err()
-                .contains("legal values")
-        );
-        assert!(
-            parse_uri("srt://h:9000?passphrase=x")
-                .unwrap_err()
-                .contains("never")
-        );
-        assert!(
-            parse_uri("srt://h:9000?foo=1")
-                .unwrap_err()
-                .contains("legal keys")
-        );
-        assert!(parse_uri("srt://h").is_err());
-        assert!(parse_uri("udp://h:1").is_err());
-    }
 
     #[test]
     fn passphrase_from_file_or_credential() {

@@ -67,7 +67,7 @@
 //!   a sender restart, a splice of another stream) starts a new anchor set; both boxes see the
 //!   same jump in the same bytes, so they re-anchor on the same picture.
 
-use crate::capture::source::Timing;
+use crate::source::Timing;
 
 /// The coarse step of the PTS-timing offset.
 pub const PTS_QUANTUM_NS: i64 = 1_000_000_000;

@@ -67,3 +67,9 @@ pub enum PublishError {
     #[error("the ingest closed the stream")]
     Closed,
 }
+
+impl From<tcp::Stalled> for PublishError {
+    fn from(stalled: tcp::Stalled) -> Self {
+        PublishError::Net(stalled.into())
+    }
+}

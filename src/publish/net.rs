@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::{self, pki_types::ServerName};
 
-use super::tcp::{SAMPLE_EVERY, TcpProbe, Watch};
+use super::tcp::{SAMPLE_EVERY, Stalled, TcpProbe, Watch};
 
 /// TCP connect timeout (docs/design/publish.md, *Stall detection*).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,6 +49,12 @@ pub enum NetError {
     Read(io::Error),
     #[error("no answer within {0:?}")]
     ReadTimeout(Duration),
+}
+
+impl From<Stalled> for NetError {
+    fn from(Stalled(limit): Stalled) -> Self {
+        NetError::Stalled(limit)
+    }
 }
 
 fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {

@@ -18,8 +18,6 @@ use std::time::{Duration, Instant};
 
 use twincast_media::stall::{Delivery, Sample, Verdict};
 
-use super::net::NetError;
-
 /// Send buffer per publish connection: enough for a fragment burst of the largest rung
 /// on a LAN, small enough that little sits in a connection that dies.
 pub const SEND_BUFFER: usize = 512 * 1024;
@@ -106,6 +104,11 @@ fn tcp_info(fd: &OwnedFd) -> Option<(libc::tcp_info, usize)> {
     (rc == 0).then_some((info, len as usize))
 }
 
+/// The verdict of [`Watch::check`]: the peer made no progress for this long (the stall limit).
+/// `net.rs` turns it into its `NetError::Stalled`; this module does not depend on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stalled(pub Duration);
+
 /// Delivery evidence of one connection: the TCP witness, and where each unit written on it
 /// ended in the TCP byte stream.
 #[derive(Debug)]
@@ -163,7 +166,7 @@ impl Watch {
 
     /// Reads the TCP state and judges it: an error once the peer made no progress for the
     /// limit. Returns the ids of units the peer has now read past (oldest first).
-    pub fn check(&mut self) -> Result<Vec<u64>, NetError> {
+    pub fn check(&mut self) -> Result<Vec<u64>, Stalled> {
         match self.sample() {
             Some(Verdict::Stalled(_)) => {
                 self.stalled = true;
@@ -171,7 +174,7 @@ impl Watch {
                     "stall evidence (ms, acked, owed, peer window): {}",
                     self.evidence()
                 );
-                Err(NetError::Stalled(self.limit))
+                Err(Stalled(self.limit))
             }
             // While the peer owes progress, nothing new counts as delivered.
             Some(Verdict::Waiting(_)) => Ok(Vec::new()),

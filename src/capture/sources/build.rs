@@ -12,8 +12,8 @@ use super::capture_time::{Lead, capture_time};
 use super::pipeline::{AtEos, Built};
 use super::sink_drops::{SinkCount, SinkDrops, count_arrivals};
 use crate::capture::elements;
-use crate::capture::source::RawSink;
 use crate::config::{AudioInput, Config, InputKind};
+use crate::source::RawSink;
 
 /// Raw buffers an appsink holds before it drops the oldest (the grid feed never blocks, so
 /// this is only reached when the box is overloaded); each loss is counted (`sink_drops.rs`).

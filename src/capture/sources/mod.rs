@@ -46,8 +46,8 @@ pub use supervisor::{
     Supervised, spawn_source,
 };
 
-use super::source::{RawSink, Timing};
 use crate::config::{AudioInput, Config, InputKind};
+use crate::source::{RawSink, Timing};
 use build::{build_audio, build_input};
 use network::network_life;
 use pipeline::{Builder, pipeline_life};

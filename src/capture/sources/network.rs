@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::status::NetworkCounters;
 use super::supervisor::{POLL, RunOnce, SourceLife};
-use crate::capture::source::RawSink;
 use crate::config::{Config, InputKind};
 use crate::input::NetworkSource;
+use crate::source::RawSink;
 
 /// An SRT connection that delivered data and then nothing for this long is rebuilt: GStreamer's
 /// srtsrc (1.22) neither reports a peer that went away nor accepts a new caller after one

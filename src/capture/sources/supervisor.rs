@@ -10,8 +10,8 @@ use super::sink_drops::SinkDrops;
 use super::status::{
     NetworkCounters, SharedStatus, SourceStatus, TIMING_PENDING, now_ns, set_state,
 };
-use crate::capture::source::Timing;
 use crate::config::InputKind;
+use crate::source::Timing;
 
 /// First wait after a failure.
 pub const MIN_BACKOFF: Duration = Duration::from_millis(500);
@@ -84,7 +84,7 @@ impl SourceLife<'_> {
 /// Any source — a GStreamer pipeline here, the RTP/MPEG-TS front end in Rust — runs under the
 /// same supervisor with [`spawn_source`].
 ///
-/// [`RawSink`]: crate::capture::source::RawSink
+/// [`RawSink`]: crate::source::RawSink
 pub type RunOnce = Box<dyn FnMut(&SourceLife) -> Result<(), String> + Send + 'static>;
 
 /// A supervised source; stopping joins its thread (and its pipeline goes to NULL).

@@ -157,12 +157,13 @@ impl Checker<'_, '_, '_, '_> {
             );
             return;
         }
-        // The network front end's own parsers (src/input/): what they refuse cannot start.
+        // The parsers the network input starts with (src/config/input_uri.rs): what they refuse
+        // cannot start.
         let refused = match kind {
-            InputKind::Rtp | InputKind::Udp => crate::input::parse_uri(uri)
+            InputKind::Rtp | InputKind::Udp => crate::config::input_uri::parse_uri(uri)
                 .is_none()
                 .then(|| "expected rtp://ADDRESS:PORT or udp://ADDRESS:PORT with a numeric address, e.g. udp://239.1.1.1:5000".to_string()),
-            InputKind::Srt => crate::input::srt::parse_uri(uri).err(),
+            InputKind::Srt => crate::config::input_uri::parse_srt_uri(uri).err(),
             _ => None,
         };
         if let Some(why) = refused {

@@ -6,9 +6,11 @@
 //! picture its frame index from W, and feeds the slate for the frames no source delivered. A source
 //! can fail and be rebuilt without the encoders noticing more than missing pictures.
 //!
-//! A source runs under the capture supervisor (`sources::spawn_source` with a `RunOnce`:
-//! backoff, `state`, `last_error` in `/status`); the `RawSink` it is given is the grid feed of
-//! `grid.rs`, whose policy is in `feed.rs`.
+//! It lives outside `capture` so that the network input (`src/input/`) and capture both depend
+//! on it, not on each other. A source runs under the capture supervisor
+//! (`capture::sources::spawn_source` with a `RunOnce`: backoff, `state`, `last_error` in
+//! `/status`); the `RawSink` it is given is the grid feed of `capture/grid.rs`, whose policy is
+//! in `capture/feed.rs`.
 
 use gstreamer as gst;
 
