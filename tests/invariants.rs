@@ -279,9 +279,12 @@ fn production_code(text: &str) -> String {
     while let Some(line) = lines.next() {
         let trimmed = line.trim();
         if trimmed == "#[cfg(test)]"
-            && lines
-                .peek()
-                .is_some_and(|next| next.trim_start().starts_with("mod "))
+            && lines.peek().is_some_and(|next| {
+                let next = next.trim_start();
+                ["mod ", "pub mod ", "pub(crate) mod "]
+                    .iter()
+                    .any(|m| next.starts_with(m))
+            })
         {
             break;
         }
