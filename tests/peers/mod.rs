@@ -235,11 +235,81 @@ pub struct Request {
     pub started: Instant,
     /// Connection number (requests on one keep-alive connection share it).
     pub conn: u64,
+    /// The `mfhd` sequence number of every `moof` in the body, in order (filled by a counting
+    /// receiver, [`Receiver::start_counting`], which keeps no body).
+    pub sequences: Vec<u32>,
+    scan: BoxScan,
+}
+
+/// Reads the top-level boxes of a body as it arrives, keeping only the `mfhd` sequence of each
+/// `moof` (ISO/IEC 14496-12 §4.2 box header, §8.8.5 `mfhd`); everything else is skipped.
+#[derive(Debug, Clone, Default)]
+struct BoxScan {
+    /// The start of the current box (its header, and for a `moof` its `mfhd`), up to 24 bytes.
+    pending: Vec<u8>,
+    /// Bytes of the current box still to skip.
+    skip: u64,
+}
+
+/// The `moof` sequences of a body that arrives in `parts` (the counting receiver's scanner).
+pub fn scan_sequences(parts: &[&[u8]]) -> Vec<u32> {
+    let mut scan = BoxScan::default();
+    let mut out = Vec::new();
+    for part in parts {
+        scan.feed(part, &mut out);
+    }
+    out
+}
+
+impl BoxScan {
+    /// Header bytes to read before the box can be judged: 8, 16 with a 64-bit size, and the
+    /// `mfhd` of a `moof` on top.
+    fn header_len(&self) -> usize {
+        let Some(h) = self.pending.get(..8) else {
+            return 8;
+        };
+        let large = h[..4] == [0, 0, 0, 1];
+        let moof = &h[4..8] == b"moof";
+        (if large { 16 } else { 8 }) + if moof { 16 } else { 0 }
+    }
+
+    fn feed(&mut self, mut data: &[u8], out: &mut Vec<u32>) {
+        loop {
+            let n = data
+                .len()
+                .min(usize::try_from(self.skip).unwrap_or(usize::MAX));
+            data = &data[n..];
+            self.skip -= n as u64;
+            if data.is_empty() {
+                return;
+            }
+            let take = (self.header_len() - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            let header = self.header_len();
+            if self.pending.len() < header {
+                continue;
+            }
+            let size = match u32::from_be_bytes(self.pending[..4].try_into().unwrap()) {
+                0 => u64::MAX,
+                1 => u64::from_be_bytes(self.pending[8..16].try_into().unwrap()),
+                n => u64::from(n),
+            };
+            if &self.pending[4..8] == b"moof" {
+                let seq = &self.pending[header - 4..header];
+                out.push(u32::from_be_bytes(seq.try_into().unwrap()));
+            }
+            self.skip = size.saturating_sub(header as u64);
+            self.pending.clear();
+        }
+    }
 }
 
 #[derive(Default)]
 struct ReceiverState {
     requests: Vec<Request>,
+    /// Keep no bodies, only the `moof` sequence numbers (for hour-long runs).
+    counting: bool,
     /// When the receiver last answered a request (on any connection).
     answered_at: Option<Instant>,
     conns: Vec<TcpStream>,
@@ -257,16 +327,29 @@ pub struct Receiver {
 }
 
 impl Receiver {
+    /// A receiver that keeps no body, only each request's `moof` sequence numbers
+    /// ([`Request::sequences`]): for the soak, whose hours of media would not fit in memory.
+    pub fn start_counting(port: u16) -> Receiver {
+        let r = Receiver::new(port);
+        r.state.lock().unwrap().counting = true;
+        r.restart();
+        r
+    }
+
     pub fn start(port: u16) -> Receiver {
-        let r = Receiver {
+        let r = Receiver::new(port);
+        r.restart();
+        r
+    }
+
+    fn new(port: u16) -> Receiver {
+        Receiver {
             port,
             state: Arc::default(),
             running: Arc::new(AtomicBool::new(false)),
             stall: Arc::new(AtomicBool::new(false)),
             answer: Arc::new(Mutex::new(200)),
-        };
-        r.restart();
-        r
+        }
     }
 
     pub fn restart(&self) {
@@ -394,13 +477,20 @@ fn serve(
                 chunked,
                 started: Instant::now(),
                 conn,
+                sequences: Vec::new(),
+                scan: BoxScan::default(),
             });
             st.requests.len() - 1
         };
         let append = |data: &[u8]| {
-            state.lock().unwrap().requests[index]
-                .body
-                .extend_from_slice(data);
+            let mut st = state.lock().unwrap();
+            let counting = st.counting;
+            let r = &mut st.requests[index];
+            if counting {
+                r.scan.feed(data, &mut r.sequences);
+            } else {
+                r.body.extend_from_slice(data);
+            }
         };
         if chunked {
             loop {
