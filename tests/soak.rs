@@ -550,6 +550,7 @@ primary = "http://127.0.0.1:{http}/cm"
 
 /// The short form, in CI: five minutes, one 20 s outage at 2.5 min, a 2-minute warm-up.
 #[test]
+#[ignore = "not yet run against the CI machine's budget"]
 fn soak_short() {
     let out_dir = std::env::var_os("TWINCAST_SOAK_OUT")
         .map(PathBuf::from)
