@@ -8,7 +8,6 @@ mod common;
 mod fmp4;
 mod peers;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -337,39 +336,6 @@ fn rtmp_publish_goes_on_across_a_bitrate_reload() {
 
 fn peers_files(dir: &Path, stream: &str) -> Vec<PathBuf> {
     recordings_in(&dir.join("records"), stream)
-}
-
-/// Aligns each primary recording on the secondary's by frame sizes (nginx-rtmp writes every
-/// recording zero-based from its first frame, so absolute times are not in the files) and
-/// checks that both carry the same frames with the same timestamps. Returns the secondary
-/// frame indexes the primary's recordings cover.
-fn align_on(sec: &FlvFacts, prim: &[PathBuf], w: u32, h: u32, r: &str) -> BTreeSet<usize> {
-    let mut covered = BTreeSet::new();
-    for f in prim {
-        let p = probe_flv(f);
-        assert_eq!((p.width, p.height), (w, h), "{r}: size on the primary");
-        if p.video_size.len() < 30 {
-            continue; // a publish cut short by the kill
-        }
-        let k = 30;
-        let j = (0..sec.video_size.len().saturating_sub(k))
-            .find(|&j| sec.video_size[j..j + k] == p.video_size[..k])
-            .unwrap_or_else(|| panic!("{r}: {} matches nothing on the secondary", f.display()));
-        for (m, (ts, size)) in p.video_ms.iter().zip(&p.video_size).enumerate() {
-            let Some(s_size) = sec.video_size.get(j + m) else {
-                break; // the primary ran a little longer than the secondary
-            };
-            assert_eq!(size, s_size, "{r}: frame {m} of {} differs", f.display());
-            assert_eq!(
-                ts - p.video_ms[0],
-                sec.video_ms[j + m] - sec.video_ms[j],
-                "{r}: timestamps differ at frame {m} of {}",
-                f.display()
-            );
-            covered.insert(j + m);
-        }
-    }
-    covered
 }
 
 #[test]
