@@ -1,6 +1,6 @@
 //! The Prometheus alert rules and the Grafana dashboard in `contrib/`: the rules pass
 //! `promtool check rules` and their unit tests (`promtool test rules`), and every metric the
-//! rules and the dashboard name is one the daemon writes (src/control/metrics.rs), so a renamed
+//! rules and the dashboard name is one the daemon writes (src/control/metrics/), so a renamed
 //! metric cannot leave an alert that never fires.
 
 use std::collections::BTreeSet;
@@ -52,8 +52,19 @@ fn metric_names(text: &str) -> BTreeSet<String> {
 
 #[test]
 fn rules_and_dashboard_name_only_metrics_the_daemon_writes() {
-    let source = std::fs::read_to_string(repo_root().join("src/control/metrics.rs"))
-        .expect("src/control/metrics.rs");
+    // The exposition is written by the files of src/control/metrics/ (one per section).
+    let dir = repo_root().join("src/control/metrics");
+    let mut source = String::new();
+    for entry in std::fs::read_dir(&dir).expect("src/control/metrics/") {
+        let path = entry.expect("src/control/metrics/ entry").path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            source += &std::fs::read_to_string(&path).expect("a metrics source file");
+        }
+    }
+    assert!(
+        source.contains("fn "),
+        "no metrics source read from {dir:?}"
+    );
     for file in [
         "contrib/prometheus/twincast.rules.yml",
         "contrib/prometheus/twincast.rules.test.yml",
@@ -68,7 +79,7 @@ fn rules_and_dashboard_name_only_metrics_the_daemon_writes() {
             .collect();
         assert!(
             unknown.is_empty(),
-            "{file} names metrics src/control/metrics.rs does not write: {unknown:?}"
+            "{file} names metrics src/control/metrics/ does not write: {unknown:?}"
         );
     }
 }
