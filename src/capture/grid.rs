@@ -10,6 +10,10 @@
 //! *which* index a picture gets, so it can grow when pictures arrive late without moving the
 //! grid (it starts at [`DEFAULT_LATENCY`], grows to cover the late ones, up to [`MAX_LATENCY`]).
 //!
+//! The clock it reads is the system clock; a step of it (forward: frames skipped past a
+//! second; back: nothing fed until the clock is back where it was) is told from a slew by
+//! src/capture/clock_step.rs and counted (docs/design/timeline.md, *Clock steps and slews*).
+//!
 //! The encoders behind it can be replaced (an encoder error, a new ladder): the next encoder
 //! pipeline is fed from the next GOP start on, so every fragment it cuts is whole.
 
@@ -23,8 +27,10 @@ use twincast_media::timeline::Grid;
 use twincast_media::{MediaTime, Rounding, Timescale};
 
 use super::CaptureStats;
+use super::clock_step::{Step, StepDetector};
 use super::encoders::{Encoders, FillerMarks};
 use super::feed::{AAC_FRAME_SAMPLES, AudioFeed, Offer, Pick, VideoFeed};
+use super::select::Selector;
 use super::slate::Slate;
 use crate::source::RawSink;
 use crate::sync::lock;
@@ -44,9 +50,7 @@ pub const STATE_LIVE: u8 = 1;
 pub const STATE_SLATE: u8 = 2;
 pub const STATE_BACKUP: u8 = 3;
 
-/// `input.source` values.
-pub const SOURCE_PRIMARY: u8 = 0;
-pub const SOURCE_BACKUP: u8 = 1;
+pub use super::select::{SOURCE_BACKUP, SOURCE_PRIMARY};
 
 pub fn now_ns() -> u64 {
     std::time::SystemTime::now()
@@ -63,6 +67,9 @@ pub struct GridSink {
     audio: Mutex<AudioFeed>,
     stats: Arc<CaptureStats>,
     latency_ns: AtomicU64,
+    /// When the system clock last stepped forward (epoch ns): what was captured before it
+    /// is late because of the step, so it does not raise the latency.
+    stepped_at_ns: AtomicU64,
     frame_ns: u64,
 }
 
@@ -77,12 +84,16 @@ impl GridSink {
     ) -> Self {
         let rate = grid.rate();
         let slate_after = u64::try_from(slate_after.as_nanos()).unwrap_or(u64::MAX);
+        stats
+            .latency_ns
+            .fetch_max(DEFAULT_LATENCY.as_nanos() as u64, Ordering::Relaxed);
         GridSink {
             primary,
             video: Mutex::new(VideoFeed::new(rate, slate_after)),
             audio: Mutex::new(AudioFeed::new(sample_rate, 2 * usize::from(channels))),
             stats,
             latency_ns: AtomicU64::new(DEFAULT_LATENCY.as_nanos() as u64),
+            stepped_at_ns: AtomicU64::new(0),
             frame_ns: rate.frame_time_ns(1),
         }
     }
@@ -93,6 +104,9 @@ impl GridSink {
 
     /// A picture or samples captured at `wall_ns` came too late: feed later from now on.
     fn late(&self, wall_ns: u64) {
+        if wall_ns < self.stepped_at_ns.load(Ordering::Relaxed) {
+            return;
+        }
         let lag = now_ns().saturating_sub(wall_ns);
         let wanted = (lag + 2 * self.frame_ns).min(MAX_LATENCY.as_nanos() as u64);
         let before = self.latency_ns.fetch_max(wanted, Ordering::Relaxed);
@@ -318,9 +332,17 @@ fn run(p: ClockParts, stop: &AtomicBool) {
     let mut state = STATE_STARTING;
     let mut select = Selector::default();
     let mut not_encoded = NotEncodedLog::default();
+    let mut steps = StepDetector::default();
     while !stop.load(Ordering::Relaxed) {
         not_encoded.check(&p.stats);
+        let step = steps.check();
         let lat = p.sink.latency_ns();
+        if step != Step::None {
+            p.stats.clock_step(step, rate.frame_time_ns(k) + lat);
+        }
+        if let Step::Forward(_) = step {
+            p.sink.stepped_at_ns.store(now_ns(), Ordering::Relaxed);
+        }
         // The media time whose frames are due now.
         let due = now_ns().saturating_sub(lat);
         if rate.frame_time_ns(k) + MAX_BEHIND_NS < due {
@@ -328,8 +350,12 @@ fn run(p: ClockParts, stop: &AtomicBool) {
             p.stats
                 .grid_skipped
                 .fetch_add(to.saturating_sub(k), Ordering::Relaxed);
+            let cause = match step {
+                Step::Forward(_) => "a clock step forward",
+                _ => "an overloaded box",
+            };
             log::warn!(
-                "grid clock: {} ms behind (an overloaded box); skipping {} frames",
+                "grid clock: {} ms behind ({cause}); skipping {} frames",
                 (due - rate.frame_time_ns(k)) / 1_000_000,
                 to.saturating_sub(k)
             );
@@ -365,51 +391,6 @@ fn run(p: ClockParts, stop: &AtomicBool) {
             feed_audio(&p, j, encoders.as_deref(), select.on);
             j += 1;
         }
-    }
-}
-
-/// Which input is on air (docs/design/timeline.md, *Input loss and the slate*; `input.source`): the
-/// primary while it delivers; the backup once the primary would go to slate and the backup has
-/// pictures; the primary again once it delivered for `hold` without a loss (at a GOP start), or at
-/// once when the backup is lost too.
-#[derive(Debug, Default)]
-pub struct Selector {
-    pub on: u8,
-    /// First frame of the primary's current run without a loss.
-    stable_since: Option<u64>,
-}
-
-impl Selector {
-    /// Decides frame `k` from whether each input has a picture (live or held) for it; returns
-    /// the input on air and whether it switched.
-    pub fn decide(
-        &mut self,
-        k: u64,
-        primary: bool,
-        backup: bool,
-        hold_frames: u64,
-        gop_start: bool,
-    ) -> (u8, bool) {
-        if primary {
-            self.stable_since.get_or_insert(k);
-        } else {
-            self.stable_since = None;
-        }
-        let before = self.on;
-        self.on = match self.on {
-            SOURCE_PRIMARY if !primary && backup && hold_frames > 0 => SOURCE_BACKUP,
-            SOURCE_BACKUP if hold_frames == 0 || (!backup && primary) => SOURCE_PRIMARY,
-            SOURCE_BACKUP
-                if gop_start
-                    && self
-                        .stable_since
-                        .is_some_and(|s| k.saturating_sub(s) >= hold_frames) =>
-            {
-                SOURCE_PRIMARY
-            }
-            on => on,
-        };
-        (self.on, self.on != before)
     }
 }
 
@@ -620,63 +601,6 @@ mod tests {
             queue_picture(VIDEO_APPSRC_HARD_MAX_BUFFERS, true),
             Queue::DropOldest
         );
-    }
-
-    #[test]
-    fn backup_takes_over_on_loss_and_the_primary_comes_back_after_hold() {
-        let mut s = Selector::default();
-        let hold = 300; // 10 s at 30 fps
-        let gop = |k: u64| k.is_multiple_of(30);
-        assert_eq!(
-            s.decide(0, true, true, hold, gop(0)),
-            (SOURCE_PRIMARY, false)
-        );
-        // The primary would go to slate: the backup is on air on that very frame.
-        assert_eq!(
-            s.decide(1, false, true, hold, gop(1)),
-            (SOURCE_BACKUP, true)
-        );
-        // The primary returns; it stays off air for `hold`, then comes back at a GOP start.
-        for k in 100..400 {
-            assert_eq!(
-                s.decide(k, true, true, hold, gop(k)).0,
-                SOURCE_BACKUP,
-                "frame {k}"
-            );
-        }
-        assert_eq!(
-            s.decide(400, true, true, hold, gop(400)),
-            (SOURCE_BACKUP, false)
-        );
-        assert_eq!(
-            s.decide(420, true, true, hold, gop(420)),
-            (SOURCE_PRIMARY, true)
-        );
-        // A loss of the primary during the hold restarts it.
-        let mut s = Selector::default();
-        s.decide(0, false, true, hold, true);
-        s.decide(10, true, true, hold, false);
-        s.decide(200, false, true, hold, false);
-        for k in 201..500 {
-            assert_eq!(
-                s.decide(k, true, true, hold, gop(k)).0,
-                SOURCE_BACKUP,
-                "frame {k}"
-            );
-        }
-        assert_eq!(s.decide(510, true, true, hold, gop(510)).0, SOURCE_PRIMARY);
-        // Both lost: the backup stays selected (the slate is fed); the backup lost while the
-        // primary is there: the primary at once.
-        let mut s = Selector::default();
-        s.decide(0, false, true, hold, true);
-        assert_eq!(s.decide(1, false, false, hold, false).0, SOURCE_BACKUP);
-        assert_eq!(
-            s.decide(2, true, false, hold, false),
-            (SOURCE_PRIMARY, true)
-        );
-        // No backup configured: always the primary.
-        let mut s = Selector::default();
-        assert_eq!(s.decide(0, false, true, 0, true).0, SOURCE_PRIMARY);
     }
 
     #[test]

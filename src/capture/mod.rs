@@ -16,16 +16,18 @@
 //! The appsinks of the encoders are the only GStreamer→Rust seam of encoded media: each pushes
 //! `EncodedUnit`s into one bounded channel (drops counted).
 
+mod clock_step;
 pub mod elements;
 mod encoders;
 pub mod feed;
 mod grid;
+mod select;
 pub mod slate;
 pub mod sources;
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 use gstreamer as gst;
@@ -93,6 +95,11 @@ pub struct CaptureStats {
     pub slate_frames: AtomicU64,
     /// Frames the grid clock skipped because it fell more than a second behind.
     pub grid_skipped: AtomicU64,
+    /// Steps of the system clock the grid clock saw (src/capture/clock_step.rs), and the
+    /// last one in ms (negative: back).
+    pub clock_steps_forward: AtomicU64,
+    pub clock_steps_back: AtomicU64,
+    pub clock_last_step_ms: AtomicI64,
     /// Video frames the encoders did not take: their queue was full (an encoder that cannot
     /// keep up; the oldest queued picture is dropped) or it refused the picture.
     pub frames_not_encoded: AtomicU64,

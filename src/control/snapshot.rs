@@ -84,6 +84,11 @@ pub struct InputInfo {
     /// Frames the grid clock skipped because it fell more than a second behind (an
     /// overloaded box): missing from every rendition.
     pub grid_skipped: u64,
+    /// Steps of the system clock the grid clock saw, forward and back, and the last one in
+    /// ms (negative: back; 0 before any). A slew is not a step and is not counted.
+    pub clock_steps_forward: u64,
+    pub clock_steps_back: u64,
+    pub clock_last_step_ms: i64,
     /// Video / AAC frames the encoders did not take because their queue was full (an encoder
     /// that cannot keep up): missing from the renditions.
     pub frames_not_encoded: u64,
@@ -373,6 +378,9 @@ fn input_info(ops: &Ops, config: &Config) -> InputInfo {
         grid_frames: cap.grid_frames.load(Ordering::Relaxed),
         slate_frames: cap.slate_frames.load(Ordering::Relaxed),
         grid_skipped: cap.grid_skipped.load(Ordering::Relaxed),
+        clock_steps_forward: cap.clock_steps_forward.load(Ordering::Relaxed),
+        clock_steps_back: cap.clock_steps_back.load(Ordering::Relaxed),
+        clock_last_step_ms: cap.clock_last_step_ms.load(Ordering::Relaxed),
         frames_not_encoded: cap.frames_not_encoded.load(Ordering::Relaxed),
         audio_frames_not_encoded: cap.audio_frames_not_encoded.load(Ordering::Relaxed),
         feed_latency_ms: cap.latency_ns.load(Ordering::Relaxed) / 1_000_000,

@@ -112,6 +112,21 @@ pub(super) fn render(w: &mut Writer, s: &Status) {
         "Frames the grid clock skipped because it fell more than a second behind.",
         s.input.grid_skipped,
     );
+    w.family(
+        "clock_steps_total",
+        "counter",
+        "Steps of the system clock the grid clock saw (a slew is not one).",
+    );
+    w.sample(
+        "clock_steps_total",
+        &[("direction", "forward")],
+        s.input.clock_steps_forward,
+    );
+    w.sample(
+        "clock_steps_total",
+        &[("direction", "back")],
+        s.input.clock_steps_back,
+    );
     w.one(
         "encoder_dropped_frames_total",
         "counter",
