@@ -151,6 +151,9 @@ pub struct OriginInfo {
     pub disk_bytes: u64,
     pub disk_files: u64,
     pub disk_errors: u64,
+    /// Segment files deleted to stay under `[origin] dvr_max_bytes` (oldest of any track
+    /// first); a segment not also in RAM leaves the window with its file.
+    pub disk_evicted: u64,
     pub disk_read_errors: u64,
     pub requests: u64,
     /// Refused by the origin's allow-list (403).
@@ -308,6 +311,7 @@ fn origin_info(ops: &Ops, config: &Config) -> OriginInfo {
         disk_bytes: origin.disk_bytes,
         disk_files: origin.disk_files,
         disk_errors: origin.disk_errors,
+        disk_evicted: origin.disk_evicted,
         disk_read_errors: origin.disk_read_errors,
         requests: origin.requests,
         denied_requests: origin.denied_requests,

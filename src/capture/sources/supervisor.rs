@@ -66,9 +66,12 @@ impl SourceLife<'_> {
         }
     }
 
-    /// A network source's counters (already summed over its lives).
+    /// A network source's counters (already summed over its lives); what its decoders'
+    /// appsinks lost is its `buffers_dropped`, as for the other sources.
     pub fn set_counters(&self, counters: NetworkCounters) {
-        crate::sync::lock(self.status).counters = Some(counters);
+        let mut s = crate::sync::lock(self.status);
+        s.buffers_dropped = counters.decoder_dropped;
+        s.counters = Some(counters);
     }
 
     /// Where this source's appsinks count what they lose (src/capture/sources/sink_drops.rs).
