@@ -77,6 +77,9 @@ pub struct CaptureStats {
     pub frames_dropped: AtomicU64,
     /// Source pictures that arrived after their frame was fed.
     pub frames_late: AtomicU64,
+    /// Source pictures dropped from the grid feed because `MAX_PENDING_PICTURES` were already
+    /// waiting for their slot (src/capture/feed.rs; the oldest goes), either input.
+    pub frames_overflow: AtomicU64,
     /// Times the timeline re-anchored (a gap in the input, a new source).
     pub reanchors: AtomicU64,
     /// Encoded units dropped because the packager's queue was full.

@@ -74,6 +74,8 @@ pub struct InputInfo {
     pub frames_dropped: u64,
     /// Source pictures that arrived after their frame was fed.
     pub frames_late: u64,
+    /// Source pictures the grid feed dropped because 64 were already waiting for their slot.
+    pub frames_overflow: u64,
     pub reanchors: u64,
     pub units_dropped: u64,
     /// Encoded buffers without a usable time, dropped.
@@ -371,6 +373,7 @@ fn input_info(ops: &Ops, config: &Config) -> InputInfo {
         frames_in: cap.frames_in.load(Ordering::Relaxed),
         frames_dropped: cap.frames_dropped.load(Ordering::Relaxed),
         frames_late: cap.frames_late.load(Ordering::Relaxed),
+        frames_overflow: cap.frames_overflow.load(Ordering::Relaxed),
         reanchors: cap.reanchors.load(Ordering::Relaxed),
         units_dropped: cap.units_dropped.load(Ordering::Relaxed),
         units_untimed: cap.units_untimed.load(Ordering::Relaxed),

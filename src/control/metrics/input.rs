@@ -58,6 +58,12 @@ pub(super) fn render(w: &mut Writer, s: &Status) {
         s.input.frames_late,
     );
     w.one(
+        "input_overflow_frames_total",
+        "counter",
+        "Source pictures the grid feed dropped because 64 were already waiting for their frame (the oldest goes).",
+        s.input.frames_overflow,
+    );
+    w.one(
         "input_source_restarts_total",
         "counter",
         "Source pipelines rebuilt after an error or an end of stream.",
