@@ -234,6 +234,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_network_source_shows_its_decoders_appsink_losses_as_buffers_dropped() {
+        let status = Arc::new(Mutex::new(SourceStatus {
+            role: "input",
+            kind: "rtp".into(),
+            state: "running",
+            since_ns: 0,
+            last_error: None,
+            restarts: 0,
+            timing: "rtcp",
+            counters: None,
+            buffers_dropped: 0,
+        }));
+        let stop = AtomicBool::new(false);
+        let life = SourceLife {
+            stop: &stop,
+            status: &status,
+            after_failure: false,
+            role: "input",
+            kind: "rtp",
+        };
+        life.set_counters(NetworkCounters {
+            decoder_dropped: 9,
+            ..Default::default()
+        });
+        let s = crate::sync::lock(&status);
+        assert_eq!(s.buffers_dropped, 9);
+        assert_eq!(s.counters.map(|c| c.decoder_dropped), Some(9));
+    }
+
+    #[test]
     fn an_rtsp_source_retries_at_least_every_second_and_the_others_every_five() {
         let waits = |kind: &str| {
             let mut b = MIN_BACKOFF;
