@@ -12,7 +12,11 @@
 //! `/status`); the `RawSink` it is given is the grid feed of `capture/grid.rs`, whose policy is
 //! in `capture/feed.rs`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use gstreamer as gst;
+use gstreamer::prelude::*;
 
 /// How a source knows the capture time W of its media; `input.timing` in `/status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,4 +51,77 @@ impl Timing {
 pub trait RawSink: Send + Sync + 'static {
     fn video(&self, wall_ns: u64, buffer: gst::Buffer);
     fn audio(&self, wall_ns: u64, buffer: gst::Buffer);
+}
+
+/// Buffers in and buffers handed over, for one appsink of one life: what a source's appsink
+/// lost is the difference (src/capture/sources/sink_drops.rs for the source pipelines,
+/// src/input/decode.rs for a network input's decoders). GStreamer 1.22 counts neither the
+/// buffers an appsink with `drop=true` drops nor those its base sink discards outside its
+/// segment, so [`count_arrivals`] counts what reaches the sink pad and the new-sample
+/// callback calls [`Ledger::handed`] for each buffer it hands over. Both run on the sink
+/// pad's streaming thread, the probe before the sink's chain function, so when the callback
+/// runs for the n-th buffer exactly n have arrived: the difference is exact, not a race. A
+/// loss is counted when the next buffer is handed over (a source that stops sending has
+/// nothing more to lose).
+#[derive(Debug, Default)]
+pub struct Ledger {
+    handed: u64,
+    lost: u64,
+}
+
+impl Ledger {
+    /// One more buffer handed to the `RawSink`, `arrived` buffers having reached the sink pad
+    /// so far (this one included); returns the buffers lost since the last call.
+    pub fn handed(&mut self, arrived: u64) -> u64 {
+        self.handed += 1;
+        let lost = arrived.saturating_sub(self.handed);
+        let new = lost.saturating_sub(self.lost);
+        self.lost = self.lost.max(lost);
+        new
+    }
+}
+
+/// Counts the buffers (and the buffers of buffer lists) that reach `pad`.
+pub fn count_arrivals(pad: &gst::Pad) -> Arc<AtomicU64> {
+    let arrived = Arc::new(AtomicU64::new(0));
+    let counter = arrived.clone();
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        move |_, info| {
+            let n = match &info.data {
+                Some(gst::PadProbeData::Buffer(_)) => 1,
+                Some(gst::PadProbeData::BufferList(list)) => list.len() as u64,
+                _ => 0,
+            };
+            counter.fetch_add(n, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        },
+    );
+    arrived
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_is_lost_while_every_buffer_is_handed_over() {
+        let mut ledger = Ledger::default();
+        for arrived in 1..=100 {
+            assert_eq!(ledger.handed(arrived), 0);
+        }
+    }
+
+    #[test]
+    fn buffers_that_arrived_but_were_not_handed_over_are_counted_once() {
+        let mut ledger = Ledger::default();
+        assert_eq!(ledger.handed(1), 0);
+        // Buffers 2..=4 arrived and were dropped; 5 is handed over.
+        assert_eq!(ledger.handed(5), 3);
+        // Counted once: the next buffers handed over add nothing.
+        assert_eq!(ledger.handed(6), 0);
+        assert_eq!(ledger.handed(7), 0);
+        // A buffer list of 4 of which 1 reached the callback.
+        assert_eq!(ledger.handed(11), 3);
+    }
 }

@@ -133,7 +133,11 @@ impl RawSink for GridSink {
         }
         let offer = {
             let mut feed = lock(&self.video);
+            let before = feed.counters.overflow;
             let offer = feed.offer(wall_ns, buffer);
+            self.stats
+                .frames_overflow
+                .fetch_add(feed.counters.overflow - before, Ordering::Relaxed);
             if self.primary {
                 self.stats
                     .reanchors
@@ -582,6 +586,30 @@ fn feed_audio(p: &ClockParts, j: u64, encoders: Option<&Encoders>, on: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pictures_the_feed_drops_for_want_of_room_are_counted() {
+        gst::init().expect("GStreamer");
+        let rate = twincast_media::timeline::FrameRate::new(30, 1).expect("rate");
+        let grid = Grid::new(rate, 1_000_000_000).expect("grid");
+        let stats = Arc::new(CaptureStats::default());
+        let sink = GridSink::new(
+            true,
+            grid,
+            Duration::from_millis(500),
+            Timescale::new(48_000).expect("timescale"),
+            2,
+            stats.clone(),
+        );
+        // Nobody picks: every picture waits for its slot.
+        let t0 = 1_764_000_000 * 1_000_000_000u64;
+        let extra = 6;
+        let n = super::super::feed::MAX_PENDING_PICTURES + extra;
+        for i in 0..n as u64 {
+            sink.video(t0 + grid.rate().frame_time_ns(i), gst::Buffer::new());
+        }
+        assert_eq!(stats.frames_overflow.load(Ordering::Relaxed), extra as u64);
+    }
 
     #[test]
     fn a_full_encoder_queue_still_takes_a_gop_start() {

@@ -27,7 +27,7 @@ pub mod sources;
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 use gstreamer as gst;
@@ -79,6 +79,9 @@ pub struct CaptureStats {
     pub frames_dropped: AtomicU64,
     /// Source pictures that arrived after their frame was fed.
     pub frames_late: AtomicU64,
+    /// Source pictures dropped from the grid feed because `MAX_PENDING_PICTURES` were already
+    /// waiting for their slot (src/capture/feed.rs; the oldest goes), either input.
+    pub frames_overflow: AtomicU64,
     /// Times the timeline re-anchored (a gap in the input, a new source).
     pub reanchors: AtomicU64,
     /// Encoded units dropped because the packager's queue was full.
@@ -374,39 +377,95 @@ fn hold_frames(config: &Config, grid: Grid) -> u64 {
 }
 
 /// Watches an encoder pipeline's bus on its own thread (it ends when the pipeline stops) and
-/// forwards the first error.
+/// forwards the first error. Once nobody reads the bus (the watcher ended, or could not
+/// start), it is set flushing: a bus keeps every posted message until it is popped, and the
+/// pipeline may go on posting until it is rebuilt.
 fn watch_bus(
     encoders: &Encoders,
     generation: u64,
     errors: tokio::sync::mpsc::Sender<EncoderError>,
 ) {
     let Some(bus) = encoders.bus() else { return };
-    let stopped = encoders.stopped.clone();
+    if let Err(e) = spawn_bus_watcher(bus, encoders.stopped.clone(), generation, errors) {
+        log::warn!("encoders: cannot watch the pipeline's messages: {e}");
+    }
+}
+
+/// The watcher thread of [`watch_bus`]; `bus` is flushing once it ends (or if it cannot start).
+fn spawn_bus_watcher(
+    bus: gst::Bus,
+    stopped: Arc<AtomicBool>,
+    generation: u64,
+    errors: tokio::sync::mpsc::Sender<EncoderError>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let watched = bus.clone();
     let spawned = std::thread::Builder::new()
         .name("enc-bus".into())
         .spawn(move || {
-            while !stopped.load(Ordering::Relaxed) {
-                let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(500)) else {
-                    continue;
-                };
-                match msg.view() {
-                    gst::MessageView::Error(e) => {
-                        let src = msg
-                            .src()
-                            .map(|s| s.path_string().to_string())
-                            .unwrap_or_default();
-                        let _ = errors.blocking_send((generation, format!("{src}: {}", e.error())));
-                        return;
-                    }
-                    gst::MessageView::Warning(w) => {
-                        log::warn!("GStreamer: {} ({:?})", w.error(), w.debug());
-                    }
-                    gst::MessageView::Eos(_) => return,
-                    _ => {}
-                }
-            }
+            forward_first_error(&watched, &stopped, generation, &errors);
+            watched.set_flushing(true);
         });
-    if let Err(e) = spawned {
-        log::warn!("encoders: cannot watch the pipeline's messages: {e}");
+    if spawned.is_err() {
+        bus.set_flushing(true);
+    }
+    spawned
+}
+
+/// Reads `bus` until the pipeline is `stopped`, an error (sent on `errors`) or the end of
+/// stream; warnings are logged.
+fn forward_first_error(
+    bus: &gst::Bus,
+    stopped: &AtomicBool,
+    generation: u64,
+    errors: &tokio::sync::mpsc::Sender<EncoderError>,
+) {
+    while !stopped.load(Ordering::Relaxed) {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(500)) else {
+            continue;
+        };
+        match msg.view() {
+            gst::MessageView::Error(e) => {
+                let src = msg
+                    .src()
+                    .map(|s| s.path_string().to_string())
+                    .unwrap_or_default();
+                let _ = errors.blocking_send((generation, format!("{src}: {}", e.error())));
+                return;
+            }
+            gst::MessageView::Warning(w) => {
+                log::warn!("GStreamer: {} ({:?})", w.error(), w.debug());
+            }
+            gst::MessageView::Eos(_) => return,
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_encoder_bus_nobody_reads_any_more_keeps_no_messages() {
+        gst::init().unwrap();
+        let bus = gst::Bus::new();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let stopped = Arc::new(AtomicBool::new(false));
+        let watcher = spawn_bus_watcher(bus.clone(), stopped, 7, tx).expect("thread");
+        let error = gst::message::Error::builder(gst::CoreError::Failed, "encoder broke").build();
+        assert!(bus.post(error).is_ok());
+        let (generation, text) = rx.blocking_recv().expect("the error is forwarded");
+        assert_eq!(generation, 7);
+        assert!(text.contains("encoder broke"), "{text}");
+        watcher.join().expect("the watcher ends at the first error");
+        // The pipeline lives on until it is rebuilt and may go on posting: nothing piles up.
+        for _ in 0..100 {
+            let _ =
+                bus.post(gst::message::Warning::builder(gst::CoreError::Failed, "again").build());
+        }
+        assert!(
+            !bus.have_pending(),
+            "messages pile up on a bus nobody reads"
+        );
     }
 }

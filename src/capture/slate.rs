@@ -44,6 +44,9 @@ impl Slate {
         } else {
             picture_pipeline(&config.input.slate, w, h, latest.clone())
         };
+        if let Some(bus) = built.as_ref().ok().and_then(|p| p.bus()) {
+            drop_every_message(&bus);
+        }
         let pipeline = match built.and_then(|p| {
             p.set_state(gst::State::Playing)
                 .map(|_| p)
@@ -78,6 +81,14 @@ impl Drop for Slate {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Nobody reads the slate pipeline's bus (it has nothing to act on: without pictures the plain
+/// frame stands in), and a bus keeps every posted message until it is popped; so its messages
+/// are dropped as they are posted. A sync handler, unlike `set_flushing`, survives the
+/// pipeline's NULL → READY change (which clears the flushing flag).
+fn drop_every_message(bus: &gst::Bus) {
+    bus.set_sync_handler(|_, _| gst::BusSyncReply::Drop);
 }
 
 /// A flat I420 frame.
@@ -272,6 +283,37 @@ mod tests {
         assert_eq!(b.size(), 320 * 180 * 3 / 2);
         let odd = plain_frame(3, 3);
         assert_eq!(odd.size(), 9 + 2 * 4);
+    }
+
+    #[test]
+    fn the_slate_pipeline_bus_keeps_no_messages() {
+        gst::init().unwrap();
+        let path =
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/twincast.toml");
+        let text = std::fs::read_to_string(&path).expect("shipped config");
+        let mut config = crate::config::parse_str(&text, &path)
+            .expect("valid")
+            .config;
+        config.input.slate = crate::config::DEFAULT_SLATE.to_string();
+        (config.input.width, config.input.height) = (64, 36);
+        let slate = Slate::start(&config);
+        let Some(pipeline) = slate.pipeline.clone() else {
+            panic!("the builtin slate did not start (videotestsrc missing?)");
+        };
+        let bus = pipeline.bus().expect("a pipeline has a bus");
+        // On the way to PLAYING every element posts its state changes.
+        let t0 = std::time::Instant::now();
+        while pipeline.current_state() != gst::State::Playing
+            && t0.elapsed() < std::time::Duration::from_secs(10)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(pipeline.current_state(), gst::State::Playing);
+        // The last state-change messages of the move to PLAYING.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!bus.have_pending(), "messages pile up on the slate's bus");
+        assert!(bus.pop().is_none());
+        slate.stop();
     }
 
     #[test]

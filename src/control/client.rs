@@ -2,17 +2,22 @@
 //! (or raw with `--json`). A tiny HTTP/1.1 GET over a plain socket: the control listener is
 //! local, and the CLI should not need an HTTP client stack.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 /// sysexits EX_UNAVAILABLE: the daemon does not answer.
 const EX_UNAVAILABLE: u8 = crate::exit::EX_UNAVAILABLE;
+/// The whole exchange (connect, request, the complete answer) must end within this: a peer
+/// that trickles bytes cannot keep the command waiting.
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// The most of an answer read: a `/status` document is a few KiB even with many outputs, so
+/// more means the address is not a twincast control listener (or it misbehaves).
+pub const MAX_ANSWER_BYTES: u64 = 16 << 20;
 
 /// Where the control listener is: `--control`, else the config file's `[control] listen`,
 /// else the default.
@@ -26,20 +31,31 @@ pub fn control_address(explicit: Option<SocketAddr>, config: &Path) -> SocketAdd
     }
 }
 
-/// GET `path` from `addr`; the body on a 200.
+/// GET `path` from `addr`; the body on a 200. At most [`MAX_ANSWER_BYTES`], all within
+/// [`TIMEOUT`].
 pub fn get(addr: SocketAddr, path: &str) -> Result<String, String> {
-    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)
+    get_within(addr, path, TIMEOUT, MAX_ANSWER_BYTES)
+}
+
+fn get_within(
+    addr: SocketAddr,
+    path: &str,
+    timeout: Duration,
+    max_bytes: u64,
+) -> Result<String, String> {
+    let deadline = Instant::now() + timeout;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
         .map_err(|e| format!("cannot reach the control listener at {addr}: {e}"))?;
-    stream.set_read_timeout(Some(TIMEOUT)).ok();
-    stream.set_write_timeout(Some(TIMEOUT)).ok();
+    // What is left of the deadline (never zero: a zero timeout would mean none).
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    stream.set_write_timeout(Some(left)).ok();
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream
         .write_all(request.as_bytes())
         .map_err(|e| format!("control listener at {addr}: {e}"))?;
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .map_err(|e| format!("control listener at {addr}: {e}"))?;
+    let raw = read_answer(&stream, addr, deadline, timeout, max_bytes)?;
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -63,6 +79,51 @@ pub fn get(addr: SocketAddr, path: &str) -> Result<String, String> {
         body.to_vec()
     };
     Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The whole answer, up to the peer's close: at most `max_bytes` (read through
+/// `Read::take`, so one byte more is never buffered) and all of it before `deadline` (each
+/// read waits only for what is left of it).
+fn read_answer(
+    stream: &TcpStream,
+    addr: SocketAddr,
+    deadline: Instant,
+    timeout: Duration,
+    max_bytes: u64,
+) -> Result<Vec<u8>, String> {
+    let too_slow = || {
+        format!(
+            "control listener at {addr}: no complete answer within {} ms",
+            timeout.as_millis()
+        )
+    };
+    let mut limited = stream.take(max_bytes + 1);
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(too_slow());
+        }
+        // A zero timeout would mean "wait for ever"; `left` is never zero here.
+        stream.set_read_timeout(Some(left)).ok();
+        match limited.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(too_slow());
+            }
+            Err(e) => return Err(format!("control listener at {addr}: {e}")),
+        }
+    }
+    if raw.len() as u64 > max_bytes {
+        return Err(format!(
+            "control listener at {addr}: the answer exceeds {} MiB; is this the twincast control listener?",
+            max_bytes >> 20
+        ));
+    }
+    Ok(raw)
 }
 
 /// A chunked body (RFC 9112 §7.1), de-framed on bytes: a chunk may end inside a UTF-8
@@ -382,6 +443,85 @@ fn config(out: &mut String, v: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A peer on 127.0.0.1 that answers `head` and then writes `chunk` every `pause` until the
+    /// client goes away; returns its address.
+    fn endless_peer(head: &'static [u8], chunk: usize, pause: Duration) -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        std::thread::spawn(move || {
+            let Ok((mut peer, _)) = listener.accept() else {
+                return;
+            };
+            let mut request = [0u8; 1024];
+            let _ = peer.read(&mut request);
+            let data = vec![b'x'; chunk];
+            let _ = peer.write_all(head);
+            while peer.write_all(&data).is_ok() {
+                std::thread::sleep(pause);
+            }
+        });
+        addr
+    }
+
+    /// `get_within` on a thread: its result, or a panic if it has not returned by `limit`.
+    fn get_by(
+        addr: SocketAddr,
+        timeout: Duration,
+        limit: Duration,
+    ) -> (Result<String, String>, Duration) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let started = Instant::now();
+        std::thread::spawn(move || {
+            let _ = tx.send(get_within(addr, "/status", timeout, MAX_ANSWER_BYTES));
+        });
+        let result = rx
+            .recv_timeout(limit)
+            .unwrap_or_else(|_| panic!("twincast status still reading after {limit:?}"));
+        (result, started.elapsed())
+    }
+
+    #[test]
+    fn an_answer_that_never_ends_is_cut_at_the_cap_and_names_the_address() {
+        let addr = endless_peer(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n",
+            64 * 1024,
+            Duration::ZERO,
+        );
+        let (result, _) = get_by(addr, Duration::from_secs(15), Duration::from_secs(20));
+        let e = result.expect_err("an endless answer is an error");
+        assert!(e.contains(&addr.to_string()), "{e}");
+        assert!(e.contains("exceeds 16 MiB"), "{e}");
+    }
+
+    #[test]
+    fn a_whole_answer_within_the_bounds_is_read() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        std::thread::spawn(move || {
+            if let Ok((mut peer, _)) = listener.accept() {
+                let mut request = [0u8; 1024];
+                let _ = peer.read(&mut request);
+                let _ = peer.write_all(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+                );
+            }
+        });
+        let (result, _) = get_by(addr, TIMEOUT, Duration::from_secs(20));
+        assert_eq!(result, Ok("{}".to_string()));
+    }
+
+    #[test]
+    fn a_trickling_answer_ends_at_the_total_deadline() {
+        // A byte every 50 ms: each read gets something long before a per-read timeout.
+        let addr = endless_peer(b"HTTP/1.1 200 OK\r\n", 1, Duration::from_millis(50));
+        let timeout = Duration::from_millis(600);
+        let (result, took) = get_by(addr, timeout, Duration::from_secs(20));
+        let e = result.expect_err("an unfinished answer is an error");
+        assert!(e.contains(&addr.to_string()), "{e}");
+        assert!(e.contains("no complete answer within 600 ms"), "{e}");
+        assert!(took < timeout + Duration::from_secs(2), "took {took:?}");
+    }
 
     #[test]
     fn dechunks() {

@@ -203,14 +203,18 @@ async fn reload(State(ops): State<Arc<Ops>>, headers: axum::http::HeaderMap) -> 
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     if let Err(refusal) = token::authorize(config.control.token_file.as_deref(), authorization) {
-        ops.control_limits
-            .unauthorized
-            .fetch_add(1, Ordering::Relaxed);
         let status = match refusal {
             token::Refusal::Missing | token::Refusal::Wrong => StatusCode::UNAUTHORIZED,
             _ => StatusCode::FORBIDDEN,
         };
-        log::warn!(error = refusal.to_string(); "control: POST /reload refused: {refusal}");
+        // Counted always (`twincast_control_unauthorized_requests_total`), logged at most once
+        // a second like the listener's other refusals (src/control/server.rs).
+        if let Some(total) = ops.control_limits.refused_reload(Instant::now()) {
+            log::warn!(
+                error = refusal.to_string();
+                "control: POST /reload refused: {refusal} ({total} refused since start; at most one such line a second)"
+            );
+        }
         let body = serde_json::json!({ "error": refusal.to_string() }).to_string();
         return (
             status,

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -36,6 +36,20 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const MAX_HEADERS: usize = 64;
 /// Connections still open at shutdown get this long to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+/// Least time between two log lines about refused clients of one kind: a client that retries
+/// in a loop must not write the journal full (journald's per-unit rate limit would then drop
+/// the daemon's other lines too). Every refusal is still counted.
+pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// Whether a refusal line is due at `now`, at most one every [`REFUSAL_LOG_EVERY`]; `last`
+/// is when the previous line was written, and is moved on when one is due.
+pub fn refusal_log_due(last: &mut Option<Instant>, now: Instant) -> bool {
+    if last.is_some_and(|t| now.saturating_duration_since(t) < REFUSAL_LOG_EVERY) {
+        return false;
+    }
+    *last = Some(now);
+    true
+}
 
 /// Serves `app` on `listener` until cancelled.
 pub async fn serve(
@@ -53,7 +67,7 @@ pub async fn serve(
         .max_headers(MAX_HEADERS)
         .keep_alive(true);
     let builder = Arc::new(builder);
-    let mut last_refusal_log: Option<std::time::Instant> = None;
+    let mut last_refusal_log: Option<Instant> = None;
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -72,8 +86,7 @@ pub async fn serve(
             ops.control_limits
                 .refused_connections
                 .fetch_add(1, Ordering::Relaxed);
-            if last_refusal_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                last_refusal_log = Some(std::time::Instant::now());
+            if refusal_log_due(&mut last_refusal_log, Instant::now()) {
                 log::warn!(
                     "control: connection limit reached ({MAX_CONNECTIONS} open); refusing {peer}"
                 );

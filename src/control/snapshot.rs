@@ -74,6 +74,8 @@ pub struct InputInfo {
     pub frames_dropped: u64,
     /// Source pictures that arrived after their frame was fed.
     pub frames_late: u64,
+    /// Source pictures the grid feed dropped because 64 were already waiting for their slot.
+    pub frames_overflow: u64,
     pub reanchors: u64,
     pub units_dropped: u64,
     /// Encoded buffers without a usable time, dropped.
@@ -156,6 +158,9 @@ pub struct OriginInfo {
     pub disk_bytes: u64,
     pub disk_files: u64,
     pub disk_errors: u64,
+    /// Segment files deleted to stay under `[origin] dvr_max_bytes` (oldest of any track
+    /// first); a segment not also in RAM leaves the window with its file.
+    pub disk_evicted: u64,
     pub disk_read_errors: u64,
     pub requests: u64,
     /// Refused by the origin's allow-list (403).
@@ -313,6 +318,7 @@ fn origin_info(ops: &Ops, config: &Config) -> OriginInfo {
         disk_bytes: origin.disk_bytes,
         disk_files: origin.disk_files,
         disk_errors: origin.disk_errors,
+        disk_evicted: origin.disk_evicted,
         disk_read_errors: origin.disk_read_errors,
         requests: origin.requests,
         denied_requests: origin.denied_requests,
@@ -372,6 +378,7 @@ fn input_info(ops: &Ops, config: &Config) -> InputInfo {
         frames_in: cap.frames_in.load(Ordering::Relaxed),
         frames_dropped: cap.frames_dropped.load(Ordering::Relaxed),
         frames_late: cap.frames_late.load(Ordering::Relaxed),
+        frames_overflow: cap.frames_overflow.load(Ordering::Relaxed),
         reanchors: cap.reanchors.load(Ordering::Relaxed),
         units_dropped: cap.units_dropped.load(Ordering::Relaxed),
         units_untimed: cap.units_untimed.load(Ordering::Relaxed),

@@ -180,6 +180,19 @@ pub struct ControlCounters {
     pub lagged_events: AtomicU64,
     /// Requests that change state refused for want of the right token.
     pub unauthorized: AtomicU64,
+    /// When the last "POST /reload refused" line was logged ([`Self::refused_reload`]).
+    last_reload_refusal_log: Mutex<Option<Instant>>,
+}
+
+impl ControlCounters {
+    /// Counts one refused `POST /reload` (in [`Self::unauthorized`]) and says whether to log it:
+    /// `Some(refused so far)` at most once every [`super::server::REFUSAL_LOG_EVERY`]
+    /// (src/control/server.rs, the listener's own refusal lines), `None` otherwise.
+    pub fn refused_reload(&self, now: Instant) -> Option<u64> {
+        let total = self.unauthorized.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut last = crate::sync::lock(&self.last_reload_refusal_log);
+        super::server::refusal_log_due(&mut last, now).then_some(total)
+    }
 }
 
 /// The parts `Ops` is built from.
@@ -331,6 +344,25 @@ pub fn now_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_reloads_are_all_counted_and_logged_at_most_once_a_second() {
+        let c = ControlCounters::default();
+        let t0 = Instant::now();
+        // A client retrying in a loop: 1000 refusals within one second.
+        let lines: Vec<u64> = (0..1000u32)
+            .filter_map(|i| {
+                c.refused_reload(t0 + std::time::Duration::from_micros(u64::from(i) * 900))
+            })
+            .collect();
+        assert_eq!(lines, [1], "one line for the whole second");
+        assert_eq!(c.unauthorized.load(Ordering::Relaxed), 1000);
+        // A second after the line, the next refusal is logged with the total.
+        let next = t0 + super::super::server::REFUSAL_LOG_EVERY;
+        assert_eq!(c.refused_reload(next), Some(1001));
+        assert_eq!(c.refused_reload(next), None);
+        assert_eq!(c.unauthorized.load(Ordering::Relaxed), 1002);
+    }
 
     #[tokio::test]
     async fn a_monitor_that_falls_behind_counts_the_fragments_it_missed() {

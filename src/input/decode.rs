@@ -11,7 +11,10 @@
 //! W travels through the decoders as the buffer PTS itself (ns since the epoch): the appsinks do
 //! not sync to a clock, so no running-time mapping is needed and the decoders' reordering keeps
 //! each picture with its own W. The appsrcs are bounded by bytes; a unit that does not fit is
-//! dropped and counted (the decoder is behind), never queued without bound.
+//! dropped and counted (the decoder is behind), never queued without bound. The appsinks hold
+//! at most [`SINK_MAX_BUFFERS`] and drop the oldest beyond; what they drop, or discard
+//! outside their segment, or receive without a time, is counted with the [`Ledger`] of
+//! `src/source.rs` (`sink_dropped`, the source's `buffers_dropped` in `/status`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,13 +23,15 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use crate::source::RawSink;
+use crate::source::{Ledger, RawSink, count_arrivals};
 
 use super::frontend::EsUnit;
 use super::ts::EsKind;
 
 /// Bytes an appsrc holds at most before units are dropped.
 pub const APPSRC_MAX_BYTES: u64 = 16 << 20;
+/// Decoded buffers an appsink holds at most; the oldest is dropped beyond (counted).
+pub const SINK_MAX_BUFFERS: u32 = 8;
 
 /// What the decoders produce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +51,9 @@ pub struct DecodeCounters {
     pub overflow: AtomicU64,
     /// GStreamer errors posted by the decoders.
     pub errors: AtomicU64,
+    /// Decoded buffers that reached an appsink and were not handed to the `RawSink` (dropped
+    /// by the full appsink, discarded outside its segment, or without a time).
+    pub sink_dropped: AtomicU64,
 }
 
 /// The decode pipeline of one input.
@@ -198,10 +206,16 @@ fn raw_sink(
     let appsink = gst_app::AppSink::builder()
         .caps(&caps)
         .sync(false)
-        .max_buffers(8)
+        .max_buffers(SINK_MAX_BUFFERS)
         .drop(true)
         .build();
     appsink.set_property("async", false);
+    // Every buffer in at the sink pad, against every buffer handed over (src/source.rs).
+    let arrived = appsink
+        .static_pad("sink")
+        .map(|pad| count_arrivals(&pad))
+        .unwrap_or_default();
+    let mut ledger = Ledger::default();
     appsink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |s| {
@@ -219,9 +233,88 @@ fn raw_sink(
                     counters.audio_buffers.fetch_add(1, Ordering::Relaxed);
                     sink.audio(w.nseconds(), buffer);
                 }
+                let lost = ledger.handed(arrived.load(Ordering::Relaxed));
+                counters.sink_dropped.fetch_add(lost, Ordering::Relaxed);
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),
     );
     appsink
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts what the appsink hands over.
+    #[derive(Default)]
+    struct Counting(AtomicU64);
+
+    impl RawSink for Counting {
+        fn video(&self, _: u64, _: gst::Buffer) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+        fn audio(&self, _: u64, _: gst::Buffer) {}
+    }
+
+    /// The base sink discards the decoded buffers before its segment's start without rendering
+    /// them: the ledger counts them (`sink_dropped`, the source's `buffers_dropped`).
+    #[test]
+    fn decoded_buffers_the_appsink_does_not_hand_over_are_counted() {
+        gst::init().expect("GStreamer");
+        let caps = gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .field("width", 64i32)
+            .field("height", 36i32)
+            .field("framerate", gst::Fraction::new(10, 1))
+            .build();
+        let counting = Arc::new(Counting::default());
+        let counters = Arc::new(DecodeCounters::default());
+        let sink = raw_sink(caps.clone(), counting.clone(), counters.clone(), true);
+        let pipeline = gst::Pipeline::with_name("decode-sink-drops-test");
+        let src = gst_app::AppSrc::builder()
+            .caps(&caps)
+            .format(gst::Format::Time)
+            .handle_segment_change(true)
+            .build();
+        pipeline
+            .add_many([src.upcast_ref::<gst::Element>(), sink.upcast_ref()])
+            .expect("add");
+        src.link(&sink).expect("link");
+        pipeline.set_state(gst::State::Playing).expect("playing");
+        let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
+        segment.set_start(gst::ClockTime::from_seconds(1));
+        for i in 0..12u64 {
+            let mut buffer = gst::Buffer::with_size(64 * 36 * 3 / 2).expect("buffer");
+            {
+                let b = buffer.get_mut().expect("writable");
+                b.set_pts(gst::ClockTime::from_mseconds(100 * i));
+                b.set_duration(gst::ClockTime::from_mseconds(100));
+            }
+            let sample = gst::Sample::builder()
+                .buffer(&buffer)
+                .caps(&caps)
+                .segment(&segment)
+                .build();
+            src.push_sample(&sample).expect("pushed");
+        }
+        src.end_of_stream().expect("eos");
+        let bus = pipeline.bus().expect("bus");
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(10),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
+        let _ = pipeline.set_state(gst::State::Null);
+        assert!(
+            matches!(
+                msg.as_ref().map(|m| m.view()),
+                Some(gst::MessageView::Eos(_))
+            ),
+            "{msg:?}"
+        );
+        // Buffers 0..10 end before the segment's start (1 s); 10 and 11 are handed over.
+        assert_eq!(counting.0.load(Ordering::Relaxed), 2);
+        assert_eq!(counters.pictures.load(Ordering::Relaxed), 2);
+        assert_eq!(counters.sink_dropped.load(Ordering::Relaxed), 10);
+    }
 }

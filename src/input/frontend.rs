@@ -21,6 +21,11 @@ pub const MAX_SENDER_SKEW_NS: u64 = 300 * 1_000_000_000;
 /// Units held while the anchor is being found (12 s of 30 fps video with 48 kHz AAC, the
 /// longest wait for sender reports); past it the oldest are dropped, counted.
 pub const PENDING_UNITS: usize = 1024;
+/// Bytes of held units at most: 1024 units of up to [`super::ts::MAX_UNIT_BYTES`] each would be
+/// 8 GiB, and a feed whose pictures never anchor the timing (no video, or no keyframe) keeps
+/// them for good. 64 MiB is 12 s of a 40 Mbit/s contribution feed; past it the oldest are
+/// dropped, counted like the count bound.
+pub const PENDING_BYTES: usize = 64 << 20;
 /// Once the anchor is known, held units further than this behind the newest one are stale:
 /// the grid can no longer use their pictures (its latency is at most 1.5 s,
 /// src/capture/grid.rs), and decoding seconds of them at once would only cost a burst of CPU
@@ -78,6 +83,8 @@ pub struct FrontEnd {
     audio_unwrap: Unwrap33,
     video_jump: JumpDetector,
     pending: VecDeque<(TsUnit, i64, bool)>,
+    /// Bytes of unit data in `pending` (at most [`PENDING_BYTES`]).
+    pending_bytes: usize,
     keyframe_seen: bool,
     released: Vec<Arrived>,
     units: Vec<TsUnit>,
@@ -104,6 +111,7 @@ impl FrontEnd {
             audio_unwrap: Unwrap33::default(),
             video_jump: JumpDetector::default(),
             pending: VecDeque::new(),
+            pending_bytes: 0,
             keyframe_seen: false,
             released: Vec::new(),
             units: Vec::new(),
@@ -288,11 +296,20 @@ impl FrontEnd {
         }
     }
 
+    /// Queues a unit for the anchor; the oldest go while more than [`PENDING_UNITS`] units or
+    /// [`PENDING_BYTES`] bytes would be held (a unit is at most [`super::ts::MAX_UNIT_BYTES`],
+    /// so the new one always fits).
     fn hold(&mut self, unit: TsUnit, pts: i64, keyframe: bool) {
-        if self.pending.len() >= PENDING_UNITS {
-            self.pending.pop_front();
+        while !self.pending.is_empty()
+            && (self.pending.len() >= PENDING_UNITS
+                || self.pending_bytes + unit.data.len() > PENDING_BYTES)
+        {
+            if let Some((old, _, _)) = self.pending.pop_front() {
+                self.pending_bytes -= old.data.len();
+            }
             self.units_dropped += 1;
         }
+        self.pending_bytes += unit.data.len();
         self.pending.push_back((unit, pts, keyframe));
     }
 
@@ -304,6 +321,7 @@ impl FrontEnd {
         if self.pending.len() > 1 {
             self.drop_stale();
         }
+        self.pending_bytes = 0;
         while let Some((unit, pts, keyframe)) = self.pending.pop_front() {
             let Some(wall_ns) = self.timing.wall_ns(pts) else {
                 self.units_dropped += 1;
@@ -370,6 +388,7 @@ impl FrontEnd {
             keep
         });
         self.units_dropped += (before - self.pending.len()) as u64;
+        self.pending_bytes = self.pending.iter().map(|(u, _, _)| u.data.len()).sum();
     }
 }
 
@@ -536,6 +555,41 @@ mod tests {
             .min()
             .unwrap_or(0);
         assert!(audio_first >= first, "no audio before the restart keyframe");
+    }
+
+    #[test]
+    fn units_waiting_for_the_anchor_are_bounded_by_bytes_too() {
+        // Audio never anchors the timing (only pictures do): a feed without video holds its
+        // units until the bound. Big units must not add up to 1024 × 8 MiB.
+        let mut fe = FrontEnd::new(None);
+        let mut out = Vec::new();
+        let unit_bytes = 1 << 20;
+        let units = 3 * PENDING_BYTES / unit_bytes;
+        for i in 0..units as u64 {
+            let unit = TsUnit {
+                kind: EsKind::Aac,
+                pts: Some(i * 1920),
+                dts: None,
+                data: vec![0xff; unit_bytes],
+                meta: PacketMeta {
+                    arrival_ns: T0 + i * 20 * MS,
+                    rtp_ts: None,
+                },
+            };
+            fe.unit(unit, &mut out);
+            let held: usize = fe.pending.iter().map(|(u, _, _)| u.data.len()).sum();
+            assert!(held <= PENDING_BYTES, "{held} bytes held after {i} units");
+            assert_eq!(held, fe.pending_bytes);
+        }
+        assert!(out.is_empty(), "no anchor without pictures");
+        // The newest are kept, the oldest dropped and counted.
+        let kept = PENDING_BYTES / unit_bytes;
+        assert_eq!(fe.pending.len(), kept);
+        assert_eq!(
+            fe.pending.front().and_then(|(u, _, _)| u.pts),
+            Some((units - kept) as u64 * 1920)
+        );
+        assert_eq!(fe.counters().units_dropped, (units - kept) as u64);
     }
 
     #[test]

@@ -116,6 +116,8 @@ pub struct InputCounters {
     pub audio_buffers: u64,
     /// Units dropped because a decoder was behind.
     pub decoder_overflow: u64,
+    /// Decoded buffers the decoders' appsinks did not hand over (src/input/decode.rs).
+    pub decoder_dropped: u64,
     pub decoder_errors: u64,
     /// The last decoder error, if any.
     pub last_error: Option<String>,
@@ -295,6 +297,7 @@ impl NetworkSource {
                         c.pictures = counters.pictures.load(Ordering::Relaxed);
                         c.audio_buffers = counters.audio_buffers.load(Ordering::Relaxed);
                         c.decoder_overflow = counters.overflow.load(Ordering::Relaxed);
+                        c.decoder_dropped = counters.sink_dropped.load(Ordering::Relaxed);
                         c.decoder_errors = counters.errors.load(Ordering::Relaxed);
                         if err.is_some() {
                             c.last_error = err;

@@ -50,6 +50,8 @@ pub struct OriginStats {
     pub disk_bytes: u64,
     pub disk_files: u64,
     pub disk_errors: u64,
+    /// Segment files the disk tier deleted to stay under `dvr_max_bytes`.
+    pub disk_evicted: u64,
     /// Segment reads from disk that failed (served 404).
     pub disk_read_errors: u64,
     pub disk_enabled: bool,
@@ -100,6 +102,7 @@ impl OriginStats {
             disk_bytes: disk.bytes,
             disk_files: disk.files,
             disk_errors: disk.errors,
+            disk_evicted: disk.evicted,
             disk_read_errors: c.disk_read_errors.load(Ordering::Relaxed),
             disk_enabled,
             requests: c.requests.load(Ordering::Relaxed),

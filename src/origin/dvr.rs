@@ -48,6 +48,8 @@ struct State {
     files: BTreeMap<FileKey, (PathBuf, u64)>,
     bytes: u64,
     errors: u64,
+    /// Files deleted to stay under `max_bytes`.
+    evicted: u64,
     last_error_log: Option<Instant>,
 }
 
@@ -57,6 +59,8 @@ pub struct DiskStats {
     pub bytes: u64,
     pub files: u64,
     pub errors: u64,
+    /// Segment files deleted to stay under `dvr_max_bytes` (oldest of any track first).
+    pub evicted: u64,
 }
 
 pub struct DiskStore {
@@ -145,6 +149,7 @@ impl DiskStore {
                 files: BTreeMap::new(),
                 bytes: 0,
                 errors: 0,
+                evicted: 0,
                 last_error_log: None,
             }),
         }
@@ -327,6 +332,7 @@ impl DiskStore {
                     break;
                 };
                 st.bytes -= len;
+                st.evicted += 1;
                 evicted.push((key.track, key.start));
                 doomed.push(path);
             }
@@ -384,6 +390,7 @@ impl DiskStore {
             bytes: st.bytes,
             files: st.files.len() as u64,
             errors: st.errors,
+            evicted: st.evicted,
         }
     }
 }
@@ -451,6 +458,7 @@ mod tests {
         }
         assert_eq!(evicted_all, vec![(0, 0), (0, 90_000), (0, 180_000)]);
         assert_eq!(store.stats().files, 2);
+        assert_eq!(store.stats().evicted, 3, "every eviction counted");
         // A leftover temporary file is cleaned up on reload.
         std::fs::write(dir.path().join("v/9-9-9-9.m4s.tmp"), b"x").unwrap();
 

@@ -9,9 +9,10 @@
 //! - The backlog holds every unit not yet delivered (sent or not) plus the last `keep_sent`
 //!   delivered ones (2 for RTMP and Smooth, the Azure rule; 0 for CMAF ingest, where a 2xx
 //!   acknowledges a segment and only unacknowledged ones are ever resent).
-//! - It is bounded by the summed duration of the undelivered units (`max_duration`) and by
-//!   bytes (`max_bytes`). Overflow drops the oldest whole unit, delivered ones first, and
-//!   counts it.
+//! - It is bounded by the summed duration of the units still to send (`max_duration`: those
+//!   never sent, and after a rewind those to send again; sent units awaiting delivery do not
+//!   count) and by bytes (`max_bytes`, every unit held). Overflow drops the oldest whole unit,
+//!   delivered ones first, and counts it.
 //! - After a reconnect, [`Backlog::rewind`] moves the cursor back to the first unit not
 //!   delivered, and over the kept delivered units before it: the session sends those again,
 //!   then the rest in order, then live. What sat in a dead connection is sent again.

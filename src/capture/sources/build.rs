@@ -10,10 +10,11 @@ use gstreamer_app as gst_app;
 
 use super::capture_time::{Lead, capture_time};
 use super::pipeline::{AtEos, Built};
-use super::sink_drops::{SinkCount, SinkDrops, count_arrivals};
+use super::sink_drops::{SinkCount, SinkDrops};
 use crate::capture::elements;
 use crate::config::{AudioInput, Config, InputKind};
 use crate::source::RawSink;
+use crate::source::count_arrivals;
 
 /// Raw buffers an appsink holds before it drops the oldest (the grid feed never blocks, so
 /// this is only reached when the box is overloaded); each loss is counted (`sink_drops.rs`).

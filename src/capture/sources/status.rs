@@ -28,9 +28,9 @@ pub struct SourceStatus {
     /// other kinds).
     pub counters: Option<NetworkCounters>,
     /// Raw buffers that reached the appsinks of a source pipeline (`test`, `v4l2`, `file`,
-    /// `rtsp`, a separate audio source) and were not handed to the grid feed, summed over the
-    /// source's lives (src/capture/sources/sink_drops.rs); 0 for the network inputs, whose
-    /// decoders count their own (`counters.decoder_overflow`).
+    /// `rtsp`, a separate audio source; src/capture/sources/sink_drops.rs) or of a network
+    /// input's decoders (`counters.decoder_dropped`, src/input/decode.rs) and were not handed
+    /// to the grid feed, summed over the source's lives.
     pub buffers_dropped: u64,
 }
 
@@ -60,6 +60,10 @@ pub struct NetworkCounters {
     pub pcr_discontinuities: u64,
     pub pts_discontinuities: u64,
     pub scte35_sections: u64,
+    /// SCTE-35 sections dropped because no reader took them: the input keeps the newest
+    /// `SCTE35_QUEUE` (src/input/ts.rs) and nothing in the daemon reads them yet, so every
+    /// older one counts here.
+    pub scte35_dropped: u64,
     /// Elementary-stream units dropped (no PTS, before the first keyframe, queue full).
     pub units_dropped: u64,
     pub reanchors: u64,
@@ -67,6 +71,8 @@ pub struct NetworkCounters {
     pub pictures: u64,
     /// Units dropped because a decoder was behind.
     pub decoder_overflow: u64,
+    /// Decoded buffers the decoders' appsinks did not hand to the grid feed.
+    pub decoder_dropped: u64,
     pub decoder_errors: u64,
 }
 
@@ -87,10 +93,12 @@ impl NetworkCounters {
             pcr_discontinuities: f.pcr_discontinuities,
             pts_discontinuities: f.pts_discontinuities,
             scte35_sections: f.scte35_sections,
+            scte35_dropped: f.scte35_dropped,
             units_dropped: f.units_dropped,
             reanchors: f.reanchors,
             pictures: c.pictures,
             decoder_overflow: c.decoder_overflow,
+            decoder_dropped: c.decoder_dropped,
             decoder_errors: c.decoder_errors,
         }
     }
@@ -111,10 +119,12 @@ impl NetworkCounters {
             pcr_discontinuities: self.pcr_discontinuities + o.pcr_discontinuities,
             pts_discontinuities: self.pts_discontinuities + o.pts_discontinuities,
             scte35_sections: self.scte35_sections + o.scte35_sections,
+            scte35_dropped: self.scte35_dropped + o.scte35_dropped,
             units_dropped: self.units_dropped + o.units_dropped,
             reanchors: self.reanchors + o.reanchors,
             pictures: self.pictures + o.pictures,
             decoder_overflow: self.decoder_overflow + o.decoder_overflow,
+            decoder_dropped: self.decoder_dropped + o.decoder_dropped,
             decoder_errors: self.decoder_errors + o.decoder_errors,
         }
     }
@@ -134,5 +144,31 @@ pub(super) fn set_state(status: &SharedStatus, state: &'static str) {
     if s.state != state {
         s.state = state;
         s.since_ns = now_ns();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::FrontEndCounters;
+
+    #[test]
+    fn scte35_and_decoder_drops_reach_the_status_counters_summed_over_lives() {
+        let life = InputCounters {
+            front: FrontEndCounters {
+                scte35_sections: 70,
+                scte35_dropped: 6,
+                ..Default::default()
+            },
+            decoder_dropped: 3,
+            ..Default::default()
+        };
+        let one = NetworkCounters::from_input(&life);
+        assert_eq!((one.scte35_dropped, one.decoder_dropped), (6, 3));
+        let two = one.plus(one);
+        assert_eq!((two.scte35_dropped, two.decoder_dropped), (12, 6));
+        let json = serde_json::to_value(two).expect("json");
+        assert_eq!(json["scte35_dropped"], 12);
+        assert_eq!(json["decoder_dropped"], 6);
     }
 }

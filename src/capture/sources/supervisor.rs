@@ -66,9 +66,12 @@ impl SourceLife<'_> {
         }
     }
 
-    /// A network source's counters (already summed over its lives).
+    /// A network source's counters (already summed over its lives); what its decoders'
+    /// appsinks lost is its `buffers_dropped`, as for the other sources.
     pub fn set_counters(&self, counters: NetworkCounters) {
-        crate::sync::lock(self.status).counters = Some(counters);
+        let mut s = crate::sync::lock(self.status);
+        s.buffers_dropped = counters.decoder_dropped;
+        s.counters = Some(counters);
     }
 
     /// Where this source's appsinks count what they lose (src/capture/sources/sink_drops.rs).
@@ -229,6 +232,36 @@ fn repeat_is_quiet(warned: Option<&(String, Instant)>, e: &str, now: Instant) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_network_source_shows_its_decoders_appsink_losses_as_buffers_dropped() {
+        let status = Arc::new(Mutex::new(SourceStatus {
+            role: "input",
+            kind: "rtp".into(),
+            state: "running",
+            since_ns: 0,
+            last_error: None,
+            restarts: 0,
+            timing: "rtcp",
+            counters: None,
+            buffers_dropped: 0,
+        }));
+        let stop = AtomicBool::new(false);
+        let life = SourceLife {
+            stop: &stop,
+            status: &status,
+            after_failure: false,
+            role: "input",
+            kind: "rtp",
+        };
+        life.set_counters(NetworkCounters {
+            decoder_dropped: 9,
+            ..Default::default()
+        });
+        let s = crate::sync::lock(&status);
+        assert_eq!(s.buffers_dropped, 9);
+        assert_eq!(s.counters.map(|c| c.decoder_dropped), Some(9));
+    }
 
     #[test]
     fn an_rtsp_source_retries_at_least_every_second_and_the_others_every_five() {

@@ -58,6 +58,12 @@ pub(super) fn render(w: &mut Writer, s: &Status) {
         s.input.frames_late,
     );
     w.one(
+        "input_overflow_frames_total",
+        "counter",
+        "Source pictures the grid feed dropped because 64 were already waiting for their frame (the oldest goes).",
+        s.input.frames_overflow,
+    );
+    w.one(
         "input_source_restarts_total",
         "counter",
         "Source pipelines rebuilt after an error or an end of stream.",
@@ -66,7 +72,7 @@ pub(super) fn render(w: &mut Writer, s: &Status) {
     w.one(
         "input_source_dropped_buffers_total",
         "counter",
-        "Raw buffers that reached a source pipeline's appsinks and were not handed to the grid feed.",
+        "Raw buffers that reached a source pipeline's or a network input decoder's appsinks and were not handed to the grid feed.",
         s.input.sources.iter().map(|x| x.buffers_dropped).sum::<u64>(),
     );
     input_counters(w, s);
@@ -179,7 +185,7 @@ fn input_counters(w: &mut Writer, s: &Status) {
             1,
         );
     }
-    let families: [(&str, &str, NetField); 16] = [
+    let families: [(&str, &str, NetField); 17] = [
         (
             "input_datagrams_total",
             "Datagrams received by a network input.",
@@ -234,6 +240,11 @@ fn input_counters(w: &mut Writer, s: &Status) {
             "input_scte35_sections_total",
             "SCTE-35 sections received.",
             |c| c.scte35_sections,
+        ),
+        (
+            "input_dropped_scte35_sections_total",
+            "SCTE-35 sections dropped because no reader took them (the input keeps the newest 64).",
+            |c| c.scte35_dropped,
         ),
         (
             "input_rtcp_reports_total",

@@ -38,7 +38,7 @@ pub(super) fn tracks(w: &mut Writer, s: &Status) {
 /// The origin's totals: disk, requests, bytes.
 pub(super) fn totals(w: &mut Writer, s: &Status) {
     let o = &s.origin;
-    let origin_families: [(&str, &str, &str, u64); 8] = [
+    let origin_families: [(&str, &str, &str, u64); 9] = [
         (
             "origin_disk_bytes",
             "gauge",
@@ -50,6 +50,12 @@ pub(super) fn totals(w: &mut Writer, s: &Status) {
             "counter",
             "DVR disk write/list errors.",
             o.disk_errors,
+        ),
+        (
+            "origin_disk_evicted_segments_total",
+            "counter",
+            "DVR segment files deleted to stay under dvr_max_bytes (the oldest of any track first).",
+            o.disk_evicted,
         ),
         (
             "origin_disk_read_errors_total",
