@@ -100,6 +100,71 @@ pub fn count_arrivals(pad: &gst::Pad) -> Arc<AtomicU64> {
     arrived
 }
 
+/// Test support for the appsink ledgers' tests (src/capture/sources/build.rs,
+/// src/input/decode.rs): a raw 64×36 I420 feed whose first buffers end before the segment's
+/// start, so the base sink discards them without rendering.
+#[cfg(test)]
+pub mod test_feed {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    use gstreamer_app as gst_app;
+
+    /// The feed's caps: 64×36 I420 at 10 fps.
+    pub fn caps() -> gst::Caps {
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .field("width", 64i32)
+            .field("height", 36i32)
+            .field("framerate", gst::Fraction::new(10, 1))
+            .build()
+    }
+
+    /// Links an appsrc to `first` (already in `pipeline`), plays, and pushes twelve 100 ms
+    /// buffers in a segment that starts at 1 s: buffers 0..10 end before it, 10 and 11 are
+    /// handed over. Returns once the pipeline reached EOS (and fails if it did not).
+    pub fn across_the_segment_start(pipeline: &gst::Pipeline, first: &gst::Element) {
+        let caps = caps();
+        let src = gst_app::AppSrc::builder()
+            .caps(&caps)
+            .format(gst::Format::Time)
+            .handle_segment_change(true)
+            .build();
+        pipeline.add(&src).expect("add");
+        src.link(first).expect("link");
+        pipeline.set_state(gst::State::Playing).expect("playing");
+        let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
+        segment.set_start(gst::ClockTime::from_seconds(1));
+        for i in 0..12u64 {
+            let mut buffer = gst::Buffer::with_size(64 * 36 * 3 / 2).expect("buffer");
+            {
+                let b = buffer.get_mut().expect("writable");
+                b.set_pts(gst::ClockTime::from_mseconds(100 * i));
+                b.set_duration(gst::ClockTime::from_mseconds(100));
+            }
+            let sample = gst::Sample::builder()
+                .buffer(&buffer)
+                .caps(&caps)
+                .segment(&segment)
+                .build();
+            src.push_sample(&sample).expect("pushed");
+        }
+        src.end_of_stream().expect("eos");
+        let bus = pipeline.bus().expect("bus");
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(10),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
+        let _ = pipeline.set_state(gst::State::Null);
+        assert!(
+            matches!(
+                msg.as_ref().map(|m| m.view()),
+                Some(gst::MessageView::Eos(_))
+            ),
+            "{msg:?}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,18 +19,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 
-const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-
 /// A one-rendition config (180p) with the test pattern.
 fn tiny_config(dir: &Path, name: &str, origin_port: u16, control_port: u16) -> std::path::PathBuf {
     let config = small_config(dir, name, origin_port, control_port);
-    let mut text = std::fs::read_to_string(&config).expect("config");
-    let start = text
-        .find("[[rendition]]\nname = \"240p\"")
-        .expect("240p block");
-    let end = start + text[start..].find("\n\n").expect("end of 240p block") + 2;
-    text.replace_range(start..end, "");
-    std::fs::write(&config, text).expect("write config");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, without_rendition(&text, "240p")).expect("write config");
     config
 }
 
@@ -73,10 +66,7 @@ fn assert_ordered(segments: &[(u64, u64, String)], what: &str) {
 
 #[test]
 fn system_clock_steps_are_counted_slews_are_not_and_the_timeline_never_goes_back() {
-    assert!(
-        Path::new(LIBFAKETIME).exists(),
-        "{LIBFAKETIME} missing: scripts/install-deps installs Debian's faketime"
-    );
+    let libfaketime = libfaketime();
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let (op, cp) = (free_port(), free_port());
@@ -90,7 +80,7 @@ fn system_clock_steps_are_counted_slews_are_not_and_the_timeline_never_goes_back
         op,
         dir.path().join("clock.log"),
         &[
-            ("LD_PRELOAD", LIBFAKETIME),
+            ("LD_PRELOAD", libfaketime),
             ("FAKETIME_TIMESTAMP_FILE", &clock_path),
             ("FAKETIME_CACHE_DURATION", "1"),
             ("FAKETIME_XRESET", "1"),
@@ -217,6 +207,7 @@ fn date_ms(date: &str) -> u64 {
 /// lists segments from before it to after it; every listed segment must agree with itself.
 fn across_the_instant(instant: u64, date: &str) {
     assert_eq!(date_ms(date), instant * 1000, "the test's calendar");
+    let libfaketime = libfaketime();
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let (op, cp) = (free_port(), free_port());
@@ -232,7 +223,7 @@ fn across_the_instant(instant: u64, date: &str) {
         op,
         dir.path().join("epoch.log"),
         &[
-            ("LD_PRELOAD", LIBFAKETIME),
+            ("LD_PRELOAD", libfaketime),
             ("FAKETIME", &offset),
             ("DONT_FAKE_MONOTONIC", "1"),
         ],

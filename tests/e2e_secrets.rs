@@ -177,11 +177,7 @@ fn keys_in_url_paths_never_appear_at_debug_level() {
     let config = small_config(d, "secrets", origin_port, control_port);
     let mut text = std::fs::read_to_string(&config).expect("config");
     // One 320x180 rendition is enough here.
-    let start = text
-        .find("[[rendition]]\nname = \"240p\"")
-        .expect("240p block");
-    let end = start + text[start..].find("\n\n").expect("end of 240p block") + 2;
-    text.replace_range(start..end, "");
+    text = without_rendition(&text, "240p");
     text.push_str(&format!(
         r#"
 [[output]]

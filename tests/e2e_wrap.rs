@@ -21,7 +21,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::*;
 
 const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
-const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 const WRAP_MS: u64 = 1 << 32;
 /// The daemon's fake clock starts this long before the wrap instant.
 const LEAD: Duration = Duration::from_secs(25);
@@ -151,10 +150,7 @@ fn last_video_ms(status: &str) -> Option<u64> {
 
 #[test]
 fn rtmp_epoch_timestamps_wrap_cleanly_under_faketime() {
-    assert!(
-        Path::new(LIBFAKETIME).exists(),
-        "{LIBFAKETIME} missing: scripts/install-deps installs Debian's faketime"
-    );
+    let libfaketime = libfaketime();
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
@@ -178,11 +174,7 @@ fn rtmp_epoch_timestamps_wrap_cleanly_under_faketime() {
 
     let config = small_config(d, "wrap", origin_port, control_port);
     let mut text = std::fs::read_to_string(&config).expect("config");
-    let start = text
-        .find("[[rendition]]\nname = \"240p\"")
-        .expect("240p block");
-    let end = start + text[start..].find("\n\n").expect("end of 240p block") + 2;
-    text.replace_range(start..end, "");
+    text = without_rendition(&text, "240p");
     // 100 kbit/s: libavformat's server sends its first acknowledgement after ~1.25 MB, and
     // until the publisher's acknowledgement handling is fixed (issue #10 part 1) a first
     // acknowledgement on a 2.5 MB window trips its stall detector 2 s later; at 250 kbit/s
@@ -204,7 +196,7 @@ fn rtmp_epoch_timestamps_wrap_cleanly_under_faketime() {
     let child = Command::new(env!("CARGO_BIN_EXE_twincast"))
         .args(["run", "--config"])
         .arg(&config)
-        .env("LD_PRELOAD", LIBFAKETIME)
+        .env("LD_PRELOAD", libfaketime)
         .env("FAKETIME", &faketime)
         .env("DONT_FAKE_MONOTONIC", "1")
         .stdout(Stdio::null())

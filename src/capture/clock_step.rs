@@ -48,7 +48,7 @@ impl StepDetector {
     /// Reads both clocks now.
     pub fn check(&mut self) -> Step {
         let mono = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.observe(realtime_ns(), mono)
+        self.observe(now_ns(), mono)
     }
 
     /// One reading: the realtime clock in epoch ns and the monotonic clock in ns.
@@ -87,7 +87,7 @@ impl CaptureStats {
                 self.clock_steps_back.fetch_add(1, Ordering::Relaxed);
                 self.clock_last_step_ms.store(ms(ns, -1), Ordering::Relaxed);
                 // Indices never repeat: the next frame is fed when the clock reaches it again.
-                let wait = next_feed_ns.saturating_sub(realtime_ns());
+                let wait = next_feed_ns.saturating_sub(now_ns());
                 log::warn!(
                     "grid clock: the system clock stepped back by {} ms; the timeline never goes back, so no frame is fed for {} ms",
                     ns / 1_000_000,
@@ -98,8 +98,8 @@ impl CaptureStats {
     }
 }
 
-/// The clock of record, epoch ns.
-fn realtime_ns() -> u64 {
+/// The clock of record (`CLOCK_REALTIME`), in epoch ns.
+pub fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))

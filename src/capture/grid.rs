@@ -52,12 +52,7 @@ pub const STATE_BACKUP: u8 = 3;
 
 pub use super::select::{SOURCE_BACKUP, SOURCE_PRIMARY};
 
-pub fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
+pub use super::clock_step::now_ns;
 
 /// What the sources hand their media to.
 pub struct GridSink {

@@ -262,56 +262,13 @@ mod tests {
     #[test]
     fn decoded_buffers_the_appsink_does_not_hand_over_are_counted() {
         gst::init().expect("GStreamer");
-        let caps = gst::Caps::builder("video/x-raw")
-            .field("format", "I420")
-            .field("width", 64i32)
-            .field("height", 36i32)
-            .field("framerate", gst::Fraction::new(10, 1))
-            .build();
+        let caps = crate::source::test_feed::caps();
         let counting = Arc::new(Counting::default());
         let counters = Arc::new(DecodeCounters::default());
-        let sink = raw_sink(caps.clone(), counting.clone(), counters.clone(), true);
+        let sink = raw_sink(caps, counting.clone(), counters.clone(), true);
         let pipeline = gst::Pipeline::with_name("decode-sink-drops-test");
-        let src = gst_app::AppSrc::builder()
-            .caps(&caps)
-            .format(gst::Format::Time)
-            .handle_segment_change(true)
-            .build();
-        pipeline
-            .add_many([src.upcast_ref::<gst::Element>(), sink.upcast_ref()])
-            .expect("add");
-        src.link(&sink).expect("link");
-        pipeline.set_state(gst::State::Playing).expect("playing");
-        let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
-        segment.set_start(gst::ClockTime::from_seconds(1));
-        for i in 0..12u64 {
-            let mut buffer = gst::Buffer::with_size(64 * 36 * 3 / 2).expect("buffer");
-            {
-                let b = buffer.get_mut().expect("writable");
-                b.set_pts(gst::ClockTime::from_mseconds(100 * i));
-                b.set_duration(gst::ClockTime::from_mseconds(100));
-            }
-            let sample = gst::Sample::builder()
-                .buffer(&buffer)
-                .caps(&caps)
-                .segment(&segment)
-                .build();
-            src.push_sample(&sample).expect("pushed");
-        }
-        src.end_of_stream().expect("eos");
-        let bus = pipeline.bus().expect("bus");
-        let msg = bus.timed_pop_filtered(
-            gst::ClockTime::from_seconds(10),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        );
-        let _ = pipeline.set_state(gst::State::Null);
-        assert!(
-            matches!(
-                msg.as_ref().map(|m| m.view()),
-                Some(gst::MessageView::Eos(_))
-            ),
-            "{msg:?}"
-        );
+        pipeline.add(&sink).expect("add");
+        crate::source::test_feed::across_the_segment_start(&pipeline, sink.upcast_ref());
         // Buffers 0..10 end before the segment's start (1 s); 10 and 11 are handed over.
         assert_eq!(counting.0.load(Ordering::Relaxed), 2);
         assert_eq!(counters.pictures.load(Ordering::Relaxed), 2);

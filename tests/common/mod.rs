@@ -111,6 +111,33 @@ height = 180
 bitrate_kbps = 250
 "#;
 
+/// `text` (a config) without the `[[rendition]]` named `name`, for tests where one rung of
+/// [`SMALL_LADDER`] is enough.
+pub fn without_rendition(text: &str, name: &str) -> String {
+    let start = text
+        .find(&format!("[[rendition]]\nname = \"{name}\""))
+        .unwrap_or_else(|| panic!("no {name} block"));
+    let end = start
+        + text[start..]
+            .find("\n\n")
+            .unwrap_or_else(|| panic!("no end of the {name} block"))
+        + 2;
+    let mut text = text.to_string();
+    text.replace_range(start..end, "");
+    text
+}
+
+/// Debian's libfaketime (`faketime`), to preload into the daemon; fails the test when it is
+/// missing.
+pub fn libfaketime() -> &'static str {
+    const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    assert!(
+        Path::new(LIBFAKETIME).exists(),
+        "{LIBFAKETIME} missing: scripts/install-deps installs Debian's faketime"
+    );
+    LIBFAKETIME
+}
+
 /// A config for a small, cheap daemon.
 pub fn small_config(dir: &Path, name: &str, origin_port: u16, control_port: u16) -> PathBuf {
     small_config_with_input(
