@@ -45,10 +45,11 @@ impl Default for StepDetector {
 }
 
 impl StepDetector {
-    /// Reads both clocks now.
-    pub fn check(&mut self) -> Step {
+    /// Reads both clocks now: what changed, and the realtime reading (epoch ns).
+    pub fn check(&mut self) -> (Step, u64) {
         let mono = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.observe(now_ns(), mono)
+        let now = now_ns();
+        (self.observe(now, mono), now)
     }
 
     /// One reading: the realtime clock in epoch ns and the monotonic clock in ns.

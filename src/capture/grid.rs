@@ -334,16 +334,14 @@ fn run(p: ClockParts, stop: &AtomicBool) {
     let mut steps = StepDetector::default();
     while !stop.load(Ordering::Relaxed) {
         not_encoded.check(&p.stats);
-        let step = steps.check();
+        let (step, now) = steps.check();
         let lat = p.sink.latency_ns();
-        if step != Step::None {
-            p.stats.clock_step(step, rate.frame_time_ns(k) + lat);
-        }
+        p.stats.clock_step(step, rate.frame_time_ns(k) + lat);
         if let Step::Forward(_) = step {
-            p.sink.stepped_at_ns.store(now_ns(), Ordering::Relaxed);
+            p.sink.stepped_at_ns.store(now, Ordering::Relaxed);
         }
         // The media time whose frames are due now.
-        let due = now_ns().saturating_sub(lat);
+        let due = now.saturating_sub(lat);
         if rate.frame_time_ns(k) + MAX_BEHIND_NS < due {
             let to = rate.frame_index_nearest(due);
             p.stats
