@@ -860,6 +860,88 @@ fn fnv1a(data: &[u8]) -> u64 {
     })
 }
 
+#[test]
+fn browsers_that_open_after_a_ladder_reload_play() {
+    // A reload gives the renditions new init segments (the audio keeps its one); once the live
+    // edge is past it, hls.js then dash.js open the stream: both play from the new version.
+    // (hls.js never started when only the video playlists carried the reload's discontinuity:
+    // its audio waited for a video timestamp of the discontinuity sequence before it.)
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let artifacts = repo_root().join("ci-artifacts");
+    let (op, cp) = (free_port(), free_port());
+    let config = origin_config(dir.path(), "joiner", op, cp, "");
+    let d = Daemon::start(&config, op, dir.path().join("joiner.log"));
+    wait_playlists(&d, &["240p", "180p", "audio"], 3, Duration::from_secs(60));
+    let old_init = get_ok(&d.url("/live/240p/init.mp4")).unwrap_or_default();
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text
+        .replace("bitrate_kbps = 400\n", "bitrate_kbps = 800\n")
+        .replace("bitrate_kbps = 250\n", "bitrate_kbps = 500\n");
+    std::fs::write(&config, text).expect("config");
+    assert!(
+        run("kill", &["-HUP", &d.child.id().to_string()]).0,
+        "SIGHUP"
+    );
+    // Both renditions changed, and 8 segments (8 s) of the new version are listed: every
+    // player's live edge (hls.js: 3 target durations back, dash.js: suggestedPresentationDelay
+    // 3 s) is past the change.
+    let new_names: Vec<String> = ["240p", "180p"]
+        .iter()
+        .map(|t| {
+            wait_for(
+                &format!("{t}: 8 segments after the reload"),
+                Duration::from_secs(90),
+                || {
+                    let text = get_text(&d.url(&format!("/live/{t}/index.m3u8")))?;
+                    let (_, after) = text.rsplit_once("#EXT-X-MAP:URI=\"init-")?;
+                    let (name, rest) = after.split_once("\"\n")?;
+                    (playlist_segments(rest).len() >= 8).then(|| format!("init-{name}"))
+                },
+            )
+        })
+        .collect();
+    assert_ne!(
+        get_ok(&d.url("/live/240p/init.mp4")).unwrap_or_default(),
+        old_init,
+        "the reload brought no new init segment"
+    );
+    for (page, player) in [("/", "hls.js"), ("/dash.html", "dash.js")] {
+        let shot = artifacts
+            .join(format!("after-reload-{player}.png"))
+            .display()
+            .to_string();
+        let out = play_in_chromium_explained(
+            &[
+                "--url",
+                &d.url(&format!("{page}?debug=1")),
+                "--seconds",
+                "10",
+                "--timeout",
+                "90",
+                "--screenshot",
+                &shot,
+            ],
+            &|| origin_state(&d, cp, &["240p", "180p", "audio"]),
+        );
+        eprintln!("{player} after a reload: {out}");
+        let by_track = inits_by_track(&out);
+        let fetched: Vec<&String> = ["240p", "180p"]
+            .iter()
+            .filter_map(|t| by_track.get(&format!("/live/{t}")))
+            .flatten()
+            .collect();
+        assert!(
+            !fetched.is_empty() && fetched.iter().all(|f| new_names.contains(f)),
+            "{player} fetched {fetched:?}, the new versions are {new_names:?}: {out}"
+        );
+        assert!(
+            by_track.contains_key("/live/audio"),
+            "{player} never fetched the audio's init segment: {out}"
+        );
+    }
+}
+
 /// Rendition directory → distinct init segment paths a player fetched (from play.mjs's `inits`).
 fn inits_by_track(out: &str) -> std::collections::BTreeMap<String, Vec<String>> {
     let mut by: std::collections::BTreeMap<String, Vec<String>> = Default::default();
@@ -899,10 +981,21 @@ fn browsers_play_across_a_ladder_reload() {
     ];
     for (page, player, changes) in runs {
         let (cfg, pid) = (config.clone(), d.child.id());
-        // The player starts ~9 s behind live: a reload 12 s after the page opens reaches its
-        // playhead ~20 s in; it plays 35 s in all.
+        // The player starts ~9 s behind live: a reload 8 s after it began fetching reaches its
+        // playhead ~17 s in; it plays 35 s in all. Counted from the player's first requests, not
+        // from the page's opening: Chromium can take more than 10 s to start on a loaded CI
+        // machine, and a player that opens after the reload is the next test's case.
         let reloader = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs(12));
+            let requests = || {
+                get_json(&format!("http://127.0.0.1:{cp}/status"))
+                    .and_then(|s| s["origin"]["requests"].as_u64())
+            };
+            let before = requests().unwrap_or(0);
+            // The page, the player's script, the playlists, the inits and a few segments.
+            wait_for("the player fetching", Duration::from_secs(90), || {
+                requests().filter(|n| *n >= before + 10)
+            });
+            std::thread::sleep(Duration::from_secs(8));
             let mut text = std::fs::read_to_string(&cfg).expect("config");
             for (from, to) in changes {
                 text = text.replace(
@@ -917,16 +1010,20 @@ fn browsers_play_across_a_ladder_reload() {
             .join(format!("reload-{player}.png"))
             .display()
             .to_string();
-        let out = play_in_chromium(&[
-            "--url",
-            &d.url(page),
-            "--seconds",
-            "35",
-            "--timeout",
-            "150",
-            "--screenshot",
-            &shot,
-        ]);
+        // `?debug=1`: the player's own log is in the failure message (play.mjs `diag`).
+        let out = play_in_chromium_explained(
+            &[
+                "--url",
+                &d.url(&format!("{page}?debug=1")),
+                "--seconds",
+                "35",
+                "--timeout",
+                "150",
+                "--screenshot",
+                &shot,
+            ],
+            &|| origin_state(&d, cp, &["240p", "180p", "audio"]),
+        );
         assert!(reloader.join().unwrap_or(false), "SIGHUP");
         eprintln!("{player} across a reload: {out}");
         // The player fetched the version the reload brought, under its versioned name (the

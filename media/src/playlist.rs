@@ -12,10 +12,15 @@
 //!   ([`gap_entries`]), and the segment after it carries `EXT-X-DISCONTINUITY`, so every
 //!   segment's media sequence number is its index from the epoch; a segment whose init segment
 //!   differs from the one before is also a discontinuity and gets its own `EXT-X-MAP`.
+//! - Every media playlist carries the discontinuities of *every* track ([`Discontinuities`]):
+//!   RFC 8216 §6.2.4 asks matching content to have matching discontinuity sequence numbers, and
+//!   hls.js aligns the audio with the video per discontinuity sequence number, so an audio
+//!   playlist without the video's discontinuity (a reload that changed only the video's init
+//!   segment) never starts playing at a live edge past it.
 //! - DASH: a Period starts at every segment index where some track's init segment changed
 //!   ([`period_starts`]); each Representation of a Period lists that Period's segments.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::dash::{
     Addressing, INIT_TEMPLATE, Mpd, Period, Representation, RepresentationKind, timeline_runs,
@@ -68,8 +73,11 @@ pub struct TrackWindow {
     pub timescale: Timescale,
     /// Oldest first.
     pub segments: Vec<WindowSegment>,
-    /// `EXT-X-DISCONTINUITY-SEQUENCE`: discontinuities that slid out of the front.
-    pub discontinuity_sequence: u64,
+    /// Indices of the segments that do not follow the one before them seamlessly
+    /// ([`WindowSegment::is_discontinuous_with`]), oldest first; the first may be the oldest
+    /// segment's (its predecessor just slid out). [`Discontinuities`] gathers them over the
+    /// tracks.
+    pub discontinuities: Vec<u64>,
     /// Segment indices where the init segment changed, oldest first; the first may be at or
     /// before the oldest segment (the change it still belongs to).
     pub version_changes: Vec<u64>,
@@ -103,6 +111,60 @@ pub struct MpdRequest {
     pub number: bool,
     /// `UTCTiming@value`.
     pub utc_timing_url: String,
+}
+
+/// The discontinuities of all the tracks of one origin: a segment index where some track does
+/// not continue seamlessly is a discontinuity in every track's playlist, so the same content
+/// has the same discontinuity sequence number everywhere (a segment at index i is in sequence
+/// [`Discontinuities::before`]`(i)` + 1 on every track).
+///
+/// The origin keeps one and [`Discontinuities::observe`]s every window change: a track's own
+/// discontinuity stays known after it slid out of that track's window while another track
+/// still reaches back past it. Bounded: only the indices past the oldest segment of every
+/// track are kept; the older ones are counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Discontinuities {
+    /// Discontinuities before the oldest segment of every track.
+    slid: u64,
+    /// Indices with a discontinuity in some track, from the oldest segment of any track on.
+    at: BTreeSet<u64>,
+}
+
+impl Discontinuities {
+    /// Adds the tracks' own discontinuities and forgets (counting them) those before the
+    /// oldest segment of every track that has segments (one at it is still reported by its
+    /// track, [`TrackWindow::discontinuities`]).
+    pub fn observe(&mut self, tracks: &[&TrackWindow]) {
+        for t in tracks {
+            self.at.extend(t.discontinuities.iter().copied());
+        }
+        let oldest = tracks
+            .iter()
+            .filter_map(|t| t.segments.first())
+            .map(|s| s.index)
+            .min();
+        if let Some(oldest) = oldest {
+            let newer = self.at.split_off(&oldest);
+            self.slid += self.at.len() as u64;
+            self.at = newer;
+        }
+    }
+
+    /// The number of discontinuities up to and including segment index `index`: the
+    /// `EXT-X-DISCONTINUITY-SEQUENCE` of a playlist whose first segment is `index`.
+    pub fn up_to(&self, index: u64) -> u64 {
+        self.slid + self.at.range(..=index).count() as u64
+    }
+
+    /// Every discontinuity known, for a playlist with no segment yet.
+    pub fn total(&self) -> u64 {
+        self.slid + self.at.len() as u64
+    }
+
+    /// Some track does not continue seamlessly at segment index `index`.
+    pub fn at(&self, index: u64) -> bool {
+        self.at.contains(&index)
+    }
 }
 
 /// `ns` in `timescale` ticks, rounded down.
@@ -193,10 +255,12 @@ pub fn gap_entries(
 }
 
 /// A window's HLS entries in order, gaps included, and the `EXT-X-MAP` URIs by entry position
-/// where the init segment changes.
+/// where the init segment changes. An entry (a segment or a gap) after the first carries
+/// `EXT-X-DISCONTINUITY` where this track, or any track of `all`, does not continue seamlessly.
 pub fn segment_entries(
     track: &TrackWindow,
     segment_ns: u64,
+    all: &Discontinuities,
 ) -> (Vec<SegmentEntry>, BTreeMap<usize, String>) {
     let mut entries = Vec::with_capacity(track.segments.len());
     let mut maps = BTreeMap::new();
@@ -204,8 +268,12 @@ pub fn segment_entries(
     for s in &track.segments {
         let mut discontinuity = false;
         if let Some(p) = prev {
-            discontinuity = p.is_discontinuous_with(s);
-            entries.extend(gap_entries(p, s, track.timescale, segment_ns));
+            discontinuity = p.is_discontinuous_with(s) || all.at(s.index);
+            let gaps = gap_entries(p, s, track.timescale, segment_ns);
+            entries.extend(gaps.into_iter().zip(p.index + 1..).map(|(mut g, index)| {
+                g.discontinuity = all.at(index);
+                g
+            }));
             if p.init_id != s.init_id {
                 maps.insert(entries.len(), track.file_name(s.init_id));
             }
@@ -239,18 +307,23 @@ pub fn slate_date_ranges(track: &TrackWindow, entries: &[SegmentEntry]) -> Vec<(
 
 /// The media playlist of one track; `None` until it has an init segment. The media sequence
 /// number is the oldest segment's index; `EXT-X-TARGETDURATION` comes from the nominal segment
-/// duration, so it never changes while the stream is live.
-pub fn media_playlist(track: &TrackWindow, timing: &Timing) -> Option<MediaPlaylist> {
+/// duration, so it never changes while the stream is live. `all`: the discontinuities of every
+/// track of the origin.
+pub fn media_playlist(
+    track: &TrackWindow,
+    timing: &Timing,
+    all: &Discontinuities,
+) -> Option<MediaPlaylist> {
     let (current_id, current) = track.current.as_ref()?;
-    let (segments, maps) = segment_entries(track, timing.segment_ns);
+    let (segments, maps) = segment_entries(track, timing.segment_ns, all);
     let date_ranges = slate_date_ranges(track, &segments);
     let first = track.segments.first();
     Some(MediaPlaylist {
         date_ranges,
         media_sequence: first.map(|s| s.index).unwrap_or(0),
         // Absent means 0 (RFC 8216bis §4.4.3.3); written once a discontinuity slid out.
-        discontinuity_sequence: (track.discontinuity_sequence > 0)
-            .then_some(track.discontinuity_sequence),
+        discontinuity_sequence: Some(first.map_or(all.total(), |s| all.up_to(s.index)))
+            .filter(|n| *n > 0),
         independent_segments: current.kind() == TrackKind::Video,
         map_uri: track.file_name(first.map(|s| s.init_id).unwrap_or(*current_id)),
         target_duration: Some(timing.segment_ns.div_ceil(1_000_000_000)),
@@ -507,14 +580,94 @@ mod tests {
         TrackWindow {
             name: name.into(),
             timescale: clock,
+            discontinuities: segments
+                .windows(2)
+                .filter(|p| p[0].is_discontinuous_with(&p[1]))
+                .map(|p| p[1].index)
+                .collect(),
             segments,
-            discontinuity_sequence: 0,
             version_changes: change.into_iter().collect(),
             current: Some(current),
             versions,
             changed: change.is_some(),
             measured_bitrates: None,
         }
+    }
+
+    /// One track's discontinuities as the origin gathers them.
+    fn own(t: &TrackWindow) -> Discontinuities {
+        let mut all = Discontinuities::default();
+        all.observe(&[t]);
+        all
+    }
+
+    /// (media sequence number, discontinuity sequence number) of every entry.
+    fn sequence_numbers(p: &MediaPlaylist) -> Vec<(u64, u64)> {
+        let mut cc = p.discontinuity_sequence.unwrap_or(0);
+        (p.media_sequence..)
+            .zip(&p.segments)
+            .map(|(n, e)| {
+                cc += u64::from(e.discontinuity);
+                (n, cc)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_playlist_carries_every_tracks_discontinuities() {
+        // The video changes its init segment at 104 (a reload) and misses 106..108 (an encoder
+        // rebuild); the audio changes at 107 and misses nothing.
+        let mut v = track(
+            "v",
+            video_info(640, 360),
+            (100..106).chain(108..110),
+            Some(104),
+        );
+        v.discontinuities = vec![104, 108];
+        let a = track("audio", audio_info(), 100..110, Some(107));
+        let mut all = Discontinuities::default();
+        all.observe(&[&v, &a]);
+        let pv = media_playlist(&v, &timing(), &all).expect("init");
+        let pa = media_playlist(&a, &timing(), &all).expect("init");
+        let flags = |p: &MediaPlaylist| -> Vec<u64> {
+            (p.media_sequence..)
+                .zip(&p.segments)
+                .filter(|(_, e)| e.discontinuity)
+                .map(|(n, _)| n)
+                .collect()
+        };
+        // The video's gap entry 107 and the audio's 104 and 108 carry the other's.
+        assert_eq!(flags(&pv), vec![104, 107, 108]);
+        assert_eq!(flags(&pa), vec![104, 107, 108]);
+        assert!(pv.segments[7].gap && pv.segments[7].discontinuity);
+        // Only a track's own init change gets an EXT-X-MAP.
+        assert_eq!(pa.maps.keys().collect::<Vec<_>>(), vec![&7]);
+        assert_eq!(sequence_numbers(&pv), sequence_numbers(&pa));
+
+        // The video slides past its change at 104 while the audio still reaches back before
+        // it: the video counts it in EXT-X-DISCONTINUITY-SEQUENCE, the audio still lists it,
+        // and every segment keeps its discontinuity sequence number.
+        let mut v2 = v.clone();
+        v2.segments.drain(..5);
+        v2.discontinuities = vec![108];
+        all.observe(&[&v2, &a]);
+        let pv2 = media_playlist(&v2, &timing(), &all).expect("init");
+        let pa2 = media_playlist(&a, &timing(), &all).expect("init");
+        assert_eq!(pv2.discontinuity_sequence, Some(1));
+        assert_eq!(pa2.discontinuity_sequence, None);
+        assert_eq!(flags(&pv2), vec![107, 108]);
+        let (nv, na) = (sequence_numbers(&pv2), sequence_numbers(&pa2));
+        assert_eq!(nv[..], na[5..]);
+        // Both slid past it: counted once, forgotten.
+        let mut a2 = a.clone();
+        a2.segments.drain(..6);
+        all.observe(&[&v2, &a2]);
+        assert_eq!((all.total(), all.up_to(105), all.at(104)), (3, 1, false));
+        // Observing again (the video still reports nothing older): nothing counted twice.
+        all.observe(&[&v2, &a2]);
+        assert_eq!(all.total(), 3);
+        let pa3 = media_playlist(&a2, &timing(), &all).expect("init");
+        assert_eq!(sequence_numbers(&pa3)[..], nv[1..]);
     }
 
     fn timing() -> Timing {
@@ -528,7 +681,9 @@ mod tests {
     #[test]
     fn a_hole_is_one_gap_entry_per_missing_index_then_a_discontinuity() {
         let v = track("v", video_info(640, 360), (100..104).chain(106..108), None);
-        let text = media_playlist(&v, &timing()).expect("init").render();
+        let text = media_playlist(&v, &timing(), &own(&v))
+            .expect("init")
+            .render();
         assert_eq!(
             text,
             "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:100\n\
@@ -619,32 +774,33 @@ mod tests {
     #[test]
     fn a_new_init_segment_is_a_discontinuity_with_its_own_map() {
         let v = track("v", video_info(640, 360), 100..107, Some(104));
-        let (entries, maps) = segment_entries(&v, 1_000_000_000);
+        let (entries, maps) = segment_entries(&v, 1_000_000_000, &own(&v));
         let flags: Vec<bool> = entries.iter().map(|e| e.discontinuity).collect();
         assert_eq!(flags, [false, false, false, false, true, false, false]);
         assert_eq!(
             maps,
             BTreeMap::from([(4, "init-00000000000000b2.mp4".to_string())])
         );
-        let p = media_playlist(&v, &timing()).expect("init");
+        let p = media_playlist(&v, &timing(), &own(&v)).expect("init");
         assert_eq!(p.map_uri, "init-00000000000000a1.mp4");
         assert_eq!(p.discontinuity_sequence, None);
         // After A slid out: B's name, and the discontinuity counted.
+        let mut all = own(&v);
         let mut later = v.clone();
         later.segments.drain(..4);
-        later.discontinuity_sequence = 1;
-        let p = media_playlist(&later, &timing()).expect("init");
+        all.observe(&[&later]);
+        let p = media_playlist(&later, &timing(), &all).expect("init");
         assert_eq!(p.map_uri, "init-00000000000000b2.mp4");
         assert!(p.maps.is_empty() && p.discontinuity_sequence == Some(1));
         // Audio never changed: `init.mp4`, no EXT-X-INDEPENDENT-SEGMENTS.
         let a = track("audio", audio_info(), 100..107, None);
-        let p = media_playlist(&a, &timing()).expect("init");
+        let p = media_playlist(&a, &timing(), &own(&a)).expect("init");
         assert_eq!(p.map_uri, "init.mp4");
         assert!(!p.independent_segments);
         // No init segment yet: no playlist.
         let mut none = a.clone();
         none.current = None;
-        assert!(media_playlist(&none, &timing()).is_none());
+        assert!(media_playlist(&none, &timing(), &own(&none)).is_none());
     }
 
     #[test]
@@ -652,7 +808,7 @@ mod tests {
         let mut v = track("v", video_info(640, 360), [100, 101, 103, 104], None);
         v.segments[1].filler = true;
         v.segments[2].filler = true;
-        let (entries, _) = segment_entries(&v, 1_000_000_000);
+        let (entries, _) = segment_entries(&v, 1_000_000_000, &own(&v));
         assert!(entries[2].gap);
         let ranges = slate_date_ranges(&v, &entries);
         // Segments 101 and 103 (entries 1 and 3): one span, ended by 104.

@@ -60,13 +60,14 @@ impl Feeder {
                 published: None,
             })
             .collect();
-        let first = OriginSnapshot {
-            timing: settings.timing(),
-            tracks: states
+        let first = OriginSnapshot::new(
+            settings.timing(),
+            states
                 .iter_mut()
                 .map(|t| Arc::new(t.snapshot(None)))
                 .collect(),
-        };
+            Default::default(),
+        );
         Feeder {
             settings,
             tracks: states.into_iter().map(Mutex::new).collect(),
@@ -91,9 +92,7 @@ impl Feeder {
             return;
         };
         let next = Arc::new(state.snapshot(Some(previous)));
-        let mut whole = OriginSnapshot::clone(&cell);
-        whole.tracks[track] = next;
-        *cell = Arc::new(whole);
+        *cell = Arc::new(cell.with_track(track, next));
     }
 
     /// Feeds every track's window from the hub until cancelled.

@@ -149,7 +149,8 @@ impl Origin {
     /// The media playlist of one track. Holes become EXT-X-GAP entries (one per missing segment
     /// index) and the segment after a hole carries EXT-X-DISCONTINUITY, so the media sequence
     /// number of every segment is its index from the epoch. Where the init segment changes the
-    /// segment also carries EXT-X-DISCONTINUITY and its own EXT-X-MAP.
+    /// segment also carries EXT-X-DISCONTINUITY and its own EXT-X-MAP. Every other track's
+    /// discontinuities are this one's too (docs/design/origin.md, *Gaps and discontinuities*).
     pub fn media_playlist(&self, name: &str) -> Option<String> {
         self.snapshot().media_playlist(name)
     }
@@ -611,10 +612,18 @@ mod tests {
         assert_eq!(text.matches("#EXT-X-MAP").count(), 2, "{text}");
         assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
         assert!(!text.contains("init.mp4"), "{text}");
-        // The audio never changed: as before.
+        // The audio never changed: its one `init.mp4`, and the video's discontinuity at the
+        // same segment (104), so both have the same discontinuity sequence numbers (RFC 8216
+        // §6.2.4; hls.js never starts the audio past a discontinuity only the video has).
         let audio = origin.media_playlist("audio").unwrap();
         assert!(
-            audio.contains("#EXT-X-MAP:URI=\"init.mp4\"") && !audio.contains("DISCONTINUITY"),
+            audio.contains(
+                "4944896.m4s\n\
+                 #EXT-X-DISCONTINUITY\n\
+                 #EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:01:44.000Z\n"
+            ) && audio.matches("#EXT-X-DISCONTINUITY\n").count() == 1
+                && audio.matches("#EXT-X-MAP").count() == 1
+                && audio.contains("#EXT-X-MAP:URI=\"init.mp4\""),
             "{audio}"
         );
         // Both versions are held, the current one is B.

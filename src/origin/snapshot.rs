@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use twincast_media::TrackKind;
-use twincast_media::playlist::{self, MpdRequest, Timing, TrackWindow};
+use twincast_media::playlist::{self, Discontinuities, MpdRequest, Timing, TrackWindow};
 
 use super::inits::InitVersions;
 use super::window::{self, Segment};
@@ -134,7 +134,7 @@ impl TrackContent {
             name: name.to_string(),
             timescale: w.timescale,
             segments: segments.iter().map(Segment::span).collect(),
-            discontinuity_sequence: w.discontinuity_sequence,
+            discontinuities: w.discontinuities(),
             version_changes: w.version_changes().collect(),
             current: current.as_ref().map(|(id, i)| (*id, i.info.clone())),
             versions: versions
@@ -159,6 +159,8 @@ impl TrackContent {
 pub struct OriginSnapshot {
     pub timing: Timing,
     pub tracks: Vec<Arc<TrackSnapshot>>,
+    /// Every track's discontinuities, which every media playlist carries.
+    pub discontinuities: Discontinuities,
 }
 
 impl OriginSnapshot {
@@ -166,6 +168,29 @@ impl OriginSnapshot {
     pub fn track(&self, name: &str) -> Option<(usize, &TrackSnapshot)> {
         let i = self.tracks.iter().position(|t| t.name() == name)?;
         Some((i, self.tracks.get(i)?))
+    }
+
+    /// A snapshot of `tracks`, with the discontinuities `known` before and those they show.
+    pub fn new(timing: Timing, tracks: Vec<Arc<TrackSnapshot>>, known: Discontinuities) -> Self {
+        let mut s = OriginSnapshot {
+            timing,
+            tracks,
+            discontinuities: known,
+        };
+        let windows = s.windows();
+        let mut discontinuities = s.discontinuities.clone();
+        discontinuities.observe(&windows);
+        s.discontinuities = discontinuities;
+        s
+    }
+
+    /// This snapshot with track `i`'s part replaced.
+    pub fn with_track(&self, i: usize, track: Arc<TrackSnapshot>) -> Self {
+        let mut tracks = self.tracks.clone();
+        if let Some(t) = tracks.get_mut(i) {
+            *t = track;
+        }
+        OriginSnapshot::new(self.timing, tracks, self.discontinuities.clone())
     }
 
     fn windows(&self) -> Vec<&TrackWindow> {
@@ -189,7 +214,7 @@ impl OriginSnapshot {
     /// The media playlist of one track (`twincast_media::playlist::media_playlist`).
     pub fn media_playlist(&self, name: &str) -> Option<String> {
         let (_, t) = self.track(name)?;
-        Some(playlist::media_playlist(t.window(), &self.timing)?.render())
+        Some(playlist::media_playlist(t.window(), &self.timing, &self.discontinuities)?.render())
     }
 
     /// The DASH MPD, once every track has its init segment. `host` (the request's Host

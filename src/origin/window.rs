@@ -14,8 +14,9 @@
 //!
 //! Holes (a restart, an outage, a segment lost to a full disk) are rendered as EXT-X-GAP entries
 //! followed by EXT-X-DISCONTINUITY, so that a segment's media sequence number is its index from
-//! the epoch on both boxes. Discontinuities slid out of the front are counted in
-//! `discontinuity_sequence`.
+//! the epoch on both boxes. The origin gathers every track's discontinuities
+//! ([`TrackWindow::discontinuities`]) so that each playlist carries all of them
+//! (`twincast_media::playlist::Discontinuities`).
 //!
 //! Init segment versions: a reload that rebuilds an encoder can bring new codec parameters (x264
 //! writes the HRD bitrate into the SPS), so a track's init segment can change from some segment
@@ -124,8 +125,11 @@ pub struct TrackWindow {
     pending: Option<Pending>,
     /// Index of the last segment published (or reloaded).
     last_index: Option<u64>,
-    /// `EXT-X-DISCONTINUITY-SEQUENCE`: discontinuities that slid out of the front.
-    pub discontinuity_sequence: u64,
+    /// The oldest segment's index when it does not follow the one that slid out before it
+    /// (so the origin's [`Discontinuities`] learns of it even if it slid out at once).
+    ///
+    /// [`Discontinuities`]: twincast_media::playlist::Discontinuities
+    front_discontinuity: Option<u64>,
     /// Fragments that could not be placed in a whole segment (start-up, gaps, clock steps).
     pub fragments_skipped: u64,
     /// Segments pruned from the window because of its duration bound.
@@ -158,7 +162,7 @@ impl TrackWindow {
             ram_bytes: 0,
             pending: None,
             last_index: None,
-            discontinuity_sequence: 0,
+            front_discontinuity: None,
             fragments_skipped: 0,
             expired: 0,
             lost_without_disk: 0,
@@ -298,11 +302,11 @@ impl TrackWindow {
     fn pop_front(&mut self) -> Option<Segment> {
         let s = self.segments.pop_front()?;
         self.revision += 1;
-        if let Some(next) = self.segments.front()
-            && is_discontinuous(&s, next)
-        {
-            self.discontinuity_sequence += 1;
-        }
+        self.front_discontinuity = self
+            .segments
+            .front()
+            .filter(|next| is_discontinuous(&s, next))
+            .map(|next| next.index);
         if let Some(b) = &s.ram {
             self.ram_bytes -= b.len() as u64;
         }
@@ -319,6 +323,22 @@ impl TrackWindow {
         while self.changes.get(1).is_some_and(|next| *next <= first) {
             self.changes.pop_front();
         }
+    }
+
+    /// Indices of the segments that do not follow the one before them seamlessly, oldest
+    /// first; the oldest segment's too if it did not follow the one that slid out before it.
+    pub fn discontinuities(&self) -> Vec<u64> {
+        let first = self.segments.front().map(|s| s.index);
+        let front = self.front_discontinuity.filter(|i| Some(*i) == first);
+        let pairs = self.segments.iter().zip(self.segments.iter().skip(1));
+        front
+            .into_iter()
+            .chain(
+                pairs
+                    .filter(|(a, b)| is_discontinuous(a, b))
+                    .map(|(_, b)| b.index),
+            )
+            .collect()
     }
 
     /// Segment indices where the init segment changed (see the module doc).
@@ -456,8 +476,8 @@ impl TrackWindow {
         Some((peak, (bytes * 8 * ts).checked_div(dur).unwrap_or(peak)))
     }
 
-    /// Changes with every change to the segments, the discontinuity sequence or the version
-    /// changes (not with the pending segment or the counters).
+    /// Changes with every change to the segments (and so to their discontinuities) or the
+    /// version changes (not with the pending segment or the counters).
     pub fn revision(&self) -> u64 {
         self.revision
     }
@@ -513,14 +533,21 @@ mod tests {
     }
 
     #[test]
-    fn window_is_bounded_by_duration_and_counts_discontinuities_sliding_out() {
+    fn window_is_bounded_by_duration_and_reports_the_discontinuity_at_its_front() {
         let mut w = window(1, 180_000 * 5);
-        for n in (0..10).chain(12..20) {
+        for n in (0..10).chain(12..17) {
+            w.push(&frag(n), 1);
+        }
+        // 12 starts the window: its predecessor (9) slid out, the discontinuity is still told.
+        assert_eq!(w.len(), 5);
+        assert_eq!(w.segments().next().map(|s| s.index), Some(12));
+        assert_eq!(w.discontinuities(), vec![12]);
+        for n in 17..20 {
             w.push(&frag(n), 1);
         }
         assert_eq!(w.len(), 5);
-        assert_eq!(w.discontinuity_sequence, 1);
         assert_eq!(w.segments().next().map(|s| s.index), Some(15));
+        assert!(w.discontinuities().is_empty());
     }
 
     #[test]
@@ -620,7 +647,7 @@ mod tests {
         }
         assert!(w.segments().all(|s| s.init_id == 0xb2));
         assert_eq!(w.version_changes().collect::<Vec<_>>(), vec![3]);
-        assert_eq!(w.discontinuity_sequence, 1);
+        assert!(w.discontinuities().is_empty(), "{:?}", w.discontinuities());
         // A third version, then the second slides out: only the newest change is kept.
         for n in 20..40 {
             w.push(&frag(n), 0xc3);

@@ -10,6 +10,10 @@
 // `inits` lists the init segment paths the player fetched (a reload that changes the codec
 // parameters shows up as a second, versioned init).
 //
+// On a failure the result carries `diag`: the video element's state (readyState, paused,
+// buffered ranges), the last requests (path, status, ms since the page opened) and the last
+// console lines; open the page with `?debug=1` to have hls.js write its log there.
+//
 // Pair switch: after `--switch-after` seconds of playback we set `window.twincastRewrite` so that
 // hls.js (through its xhrSetup hook) sends every later request (playlists and segments) to the
 // other box, then require another `--seconds` of playback; requests are counted per origin.
@@ -40,6 +44,9 @@ const opts = args();
 const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'twincast-chromium-'));
 const result = { ok: false, url: opts.url, errors: [], consoleErrors: [], advanced: 0, maxStallMs: 0, requests: {}, inits: [] };
 let context;
+let page;
+const consoleTail = [];
+const requestTail = [];
 try {
   context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -51,8 +58,19 @@ try {
     ],
     viewport: { width: 800, height: 600 },
   });
-  const page = context.pages()[0] || await context.newPage();
+  page = context.pages()[0] || await context.newPage();
+  const opened = Date.now();
+  const keep = (ring, item, n) => { ring.push(item); if (ring.length > n) ring.shift(); };
   page.on('pageerror', (e) => result.consoleErrors.push(String(e)));
+  page.on('console', (m) => keep(consoleTail, `${Date.now() - opened} ${m.type()} ${m.text()}`.slice(0, 300), 120));
+  const finished = async (r, failure) => {
+    const u = new URL(r.url());
+    if (!u.pathname.startsWith('/live/')) return;
+    const status = failure ? 'failed ' + failure : (await r.response().catch(() => null))?.status();
+    keep(requestTail, `${Date.now() - opened} ${u.pathname} ${status}`, 60);
+  };
+  page.on('requestfinished', (r) => finished(r, null));
+  page.on('requestfailed', (r) => finished(r, r.failure()?.errorText || 'unknown'));
   page.on('request', (r) => {
     const u = new URL(r.url());
     if (u.pathname.startsWith('/live/')) {
@@ -116,6 +134,18 @@ try {
   result.ok = result.errors.length === 0;
 } catch (e) {
   result.failure = String(e && e.message ? e.message : e);
+  const video = page && await page.evaluate(() => {
+    const v = document.getElementById('video');
+    if (!v) return null;
+    const ranges = [];
+    for (let i = 0; i < v.buffered.length; i++) ranges.push([v.buffered.start(i), v.buffered.end(i)]);
+    return {
+      currentTime: v.currentTime, readyState: v.readyState, networkState: v.networkState,
+      paused: v.paused, seeking: v.seeking, error: v.error && v.error.message, buffered: ranges,
+      status: document.getElementById('status')?.textContent,
+    };
+  }).catch((err) => 'unreadable: ' + err);
+  result.diag = { video, requests: requestTail, console: consoleTail };
 } finally {
   if (context) await context.close().catch(() => {});
   fs.rmSync(userDataDir, { recursive: true, force: true });
