@@ -91,15 +91,29 @@ fn drop_every_message(bus: &gst::Bus) {
     bus.set_sync_handler(|_, _| gst::BusSyncReply::Drop);
 }
 
-/// A flat I420 frame.
+/// A flat I420 frame, laid out as GStreamer lays out I420 at that size (each plane's stride
+/// rounded up to 4 bytes): the encoders' caps say I420 with no video meta, so a width whose
+/// luma or chroma rows are not a multiple of 4 (426, 1366) must carry that padding, or every
+/// element that maps the frame refuses it ("invalid video buffer received").
 pub fn plain_frame(width: u32, height: u32) -> gst::Buffer {
-    let (w, h) = (width as usize, height as usize);
-    let luma = w * h;
-    let chroma = w.div_ceil(2) * h.div_ceil(2);
     let (y, u, v) = FALLBACK_YUV;
-    let mut data = vec![y; luma + 2 * chroma];
-    data[luma..luma + chroma].fill(u);
-    data[luma + chroma..].fill(v);
+    let Ok(info) =
+        gstreamer_video::VideoInfo::builder(gstreamer_video::VideoFormat::I420, width, height)
+            .build()
+    else {
+        // A size GStreamer cannot describe never reaches here (the config bounds it).
+        return gst::Buffer::from_mut_slice(vec![y; 0]);
+    };
+    let mut data = vec![y; info.size()];
+    let (offsets, strides) = (info.offset(), info.stride());
+    let chroma_rows = height.div_ceil(2) as usize;
+    for (plane, value) in [(1, u), (2, v)] {
+        let start = offsets[plane];
+        let len = strides[plane] as usize * chroma_rows;
+        if let Some(rows) = data.get_mut(start..start + len) {
+            rows.fill(value);
+        }
+    }
     gst::Buffer::from_mut_slice(data)
 }
 
@@ -277,12 +291,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_plain_frame_is_laid_out_as_the_source_pictures_are() {
+        // The grid clock takes a held picture of another size than `i420_bytes` for a
+        // picture of another source, and pushes the plain frame instead: at 426×240 a
+        // tightly packed count replaced every live picture with the plain frame, and the
+        // plain frame itself made videoscale fail ("invalid video buffer received").
+        gst::init().unwrap();
+        for (w, h) in [(426, 240), (1366, 768), (640, 360), (1280, 720), (3, 3)] {
+            let pipeline = gst::parse::launch(&format!(
+                "videotestsrc num-buffers=1 ! video/x-raw,format=I420,width={w},height={h} \
+                 ! appsink name=sink sync=false"
+            ))
+            .unwrap()
+            .downcast::<gst::Pipeline>()
+            .unwrap();
+            let sink = pipeline
+                .by_name("sink")
+                .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+                .unwrap();
+            pipeline.set_state(gst::State::Playing).unwrap();
+            let sample = sink.try_pull_sample(gst::ClockTime::from_seconds(5));
+            pipeline.set_state(gst::State::Null).unwrap();
+            let source = sample.and_then(|s| s.buffer().map(|b| b.size())).unwrap();
+            assert_eq!(plain_frame(w, h).size(), source, "{w}×{h}");
+            assert_eq!(super::super::encoders::i420_bytes(w, h), source, "{w}×{h}");
+        }
+    }
+
+    #[test]
     fn plain_frame_is_i420_sized() {
         gst::init().unwrap();
         let b = plain_frame(320, 180);
         assert_eq!(b.size(), 320 * 180 * 3 / 2);
+        // GStreamer's I420 layout: rows padded to 4 bytes, luma rows to an even count (3×3:
+        // luma 4×4, chroma 4×2 each).
         let odd = plain_frame(3, 3);
-        assert_eq!(odd.size(), 9 + 2 * 4);
+        assert_eq!(odd.size(), 16 + 2 * 8);
+        // 426×240: luma rows of 428, chroma rows of 216.
+        let b = plain_frame(426, 240);
+        assert_eq!(b.size(), 428 * 240 + 2 * 216 * 120);
+        let map = b.map_readable().unwrap();
+        assert_eq!(map[428 * 240], FALLBACK_YUV.1);
+        assert_eq!(map[428 * 240 + 216 * 120], FALLBACK_YUV.2);
+        assert_eq!(map[428 * 240 - 1], FALLBACK_YUV.0);
     }
 
     #[test]

@@ -333,10 +333,13 @@ impl Drop for Encoders {
     }
 }
 
-/// Bytes of one I420 picture.
+/// Bytes of one I420 picture as GStreamer lays it out (rows padded to 4 bytes; the source's
+/// pictures and the slate's, `slate::plain_frame`): a picture of another size is not this
+/// source's.
 pub fn i420_bytes(width: u32, height: u32) -> usize {
-    let (w, h) = (width as usize, height as usize);
-    w * h + 2 * (w.div_ceil(2) * h.div_ceil(2))
+    gstreamer_video::VideoInfo::builder(gstreamer_video::VideoFormat::I420, width, height)
+        .build()
+        .map_or(0, |info| info.size())
 }
 
 /// A live appsrc in time format whose buffers carry their own timestamps, bounded by
