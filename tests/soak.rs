@@ -555,6 +555,11 @@ primary = "http://127.0.0.1:{http}/cm"
         plan.out_dir.display()
     );
     drop(daemon);
+    // The daemon's log (its stall evidence, its reconnects) stays with the CSV.
+    let _ = std::fs::copy(
+        dir.path().join("daemon.log"),
+        plan.out_dir.join("daemon.log"),
+    );
     assert!(
         problems.is_empty(),
         "soak failed:\n  {}",

@@ -449,6 +449,23 @@ impl Drop for Receiver {
     }
 }
 
+fn epoch_ms(t: std::time::SystemTime) -> u128 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+fn rx_trace(line: &str) {
+    use std::io::Write as _;
+    if let Some(path) = std::env::var_os("TWINCAST_RX_TRACE")
+        && let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
 fn serve(
     mut s: TcpStream,
     conn: u64,
@@ -466,9 +483,15 @@ fn serve(
         if !running.load(Ordering::SeqCst) {
             return false;
         }
+        let t0 = std::time::SystemTime::now();
         match s.read(&mut tmp) {
             Ok(0) | Err(_) => false,
             Ok(n) => {
+                rx_trace(&format!(
+                    "{conn} {} {} {n}",
+                    epoch_ms(t0),
+                    epoch_ms(std::time::SystemTime::now())
+                ));
                 buf.extend_from_slice(&tmp[..n]);
                 true
             }
@@ -485,6 +508,10 @@ fn serve(
             }
         };
         let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        rx_trace(&format!(
+            "{conn} HEAD {}",
+            head.lines().next().unwrap_or("")
+        ));
         buf.drain(..head_end);
         let mut lines = head.split("\r\n");
         let mut first = lines.next().unwrap_or("").split_whitespace();
