@@ -860,6 +860,31 @@ fn fnv1a(data: &[u8]) -> u64 {
     })
 }
 
+/// The reload tests' box: the small ladder, its playlists 3 segments long. Bind `_dir` first
+/// when taking it apart, so the daemon is dropped (stopped) before its directory.
+struct ReloadBox {
+    d: Daemon,
+    config: std::path::PathBuf,
+    cp: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl ReloadBox {
+    fn start(name: &str) -> ReloadBox {
+        let dir = tempfile::tempdir().unwrap();
+        let (op, cp) = (free_port(), free_port());
+        let config = origin_config(dir.path(), name, op, cp, "");
+        let d = Daemon::start(&config, op, dir.path().join(format!("{name}.log")));
+        wait_playlists(&d, &["240p", "180p", "audio"], 3, Duration::from_secs(60));
+        ReloadBox {
+            d,
+            config,
+            cp,
+            _dir: dir,
+        }
+    }
+}
+
 #[test]
 fn browsers_that_open_after_a_ladder_reload_play() {
     // A reload gives the renditions new init segments (the audio keeps its one); once the live
@@ -867,12 +892,13 @@ fn browsers_that_open_after_a_ladder_reload_play() {
     // (hls.js never started when only the video playlists carried the reload's discontinuity:
     // its audio waited for a video timestamp of the discontinuity sequence before it.)
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
     let artifacts = repo_root().join("ci-artifacts");
-    let (op, cp) = (free_port(), free_port());
-    let config = origin_config(dir.path(), "joiner", op, cp, "");
-    let d = Daemon::start(&config, op, dir.path().join("joiner.log"));
-    wait_playlists(&d, &["240p", "180p", "audio"], 3, Duration::from_secs(60));
+    let ReloadBox {
+        _dir,
+        d,
+        config,
+        cp,
+    } = ReloadBox::start("joiner");
     let old_init = get_ok(&d.url("/live/240p/init.mp4")).unwrap_or_default();
     let text = std::fs::read_to_string(&config).expect("config");
     let text = text
@@ -969,12 +995,13 @@ fn browsers_play_across_a_ladder_reload() {
     // hls.js, then dash.js, play while a SIGHUP gives both renditions new bitrates: the player
     // fetches the new init version of the rendition it plays and keeps playing without an error.
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
     let artifacts = repo_root().join("ci-artifacts");
-    let (op, cp) = (free_port(), free_port());
-    let config = origin_config(dir.path(), "reload", op, cp, "");
-    let d = Daemon::start(&config, op, dir.path().join("reload.log"));
-    wait_playlists(&d, &["240p", "180p", "audio"], 3, Duration::from_secs(60));
+    let ReloadBox {
+        _dir,
+        d,
+        config,
+        cp,
+    } = ReloadBox::start("reload");
     let runs = [
         ("/", "hls.js", [("400", "800"), ("250", "500")]),
         ("/dash.html", "dash.js", [("800", "600"), ("500", "375")]),
