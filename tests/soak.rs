@@ -142,6 +142,36 @@ fn proc_figures(pid: u32) -> (u64, u64, f64) {
     (fds, threads, (ticks(11) + ticks(12)) / 100.0)
 }
 
+/// The names of the process's threads (`/proc/<pid>/task/*/comm`), sorted: when the count
+/// changes, the soak says which thread came or went.
+fn thread_names(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .map(|n| n.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// What is in `now` and not in `before`, as a multiset difference.
+fn names_added(before: &[String], now: &[String]) -> Vec<String> {
+    let mut rest = before.to_vec();
+    now.iter()
+        .filter(|n| match rest.iter().position(|r| r == *n) {
+            Some(i) => {
+                rest.swap_remove(i);
+                false
+            }
+            None => true,
+        })
+        .cloned()
+        .collect()
+}
+
 /// The start of the newest segment both the 720p and the audio playlists list under the same
 /// media sequence number, audio minus video, in ms (segment URIs are `<t>.m4s` in the track
 /// timescale: 90 kHz and 48 kHz).
@@ -395,6 +425,7 @@ primary = "http://127.0.0.1:{http}/cm"
     let mut outage_until: Option<Duration> = None;
     let mut live_by: Option<Duration> = None;
     let mut next_sample = Duration::ZERO;
+    let mut last_names: Vec<String> = Vec::new();
     while started.elapsed() < plan.total {
         let now = started.elapsed();
         if outage_until.is_none() && now >= next_outage {
@@ -420,6 +451,18 @@ primary = "http://127.0.0.1:{http}/cm"
                 continue;
             };
             let (fds, threads, cpu_s) = proc_figures(pid);
+            let names = thread_names(pid);
+            if !last_names.is_empty() && names != last_names {
+                println!(
+                    "t+{:.0}s: threads {} -> {}: came {:?}, went {:?}",
+                    now.as_secs_f64(),
+                    last_names.len(),
+                    names.len(),
+                    names_added(&last_names, &names),
+                    names_added(&names, &last_names)
+                );
+            }
+            last_names = names;
             let d = destinations(&status);
             let s = Sample {
                 t_s: now.as_secs_f64(),

@@ -22,6 +22,23 @@
 //!   A peer that never advertises a window that changes (or a kernel that does not report it)
 //!   leaves `unread` at 0: the rule is then "acknowledged bytes grow", never stricter.
 //!
+//!   A window that closed part of the way is not enough to call the stall, only to stop
+//!   counting delivery: a Linux receiver that reads everything at once can close its window
+//!   too. Its window is the smaller of its free buffer space and a clamp derived from the
+//!   buffer size and the ratio of payload to memory of the segments it last received
+//!   (`scaling_ratio`, kernels 6.5+). When the traffic turns to small segments (a 2232-byte
+//!   fragment of silence every 2 s during an input outage), that ratio falls, the clamp with
+//!   it, and since a receiver never moves its window's right edge back, the window closes by
+//!   nearly what arrives until it meets the new clamp, which can be a half or more below the
+//!   widest. The soak saw exactly that on a receiver whose trace shows every fragment read
+//!   within milliseconds (docs/ref/endurance.md), and this witness called it a stall twice an
+//!   hour. So a stall needs one of: the window closed to [`CLOSED_SHARE`] of its widest (the
+//!   peer's buffer is full: what a peer that stopped reading comes to), or bytes owed that the
+//!   peer's TCP took none of for the limit (a vanished or frozen host). A peer that stops
+//!   reading is then seen once its window closes, later than the limit on a low rung; each
+//!   protocol's own witness (RTMP Acknowledgements, CMAF ingest's answers, Smooth's probe)
+//!   sees a server that stops within the limit.
+//!
 //!   What TCP cannot show: a Linux receiver advertises the smaller of the free space of its
 //!   buffer and a window clamp that its autotuning set while the application read. Its buffer
 //!   holds more than the clamp (its own overhead allowance, about as much again), so a peer
@@ -80,6 +97,11 @@ pub const PROGRESS_MIN: u64 = 4096;
 /// merely slow (a busy receiver) reads far more than that and is not called stalled.
 pub const PROGRESS_SHARE: u64 = 64;
 
+/// A window at or below 1/this of the widest the peer advertised is closed: its buffer is
+/// full. A reading Linux receiver's clamp can fall well below its widest window when its
+/// segments turn small (a half and more), never to this (see the top of this file).
+pub const CLOSED_SHARE: u32 = 16;
+
 /// The TCP witness of one connection.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -91,6 +113,9 @@ pub struct Delivery {
     unread_at_progress: u64,
     /// When the current wait began (the first sample since progress or idle that owed).
     waiting_since: Option<Duration>,
+    /// The largest acknowledged count seen, and when it last grew.
+    acked: u64,
+    acked_grew_at: Option<Duration>,
 }
 
 impl Delivery {
@@ -104,6 +129,8 @@ impl Delivery {
             acked_at_progress: 0,
             unread_at_progress: 0,
             waiting_since: None,
+            acked: 0,
+            acked_grew_at: None,
         }
     }
 
@@ -124,6 +151,10 @@ impl Delivery {
     }
 
     pub fn sample(&mut self, s: Sample) -> Verdict {
+        if s.acked > self.acked || self.acked_grew_at.is_none() {
+            self.acked = self.acked.max(s.acked);
+            self.acked_grew_at = Some(s.at);
+        }
         let unread = match s.peer_window {
             Some(w) => {
                 self.widest = self.widest.max(w);
@@ -156,11 +187,26 @@ impl Delivery {
         // e2e_interop), which looks like one fragment left unread until the next arrives.
         let since = *self.waiting_since.get_or_insert(s.at);
         let waited = s.at.saturating_sub(since);
-        if waited >= self.limit {
+        if waited >= self.limit && self.conclusive(s) {
             Verdict::Stalled(waited)
         } else {
             Verdict::Waiting(waited)
         }
+    }
+
+    /// Whether the evidence of a wait is a stall and not a reading receiver's window clamp
+    /// (see the top of this file): the window closed, or what we owe went unacknowledged for
+    /// the limit. Without a window the wait itself is the evidence (nothing else can close).
+    fn conclusive(&self, s: Sample) -> bool {
+        let Some(window) = s.peer_window else {
+            return true;
+        };
+        let closed = window <= self.widest / CLOSED_SHARE;
+        let refused = s.owed > 0
+            && self
+                .acked_grew_at
+                .is_some_and(|t| s.at.saturating_sub(t) >= self.limit);
+        closed || refused
     }
 }
 
@@ -364,24 +410,31 @@ mod tests {
     fn window_rounding_does_not_pass_for_reading() {
         // A peer that stopped reading: each burst of 17 776 bytes closes its window by
         // 17 408 (1 KiB units): the estimate creeps by 368 bytes a burst, which is no reading.
+        // The stall is called once the window has closed (its buffer is full), not before:
+        // until then a reading receiver's falling clamp would look the same.
         let mut d = Delivery::new(LIMIT);
         let w = 160_768u32;
+        let mut acked = 214_659u64;
         assert_eq!(
             d.sample(Sample {
                 at: ms(0),
-                acked: 214_659,
+                acked,
                 owed: 0,
                 peer_window: Some(w)
             }),
             Verdict::Flowing
         );
+        let mut window = w;
         let mut stalled = None;
-        for k in 1..=6u64 {
+        for k in 1..=12u64 {
+            let take = 17_408.min(window);
+            window -= take;
+            acked += u64::from(take) + if take == 17_408 { 368 } else { 0 };
             let v = d.sample(Sample {
                 at: ms(k * 2000),
-                acked: 214_659 + k * 17_776,
-                owed: 0,
-                peer_window: Some(w - (k as u32) * 17_408),
+                acked,
+                owed: if window == 0 { 17_776 } else { 0 },
+                peer_window: Some(window),
             });
             if matches!(v, Verdict::Stalled(_)) && stalled.is_none() {
                 stalled = Some(k * 2000);
@@ -389,10 +442,83 @@ mod tests {
         }
         assert_eq!(
             stalled,
-            Some(6000),
-            "the limit after the first unread bytes (2000)"
+            Some(18_000),
+            "nine bursts close the window to 4 096, under 1/16 of its widest"
         );
         assert!(d.stall_safe() < 214_659);
+    }
+
+    #[test]
+    fn a_reading_peer_whose_clamp_falls_with_small_segments_is_not_stalled() {
+        // The soak's input outage (docs/ref/endurance.md): 16 kB audio fragments every 2 s,
+        // each read at once, then 2232-byte fragments of silence. The receiver's clamp fell
+        // with the segments' payload ratio and it kept its window's right edge: the window
+        // closed by 2048 bytes a fragment down to the new clamp, though every byte was read.
+        // Then the live audio came back and the window reopened.
+        let mut d = Delivery::new(LIMIT);
+        let widest = 65_536u32;
+        let clamp = widest * 45 / 100;
+        let mut acked = 0u64;
+        let mut window = widest;
+        let mut verdicts = Vec::new();
+        for t in (0..120_000u64).step_by(200) {
+            if t % 2000 == 0 {
+                let silence = (30_000..90_000).contains(&t);
+                if silence {
+                    acked += 2232;
+                    window = window.saturating_sub(2048).max(clamp);
+                } else {
+                    acked += 16_000;
+                    window = widest;
+                }
+            }
+            verdicts.push((
+                t,
+                d.sample(Sample {
+                    at: ms(t),
+                    acked,
+                    owed: 0,
+                    peer_window: Some(window),
+                }),
+            ));
+        }
+        assert!(
+            verdicts
+                .iter()
+                .all(|(_, v)| !matches!(v, Verdict::Stalled(_))),
+            "{verdicts:?}"
+        );
+        assert!(
+            verdicts
+                .iter()
+                .any(|(t, v)| *t > 60_000 && matches!(v, Verdict::Waiting(w) if *w >= LIMIT)),
+            "the closure is seen, and waited on"
+        );
+        assert_eq!(
+            d.consumed(),
+            acked,
+            "all of it counts once the window reopens"
+        );
+    }
+
+    #[test]
+    fn a_vanished_peer_is_stalled_though_its_window_stays_open() {
+        // The host froze or went away: its last window stays open, its TCP takes nothing more.
+        let mut d = Delivery::new(LIMIT);
+        let s = |at, acked, owed| Sample {
+            at: ms(at),
+            acked,
+            owed,
+            peer_window: Some(65_536),
+        };
+        assert_eq!(d.sample(s(0, 100_000, 0)), Verdict::Flowing);
+        let mut stalled = None;
+        for t in (1000..8000).step_by(200) {
+            if matches!(d.sample(s(t, 100_000, 20_000)), Verdict::Stalled(_)) && stalled.is_none() {
+                stalled = Some(t);
+            }
+        }
+        assert_eq!(stalled, Some(5000), "the limit after the first bytes owed");
     }
 
     #[test]
@@ -448,7 +574,8 @@ mod tests {
     fn window_creep_at_a_high_bit_rate_does_not_pass_for_reading() {
         // Measured on loopback (Linux 6.1): a receiver that stopped reading took 2 MB bursts
         // and closed its window by 1 983 488 bytes each (16 KB of creep a burst, four times
-        // PROGRESS_MIN, half of PROGRESS_SHARE's bar).
+        // PROGRESS_MIN, half of PROGRESS_SHARE's bar). The creep never counts as reading, and
+        // the stall is called when the window has closed.
         let mut d = Delivery::new(LIMIT);
         let w = 11_702_272u32;
         assert_eq!(
@@ -461,18 +588,27 @@ mod tests {
             Verdict::Flowing
         );
         let mut stalled = None;
-        for k in 1..=4u64 {
+        let (mut acked, mut window) = (12_000_000u64, w);
+        for k in 1..=8u64 {
+            // Each burst: what closes the window, and the creep on top while there is room.
+            let take = 1_983_488.min(window);
+            window -= take;
+            acked += u64::from(take) + if take == 1_983_488 { 16_512 } else { 0 };
             let v = d.sample(Sample {
                 at: ms(k * 2000),
-                acked: 12_000_000 + k * 2_000_000,
-                owed: 0,
-                peer_window: Some(w - k as u32 * 1_983_488),
+                acked,
+                owed: if window == 0 { 1_000_000 } else { 0 },
+                peer_window: Some(window),
             });
+            assert!(
+                !matches!(v, Verdict::Flowing),
+                "burst {k}: creep passed for reading"
+            );
             if matches!(v, Verdict::Stalled(_)) && stalled.is_none() {
                 stalled = Some(k * 2000);
             }
         }
-        assert_eq!(stalled, Some(2000 + 4000));
+        assert_eq!(stalled, Some(12_000), "the sixth burst closes the window");
     }
 
     #[test]
