@@ -22,5 +22,6 @@ pub mod mp4;
 pub mod playlist;
 pub mod rtmp;
 pub mod scte35;
+pub mod splice;
 pub mod stall;
 pub mod timeline;

@@ -181,6 +181,16 @@ impl FrameRate {
         )
     }
 
+    /// The first frame that starts at or after `ns`: `ceil(ns·N/(D·1e9))` (a splice point
+    /// requested for time `ns`).
+    pub fn frame_index_at_or_after(&self, ns: u64) -> u64 {
+        mul_div_ceil(
+            ns,
+            u128::from(self.num),
+            u128::from(self.den) * u128::from(NS_PER_SEC),
+        )
+    }
+
     /// Start of frame `k` in units of `timescale`: `floor(k·D·timescale/N)`, saturating. Exact
     /// whenever `D·timescale` is a multiple of `N` (30/1, 25 and 30000/1001 at 90 kHz).
     pub fn frame_ts(&self, k: u64, timescale: u32) -> u64 {

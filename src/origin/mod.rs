@@ -185,9 +185,9 @@ impl Origin {
     /// Reads a segment that is only on disk.
     pub async fn read_from_disk(&self, track: usize, s: &Segment) -> Option<bytes::Bytes> {
         let path = self.disk.as_ref()?.path_of(track, s)?;
-        match tokio::fs::read(&path).await {
-            Ok(data) => Some(bytes::Bytes::from(data)),
-            Err(_) => {
+        match disk::run(move || std::fs::read(path)).await {
+            Some(Ok(data)) => Some(bytes::Bytes::from(data)),
+            _ => {
                 self.counters
                     .disk_read_errors
                     .fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,506 @@
+//! The ad-break schedule (docs/design/signals.md): what `POST /splice` asks for, checked and
+//! placed on the epoch grid, with its SCTE-35 section. Pure: the daemon parses the JSON, reads
+//! the clock and asks the encoders' probe which frame it reached; this decides.
+//!
+//! A splice happens on frame `k = ceil(T·N/D)`, `T` the request's `at` or now plus its preroll.
+//! Everything about it is a formula of the request and `k`: the splice time is frame `k`'s
+//! epoch time, the SCTE-35 PTS its 90 kHz timestamp on the 33-bit range, the break duration
+//! rounded to 90 kHz ticks, and an event id the request leaves out is `k`'s low 31 bits. So the
+//! same request on both boxes of a pair gives the same frame and the same bytes.
+//!
+//! Bounded: [`MAX_SPLICES`] entries, pending and done; the oldest done ones go first, and a
+//! request that would need room while all are pending is refused.
+
+use std::collections::VecDeque;
+
+use crate::scte35::{self, Command, Descriptor, Segmentation, SpliceInfo, SpliceInsert};
+use crate::timeline::FrameRate;
+
+/// Splices kept, pending and done (done ones are dropped oldest first).
+pub const MAX_SPLICES: usize = 256;
+/// The preroll when the request gives none (SCTE 67 recommends at least 4 s, so ingest
+/// services get the signal ahead of the splice).
+pub const DEFAULT_PREROLL_NS: u64 = 4_000_000_000;
+/// The longest preroll or break a request may give (a day).
+pub const MAX_AHEAD_NS: u64 = 86_400_000_000_000;
+/// `segmentation_upid_type` of the `upid` a time_signal request gives as text: URI (0x0F).
+pub const UPID_URI: u8 = 0x0F;
+
+/// One request, as the API gives it (times in ns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// The break begins (splice_insert out of network), `duration` when it returns by itself.
+    Out {
+        event_id: Option<u32>,
+        duration_ns: Option<u64>,
+        when: When,
+    },
+    /// The break ends (splice_insert back into the network) for `event_id`.
+    In { event_id: u32, when: When },
+    /// Cancel the pending `event_id` (a splice_insert with the cancel indicator, sent now).
+    Cancel { event_id: u32 },
+    /// A time_signal with one segmentation descriptor.
+    TimeSignal {
+        event_id: Option<u32>,
+        segmentation_type_id: u8,
+        duration_ns: Option<u64>,
+        upid: Option<String>,
+        when: When,
+    },
+}
+
+/// When a request splices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// This long after the request arrives.
+    Preroll(u64),
+    /// At this epoch time (ns): what automation that drives a pair sends.
+    At(u64),
+}
+
+impl Default for When {
+    fn default() -> Self {
+        When::Preroll(DEFAULT_PREROLL_NS)
+    }
+}
+
+/// What kind of signal a splice is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Out,
+    In,
+    Cancel,
+    TimeSignal { segmentation_type_id: u8 },
+}
+
+impl Kind {
+    /// The API's name of the kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Out => "out",
+            Kind::In => "in",
+            Kind::Cancel => "cancel",
+            Kind::TimeSignal { .. } => "time_signal",
+        }
+    }
+}
+
+/// A splice on the schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Splice {
+    pub event_id: u32,
+    pub kind: Kind,
+    /// The frame the splice happens on (an IDR in every rendition); for a cancel, the first
+    /// frame after the request (it has no splice point).
+    pub frame: u64,
+    /// Frame `frame`'s epoch time, ns.
+    pub time_ns: u64,
+    pub duration_ns: Option<u64>,
+    /// The SCTE-35 splice_info_section.
+    pub section: Vec<u8>,
+    /// A later cancel took it back.
+    pub cancelled: bool,
+}
+
+impl Splice {
+    /// Whether the splice forces an IDR on its frame (every kind but a cancel).
+    pub fn conditions_frame(&self) -> bool {
+        self.kind != Kind::Cancel && !self.cancelled
+    }
+}
+
+/// Why a request was refused: the API answers 4xx with this text and changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "the splice time {at_ms} ms (epoch) is not ahead of the encoder, which is at frame {reached} ({reached_ms} ms); ask for a later \"at\" or a longer \"preroll\""
+    )]
+    Past {
+        at_ms: u64,
+        reached: u64,
+        reached_ms: u64,
+    },
+    #[error("{what} {ns} ns is over the limit of 24 h")]
+    TooFar { what: &'static str, ns: u64 },
+    #[error("\"duration\" must be more than 0")]
+    ZeroDuration,
+    #[error("event {0} is already pending; cancel it first or use another event_id")]
+    Duplicate(u32),
+    #[error("no pending event {0} to cancel")]
+    Unknown(u32),
+    #[error("event {event_id} already spliced at {at_ms} ms (epoch); it cannot be cancelled")]
+    AlreadyDone { event_id: u32, at_ms: u64 },
+    #[error("{MAX_SPLICES} splices are pending, the limit; cancel one or wait for one to pass")]
+    Full,
+    #[error("the \"upid\" is {0} bytes, over SCTE 35's 255")]
+    UpidTooLong(usize),
+    #[error("the SCTE-35 section could not be written: {0}")]
+    Section(String),
+}
+
+/// The schedule of one box.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    rate: FrameRate,
+    splices: VecDeque<Splice>,
+}
+
+impl Schedule {
+    pub fn new(rate: FrameRate) -> Schedule {
+        Schedule {
+            rate,
+            splices: VecDeque::new(),
+        }
+    }
+
+    /// Every splice, in the order they were scheduled.
+    pub fn splices(&self) -> impl Iterator<Item = &Splice> {
+        self.splices.iter()
+    }
+
+    /// Pending: its frame is after `reached` (the last frame the encoders' probe saw).
+    pub fn is_pending(s: &Splice, reached: u64) -> bool {
+        s.frame > reached && !s.cancelled
+    }
+
+    /// Whether frame `k` must be an IDR for a splice.
+    pub fn conditions(&self, k: u64) -> bool {
+        self.splices
+            .iter()
+            .any(|s| s.frame == k && s.conditions_frame())
+    }
+
+    /// Checks `req`, made at epoch time `now_ns` with the encoders at frame `reached`, and puts
+    /// it on the schedule.
+    pub fn add(&mut self, req: &Request, now_ns: u64, reached: u64) -> Result<&Splice, Refusal> {
+        let splice = self.plan(req, now_ns, reached)?;
+        if self.splices.len() >= MAX_SPLICES {
+            let done = self
+                .splices
+                .iter()
+                .position(|s| !Self::is_pending(s, reached))
+                .ok_or(Refusal::Full)?;
+            self.splices.remove(done);
+        }
+        if let Request::Cancel { event_id } = req {
+            for s in self.splices.iter_mut() {
+                if s.event_id == *event_id && Self::is_pending(s, reached) {
+                    s.cancelled = true;
+                }
+            }
+        }
+        self.splices.push_back(splice);
+        Ok(self.splices.back().expect("just pushed"))
+    }
+
+    fn plan(&self, req: &Request, now_ns: u64, reached: u64) -> Result<Splice, Refusal> {
+        if let Request::Cancel { event_id } = *req {
+            let mut pending = false;
+            let mut done_at = None;
+            for s in self.splices.iter().filter(|s| s.event_id == event_id) {
+                if s.kind == Kind::Cancel || s.cancelled {
+                    continue;
+                }
+                if Self::is_pending(s, reached) {
+                    pending = true;
+                } else {
+                    done_at = Some(s.time_ns);
+                }
+            }
+            if !pending {
+                return Err(match done_at {
+                    Some(t) => Refusal::AlreadyDone {
+                        event_id,
+                        at_ms: t / 1_000_000,
+                    },
+                    None => Refusal::Unknown(event_id),
+                });
+            }
+            let frame = reached.saturating_add(1);
+            let info = SpliceInfo::new(Command::Insert(SpliceInsert::cancel(event_id)));
+            return self.splice(event_id, Kind::Cancel, frame, None, &info);
+        }
+        let (when, duration_ns) = match req {
+            Request::Out {
+                when, duration_ns, ..
+            }
+            | Request::TimeSignal {
+                when, duration_ns, ..
+            } => (*when, *duration_ns),
+            Request::In { when, .. } => (*when, None),
+            Request::Cancel { .. } => unreachable!("handled above"),
+        };
+        let at = match when {
+            When::Preroll(p) => now_ns.saturating_add(check_far("\"preroll\"", p)?),
+            When::At(t) => t,
+        };
+        if let Some(d) = duration_ns {
+            if d == 0 {
+                return Err(Refusal::ZeroDuration);
+            }
+            check_far("\"duration\"", d)?;
+        }
+        check_far("\"at\"", at.saturating_sub(now_ns))?;
+        let frame = self.rate.frame_index_at_or_after(at);
+        if frame <= reached || at < now_ns {
+            return Err(Refusal::Past {
+                at_ms: at / 1_000_000,
+                reached,
+                reached_ms: self.rate.frame_time_ns(reached) / 1_000_000,
+            });
+        }
+        let pts = scte35::pts_of(self.rate.frame_ts(frame, scte35::HZ as u32));
+        let ticks = duration_ns.map(|d| to_90k(d));
+        let derived = (frame & 0x7FFF_FFFF) as u32;
+        let (event_id, kind, info) = match req {
+            Request::Out { event_id, .. } => {
+                let id = event_id.unwrap_or(derived);
+                let info = SpliceInfo::new(Command::Insert(SpliceInsert::at(
+                    id,
+                    true,
+                    Some(pts),
+                    ticks,
+                )));
+                (id, Kind::Out, info)
+            }
+            Request::In { event_id, .. } => {
+                let info = SpliceInfo::new(Command::Insert(SpliceInsert::at(
+                    *event_id,
+                    false,
+                    Some(pts),
+                    None,
+                )));
+                (*event_id, Kind::In, info)
+            }
+            Request::TimeSignal {
+                event_id,
+                segmentation_type_id,
+                upid,
+                ..
+            } => {
+                let id = event_id.unwrap_or(derived);
+                let upid = upid.as_deref().unwrap_or("").as_bytes().to_vec();
+                if upid.len() > 255 {
+                    return Err(Refusal::UpidTooLong(upid.len()));
+                }
+                let upid_type = if upid.is_empty() { 0x00 } else { UPID_URI };
+                let mut info = SpliceInfo::new(Command::TimeSignal { pts: Some(pts) });
+                info.descriptors
+                    .push(Descriptor::Segmentation(Segmentation::new(
+                        id,
+                        *segmentation_type_id,
+                        ticks,
+                        (upid_type, upid),
+                    )));
+                let kind = Kind::TimeSignal {
+                    segmentation_type_id: *segmentation_type_id,
+                };
+                (id, kind, info)
+            }
+            Request::Cancel { .. } => unreachable!("handled above"),
+        };
+        if matches!(kind, Kind::Out | Kind::TimeSignal { .. })
+            && self
+                .splices
+                .iter()
+                .any(|s| s.event_id == event_id && s.kind == kind && Self::is_pending(s, reached))
+        {
+            return Err(Refusal::Duplicate(event_id));
+        }
+        let mut splice = self.splice(event_id, kind, frame, duration_ns, &info)?;
+        splice.duration_ns = duration_ns;
+        Ok(splice)
+    }
+
+    fn splice(
+        &self,
+        event_id: u32,
+        kind: Kind,
+        frame: u64,
+        duration_ns: Option<u64>,
+        info: &SpliceInfo,
+    ) -> Result<Splice, Refusal> {
+        Ok(Splice {
+            event_id,
+            kind,
+            frame,
+            time_ns: self.rate.frame_time_ns(frame),
+            duration_ns,
+            section: info
+                .to_bytes()
+                .map_err(|e| Refusal::Section(e.to_string()))?,
+            cancelled: false,
+        })
+    }
+}
+
+fn check_far(what: &'static str, ns: u64) -> Result<u64, Refusal> {
+    if ns > MAX_AHEAD_NS {
+        return Err(Refusal::TooFar { what, ns });
+    }
+    Ok(ns)
+}
+
+/// ns to 90 kHz ticks, rounded to the nearest.
+fn to_90k(ns: u64) -> u64 {
+    ((u128::from(ns) * u128::from(scte35::HZ) + 500_000_000) / 1_000_000_000) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    fn rate() -> FrameRate {
+        FrameRate::new(30_000, 1001).expect("rate")
+    }
+
+    /// 2026-12-01T22:30:00Z.
+    const NOW: u64 = 1_796_164_200 * S;
+
+    fn reached(now: u64) -> u64 {
+        rate().frame_index_nearest(now)
+    }
+
+    #[test]
+    fn a_break_lands_on_the_first_frame_after_its_preroll() {
+        let mut s = Schedule::new(rate());
+        let req = Request::Out {
+            event_id: Some(7),
+            duration_ns: Some(30 * S),
+            when: When::default(),
+        };
+        let sp = s.add(&req, NOW, reached(NOW)).expect("scheduled").clone();
+        let k = sp.frame;
+        assert!(rate().frame_time_ns(k) >= NOW + 4 * S);
+        assert!(rate().frame_time_ns(k - 1) < NOW + 4 * S);
+        assert_eq!(sp.time_ns, rate().frame_time_ns(k));
+        assert!(s.conditions(k) && !s.conditions(k - 1) && !s.conditions(k + 1));
+        let info = SpliceInfo::parse(&sp.section).expect("a valid section");
+        assert_eq!(
+            info.splice_pts(),
+            Some(rate().frame_ts(k, 90_000) % scte35::PTS_WRAP)
+        );
+        let Command::Insert(i) = info.command else {
+            panic!("{info:?}")
+        };
+        assert!(i.out_of_network && !i.immediate && i.event_id == 7);
+        assert_eq!(i.duration.map(|d| d.ticks), Some(30 * 90_000));
+    }
+
+    #[test]
+    fn two_boxes_given_the_same_request_write_the_same_bytes() {
+        // Automation sends the same "at" to both boxes; they get it 300 ms apart, with their
+        // encoders at different frames.
+        let at = NOW + 10 * S + 123_456_789;
+        let req = Request::TimeSignal {
+            event_id: None,
+            segmentation_type_id: 0x34,
+            duration_ns: Some(60 * S),
+            upid: Some("urn:twincast:hall-a:52".into()),
+            when: When::At(at),
+        };
+        let mut a = Schedule::new(rate());
+        let mut b = Schedule::new(rate());
+        let x = a.add(&req, NOW, reached(NOW)).expect("a").clone();
+        let y = b
+            .add(&req, NOW + 300_000_000, reached(NOW + 300_000_000))
+            .expect("b")
+            .clone();
+        assert_eq!(x, y);
+        assert_eq!(x.event_id, (x.frame & 0x7FFF_FFFF) as u32);
+    }
+
+    #[test]
+    fn requests_for_the_past_or_beyond_limits_are_refused_and_change_nothing() {
+        let mut s = Schedule::new(rate());
+        let r = reached(NOW);
+        let past = Request::In {
+            event_id: 1,
+            when: When::At(NOW - S),
+        };
+        assert!(matches!(s.add(&past, NOW, r), Err(Refusal::Past { .. })));
+        // "now" itself, with the encoder already on the frame: too late as well.
+        let now = Request::Out {
+            event_id: None,
+            duration_ns: None,
+            when: When::Preroll(0),
+        };
+        assert!(matches!(
+            s.add(&now, NOW, rate().frame_index_at_or_after(NOW)),
+            Err(Refusal::Past { .. })
+        ));
+        let zero = Request::Out {
+            event_id: None,
+            duration_ns: Some(0),
+            when: When::default(),
+        };
+        assert_eq!(s.add(&zero, NOW, r).err(), Some(Refusal::ZeroDuration));
+        let far = Request::Out {
+            event_id: None,
+            duration_ns: None,
+            when: When::Preroll(2 * MAX_AHEAD_NS),
+        };
+        assert!(matches!(s.add(&far, NOW, r), Err(Refusal::TooFar { .. })));
+        assert_eq!(
+            s.add(&Request::Cancel { event_id: 9 }, NOW, r).err(),
+            Some(Refusal::Unknown(9))
+        );
+        assert_eq!(s.splices().count(), 0, "nothing was scheduled");
+    }
+
+    #[test]
+    fn a_cancel_takes_a_pending_break_back_and_a_done_one_is_kept() {
+        let mut s = Schedule::new(rate());
+        let r = reached(NOW);
+        let out = Request::Out {
+            event_id: Some(7),
+            duration_ns: Some(30 * S),
+            when: When::default(),
+        };
+        let k = s.add(&out, NOW, r).expect("out").frame;
+        assert_eq!(s.add(&out, NOW, r).err(), Some(Refusal::Duplicate(7)));
+        let c = s
+            .add(&Request::Cancel { event_id: 7 }, NOW, r)
+            .expect("cancel")
+            .clone();
+        assert_eq!(c.kind, Kind::Cancel);
+        let info = SpliceInfo::parse(&c.section).expect("section");
+        assert!(matches!(info.command, Command::Insert(ref i) if i.cancel && i.event_id == 7));
+        assert!(!s.conditions(k), "a cancelled break forces no IDR");
+        // A new break under the same id, then its splice passes: it can't be cancelled.
+        let k2 = s.add(&out, NOW, r).expect("again").frame;
+        assert_eq!(
+            s.add(&Request::Cancel { event_id: 7 }, NOW + 5 * S, k2)
+                .err()
+                .map(|e| matches!(e, Refusal::AlreadyDone { event_id: 7, .. })),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn the_schedule_is_bounded_and_drops_done_splices_first() {
+        let mut s = Schedule::new(rate());
+        let r = reached(NOW);
+        for i in 0..MAX_SPLICES as u32 {
+            let req = Request::Out {
+                event_id: Some(i),
+                duration_ns: None,
+                when: When::Preroll(S + u64::from(i) * S),
+            };
+            s.add(&req, NOW, r).expect("room");
+        }
+        let one_more = Request::Out {
+            event_id: Some(10_000),
+            duration_ns: None,
+            when: When::Preroll(S),
+        };
+        assert_eq!(s.add(&one_more, NOW, r).err(), Some(Refusal::Full));
+        // 10 s later the first few have passed: room again, the oldest done one goes.
+        let later = NOW + 10 * S;
+        s.add(&one_more, later, reached(later)).expect("room again");
+        assert_eq!(s.splices().count(), MAX_SPLICES);
+        assert!(s.splices().all(|x| x.event_id != 0));
+    }
+}
