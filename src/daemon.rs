@@ -30,6 +30,7 @@ use crate::notify::Notifier;
 use crate::origin::{self, Origin, OriginSettings};
 use crate::package::{Packager, SharedSpecs, TrackSpec};
 use crate::publish::{Budget, Publishers};
+use crate::signals::Signals;
 use crate::status::Registry;
 
 /// How long shutdown waits for the tracked tasks.
@@ -85,6 +86,8 @@ impl Daemon {
         let shared_specs = packager.specs();
         // `[publish] memory`: the publishers enforce it, /status and /metrics show it.
         let publish_budget = Budget::new(config.publish.memory);
+        // The splice schedule: the control API fills it, the encoders condition its frames.
+        let signals = Arc::new(Signals::new(grid.rate()));
         let ops = crate::control::Ops::new(crate::control::OpsParts {
             config: config.clone(),
             config_path: config_path.to_path_buf(),
@@ -96,6 +99,7 @@ impl Daemon {
             origin: origin.clone(),
             notifier: notifier.clone(),
             publish_budget: publish_budget.clone(),
+            signals: signals.clone(),
         });
         crate::control::spawn(&ops, &hub, control_listener, cancel.clone());
         // Publishers: tasks connect on their own, so a dead URL never delays start-up.
@@ -109,7 +113,8 @@ impl Daemon {
         );
         let rebuild_rx = spawn_reload(&ops, &publishers, &cancel, &tasks);
         let (package_stop, package_thread) = spawn_packager(packager, unit_rx)?;
-        let (capture, encoder_errors) = start_capture(&config, grid, units.clone(), stats)?;
+        let (capture, encoder_errors) =
+            start_capture(&config, grid, units.clone(), stats, signals)?;
         log_started(&config, grid, &capture);
         Ok(Daemon {
             config_path: config_path.to_path_buf(),
@@ -292,9 +297,10 @@ fn start_capture(
     grid: Grid,
     units: UnitSender,
     stats: Arc<CaptureStats>,
+    signals: Arc<Signals>,
 ) -> Result<(Capture, mpsc::Receiver<EncoderError>), u8> {
     let (errors_tx, encoder_errors) = mpsc::channel::<EncoderError>(4);
-    let capture = Capture::start(config, grid, units, stats, errors_tx).map_err(|e| {
+    let capture = Capture::start(config, grid, units, stats, errors_tx, signals).map_err(|e| {
         log::error!("capture: {e}");
         match e {
             CaptureError::Element(_) => exit::EX_UNAVAILABLE,

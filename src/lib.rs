@@ -17,6 +17,7 @@ pub mod publish;
 pub mod reload;
 pub mod run;
 pub mod secrets;
+pub mod signals;
 pub mod source;
 pub mod state_dir;
 pub mod status;

@@ -325,6 +325,74 @@ pub fn program_date_time(ns: u64) -> String {
     )
 }
 
+/// The inverse of [`program_date_time`]: ns since the epoch of an RFC 3339 UTC time,
+/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|+00:00)` (up to 9 fraction digits). None for anything
+/// else: another offset, a date before 1970, a field out of range.
+pub fn parse_date_time(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let body = s
+        .strip_suffix('Z')
+        .or_else(|| s.strip_suffix('z'))
+        .or_else(|| s.strip_suffix("+00:00"))?;
+    let (date, time) = body.split_once(['T', 't', ' '])?;
+    let num = |t: &str, len: usize| -> Option<u64> {
+        (t.len() == len && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse().ok())
+            .flatten()
+    };
+    let mut d = date.split('-');
+    let (y, m, day) = (num(d.next()?, 4)?, num(d.next()?, 2)?, num(d.next()?, 2)?);
+    if d.next().is_some() || y < 1970 || !(1..=12).contains(&m) {
+        return None;
+    }
+    let (hms, fraction) = match time.split_once('.') {
+        Some((hms, f))
+            if !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            (hms, f.parse::<u64>().ok()? * 10u64.pow(9 - f.len() as u32))
+        }
+        Some(_) => return None,
+        None => (time, 0),
+    };
+    let mut t = hms.split(':');
+    let (hh, mm, ss) = (num(t.next()?, 2)?, num(t.next()?, 2)?, num(t.next()?, 2)?);
+    if t.next().is_some() || hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    let days = days_from_civil(y, m, day)?;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    secs.checked_mul(1_000_000_000)?.checked_add(fraction)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (None for a day the month lacks).
+fn days_from_civil(y: u64, m: u64, d: u64) -> Option<u64> {
+    let leap = y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if d == 0 || d > month_days[(m - 1) as usize] {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y / 400;
+    let yoe = y % 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe).checked_sub(719_468)
+}
+
 /// Proleptic Gregorian (year, month, day) of `days` since 1970-01-01. Counts in 400-year eras
 /// of 146 097 days that start on March 1st, so the leap day is the last day of its year.
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
@@ -619,6 +687,40 @@ mod tests {
         ];
         for (ns, text) in cases {
             assert_eq!(program_date_time(ns), text, "{ns}");
+        }
+    }
+
+    #[test]
+    fn date_times_parse_back_to_their_instant() {
+        for ns in [
+            0u64,
+            1_796_164_200_123_000_000,
+            2_147_483_648_000_000_000,
+            4_294_967_296_000_000_000,
+            951_782_400_000_000_000, // 2000-02-29
+        ] {
+            assert_eq!(parse_date_time(&program_date_time(ns)), Some(ns), "{ns}");
+        }
+        assert_eq!(
+            parse_date_time("2026-12-01T22:30:00.5+00:00"),
+            Some(1_796_164_200_500_000_000)
+        );
+        assert_eq!(
+            parse_date_time("2026-12-01T22:30:00.123456789Z"),
+            Some(1_796_164_200_123_456_789)
+        );
+        for bad in [
+            "2026-12-01T22:30:00",
+            "2026-12-01T22:30:00+01:00",
+            "2026-02-29T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-12-01T24:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2026-12-01T22:30:00.Z",
+            "2026-12-1T22:30:00Z",
+            "",
+        ] {
+            assert_eq!(parse_date_time(bad), None, "{bad}");
         }
     }
 

@@ -170,6 +170,21 @@ impl Schedule {
             .any(|s| s.frame == k && s.conditions_frame())
     }
 
+    /// The first frame after `k` that a splice conditions (`u64::MAX`: none).
+    pub fn next_conditioned_after(&self, k: u64) -> u64 {
+        self.splices
+            .iter()
+            .filter(|s| s.frame > k && s.conditions_frame())
+            .map(|s| s.frame)
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// Takes back the splice added last (the encoders passed its frame while it was added).
+    pub fn withdraw_last(&mut self) -> Option<Splice> {
+        self.splices.pop_back()
+    }
+
     /// Checks `req`, made at epoch time `now_ns` with the encoders at frame `reached`, and puts
     /// it on the schedule.
     pub fn add(&mut self, req: &Request, now_ns: u64, reached: u64) -> Result<&Splice, Refusal> {
@@ -250,7 +265,7 @@ impl Schedule {
             });
         }
         let pts = scte35::pts_of(self.rate.frame_ts(frame, scte35::HZ as u32));
-        let ticks = duration_ns.map(|d| to_90k(d));
+        let ticks = duration_ns.map(to_90k);
         let derived = (frame & 0x7FFF_FFFF) as u32;
         let (event_id, kind, info) = match req {
             Request::Out { event_id, .. } => {

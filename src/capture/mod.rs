@@ -177,6 +177,8 @@ pub struct Capture {
     units: Option<UnitSender>,
     stats: Arc<CaptureStats>,
     marks: Arc<FillerMarks>,
+    /// The splice schedule: its frames are IDRs in every rendition.
+    signals: Arc<crate::signals::Signals>,
     sink: Arc<GridSink>,
     backup: Arc<GridSink>,
     backup_hold_frames: Arc<AtomicU64>,
@@ -201,6 +203,7 @@ impl Capture {
         units: UnitSender,
         stats: Arc<CaptureStats>,
         errors: tokio::sync::mpsc::Sender<EncoderError>,
+        signals: Arc<crate::signals::Signals>,
     ) -> Result<Capture, CaptureError> {
         for element in sources::required_elements(config) {
             elements::require(element)?;
@@ -229,6 +232,7 @@ impl Capture {
             units: Some(units),
             stats: stats.clone(),
             marks: marks.clone(),
+            signals,
             sink: sink.clone(),
             backup: backup.clone(),
             backup_hold_frames: backup_hold_frames.clone(),
@@ -281,7 +285,13 @@ impl Capture {
             .units
             .clone()
             .ok_or_else(|| CaptureError::Start("capture is stopped".into()))?;
-        let encoders = Encoders::build(config, self.grid, units, self.marks.clone())?;
+        let encoders = Encoders::build(
+            config,
+            self.grid,
+            units,
+            self.marks.clone(),
+            self.signals.clone(),
+        )?;
         encoders.start()?;
         self.generation += 1;
         watch_bus(&encoders, self.generation, self.errors.clone());

@@ -6,6 +6,8 @@
 //! - `GET /metrics` — Prometheus text ([`metrics`]: `twincast_<name>_<unit>[_total]`).
 //! - `GET /events` — server-sent events ([`events::Event`]): a heartbeat per track every
 //!   `[control] heartbeat`, output connected/disconnected, input lost/restored, config reloaded.
+//! - `POST /splice`, `GET /splices` — ad signals ([`splices`], `crate::signals`): schedule a
+//!   SCTE-35 splice on a frame of the epoch grid (with the token), list what is pending and done.
 //! - `POST /reload` — the same reload as SIGHUP (`systemctl reload`); it changes state, so it
 //!   needs the control token ([`token`]): 202 when accepted, 401/403 otherwise (counted).
 //!
@@ -25,6 +27,7 @@ pub mod events;
 pub mod metrics;
 pub mod server;
 pub mod snapshot;
+mod splices;
 pub mod state;
 pub mod token;
 
@@ -90,6 +93,8 @@ async fn serve(listener: tokio::net::TcpListener, ops: Arc<Ops>, cancel: Cancell
         .route("/metrics", get(metrics))
         .route("/events", get(events))
         .route("/reload", post(reload))
+        .route("/splice", post(splices::post))
+        .route("/splices", get(splices::list))
         .layer(middleware::from_fn_with_state(ops.clone(), allow_list))
         .with_state(ops.clone());
     server::serve(listener, app, ops, cancel).await;
@@ -195,33 +200,50 @@ impl Drop for Subscriber {
     }
 }
 
-/// `POST /reload`: with the token, asks for the same reload as SIGHUP (202); the outcome is in
-/// the log, `/events` (`config_reloaded`) and `/status` (`config.reloads`, `reload_failures`).
-async fn reload(State(ops): State<Arc<Ops>>, headers: axum::http::HeaderMap) -> Response {
+/// The answer to a request that changes state without the control token (401/403), or None
+/// when it has it. Counted always (`twincast_control_unauthorized_requests_total`), logged at
+/// most once a second like the listener's other refusals (src/control/server.rs).
+fn refuse_without_token(
+    ops: &Ops,
+    headers: &axum::http::HeaderMap,
+    what: &str,
+) -> Option<Response> {
     let config = ops.config();
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if let Err(refusal) = token::authorize(config.control.token_file.as_deref(), authorization) {
-        let status = match refusal {
-            token::Refusal::Missing | token::Refusal::Wrong => StatusCode::UNAUTHORIZED,
-            _ => StatusCode::FORBIDDEN,
-        };
-        // Counted always (`twincast_control_unauthorized_requests_total`), logged at most once
-        // a second like the listener's other refusals (src/control/server.rs).
-        if let Some(total) = ops.control_limits.refused_reload(Instant::now()) {
-            log::warn!(
-                error = refusal.to_string();
-                "control: POST /reload refused: {refusal} ({total} refused since start; at most one such line a second)"
-            );
-        }
-        let body = serde_json::json!({ "error": refusal.to_string() }).to_string();
-        return (
-            status,
-            [(header::CONTENT_TYPE, "application/json")],
-            body + "\n",
-        )
-            .into_response();
+    let refusal = token::authorize(config.control.token_file.as_deref(), authorization).err()?;
+    let status = match refusal {
+        token::Refusal::Missing | token::Refusal::Wrong => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::FORBIDDEN,
+    };
+    if let Some(total) = ops.control_limits.refused_reload(Instant::now()) {
+        log::warn!(
+            error = refusal.to_string();
+            "control: {what} refused: {refusal} ({total} refused since start; at most one such line a second)"
+        );
+    }
+    Some(json_answer(
+        status,
+        &serde_json::json!({ "error": refusal.to_string() }),
+    ))
+}
+
+/// A JSON answer with its status.
+fn json_answer(status: StatusCode, body: &serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string() + "\n",
+    )
+        .into_response()
+}
+
+/// `POST /reload`: with the token, asks for the same reload as SIGHUP (202); the outcome is in
+/// the log, `/events` (`config_reloaded`) and `/status` (`config.reloads`, `reload_failures`).
+async fn reload(State(ops): State<Arc<Ops>>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(refused) = refuse_without_token(&ops, &headers, "POST /reload") {
+        return refused;
     }
     ops.reload_request.notify_one();
     (

@@ -151,6 +151,8 @@ pub struct Ops {
     pub notifier: Arc<Notifier>,
     /// `[publish] memory`, shared by every publisher task's backlog.
     pub publish_budget: Arc<Budget>,
+    /// The splice schedule (`POST /splice`, `GET /splices`).
+    pub signals: Arc<crate::signals::Signals>,
     pub events: broadcast::Sender<Event>,
     pub started: SystemTime,
     pub started_at: Instant,
@@ -207,6 +209,7 @@ pub struct OpsParts {
     pub origin: Arc<Origin>,
     pub notifier: Arc<Notifier>,
     pub publish_budget: Arc<Budget>,
+    pub signals: Arc<crate::signals::Signals>,
 }
 
 impl Ops {
@@ -233,6 +236,7 @@ impl Ops {
             origin: parts.origin,
             notifier: parts.notifier,
             publish_budget: parts.publish_budget,
+            signals: parts.signals,
             events,
             started: SystemTime::now(),
             started_at: Instant::now(),

@@ -15,15 +15,26 @@ use crate::config::Config;
 /// x264's key-int-max: "never on its own"; IDRs come only from our force-key-unit events.
 const X264_KEY_INT_MAX: u32 = 1_000_000;
 
-/// Sends a force-key-unit event into the tee right before every frame that starts a GOP
-/// (running time NONE, "as soon as possible": docs/design/platform.md, *x264 and IDR placement*).
-pub(super) fn install_key_units(pad: &gst::Pad, tee_sink: gst::Pad, grid: Grid, base_ns: u64) {
+/// Sends a force-key-unit event into the tee right before every frame that starts a GOP or is
+/// a splice point (running time NONE, "as soon as possible": docs/design/platform.md, *x264
+/// and IDR placement*). A splice frame inside a GOP becomes an IDR in every rendition and the
+/// fragment grid stays where it is (DASH-IF ingest's conditioning that keeps fragment
+/// boundaries; docs/design/signals.md).
+pub(super) fn install_key_units(
+    pad: &gst::Pad,
+    tee_sink: gst::Pad,
+    grid: Grid,
+    base_ns: u64,
+    signals: std::sync::Arc<crate::signals::Signals>,
+) {
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
             return gst::PadProbeReturn::Ok;
         };
         let k = grid.rate().frame_index_nearest(base_ns + pts.nseconds());
-        if grid.is_gop_start(k) {
+        // Always asked, so the schedule knows which frame the encoders reached.
+        let splice = signals.frame(k);
+        if grid.is_gop_start(k) || splice {
             let event = gst_video::DownstreamForceKeyUnitEvent::builder()
                 .all_headers(true)
                 .build();

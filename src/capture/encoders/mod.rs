@@ -98,12 +98,13 @@ fn realtime_pipeline() -> (gst::Pipeline, gst::ClockTime) {
 }
 
 /// The source side: the video appsrc (I420 at the input's size and the grid's rate) into the
-/// tee, with the force-key-unit probe on every GOP start between them.
+/// tee, with the force-key-unit probe on every GOP start and splice frame between them.
 fn video_source(
     pipeline: &gst::Pipeline,
     config: &Config,
     grid: Grid,
     base: gst::ClockTime,
+    signals: Arc<crate::signals::Signals>,
 ) -> Result<(gst_app::AppSrc, gst::Element), CaptureError> {
     let input = &config.input;
     let rate = grid.rate();
@@ -131,7 +132,7 @@ fn video_source(
     let src_pad = video
         .static_pad("src")
         .ok_or_else(|| build_err("appsrc has no src pad"))?;
-    install_key_units(&src_pad, tee_sink, grid, base.nseconds());
+    install_key_units(&src_pad, tee_sink, grid, base.nseconds(), signals);
     Ok((video, tee))
 }
 
@@ -262,10 +263,11 @@ impl Encoders {
         grid: Grid,
         units: UnitSender,
         marks: Arc<FillerMarks>,
+        signals: Arc<crate::signals::Signals>,
     ) -> Result<Encoders, CaptureError> {
         let (pipeline, base) = realtime_pipeline();
         let input = &config.input;
-        let (video, tee) = video_source(&pipeline, config, grid, base)?;
+        let (video, tee) = video_source(&pipeline, config, grid, base, signals)?;
         let branches = Branches {
             pipeline: &pipeline,
             config,

@@ -182,6 +182,7 @@ mod tests {
             registry,
             origin,
             notifier: Arc::new(Notifier::from_env()),
+            signals: Arc::new(crate::signals::Signals::new(grid.rate())),
         });
         let text = super::render(&super::super::snapshot::status(&ops), &Default::default());
         text.lines()
