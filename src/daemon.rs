@@ -72,6 +72,10 @@ impl Daemon {
 
         // Origin first: a port that is taken is a start-up error, before any capture.
         let origin = start_origin(&config, &grid, dvr_dir, &hub, &cancel, &tasks).await?;
+        // The splice schedule: the control API fills it, the encoders condition its frames,
+        // the origin's playlists carry its signals.
+        let signals = Arc::new(Signals::new(grid.rate()));
+        origin.set_signals(signals.clone());
         let control_listener = crate::control::bind(config.control.listen)
             .await
             .map_err(|e| {
@@ -86,8 +90,6 @@ impl Daemon {
         let shared_specs = packager.specs();
         // `[publish] memory`: the publishers enforce it, /status and /metrics show it.
         let publish_budget = Budget::new(config.publish.memory);
-        // The splice schedule: the control API fills it, the encoders condition its frames.
-        let signals = Arc::new(Signals::new(grid.rate()));
         let ops = crate::control::Ops::new(crate::control::OpsParts {
             config: config.clone(),
             config_path: config_path.to_path_buf(),

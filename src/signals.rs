@@ -75,9 +75,7 @@ impl Signals {
     /// Schedules `req`, made at epoch time `now_ns`.
     pub fn request(&self, req: &Request, now_ns: u64) -> Result<Splice, Refusal> {
         let mut schedule = crate::sync::lock(&self.schedule);
-        let result = schedule
-            .add(req, now_ns, self.reached(now_ns))
-            .cloned();
+        let result = schedule.add(req, now_ns, self.reached(now_ns)).cloned();
         let splice = match result {
             Ok(s) => s,
             Err(e) => {
@@ -101,6 +99,11 @@ impl Signals {
             }
         }
         Ok(splice)
+    }
+
+    /// The HLS marks of the schedule's splices (`splice::marks`).
+    pub fn marks(&self) -> Vec<splice::Mark> {
+        splice::marks(crate::sync::lock(&self.schedule).splices())
     }
 
     /// Every splice on the schedule, oldest first.

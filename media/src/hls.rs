@@ -142,6 +142,10 @@ pub struct MediaPlaylist {
     pub maps: BTreeMap<usize, String>,
     /// `EXT-X-DATERANGE` tags, by position in `segments`: written before that segment.
     pub date_ranges: Vec<(usize, DateRange)>,
+    /// Ad cue tags of older players (`EXT-X-CUE-OUT:<seconds>`, `EXT-X-CUE-IN`), whole lines
+    /// without the newline, by position in `segments`: written before that segment, after its
+    /// date ranges.
+    pub cues: Vec<(usize, String)>,
     /// `EXT-X-ENDLIST`: the stream has ended.
     pub endlist: bool,
 }
@@ -155,29 +159,39 @@ pub const SLATE_CLASS: &str = "com.twincast.slate";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DateRange {
     pub id: String,
+    /// `CLASS`; empty: none written.
     pub class: String,
     pub start_ns: u64,
     pub end_ns: Option<u64>,
+    /// `PLANNED-DURATION`: how long the span is expected to last, before it ends.
+    pub planned_ns: Option<u64>,
+    /// An SCTE-35 attribute (`SCTE35-OUT`, `SCTE35-IN` or `SCTE35-CMD`, RFC 8216 §4.3.2.7.1)
+    /// and the section as `0x…` hex.
+    pub scte35: Option<(&'static str, String)>,
 }
 
 impl DateRange {
     fn render(&self, out: &mut String) {
-        let _ = write!(
-            out,
-            "#EXT-X-DATERANGE:ID=\"{}\",CLASS=\"{}\",START-DATE=\"{}\"",
-            quoted(&self.id),
-            quoted(&self.class),
-            program_date_time(self.start_ns)
-        );
+        let _ = write!(out, "#EXT-X-DATERANGE:ID=\"{}\"", quoted(&self.id));
+        if !self.class.is_empty() {
+            let _ = write!(out, ",CLASS=\"{}\"", quoted(&self.class));
+        }
+        let _ = write!(out, ",START-DATE=\"{}\"", program_date_time(self.start_ns));
         if let Some(end) = self.end_ns.filter(|e| *e >= self.start_ns) {
             let d = end - self.start_ns;
             let _ = write!(
                 out,
-                ",END-DATE=\"{}\",DURATION={}.{:03}",
+                ",END-DATE=\"{}\",DURATION={}",
                 program_date_time(end),
-                d / 1_000_000_000,
-                d % 1_000_000_000 / 1_000_000
+                seconds_ms(d)
             );
+        }
+        if let Some(p) = self.planned_ns {
+            let _ = write!(out, ",PLANNED-DURATION={}", seconds_ms(p));
+        }
+        if let Some((name, hex)) = &self.scte35 {
+            let hex: String = hex.chars().filter(char::is_ascii_alphanumeric).collect();
+            let _ = write!(out, ",{name}={hex}");
         }
         out.push('\n');
     }
@@ -215,7 +229,18 @@ fn slate_range(start_ns: u64, end_ns: Option<u64>) -> DateRange {
         class: SLATE_CLASS.to_owned(),
         start_ns,
         end_ns,
+        planned_ns: None,
+        scte35: None,
     }
+}
+
+/// ns as seconds with three decimals (`30.000`), for DATERANGE and CUE durations.
+pub fn seconds_ms(ns: u64) -> String {
+    format!(
+        "{}.{:03}",
+        ns / 1_000_000_000,
+        ns % 1_000_000_000 / 1_000_000
+    )
 }
 
 impl Default for MediaPlaylist {
@@ -229,6 +254,7 @@ impl Default for MediaPlaylist {
             segments: Vec::new(),
             maps: BTreeMap::new(),
             date_ranges: Vec::new(),
+            cues: Vec::new(),
             endlist: false,
         }
     }
@@ -275,6 +301,10 @@ impl MediaPlaylist {
             }
             for (_, range) in self.date_ranges.iter().filter(|(at, _)| *at == i) {
                 range.render(&mut out);
+            }
+            for (_, cue) in self.cues.iter().filter(|(at, _)| *at == i) {
+                let line: String = cue.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
+                let _ = writeln!(out, "{line}");
             }
             let _ = writeln!(
                 out,

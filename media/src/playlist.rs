@@ -333,6 +333,70 @@ pub fn media_playlist(
     })
 }
 
+/// Adds the ad signals of `marks` to a media playlist (docs/design/signals.md, *HLS*): an
+/// `EXT-X-DATERANGE` with the SCTE-35 section before the segment its START-DATE (an in's:
+/// its END-DATE) falls in (the
+/// first one when it began earlier and still spans the window, the last one when it is still
+/// ahead), and the legacy `EXT-X-CUE-OUT`/`EXT-X-CUE-IN` before the first segment that starts
+/// at or after the cue (none yet while no segment does).
+pub fn add_splices(p: &mut MediaPlaylist, marks: &[crate::splice::Mark]) {
+    use crate::splice::Cue;
+    let Some(first) = p.segments.first().map(|s| s.start_ns) else {
+        return;
+    };
+    let ends: Vec<u64> = p
+        .segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match p.segments.get(i + 1) {
+            Some(n) => n.start_ns,
+            None => s.start_ns + (s.duration_secs * 1e9) as u64,
+        })
+        .collect();
+    let last = p.segments.len() - 1;
+    for m in marks {
+        if !m.id.is_empty() {
+            let span_end = m
+                .end_ns
+                .or(m.planned_ns.map(|d| m.start_ns + d))
+                .unwrap_or(m.start_ns);
+            if m.start_ns >= first || span_end > first {
+                // An in's tag shares its out's START-DATE; it goes where the break ends.
+                let key = m.end_ns.unwrap_or(m.start_ns);
+                let at = (0..=last).find(|&i| key < ends[i]).unwrap_or(last);
+                p.date_ranges.push((
+                    at,
+                    DateRange {
+                        id: m.id.clone(),
+                        class: String::new(),
+                        start_ns: m.start_ns,
+                        end_ns: m.end_ns,
+                        planned_ns: m.planned_ns,
+                        scte35: Some((m.attribute, crate::scte35::hex(&m.section))),
+                    },
+                ));
+            }
+        }
+        let (at_ns, line) = match m.cue {
+            Some(Cue::Out { at_ns, duration_ns }) => (
+                at_ns,
+                match duration_ns {
+                    Some(d) => format!("#EXT-X-CUE-OUT:{}", crate::hls::seconds_ms(d)),
+                    None => "#EXT-X-CUE-OUT".to_string(),
+                },
+            ),
+            Some(Cue::In { at_ns }) => (at_ns, "#EXT-X-CUE-IN".to_string()),
+            None => continue,
+        };
+        if at_ns < first {
+            continue;
+        }
+        if let Some(at) = p.segments.iter().position(|s| s.start_ns >= at_ns) {
+            p.cues.push((at, line));
+        }
+    }
+}
+
 /// The multivariant playlist, once every track has its init segment: one variant per video
 /// track, the audio (if any) as a group every variant references, its bit rate added to theirs.
 pub fn master_playlist(tracks: &[&TrackWindow], timing: &Timing) -> Option<MasterPlaylist> {
@@ -982,5 +1046,84 @@ mod tests {
         let mut none = a.clone();
         none.current = None;
         assert!(master_playlist(&[&hi, &none], &timing()).is_none());
+    }
+
+    #[test]
+    fn splices_become_date_ranges_and_cues_where_they_fall() {
+        use crate::splice::{Kind, Request, Schedule, When, marks};
+        use crate::timeline::FrameRate;
+        const S: u64 = 1_000_000_000;
+        let t0 = 1_796_164_200 * S;
+        let rate = FrameRate::new(30, 1).expect("rate");
+        let mut schedule = Schedule::new(rate);
+        let reached = rate.frame_index_nearest(t0);
+        let out = Request::Out {
+            event_id: Some(7),
+            duration_ns: Some(30 * S),
+            when: When::At(t0 + 8 * S),
+        };
+        let back = Request::In {
+            event_id: 7,
+            when: When::At(t0 + 20 * S),
+        };
+        let signal = Request::TimeSignal {
+            event_id: Some(9),
+            segmentation_type_id: 0x34,
+            duration_ns: None,
+            upid: None,
+            when: When::At(t0 + 100 * S),
+        };
+        for r in [&out, &back, &signal] {
+            schedule.add(r, t0, reached).expect("scheduled");
+        }
+        let ms = marks(schedule.splices());
+        assert_eq!(ms.len(), 3, "{ms:?}");
+        let mut p = MediaPlaylist {
+            segments: (0..5)
+                .map(|i| SegmentEntry {
+                    uri: format!("{i}.m4s"),
+                    start_ns: t0 + i * 6 * S,
+                    duration_secs: 6.0,
+                    discontinuity: false,
+                    gap: false,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        add_splices(&mut p, &ms);
+        let text = p.render();
+        let out_frame = schedule.splices().next().expect("out").frame;
+        let want_out = format!(
+            "#EXT-X-DATERANGE:ID=\"splice-7-{out_frame}\",START-DATE=\"2026-12-01T22:30:08.000Z\",PLANNED-DURATION=30.000,SCTE35-OUT=0x"
+        );
+        let want_in = format!(
+            "#EXT-X-DATERANGE:ID=\"splice-7-{out_frame}\",START-DATE=\"2026-12-01T22:30:08.000Z\",END-DATE=\"2026-12-01T22:30:20.000Z\",DURATION=12.000,SCTE35-IN=0x"
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        let pos = |prefix: &str| {
+            lines
+                .iter()
+                .position(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+        };
+        // The out falls in the segment from 6 s, its CUE-OUT before the segment from 12 s;
+        // the in falls in the segment from 18 s and its CUE-IN is before the one from 24 s.
+        assert!(pos(&want_out) < pos("1.m4s") && pos(&want_out) > pos("0.m4s"));
+        assert!(pos("#EXT-X-CUE-OUT:30.000") > pos("1.m4s"));
+        assert!(pos("#EXT-X-CUE-OUT:30.000") < pos("2.m4s"));
+        assert!(pos(&want_in) > pos("2.m4s") && pos(&want_in) < pos("3.m4s"));
+        assert!(pos("#EXT-X-CUE-IN") > pos("3.m4s") && pos("#EXT-X-CUE-IN") < pos("4.m4s"));
+        // The time_signal is 100 s ahead: listed before the last segment, no cue.
+        assert!(pos("#EXT-X-DATERANGE:ID=\"signal-9-") < pos("4.m4s"));
+        assert!(text.contains(",SCTE35-CMD=0xFC30"), "{text}");
+        assert_eq!(
+            text.matches("#EXT-X-CUE-IN").count(),
+            1,
+            "the in replaces the auto return"
+        );
+        // The section in the playlist is the schedule's, byte for byte.
+        let hex = crate::scte35::hex(&schedule.splices().next().expect("out").section);
+        assert!(text.contains(&format!("SCTE35-OUT={hex}")), "{text}");
+        assert!(schedule.splices().all(|s| s.kind != Kind::Cancel));
     }
 }

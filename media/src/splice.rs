@@ -349,6 +349,110 @@ impl Schedule {
     }
 }
 
+/// A splice as the origin's HLS playlists mark it (docs/design/signals.md, *HLS*).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    /// The DATERANGE's ID: `splice-<event>-<frame of the out>` or `signal-<event>-<frame>`, the
+    /// same on both boxes of a pair; an in shares its out's.
+    pub id: String,
+    pub start_ns: u64,
+    /// The in's time, on the in's mark.
+    pub end_ns: Option<u64>,
+    pub planned_ns: Option<u64>,
+    /// `SCTE35-OUT`, `SCTE35-IN` or `SCTE35-CMD`, and the section.
+    pub attribute: &'static str,
+    pub section: Vec<u8>,
+    /// The legacy cue it gives (`EXT-X-CUE-OUT`/`-IN`), if any.
+    pub cue: Option<Cue>,
+}
+
+/// A legacy ad cue, placed before the first segment at or after its time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cue {
+    /// `EXT-X-CUE-OUT[:<seconds>]` at `at_ns`.
+    Out {
+        at_ns: u64,
+        duration_ns: Option<u64>,
+    },
+    /// `EXT-X-CUE-IN` at `at_ns`.
+    In { at_ns: u64 },
+}
+
+/// The marks of every splice that happens (a cancelled one and a cancel give none), oldest
+/// first. A break that returns by itself (an out with a duration and no in of its own) gets
+/// its `EXT-X-CUE-IN` at its end.
+pub fn marks<'a>(splices: impl IntoIterator<Item = &'a Splice>) -> Vec<Mark> {
+    let live: Vec<&Splice> = splices
+        .into_iter()
+        .filter(|s| s.kind != Kind::Cancel && !s.cancelled)
+        .collect();
+    let mut out = Vec::new();
+    for (i, s) in live.iter().enumerate() {
+        match s.kind {
+            Kind::Out => {
+                out.push(Mark {
+                    id: format!("splice-{}-{}", s.event_id, s.frame),
+                    start_ns: s.time_ns,
+                    end_ns: None,
+                    planned_ns: s.duration_ns,
+                    attribute: "SCTE35-OUT",
+                    section: s.section.clone(),
+                    cue: Some(Cue::Out {
+                        at_ns: s.time_ns,
+                        duration_ns: s.duration_ns,
+                    }),
+                });
+                let returns_by_itself = !live[i + 1..]
+                    .iter()
+                    .any(|n| n.event_id == s.event_id && n.kind == Kind::In && n.frame > s.frame);
+                if let (Some(d), true) = (s.duration_ns, returns_by_itself) {
+                    out.push(Mark {
+                        id: String::new(),
+                        start_ns: s.time_ns + d,
+                        end_ns: None,
+                        planned_ns: None,
+                        attribute: "",
+                        section: Vec::new(),
+                        cue: Some(Cue::In {
+                            at_ns: s.time_ns + d,
+                        }),
+                    });
+                }
+            }
+            Kind::In => {
+                let opened = live[..i]
+                    .iter()
+                    .rev()
+                    .find(|o| o.event_id == s.event_id && o.kind == Kind::Out && o.frame < s.frame);
+                let (id, start) = match opened {
+                    Some(o) => (format!("splice-{}-{}", o.event_id, o.frame), o.time_ns),
+                    None => (format!("splice-{}-{}", s.event_id, s.frame), s.time_ns),
+                };
+                out.push(Mark {
+                    id,
+                    start_ns: start,
+                    end_ns: opened.map(|_| s.time_ns),
+                    planned_ns: None,
+                    attribute: "SCTE35-IN",
+                    section: s.section.clone(),
+                    cue: Some(Cue::In { at_ns: s.time_ns }),
+                });
+            }
+            Kind::TimeSignal { .. } => out.push(Mark {
+                id: format!("signal-{}-{}", s.event_id, s.frame),
+                start_ns: s.time_ns,
+                end_ns: None,
+                planned_ns: s.duration_ns,
+                attribute: "SCTE35-CMD",
+                section: s.section.clone(),
+                cue: None,
+            }),
+            Kind::Cancel => {}
+        }
+    }
+    out
+}
+
 fn check_far(what: &'static str, ns: u64) -> Result<u64, Refusal> {
     if ns > MAX_AHEAD_NS {
         return Err(Refusal::TooFar { what, ns });

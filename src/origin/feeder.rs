@@ -311,7 +311,7 @@ mod tests {
         assert_eq!(before.tracks[0].segments().len(), 1);
         assert_eq!(
             before
-                .media_playlist("v")
+                .media_playlist("v", &[])
                 .map(|t| t.matches(".m4s").count()),
             Some(1)
         );

@@ -224,7 +224,7 @@ async fn track_file(
     };
     match file {
         "index.m3u8" => snapshot
-            .media_playlist(track)
+            .media_playlist(track, &origin.splice_marks())
             .map(|text| text_object(text, HLS_TYPE)),
         "init.mp4" => {
             let (init, changed) = snapshot.init_segment(track)?;

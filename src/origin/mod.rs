@@ -73,6 +73,8 @@ pub struct Origin {
     feeder: Arc<Feeder>,
     disk: Option<Arc<DiskStore>>,
     pub counters: Arc<Counters>,
+    /// The box's splice schedule, whose signals the playlists carry (set once at start-up).
+    signals: std::sync::OnceLock<Arc<crate::signals::Signals>>,
 }
 
 /// Wall-clock ns since the epoch.
@@ -103,6 +105,7 @@ impl Origin {
             feeder,
             disk,
             counters: Arc::new(Counters::default()),
+            signals: std::sync::OnceLock::new(),
         })
     }
 
@@ -152,7 +155,17 @@ impl Origin {
     /// segment also carries EXT-X-DISCONTINUITY and its own EXT-X-MAP. Every other track's
     /// discontinuities are this one's too (docs/design/origin.md, *Gaps and discontinuities*).
     pub fn media_playlist(&self, name: &str) -> Option<String> {
-        self.snapshot().media_playlist(name)
+        self.snapshot().media_playlist(name, &self.splice_marks())
+    }
+
+    /// Gives the origin the splice schedule its playlists mark (docs/design/signals.md).
+    pub fn set_signals(&self, signals: Arc<crate::signals::Signals>) {
+        let _ = self.signals.set(signals);
+    }
+
+    /// The HLS marks of every splice on the schedule.
+    pub fn splice_marks(&self) -> Vec<twincast_media::splice::Mark> {
+        self.signals.get().map(|s| s.marks()).unwrap_or_default()
     }
 
     /// The DASH MPD over the same files, once every track has its init segment

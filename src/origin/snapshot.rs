@@ -212,9 +212,16 @@ impl OriginSnapshot {
     }
 
     /// The media playlist of one track (`twincast_media::playlist::media_playlist`).
-    pub fn media_playlist(&self, name: &str) -> Option<String> {
+    /// The media playlist of `name`, with the ad signals of `marks`.
+    pub fn media_playlist(
+        &self,
+        name: &str,
+        marks: &[twincast_media::splice::Mark],
+    ) -> Option<String> {
         let (_, t) = self.track(name)?;
-        Some(playlist::media_playlist(t.window(), &self.timing, &self.discontinuities)?.render())
+        let mut p = playlist::media_playlist(t.window(), &self.timing, &self.discontinuities)?;
+        playlist::add_splices(&mut p, marks);
+        Some(p.render())
     }
 
     /// The DASH MPD, once every track has its init segment. `host` (the request's Host
