@@ -1,4 +1,4 @@
-//! `POST /splice` and `GET /splices` (docs/ref/control.md, *Ad signals*): the control API of
+//! `POST /splice` and `GET /splices` (docs/ref/control.md, *Ad signals: `POST /splice` and `GET /splices`*): the control API of
 //! the splice schedule in `crate::signals`.
 //!
 //! - `POST /splice` needs the control token like `POST /reload`. 202 with the scheduled splice;

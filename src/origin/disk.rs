@@ -24,12 +24,13 @@ pub const DISK_QUEUE: usize = 64;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The process's disk pool, started on first use.
-fn pool() -> &'static tokio::sync::mpsc::Sender<Job> {
-    static POOL: OnceLock<tokio::sync::mpsc::Sender<Job>> = OnceLock::new();
+/// The process's disk pool, started on first use; None when no thread could be started.
+fn pool() -> Option<&'static tokio::sync::mpsc::Sender<Job>> {
+    static POOL: OnceLock<Option<tokio::sync::mpsc::Sender<Job>>> = OnceLock::new();
     POOL.get_or_init(|| {
         let (tx, rx) = tokio::sync::mpsc::channel::<Job>(DISK_QUEUE);
         let rx = Arc::new(Mutex::new(rx));
+        let mut started = 0;
         for i in 0..DISK_THREADS {
             let rx = rx.clone();
             let spawned = std::thread::Builder::new()
@@ -44,12 +45,14 @@ fn pool() -> &'static tokio::sync::mpsc::Sender<Job> {
                         }
                     }
                 });
-            if let Err(e) = spawned {
-                log::error!("origin: could not start disk thread {i}: {e}");
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => log::error!("origin: could not start disk thread {i}: {e}"),
             }
         }
-        tx
+        (started > 0).then_some(tx)
     })
+    .as_ref()
 }
 
 /// Runs `f` on the disk pool; None if the pool is gone (it never goes while the process runs).
@@ -58,7 +61,11 @@ pub async fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> O
     let job: Job = Box::new(move || {
         let _ = tx.send(f());
     });
-    pool().send(job).await.ok()?;
+    match pool() {
+        Some(pool) => pool.send(job).await.ok()?,
+        // No disk thread: the call runs here, on a runtime thread (slower, never lost).
+        None => job(),
+    }
     rx.await.ok()
 }
 

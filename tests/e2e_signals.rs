@@ -1,0 +1,190 @@
+//! Ad signals on a running daemon (issue #13, docs/design/signals.md): `POST /splice` with the
+//! control token; the splice frame is an IDR in every rendition (ffprobe) while the fragment
+//! grid stays put; every media playlist carries the SCTE-35 section; bad requests get 4xx with
+//! a reason and change nothing.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+
+const TOKEN: &str = "splice-test-token-0123456789";
+
+fn config(dir: &Path, origin: u16, control: u16) -> std::path::PathBuf {
+    let path = small_config(dir, "signals", origin, control);
+    let token = dir.join("token");
+    std::fs::write(&token, TOKEN).expect("token");
+    let text = std::fs::read_to_string(&path).expect("config");
+    let text = text.replace(
+        &format!("listen = \"127.0.0.1:{control}\""),
+        &format!(
+            "listen = \"127.0.0.1:{control}\"\ntoken_file = \"{}\"",
+            token.display()
+        ),
+    );
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+fn post(control: u16, body: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let mut req = client
+        .post(format!("http://127.0.0.1:{control}/splice"))
+        .body(body.to_string());
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let r = req.send().expect("POST /splice answered");
+    let status = r.status().as_u16();
+    let text = r.text().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+    )
+}
+
+fn splices(control: u16) -> Vec<serde_json::Value> {
+    get_json(&format!("http://127.0.0.1:{control}/splices"))
+        .and_then(|v| v["splices"].as_array().cloned())
+        .expect("GET /splices")
+}
+
+/// Key frames (pts in 90 kHz) of one HLS segment with its init.
+fn key_frames(dir: &Path, init: &[u8], segment: &[u8]) -> Vec<u64> {
+    let file = dir.join("probe.mp4");
+    std::fs::write(&file, [init, segment].concat()).expect("write");
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v", "-show_frames"])
+        .args(["-show_entries", "frame=pts,key_frame", "-of", "csv=p=0"])
+        .arg(&file)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (key, pts) = l.split_once(',')?;
+            (key == "1").then(|| pts.trim().parse().ok()).flatten()
+        })
+        .collect()
+}
+
+#[test]
+fn a_splice_is_an_idr_in_every_rendition_and_a_daterange_in_every_playlist() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (origin, control) = (free_port(), free_port());
+    let cfg = config(dir.path(), origin, control);
+    let d = Daemon::start(&cfg, origin, dir.path().join("daemon.log"));
+    wait_for("the origin", Duration::from_secs(30), || {
+        get_text(&d.url("/live/240p/index.m3u8")).filter(|t| t.contains(".m4s"))
+    });
+
+    // Refusals first: each is 4xx with a reason and schedules nothing.
+    let (status, body) = post(control, r#"{"kind":"out"}"#, None);
+    assert_eq!(status, 401, "{body}");
+    for (req, want, says) in [
+        ("{", 400, "not JSON"),
+        (r#"{"kind":"out","colour":"red"}"#, 400, "unknown field"),
+        (
+            r#"{"kind":"out","at":"2020-01-01T00:00:00Z"}"#,
+            409,
+            "not ahead",
+        ),
+        (
+            r#"{"kind":"cancel","event_id":99}"#,
+            404,
+            "no pending event 99",
+        ),
+        (r#"{"kind":"out","duration":"0s"}"#, 422, "more than 0"),
+    ] {
+        let (status, body) = post(control, req, Some(TOKEN));
+        assert_eq!(status, want, "{req}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{req}: {error}");
+    }
+    assert!(splices(control).is_empty(), "a refusal scheduled something");
+
+    // A break 6 s ahead, at a time off the GOP grid (mid-GOP), for 10 s.
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let at_ms = (now_ms / 1000 + 6) * 1000 + 433;
+    let at = twincast_media::hls::program_date_time(at_ms * 1_000_000);
+    let (status, s) = post(
+        control,
+        &format!(r#"{{"kind":"out","event_id":7,"duration":"10s","at":"{at}"}}"#),
+        Some(TOKEN),
+    );
+    assert_eq!(status, 202, "{s}");
+    let frame = s["frame"].as_u64().expect("frame");
+    assert_eq!(
+        frame,
+        (at_ms * 30).div_ceil(1000),
+        "the first frame at or after the time"
+    );
+    assert_ne!(frame % 30, 0, "the test wants a splice inside a GOP");
+    let (status, body) = post(
+        control,
+        &format!(r#"{{"kind":"out","event_id":7,"at":"{at}"}}"#),
+        Some(TOKEN),
+    );
+    assert_eq!(status, 409, "a second out for a pending event: {body}");
+    let hex = s["scte35_hex"].as_str().expect("hex").to_string();
+    let pts = frame * 3000; // 90 kHz at 30 fps
+
+    for rendition in ["240p", "180p"] {
+        // The segment that holds the splice frame, once listed.
+        let playlist_url = d.url(&format!("/live/{rendition}/index.m3u8"));
+        let (text, segment) = wait_for(
+            &format!("{rendition}: the segment with the splice"),
+            Duration::from_secs(40),
+            || {
+                let text = get_text(&playlist_url)?;
+                let segment = playlist_segments(&text).into_iter().find(|u| {
+                    u.trim_end_matches(".m4s")
+                        .parse::<u64>()
+                        .is_ok_and(|start| start <= pts && pts < start + 2 * 90_000)
+                })?;
+                Some((text, segment))
+            },
+        );
+        let tag = format!(
+            "#EXT-X-DATERANGE:ID=\"splice-7-{frame}\",START-DATE=\"{at}\",PLANNED-DURATION=10.000,SCTE35-OUT={hex}"
+        );
+        assert!(text.contains(&tag), "{rendition}: no {tag} in\n{text}");
+        let init = get_ok(&d.url(&format!("/live/{rendition}/init.mp4"))).expect("init");
+        let data = get_ok(&d.url(&format!("/live/{rendition}/{segment}"))).expect("segment");
+        let keys = key_frames(dir.path(), &init, &data);
+        let start: u64 = segment.trim_end_matches(".m4s").parse().expect("start");
+        // One IDR on each GOP start (1 s) of the segment, and one on the splice frame.
+        let mut want: Vec<u64> = (0..)
+            .map(|g| start + g * 90_000)
+            .take_while(|t| keys.last().is_some_and(|l| t <= l))
+            .collect();
+        want.push(pts);
+        want.sort_unstable();
+        assert_eq!(keys, want, "{rendition}: IDRs of segment {segment}");
+    }
+    let audio = wait_for(
+        "the audio playlist's CUE-OUT",
+        Duration::from_secs(20),
+        || {
+            get_text(&d.url("/live/audio/index.m3u8"))
+                .filter(|t| t.contains("#EXT-X-CUE-OUT:10.000"))
+        },
+    );
+    assert!(
+        audio.contains(&format!("ID=\"splice-7-{frame}\"")),
+        "{audio}"
+    );
+    let listed = splices(control);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["scte35_hex"], hex.as_str());
+}
