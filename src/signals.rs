@@ -106,6 +106,11 @@ impl Signals {
         splice::marks(crate::sync::lock(&self.schedule).splices())
     }
 
+    /// The DASH events of the schedule's splices (`splice::dash_events`).
+    pub fn dash_events(&self) -> Vec<twincast_media::dash::Event> {
+        splice::dash_events(crate::sync::lock(&self.schedule).splices())
+    }
+
     /// Every splice on the schedule, oldest first.
     pub fn list(&self) -> Vec<Listed> {
         let reached = self.reached.load(Ordering::SeqCst);

@@ -1,7 +1,7 @@
 //! Ad signals on a running daemon (issue #13, docs/design/signals.md): `POST /splice` with the
 //! control token; the splice frame is an IDR in every rendition (ffprobe) while the fragment
-//! grid stays put; every media playlist carries the SCTE-35 section; bad requests get 4xx with
-//! a reason and change nothing.
+//! grid stays put; every media playlist and the MPD carry the SCTE-35 section; bad requests
+//! get 4xx with a reason and change nothing.
 
 mod common;
 
@@ -183,6 +183,20 @@ fn a_splice_is_an_idr_in_every_rendition_and_a_daterange_in_every_playlist() {
     assert!(
         audio.contains(&format!("ID=\"splice-7-{frame}\"")),
         "{audio}"
+    );
+    // DASH: the Period's EventStream holds the section at the splice's absolute 90 kHz time.
+    let mpd = get_text(&d.url("/live/manifest.mpd")).expect("MPD");
+    let b64 = s["scte35_base64"].as_str().expect("base64");
+    let event = format!(
+        "<Event presentationTime=\"{pts}\" id=\"{}\" duration=\"900000\"><Signal xmlns=\"http://www.scte.org/schemas/35/2016\"><Binary>{b64}</Binary></Signal></Event>",
+        frame as u32
+    );
+    assert!(mpd.contains(&event), "no {event} in\n{mpd}");
+    assert!(
+        mpd.contains(
+            "<EventStream schemeIdUri=\"urn:scte:scte35:2014:xml+bin\" timescale=\"90000\""
+        ),
+        "{mpd}"
     );
     let listed = splices(control);
     assert_eq!(listed.len(), 1, "{listed:?}");

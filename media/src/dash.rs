@@ -178,6 +178,31 @@ pub struct Mpd {
     /// In order of start; at least one (an empty list renders one empty Period).
     pub periods: Vec<Period>,
     pub addressing: Addressing,
+    /// SCTE-35 events, each written in the Period its time falls in (the last one when it
+    /// is still ahead; none when it ended before the first Period).
+    pub events: Vec<Event>,
+}
+
+/// `EventStream@schemeIdUri` of SCTE-35 sections carried as base64 (SCTE 214-1, DASH-IF IOP
+/// §10.14.3).
+pub const SCTE35_SCHEME: &str = "urn:scte:scte35:2014:xml+bin";
+
+/// One SCTE-35 signal as a DASH `Event` (docs/design/signals.md, *DASH*).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// `@id`, the same on both boxes of a pair.
+    pub id: u32,
+    /// When the signal applies, ns since the epoch.
+    pub at_ns: u64,
+    pub duration_ns: Option<u64>,
+    /// The splice_info_section.
+    pub section: Vec<u8>,
+}
+
+/// ns to 90 kHz ticks, to the nearest (frame times are floors of exact rationals, a fraction
+/// of a ns below their 90 kHz tick).
+fn ticks_90k(ns: u64) -> u128 {
+    (u128::from(ns) * 90_000 + 500_000_000) / 1_000_000_000
 }
 
 /// An exact `xs:duration` (up to ns, trailing zeros dropped), e.g. `PT0S`, `PT1772366402.002S`.
@@ -236,10 +261,10 @@ impl Mpd {
             iso_duration(self.max_segment_duration_ns),
         );
         if self.periods.is_empty() {
-            self.period(&mut out, &Period::whole(Vec::new()));
+            self.period(&mut out, &Period::whole(Vec::new()), None);
         }
-        for p in &self.periods {
-            self.period(&mut out, p);
+        for (i, p) in self.periods.iter().enumerate() {
+            self.period(&mut out, p, self.periods.get(i + 1).map(|n| n.start_ns));
         }
         let _ = writeln!(
             out,
@@ -250,13 +275,65 @@ impl Mpd {
         out
     }
 
-    fn period(&self, out: &mut String, p: &Period) {
+    /// The Period `p`, which lasts until `next` (None: the last).
+    /// The SCTE-35 events of Period `p` (before its AdaptationSets, as the schema orders
+    /// them). Times are absolute 90 kHz ticks from the epoch with the Period's start as the
+    /// offset, so they read the same on both boxes and in every Period.
+    fn event_stream(&self, out: &mut String, p: &Period, next: Option<u64>) {
+        // Events that ended before the time-shift window are left out; one that began before
+        // it and still runs goes in the first Period.
+        let first = self.periods.first().map_or(0, |f| f.start_ns);
+        let window_start = self
+            .publish_time_ns
+            .saturating_sub(self.time_shift_buffer_ns)
+            .max(first);
+        let mine: Vec<&Event> = self
+            .events
+            .iter()
+            .filter(|e| {
+                let end = e.at_ns.saturating_add(e.duration_ns.unwrap_or(0));
+                if end < window_start {
+                    return false;
+                }
+                let at = e.at_ns.max(first);
+                at >= p.start_ns && next.is_none_or(|n| at < n)
+            })
+            .collect();
+        if mine.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "    <EventStream schemeIdUri=\"{SCTE35_SCHEME}\" timescale=\"90000\" presentationTimeOffset=\"{}\">",
+            ticks_90k(p.start_ns)
+        );
+        for e in mine {
+            let _ = write!(
+                out,
+                "      <Event presentationTime=\"{}\" id=\"{}\"",
+                ticks_90k(e.at_ns),
+                e.id
+            );
+            if let Some(d) = e.duration_ns {
+                let _ = write!(out, " duration=\"{}\"", ticks_90k(d));
+            }
+            let _ = writeln!(
+                out,
+                "><Signal xmlns=\"http://www.scte.org/schemas/35/2016\"><Binary>{}</Binary></Signal></Event>",
+                crate::scte35::base64(&e.section)
+            );
+        }
+        out.push_str("    </EventStream>\n");
+    }
+
+    fn period(&self, out: &mut String, p: &Period, next: Option<u64>) {
         let _ = writeln!(
             out,
             "  <Period id=\"{}\" start=\"{}\">",
             xml_attr(&p.id()),
             exact_duration(p.start_ns)
         );
+        self.event_stream(out, p, next);
         let video: Vec<&Representation> = p
             .representations
             .iter()
@@ -454,6 +531,7 @@ mod tests {
                 },
             ])],
             addressing,
+            events: Vec::new(),
         }
     }
 
@@ -619,6 +697,59 @@ mod tests {
             },
         ];
         mpd
+    }
+
+    #[test]
+    fn scte35_events_go_in_the_period_their_time_falls_in() {
+        let k = 886_183_201u64;
+        let mut mpd = two_periods(Addressing::Timeline);
+        let event = |id, at_ns, duration_ns| Event {
+            id,
+            at_ns,
+            duration_ns,
+            section: vec![0xFC, 0x30, 0xFF],
+        };
+        mpd.events = vec![
+            // Long before the time-shift window: left out.
+            event(1, (k - 400) * 2_000_000_000, None),
+            // In the first Period, a 30 s break.
+            event(
+                2,
+                (k - 1) * 2_000_000_000 + 433_333_333,
+                Some(30_000_000_000),
+            ),
+            // Ahead of every segment: the last Period.
+            event(3, (k + 10) * 2_000_000_000, None),
+        ];
+        let text = mpd.render();
+        let periods: Vec<&str> = text.split("<Period ").skip(1).collect();
+        assert_eq!(periods.len(), 2, "{text}");
+        assert!(!text.contains("id=\"1\"><Signal"), "{text}");
+        let stream =
+            "<EventStream schemeIdUri=\"urn:scte:scte35:2014:xml+bin\" timescale=\"90000\"";
+        assert!(
+            periods[0].contains(&format!("{stream} presentationTimeOffset=\"0\">")),
+            "{text}"
+        );
+        assert!(
+            periods[0].contains(&format!(
+                "<Event presentationTime=\"{}\" id=\"2\" duration=\"2700000\"><Signal xmlns=\"http://www.scte.org/schemas/35/2016\"><Binary>/DD/</Binary></Signal></Event>",
+                (k - 1) * 180_000 + 39_000
+            )),
+            "{text}"
+        );
+        assert!(
+            periods[1].contains(&format!(
+                "{stream} presentationTimeOffset=\"{}\">",
+                k * 180_000
+            )) && periods[1].contains(&format!(
+                "presentationTime=\"{}\" id=\"3\"",
+                (k + 10) * 180_000
+            )),
+            "{text}"
+        );
+        // Before the AdaptationSets, as the schema orders a Period's children.
+        assert!(periods[1].find("<EventStream") < periods[1].find("<AdaptationSet"));
     }
 
     #[test]

@@ -111,6 +111,8 @@ pub struct MpdRequest {
     pub number: bool,
     /// `UTCTiming@value`.
     pub utc_timing_url: String,
+    /// SCTE-35 events for the Periods' `EventStream`s.
+    pub events: Vec<crate::dash::Event>,
 }
 
 /// The discontinuities of all the tracks of one origin: a segment index where some track does
@@ -557,6 +559,7 @@ pub fn mpd(tracks: &[&TrackWindow], timing: &Timing, request: &MpdRequest) -> Op
         utc_timing_url: request.utc_timing_url.clone(),
         periods: periods(tracks, timing)?,
         addressing,
+        events: request.events.clone(),
     })
 }
 
@@ -999,6 +1002,7 @@ mod tests {
             publish_time_ns: 0,
             number: false,
             utc_timing_url: "http://h:1/time".into(),
+            events: Vec::new(),
         };
         let text = mpd(&[&v, &a], &timing(), &request).expect("inits").render();
         assert_eq!(text, BEFORE_TIMELINE);

@@ -453,6 +453,21 @@ pub fn marks<'a>(splices: impl IntoIterator<Item = &'a Splice>) -> Vec<Mark> {
     out
 }
 
+/// The DASH events of every splice that happens (docs/design/signals.md, *DASH*): one per
+/// out, in and time_signal, with its own section; the id is the frame's low 32 bits.
+pub fn dash_events<'a>(splices: impl IntoIterator<Item = &'a Splice>) -> Vec<crate::dash::Event> {
+    splices
+        .into_iter()
+        .filter(|s| s.kind != Kind::Cancel && !s.cancelled)
+        .map(|s| crate::dash::Event {
+            id: s.frame as u32,
+            at_ns: s.time_ns,
+            duration_ns: s.duration_ns,
+            section: s.section.clone(),
+        })
+        .collect()
+}
+
 fn check_far(what: &'static str, ns: u64) -> Result<u64, Refusal> {
     if ns > MAX_AHEAD_NS {
         return Err(Refusal::TooFar { what, ns });

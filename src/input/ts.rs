@@ -383,18 +383,7 @@ pub(crate) mod tests {
     pub const SCTE_PID: u16 = 0x1F0;
 
     fn crc32(data: &[u8]) -> u32 {
-        let mut crc = 0xffff_ffffu32;
-        for &b in data {
-            crc ^= u32::from(b) << 24;
-            for _ in 0..8 {
-                crc = if crc & 0x8000_0000 != 0 {
-                    (crc << 1) ^ 0x04c1_1db7
-                } else {
-                    crc << 1
-                };
-            }
-        }
-        crc
+        twincast_media::scte35::crc32_mpeg2(data)
     }
 
     impl TsWriter {

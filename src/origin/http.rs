@@ -161,7 +161,12 @@ async fn route<B>(
             // `twincast_media::dash`): it gets the `$Number$` form of the same segments.
             let number = *name == "manifest-number.mpd"
                 || header_text(header::USER_AGENT).is_some_and(is_gstreamer);
-            match snapshot.mpd(header_text(header::HOST), number, now_ns()) {
+            match snapshot.mpd(
+                header_text(header::HOST),
+                number,
+                now_ns(),
+                origin.splice_events(),
+            ) {
                 Some(text) => {
                     let mut o = text_object(text, MPD_TYPE);
                     o.vary = (*name == "manifest.mpd").then_some("User-Agent");

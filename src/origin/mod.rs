@@ -163,6 +163,14 @@ impl Origin {
         let _ = self.signals.set(signals);
     }
 
+    /// The DASH events of every splice on the schedule.
+    pub fn splice_events(&self) -> Vec<twincast_media::dash::Event> {
+        self.signals
+            .get()
+            .map(|s| s.dash_events())
+            .unwrap_or_default()
+    }
+
     /// The HLS marks of every splice on the schedule.
     pub fn splice_marks(&self) -> Vec<twincast_media::splice::Mark> {
         self.signals.get().map(|s| s.marks()).unwrap_or_default()
@@ -178,7 +186,8 @@ impl Origin {
     /// track's init segment changed (all renditions of a ladder rebuild change at the same
     /// one); a stream that never changed has the one Period `PT0S`.
     fn mpd_at(&self, host: Option<&str>, number: bool, publish_time_ns: u64) -> Option<String> {
-        self.snapshot().mpd(host, number, publish_time_ns)
+        self.snapshot()
+            .mpd(host, number, publish_time_ns, self.splice_events())
     }
 
     /// A segment by track name and start time.

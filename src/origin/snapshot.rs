@@ -226,11 +226,18 @@ impl OriginSnapshot {
 
     /// The DASH MPD, once every track has its init segment. `host` (the request's Host
     /// header) makes the UTCTiming URL absolute: some clients (GStreamer's dashdemux) do not
-    /// resolve a relative one. `number`: the `$Number$` form.
-    pub fn mpd(&self, host: Option<&str>, number: bool, publish_time_ns: u64) -> Option<String> {
+    /// resolve a relative one. `number`: the `$Number$` form. `events`: the SCTE-35 signals.
+    pub fn mpd(
+        &self,
+        host: Option<&str>,
+        number: bool,
+        publish_time_ns: u64,
+        events: Vec<twincast_media::dash::Event>,
+    ) -> Option<String> {
         let request = MpdRequest {
             publish_time_ns,
             number,
+            events,
             utc_timing_url: match host.filter(|h| valid_host(h)) {
                 Some(h) => format!("http://{h}/time"),
                 None => "/time".to_string(),
