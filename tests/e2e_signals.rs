@@ -200,5 +200,21 @@ fn a_splice_is_an_idr_in_every_rendition_and_a_daterange_in_every_playlist() {
     );
     let listed = splices(control);
     assert_eq!(listed.len(), 1, "{listed:?}");
+    let status = get_json(&format!("http://127.0.0.1:{control}/status")).expect("status");
+    let signals = &status["signals"];
+    assert_eq!(signals["scheduled"], 1, "{signals}");
+    assert_eq!(signals["pending"], 0, "{signals}");
+    assert_eq!(signals["conditioned_frames"], 1, "{signals}");
+    assert_eq!(
+        signals["refused_requests"], 6,
+        "five refusals and the duplicate: {signals}"
+    );
+    let metrics = get_text(&format!("http://127.0.0.1:{control}/metrics")).expect("metrics");
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("twincast_splice_conditioned_frames_total{") && l.ends_with(" 1")
+        ),
+        "{metrics}"
+    );
     assert_eq!(listed[0]["scte35_hex"], hex.as_str());
 }

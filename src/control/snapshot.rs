@@ -27,8 +27,21 @@ pub struct Status {
     pub publish: PublishInfo,
     pub origin: OriginInfo,
     pub config: ConfigInfo,
+    /// Ad signals: the splice schedule (docs/design/signals.md).
+    pub signals: SignalsInfo,
     /// The line systemd shows as the unit's status.
     pub summary: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SignalsInfo {
+    /// Splices on the schedule (at most 256), and how many of them are still ahead.
+    pub scheduled: usize,
+    pub pending: usize,
+    /// IDRs forced on splice frames.
+    pub conditioned_frames: u64,
+    /// `POST /splice` requests refused (4xx other than the token's).
+    pub refused_requests: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -221,10 +234,21 @@ pub fn status(ops: &Ops) -> Status {
         },
         origin,
         config: config_info(ops),
+        signals: signals_info(ops),
         summary: String::new(),
     };
     status.summary = summary(&status);
     status
+}
+
+fn signals_info(ops: &Ops) -> SignalsInfo {
+    let listed = ops.signals.list();
+    SignalsInfo {
+        scheduled: listed.len(),
+        pending: listed.iter().filter(|l| l.pending).count(),
+        conditioned_frames: ops.signals.conditioned.load(Ordering::Relaxed),
+        refused_requests: ops.signals.refused.load(Ordering::Relaxed),
+    }
 }
 
 fn encoder_info(ops: &Ops, config: &Config) -> EncoderInfo {

@@ -59,8 +59,31 @@ pub fn render(s: &Status, control: &ControlFigures) -> String {
     outputs::memory(&mut w, s);
     origin::totals(&mut w, s);
     reloads_and_control(&mut w, s, control);
+    signals(&mut w, s);
     // Labels carry URLs and error texts: no registered secret leaves (src/secrets.rs).
     crate::secrets::redact_owned(w.out)
+}
+
+/// The splice schedule (`POST /splice`).
+fn signals(w: &mut Writer, s: &Status) {
+    w.one(
+        "splices_pending",
+        "gauge",
+        "Splices scheduled and still ahead of the encoders.",
+        s.signals.pending as u64,
+    );
+    w.one(
+        "splice_conditioned_frames_total",
+        "counter",
+        "IDRs forced on splice frames (every rendition cuts one on each).",
+        s.signals.conditioned_frames,
+    );
+    w.one(
+        "splice_refused_requests_total",
+        "counter",
+        "POST /splice requests refused as invalid or impossible (4xx, the token's refusals aside).",
+        s.signals.refused_requests,
+    );
 }
 
 /// Configuration reloads and the control listener's own figures.
