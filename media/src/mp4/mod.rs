@@ -8,6 +8,7 @@
 //! Layout of this module: [`writer`] is the one size-backpatching box writer; [`init`] writes
 //! the header, with the sample entries in [`sample_entry`]; [`fragment`] writes fragments.
 
+pub mod emsg;
 pub mod fragment;
 pub mod init;
 pub mod sample_entry;
