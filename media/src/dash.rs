@@ -199,12 +199,6 @@ pub struct Event {
     pub section: Vec<u8>,
 }
 
-/// ns to 90 kHz ticks, to the nearest (frame times are floors of exact rationals, a fraction
-/// of a ns below their 90 kHz tick).
-fn ticks_90k(ns: u64) -> u128 {
-    (u128::from(ns) * 90_000 + 500_000_000) / 1_000_000_000
-}
-
 /// An exact `xs:duration` (up to ns, trailing zeros dropped), e.g. `PT0S`, `PT1772366402.002S`.
 pub fn exact_duration(ns: u64) -> String {
     let (secs, frac) = (ns / 1_000_000_000, ns % 1_000_000_000);
@@ -305,17 +299,17 @@ impl Mpd {
         let _ = writeln!(
             out,
             "    <EventStream schemeIdUri=\"{SCTE35_SCHEME}\" timescale=\"90000\" presentationTimeOffset=\"{}\">",
-            ticks_90k(p.start_ns)
+            crate::scte35::ticks_of(p.start_ns)
         );
         for e in mine {
             let _ = write!(
                 out,
                 "      <Event presentationTime=\"{}\" id=\"{}\"",
-                ticks_90k(e.at_ns),
+                crate::scte35::ticks_of(e.at_ns),
                 e.id
             );
             if let Some(d) = e.duration_ns {
-                let _ = write!(out, " duration=\"{}\"", ticks_90k(d));
+                let _ = write!(out, " duration=\"{}\"", crate::scte35::ticks_of(d));
             }
             let _ = writeln!(
                 out,

@@ -14,6 +14,7 @@
 //! grid: [`pts_of`] maps a frame's 90 kHz timestamp onto the 33-bit range.
 
 use crate::bits::{BitReader, BitWriter, Truncated};
+use crate::time::{MediaTime, Rounding, Timescale};
 
 /// `table_id` of a splice_info_section.
 pub const TABLE_ID: u8 = 0xFC;
@@ -25,6 +26,18 @@ pub const CUEI: u32 = 0x4355_4549;
 pub const SEGMENTATION_TAG: u8 = 0x02;
 /// Ticks per second of every SCTE 35 time.
 pub const HZ: u64 = 90_000;
+
+/// The 90 kHz clock as a [`Timescale`].
+pub const TIMESCALE: Timescale = match Timescale::new(HZ as u32) {
+    Some(t) => t,
+    None => panic!("90 kHz is not zero"),
+};
+
+/// `ns` in ticks of the 90 kHz clock, to the nearest (a frame time is the floor of an exact
+/// rational, a fraction of a ns below its tick).
+pub fn ticks_of(ns: u64) -> u64 {
+    MediaTime::from_nanos(ns, TIMESCALE, Rounding::Nearest).ticks()
+}
 
 /// A timestamp of the 90 kHz clock on the 33-bit range.
 pub fn pts_of(ticks_90k: u64) -> u64 {

@@ -265,7 +265,7 @@ impl Schedule {
             });
         }
         let pts = scte35::pts_of(self.rate.frame_ts(frame, scte35::HZ as u32));
-        let ticks = duration_ns.map(to_90k);
+        let ticks = duration_ns.map(scte35::ticks_of);
         let derived = (frame & 0x7FFF_FFFF) as u32;
         let (event_id, kind, info) = match req {
             Request::Out { event_id, .. } => {
@@ -473,11 +473,6 @@ fn check_far(what: &'static str, ns: u64) -> Result<u64, Refusal> {
         return Err(Refusal::TooFar { what, ns });
     }
     Ok(ns)
-}
-
-/// ns to 90 kHz ticks, rounded to the nearest.
-fn to_90k(ns: u64) -> u64 {
-    ((u128::from(ns) * u128::from(scte35::HZ) + 500_000_000) / 1_000_000_000) as u64
 }
 
 #[cfg(test)]

@@ -42,11 +42,6 @@ pub fn write_emsg(buf: &mut Vec<u8>, e: &EventMessage<'_>) {
     w.end_box(b);
 }
 
-/// ns to ticks of `timescale`, to the nearest.
-pub fn ticks(ns: u64, timescale: u32) -> u64 {
-    ((u128::from(ns) * u128::from(timescale) + 500_000_000) / 1_000_000_000) as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,7 +78,7 @@ mod tests {
             }
         );
         assert_eq!(
-            ticks(1_796_341_821_533_333_333, 90_000),
+            crate::scte35::ticks_of(1_796_341_821_533_333_333),
             161_670_763_938_000
         );
     }
