@@ -111,24 +111,24 @@ impl AudioSpecificConfig {
 
     /// Serialises it; rates outside the table use the explicit 24-bit form.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut w = Bits::default();
+        let mut w = crate::bits::BitWriter::new();
         if self.object_type >= 31 {
             w.put(31, 5);
-            w.put(u32::from(self.object_type - 32) & 0x3f, 6);
+            w.put(u64::from(self.object_type - 32) & 0x3f, 6);
         } else {
-            w.put(u32::from(self.object_type), 5);
+            w.put(u64::from(self.object_type), 5);
         }
         match sample_rate_index(self.sample_rate) {
-            Some(i) => w.put(u32::from(i), 4),
+            Some(i) => w.put(u64::from(i), 4),
             None => {
                 w.put(15, 4);
-                w.put(self.sample_rate & 0x00ff_ffff, 24);
+                w.put(u64::from(self.sample_rate & 0x00ff_ffff), 24);
             }
         }
-        w.put(u32::from(self.channel_config & 0x0f), 4);
+        w.put(u64::from(self.channel_config & 0x0f), 4);
         if is_general_audio(self.object_type) {
             // GASpecificConfig: frameLengthFlag, dependsOnCoreCoder, extensionFlag.
-            w.put(u32::from(self.frame_length == 960), 1);
+            w.flag(self.frame_length == 960);
             w.put(0, 2);
         }
         w.finish()
@@ -186,32 +186,6 @@ fn is_general_audio(object_type: u8) -> bool {
 /// RFC 6381 codec string from AudioSpecificConfig bytes, e.g. `mp4a.40.2`.
 pub fn rfc6381_codec(asc: &[u8]) -> Result<String, AacError> {
     Ok(AudioSpecificConfig::parse(asc)?.rfc6381_codec())
-}
-
-#[derive(Default)]
-struct Bits {
-    out: Vec<u8>,
-    acc: u64,
-    n: u32,
-}
-
-impl Bits {
-    fn put(&mut self, v: u32, bits: u32) {
-        self.acc = (self.acc << bits) | u64::from(v);
-        self.n += bits;
-        while self.n >= 8 {
-            self.n -= 8;
-            self.out.push((self.acc >> self.n) as u8);
-        }
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        if self.n > 0 {
-            let pad = 8 - self.n;
-            self.put(0, pad);
-        }
-        self.out
-    }
 }
 
 struct BitCursor<'a> {
