@@ -86,7 +86,7 @@ impl Daemon {
         // Capture → package.
         let stats = Arc::new(CaptureStats::default());
         let (units, unit_rx) = UnitSender::new(UNIT_QUEUE_CAPACITY, stats.clone());
-        let packager = Packager::new(grid, specs, hub.clone());
+        let packager = Packager::new(grid, specs, hub.clone()).with_signals(signals.clone());
         let shared_specs = packager.specs();
         // `[publish] memory`: the publishers enforce it, /status and /metrics show it.
         let publish_budget = Budget::new(config.publish.memory);

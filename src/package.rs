@@ -10,11 +10,13 @@ use std::sync::mpsc::Receiver;
 use bytes::Bytes;
 use twincast_media::fragmenter::{Fragment, Fragmenter};
 use twincast_media::mp4::{self, FragmentBrands, FragmentParams, Prft};
+use twincast_media::splice;
 use twincast_media::timeline::{AudioTimeline, FrameAssign, FrameRate, Grid};
 use twincast_media::{Codec, MediaTime, Rounding, Timescale, TrackId, TrackInfo};
 
 use crate::capture::EncodedUnit;
 use crate::hub::{Hub, InitSegment, PackagedFragment};
+use crate::signals::Signals;
 
 /// How often a waiting packager looks at its stop flag.
 const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(100);
@@ -133,6 +135,8 @@ pub struct Packager {
     hub: Arc<Hub>,
     tracks: Vec<TrackState>,
     pub counters: Arc<Vec<TrackCounters>>,
+    /// The splice schedule whose SCTE-35 sections video fragments carry as `emsg`s.
+    signals: Option<Arc<Signals>>,
 }
 
 /// Track descriptions shared between the packager and whoever rebuilds capture.
@@ -171,7 +175,14 @@ impl Packager {
             hub,
             tracks,
             counters,
+            signals: None,
         }
+    }
+
+    /// Video fragments carry the `emsg`s of `signals`' splices (docs/design/signals.md, *CMAF*).
+    pub fn with_signals(mut self, signals: Arc<Signals>) -> Self {
+        self.signals = Some(signals);
+        self
     }
 
     /// Consumes units until the capture side hangs up, then flushes.
@@ -300,6 +311,17 @@ impl Packager {
         // The producer reference time is the epoch time of the first sample: media time *is*
         // wall-clock time here, and both boxes of a pair write the same value.
         let unix_ns = MediaTime::new(base_dts, timescale).nanos(Rounding::Floor);
+        // The splices this fragment announces, when it is video (docs/design/signals.md).
+        let splices = match (&self.signals, &info.codec) {
+            (Some(signals), Codec::H264 { .. }) => {
+                let end = MediaTime::new(base_dts + fragment.duration(), timescale)
+                    .nanos(Rounding::Floor);
+                signals.carried_by_fragment(unix_ns, end)
+            }
+            _ => Vec::new(),
+        };
+        let events: Vec<mp4::EventMessage<'_>> =
+            splices.iter().map(splice::event_message).collect();
         let params = FragmentParams {
             sequence: fragment.sequence as u32,
             samples: &fragment.samples,
@@ -307,6 +329,7 @@ impl Packager {
                 ntp_timestamp: mp4::ntp_from_unix_ns(unix_ns),
                 media_time: base_dts,
             }),
+            events: &events,
             brands,
         };
         let bytes = mp4::write_fragment(info, &params);

@@ -111,6 +111,16 @@ impl Signals {
         splice::dash_events(crate::sync::lock(&self.schedule).splices())
     }
 
+    /// The splices a video fragment spanning `[start_ns, end_ns)` carries as `emsg`s
+    /// (`splice::carried_by_fragment`).
+    pub fn carried_by_fragment(&self, start_ns: u64, end_ns: u64) -> Vec<Splice> {
+        let schedule = crate::sync::lock(&self.schedule);
+        splice::carried_by_fragment(schedule.splices(), start_ns, end_ns)
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
     /// Every splice on the schedule, oldest first.
     pub fn list(&self) -> Vec<Listed> {
         let reached = self.reached.load(Ordering::SeqCst);

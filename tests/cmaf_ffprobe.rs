@@ -132,6 +132,7 @@ fn build_file(
                     ntp_timestamp: ntp_from_unix_ns(unix_ns as u64),
                     media_time,
                 }),
+                events: &[],
                 brands: if n + 1 == chunks.len() {
                     FragmentBrands::Last
                 } else {

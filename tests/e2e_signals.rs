@@ -1,9 +1,11 @@
 //! Ad signals on a running daemon (issue #13, docs/design/signals.md): `POST /splice` with the
 //! control token; the splice frame is an IDR in every rendition (ffprobe) while the fragment
-//! grid stays put; every media playlist and the MPD carry the SCTE-35 section; bad requests
-//! get 4xx with a reason and change nothing.
+//! grid stays put; every media playlist and the MPD carry the SCTE-35 section, and so do the
+//! video segments of the origin and of the CMAF ingest push, as `emsg` boxes (read with
+//! mp4-atom); bad requests get 4xx with a reason and change nothing.
 
 mod common;
+mod peers;
 
 use std::path::Path;
 use std::process::Command;
@@ -13,7 +15,7 @@ use common::*;
 
 const TOKEN: &str = "splice-test-token-0123456789";
 
-fn config(dir: &Path, origin: u16, control: u16) -> std::path::PathBuf {
+fn config(dir: &Path, origin: u16, control: u16, ingest: u16, rtmp: u16) -> std::path::PathBuf {
     let path = small_config(dir, "signals", origin, control);
     let token = dir.join("token");
     std::fs::write(&token, TOKEN).expect("token");
@@ -25,8 +27,52 @@ fn config(dir: &Path, origin: u16, control: u16) -> std::path::PathBuf {
             token.display()
         ),
     );
+    let text = format!(
+        "{text}\n[[output]]\nname = \"cmaf\"\nprotocol = \"cmaf\"\nprimary = \"http://127.0.0.1:{ingest}/cm\"\n\n[[output]]\nname = \"rtmp\"\nprotocol = \"rtmp\"\nprimary = \"rtmp://127.0.0.1:{rtmp}/live\"\nstream = \"cam\"\nrenditions = [\"240p\"]\n"
+    );
     std::fs::write(&path, text).expect("config");
     path
+}
+
+/// The `emsg` boxes among the top-level boxes of `data` (a segment: `styp`, `prft`, `emsg`s,
+/// `moof`, `mdat`, and again), decoded by mp4-atom.
+fn emsgs(data: &[u8]) -> Vec<mp4_atom::Emsg> {
+    use mp4_atom::Decode;
+    let mut out = Vec::new();
+    let mut rest = data;
+    while rest.len() >= 8 {
+        let size = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        if size < 8 || size > rest.len() {
+            break;
+        }
+        if &rest[4..8] == b"emsg" {
+            out.push(mp4_atom::Emsg::decode(&mut &rest[..size]).expect("mp4-atom reads the emsg"));
+        }
+        rest = &rest[size..];
+    }
+    out
+}
+
+/// What the test wants of every `emsg` that carries the splice.
+fn assert_splice_emsg(where_: &str, e: &mp4_atom::Emsg, pts: u64, id: u32, section: &[u8]) {
+    assert_eq!(e.scheme_id_uri, "urn:scte:scte35:2013:bin", "{where_}");
+    assert_eq!(e.timescale, 90_000, "{where_}");
+    assert_eq!(
+        e.presentation_time,
+        mp4_atom::EmsgTimestamp::Absolute(pts),
+        "{where_}"
+    );
+    assert_eq!(e.event_duration, 900_000, "{where_}: 10 s");
+    assert_eq!(e.id, id, "{where_}");
+    assert_eq!(e.message_data, section, "{where_}: the section");
+}
+
+fn unhex(hex: &str) -> Vec<u8> {
+    let hex = hex.trim_start_matches("0x");
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
 }
 
 fn post(control: u16, body: &str, token: Option<&str>) -> (u16, serde_json::Value) {
@@ -78,9 +124,20 @@ fn key_frames(dir: &Path, init: &[u8], segment: &[u8]) -> Vec<u64> {
 fn a_splice_is_an_idr_in_every_rendition_and_a_daterange_in_every_playlist() {
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (origin, control) = (free_port(), free_port());
-    let cfg = config(dir.path(), origin, control);
-    let d = Daemon::start(&cfg, origin, dir.path().join("daemon.log"));
+    let (origin, control, ingest, rtmp) = (free_port(), free_port(), free_port(), free_port());
+    let rx = peers::Receiver::start(ingest);
+    // The RTMP server is ffprobe itself: it reads the whole publish and then prints the
+    // stream's tags, where FFmpeg's FLV reader puts the string fields of an `onCuePoint`.
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-listen", "1", "-i"])
+        .arg(format!("rtmp://127.0.0.1:{rtmp}/live/cam_240p"))
+        .args(["-count_packets", "-show_entries", "format_tags", "-of", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ffprobe");
+    let cfg = config(dir.path(), origin, control, ingest, rtmp);
+    let mut d = Daemon::start(&cfg, origin, dir.path().join("daemon.log"));
     wait_for("the origin", Duration::from_secs(30), || {
         get_text(&d.url("/live/240p/index.m3u8")).filter(|t| t.contains(".m4s"))
     });
@@ -137,6 +194,7 @@ fn a_splice_is_an_idr_in_every_rendition_and_a_daterange_in_every_playlist() {
     );
     assert_eq!(status, 409, "a second out for a pending event: {body}");
     let hex = s["scte35_hex"].as_str().expect("hex").to_string();
+    let section = unhex(&hex);
     let pts = frame * 3000; // 90 kHz at 30 fps
 
     for rendition in ["240p", "180p"] {
@@ -161,8 +219,16 @@ fn a_splice_is_an_idr_in_every_rendition_and_a_daterange_in_every_playlist() {
         assert!(text.contains(&tag), "{rendition}: no {tag} in\n{text}");
         let init = get_ok(&d.url(&format!("/live/{rendition}/init.mp4"))).expect("init");
         let data = get_ok(&d.url(&format!("/live/{rendition}/{segment}"))).expect("segment");
-        let keys = key_frames(dir.path(), &init, &data);
+        // The segment announces the splice in-band too.
         let start: u64 = segment.trim_end_matches(".m4s").parse().expect("start");
+        // Its 1 s fragments that start at or before the splice carry the emsg, once each.
+        let in_band = emsgs(&data);
+        let want = ((pts - start) / 90_000 + 1) as usize;
+        assert_eq!(in_band.len(), want, "{rendition}: emsgs of segment {segment}");
+        for e in &in_band {
+            assert_splice_emsg(rendition, e, pts, frame as u32, &section);
+        }
+        let keys = key_frames(dir.path(), &init, &data);
         // One IDR on each GOP start (1 s) of the segment, and one on the splice frame.
         let mut want: Vec<u64> = (0..)
             .map(|g| start + g * 90_000)
@@ -172,6 +238,30 @@ fn a_splice_is_an_idr_in_every_rendition_and_a_daterange_in_every_playlist() {
         want.sort_unstable();
         assert_eq!(keys, want, "{rendition}: IDRs of segment {segment}");
     }
+    // The CMAF ingest push: every video fragment that starts at most 4 s before the splice
+    // and not after it carries its emsg (1 s fragments: four of them); audio carries none.
+    let lead_starts = pts / 90_000 - (pts - 4 * 90_000).div_ceil(90_000) + 1;
+    assert_eq!(lead_starts, 4);
+    let pushed = |track: &str| -> Vec<mp4_atom::Emsg> {
+        let path = format!("/cm/Streams({track})");
+        rx.requests()
+            .into_iter()
+            .filter(|r| r.path.contains(&path))
+            .flat_map(|r| emsgs(&r.body))
+            .collect()
+    };
+    for track in ["240p", "180p"] {
+        let found = wait_for(
+            &format!("{track}: the pushed fragments up to the splice"),
+            Duration::from_secs(20),
+            || Some(pushed(track)).filter(|f| f.len() >= 4),
+        );
+        assert_eq!(found.len(), 4, "{track}: {found:?}");
+        for e in &found {
+            assert_splice_emsg(&format!("cmaf {track}"), e, pts, frame as u32, &section);
+        }
+    }
+    assert!(pushed("audio").is_empty(), "audio fragments carry no emsg");
     let audio = wait_for(
         "the audio playlist's CUE-OUT",
         Duration::from_secs(20),
@@ -217,4 +307,30 @@ fn a_splice_is_an_idr_in_every_rendition_and_a_daterange_in_every_playlist() {
         "{metrics}"
     );
     assert_eq!(listed[0]["scte35_hex"], hex.as_str());
+
+    // RTMP: the publish ends with the daemon; ffprobe then says what the cue points held.
+    let status = d.stop();
+    assert!(status.is_some_and(|s| s.success()), "daemon exit: {status:?}");
+    let mut probe = probe;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while probe.try_wait().ok().flatten().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = probe.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = probe.wait_with_output().expect("ffprobe output");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: ffprobe said {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let tags = &json["format"]["tags"];
+    assert_eq!(tags["cue"], b64, "the section, base64: {json}");
+    assert_eq!(tags["type"], "scte35", "{json}");
+    assert_eq!(tags["name"], "scte35", "{json}");
+    assert_eq!(tags["id"], (frame as u32).to_string(), "{json}");
 }

@@ -60,6 +60,7 @@ fn bench(c: &mut Criterion) {
             ntp_timestamp: 0xe9d0_0000_0000_0000,
             media_time: EPOCH_DTS,
         }),
+        events: &[],
         brands: FragmentBrands::Normal,
     };
     let bytes = write_fragment(&track, &params).len() as u64;

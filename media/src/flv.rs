@@ -115,6 +115,26 @@ pub fn metadata(video: Option<&TrackInfo>, audio: Option<&TrackInfo>, framerate:
     ])
 }
 
+/// The body of the `onCuePoint` data message that carries an SCTE-35 section on RTMP
+/// (docs/design/signals.md, *RTMP*): the fields of the Adobe Primetime "SCTE-35 mode" cue that
+/// ingest services read (`cue`, the base64 splice_info_section; `type` "scte35"; `id`;
+/// `time` and `duration` in seconds on the stream's timeline, `duration` 0 when unknown) and
+/// `name` "scte35", as Elemental's cue points name theirs.
+pub fn scte35_cue_point(section: &[u8], id: u32, time_s: f64, duration_s: f64) -> Vec<u8> {
+    let field = |k: &str, v: Value| (k.to_string(), v);
+    amf0::encode_all(&[
+        Value::str("onCuePoint"),
+        Value::Object(vec![
+            field("name", Value::str("scte35")),
+            field("type", Value::str("scte35")),
+            field("cue", Value::String(crate::scte35::base64(section))),
+            field("id", Value::String(id.to_string())),
+            field("time", Value::Number(time_s)),
+            field("duration", Value::Number(duration_s)),
+        ]),
+    ])
+}
+
 /// Appends a whole FLV tag (header, body, PreviousTagSize) to `out`.
 pub fn write_tag(out: &mut Vec<u8>, tag_type: u8, timestamp_ms: u32, body: &[u8]) {
     let size = u32::try_from(body.len()).unwrap_or(u32::MAX) & 0x00ff_ffff;
@@ -187,6 +207,20 @@ mod tests {
             m.get("audiosamplerate").and_then(Value::as_number),
             Some(48_000.0)
         );
+    }
+
+    #[test]
+    fn a_cue_point_carries_the_section_in_base64_with_its_times() {
+        let body = scte35_cue_point(&[0xFC, 0x30, 0x11], 7, 1234.5, 0.0);
+        let values = amf0::decode_all(&body).unwrap();
+        assert_eq!(values[0].as_str(), Some("onCuePoint"));
+        let c = &values[1];
+        assert_eq!(c.get("name").and_then(Value::as_str), Some("scte35"));
+        assert_eq!(c.get("type").and_then(Value::as_str), Some("scte35"));
+        assert_eq!(c.get("cue").and_then(Value::as_str), Some("/DAR"));
+        assert_eq!(c.get("id").and_then(Value::as_str), Some("7"));
+        assert_eq!(c.get("time").and_then(Value::as_number), Some(1234.5));
+        assert_eq!(c.get("duration").and_then(Value::as_number), Some(0.0));
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub const MAX_SPLICES: usize = 256;
 pub const DEFAULT_PREROLL_NS: u64 = 4_000_000_000;
 /// The longest preroll or break a request may give (a day).
 pub const MAX_AHEAD_NS: u64 = 86_400_000_000_000;
+/// How far ahead of its splice time a fragment carries a splice's `emsg`
+/// ([`carried_by_fragment`]): the default preroll, so that a request made with it reaches
+/// every fragment that carries it on both boxes of a pair.
+pub const EMSG_LEAD_NS: u64 = DEFAULT_PREROLL_NS;
 /// `segmentation_upid_type` of the `upid` a time_signal request gives as text: URI (0x0F).
 pub const UPID_URI: u8 = 0x0F;
 
@@ -475,6 +479,47 @@ fn check_far(what: &'static str, ns: u64) -> Result<u64, Refusal> {
     Ok(ns)
 }
 
+/// The splices whose `emsg` a video fragment spanning `[start_ns, end_ns)` carries
+/// (docs/design/signals.md, *CMAF*): every splice and cancel not taken back whose time is in
+/// the fragment, or after its start by at most [`EMSG_LEAD_NS`]. A formula of the fragment's
+/// times and the schedule only, so both boxes of a pair put the same boxes in the same
+/// fragments once both know the splice; a fragment written before its box got the request
+/// cannot carry it.
+pub fn carried_by_fragment<'a>(
+    splices: impl IntoIterator<Item = &'a Splice>,
+    start_ns: u64,
+    end_ns: u64,
+) -> Vec<&'a Splice> {
+    splices
+        .into_iter()
+        .filter(|s| {
+            !s.cancelled
+                && s.time_ns >= start_ns
+                && (s.time_ns < end_ns || s.time_ns - start_ns <= EMSG_LEAD_NS)
+        })
+        .collect()
+}
+
+/// The `emsg` of a splice (scheme `urn:scte:scte35:2013:bin`, SCTE 214-3): the section at the
+/// splice's absolute 90 kHz time, the break's duration when it has one, and the DASH event's
+/// id (the frame's low 32 bits), so a client that reads both the MPD and the segments sees one
+/// event.
+pub fn event_message(s: &Splice) -> crate::mp4::EventMessage<'_> {
+    crate::mp4::EventMessage {
+        scheme_id_uri: crate::mp4::emsg::SCTE35_SCHEME,
+        value: "",
+        timescale: scte35::TIMESCALE.hz(),
+        presentation_time: scte35::ticks_of(s.time_ns),
+        event_duration: s
+            .duration_ns
+            .map_or(crate::mp4::emsg::UNKNOWN_DURATION, |d| {
+                u32::try_from(scte35::ticks_of(d)).unwrap_or(crate::mp4::emsg::UNKNOWN_DURATION - 1)
+            }),
+        id: s.frame as u32,
+        message_data: &s.section,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -609,6 +654,65 @@ mod tests {
     }
 
     #[test]
+    fn a_splice_rides_in_the_fragments_of_its_lead_and_the_one_it_falls_in() {
+        let mut s = Schedule::new(rate());
+        let out = Request::Out {
+            event_id: Some(7),
+            duration_ns: Some(30 * S),
+            when: When::At(NOW + 10 * S + 433_000_000),
+        };
+        let splice = s.add(&out, NOW, reached(NOW)).expect("out").clone();
+        let t = splice.time_ns;
+        // 2 s fragments around the splice time.
+        let carried = |s: &Schedule, start: u64, len: u64| {
+            carried_by_fragment(s.splices(), start, start + len).len()
+        };
+        let start = t - (t % (2 * S));
+        assert_eq!(carried(&s, start, 2 * S), 1, "the fragment the splice falls in");
+        assert_eq!(carried(&s, start - 2 * S, 2 * S), 1, "one ahead");
+        assert_eq!(carried(&s, t - EMSG_LEAD_NS, 2 * S), 1, "exactly the lead ahead");
+        assert_eq!(carried(&s, t - EMSG_LEAD_NS - 1, 2 * S), 0, "further ahead");
+        assert_eq!(carried(&s, start + 2 * S, 2 * S), 0, "after the splice");
+        // A fragment longer than the lead still carries a splice that falls in it.
+        assert_eq!(carried(&s, t - 5 * S, 6 * S), 1, "a 6 s fragment");
+        // Taken back: no fragment carries the out, the next one carries the cancel.
+        let c = s
+            .add(&Request::Cancel { event_id: 7 }, NOW + S, reached(NOW + S))
+            .expect("cancel")
+            .clone();
+        let frag = c.time_ns - (c.time_ns % (2 * S));
+        let in_it = carried_by_fragment(s.splices(), frag, frag + 2 * S);
+        assert_eq!(in_it.len(), 1);
+        assert_eq!(in_it[0].kind, Kind::Cancel);
+        assert_eq!(carried(&s, start, 2 * S), 0, "the cancelled out");
+    }
+
+    #[test]
+    fn the_event_message_is_the_section_at_the_absolute_90khz_time() {
+        let mut s = Schedule::new(rate());
+        let out = Request::Out {
+            event_id: Some(7),
+            duration_ns: Some(30 * S),
+            when: When::default(),
+        };
+        let splice = s.add(&out, NOW, reached(NOW)).expect("out").clone();
+        let e = event_message(&splice);
+        assert_eq!(e.scheme_id_uri, "urn:scte:scte35:2013:bin");
+        assert_eq!(e.timescale, 90_000);
+        assert_eq!(e.presentation_time, scte35::ticks_of(splice.time_ns));
+        assert_eq!(e.event_duration, 30 * 90_000);
+        assert_eq!(e.id, splice.frame as u32);
+        assert_eq!(e.message_data, splice.section.as_slice());
+        let open_ended = Request::Out {
+            event_id: Some(8),
+            duration_ns: None,
+            when: When::default(),
+        };
+        let s2 = s.add(&open_ended, NOW, reached(NOW)).expect("out").clone();
+        assert_eq!(event_message(&s2).event_duration, crate::mp4::emsg::UNKNOWN_DURATION);
+    }
+
+    #[test]
     fn the_schedule_is_bounded_and_drops_done_splices_first() {
         let mut s = Schedule::new(rate());
         let r = reached(NOW);
@@ -633,3 +737,4 @@ mod tests {
         assert!(s.splices().all(|x| x.event_id != 0));
     }
 }
+

@@ -232,6 +232,7 @@ fn tfdt_and_prft_beyond_2_31_and_2_32_seconds_and_across_the_ntp_era() {
                     ntp_timestamp: ntp,
                     media_time: dts,
                 }),
+                events: &[],
                 brands: FragmentBrands::Normal,
             },
         );

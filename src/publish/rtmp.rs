@@ -19,7 +19,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, WriteHalf};
 use tokio::sync::mpsc;
 use twincast_media::rtmp::{ClientSession, Event, RtmpUrl};
 use twincast_media::stall::AckWitness;
-use twincast_media::{Codec, MediaTime, Sample, flv};
+use twincast_media::mp4::emsg;
+use twincast_media::{Codec, MediaTime, Sample, Timescale, flv};
 
 use super::net::{self, CONNECT_TIMEOUT, NetError};
 use super::tcp::{SAMPLE_EVERY, Watch};
@@ -504,6 +505,39 @@ fn write_headers(
     }
 }
 
+/// The `onCuePoint` messages of the SCTE-35 events a video fragment carries (its `emsg`s,
+/// docs/design/signals.md, *RTMP*), at the fragment's first timestamp, so that they go
+/// ahead of the splice as the fragment does, and again with it when it is resent.
+fn write_cue_points(
+    spec: &RtmpSpec,
+    session: &ClientSession,
+    f: &PackagedFragment,
+    carry: &mut Carry,
+    out: &mut Vec<u8>,
+) {
+    let Some(first) = f.samples.first() else {
+        return;
+    };
+    let ts = rtmp_ts(spec, carry, MediaTime::new(first.dts, f.timescale));
+    for e in emsg::read_emsgs(&f.bytes) {
+        let Some(scale) = Timescale::new(e.timescale) else {
+            continue;
+        };
+        if e.scheme_id_uri != emsg::SCTE35_SCHEME {
+            continue;
+        }
+        let at_ms = rtmp_ts(spec, carry, MediaTime::new(e.presentation_time, scale));
+        let duration_s = if e.event_duration == emsg::UNKNOWN_DURATION {
+            0.0
+        } else {
+            f64::from(e.event_duration) / f64::from(e.timescale)
+        };
+        let body =
+            flv::scte35_cue_point(e.message_data, e.id, f64::from(at_ms) / 1000.0, duration_s);
+        session.write_data(out, ts, &body);
+    }
+}
+
 /// Appends the unit's video and audio messages, interleaved by decode time.
 fn write_unit(
     spec: &RtmpSpec,
@@ -529,6 +563,9 @@ fn write_unit(
     }
     // In decode order across the two timescales (exact), video first at the same instant.
     items.sort_by(|(a, av, _), (b, bv, _)| a.cmp(b).then(bv.cmp(av)));
+    if let Some(f) = &unit.main {
+        write_cue_points(spec, session, f, carry, out);
+    }
     let mut body = Vec::with_capacity(64 * 1024);
     for (t, is_video, s) in items {
         body.clear();
@@ -548,7 +585,9 @@ fn write_unit(
 #[cfg(test)]
 mod tests {
     use super::super::backlog::Backlog;
-    use super::super::test_support::{audio_init, fragment, rtmp_spec, unit, video_init};
+    use super::super::test_support::{
+        audio_init, fragment, fragment_with_bytes, rtmp_spec, unit, video_init,
+    };
     use super::*;
     use twincast_media::amf0;
     use twincast_media::rtmp::{ChunkReader, msg};
@@ -563,8 +602,19 @@ mod tests {
             seen.push(match (m.type_id, p.first(), p.get(1)) {
                 (msg::DATA_AMF0, _, _) => {
                     let v = amf0::decode_all(p).expect("amf0");
-                    let w = v[2].get("width").and_then(|w| w.as_number()).unwrap_or(0.0);
-                    format!("meta {w}")
+                    if v[0].as_str() == Some("onCuePoint") {
+                        let field = |k| v[1].get(k).cloned().unwrap_or(amf0::Value::Null);
+                        format!(
+                            "cue {:?} {:?} {:?} @{}",
+                            field("cue"),
+                            field("time"),
+                            field("duration"),
+                            m.timestamp
+                        )
+                    } else {
+                        let w = v[2].get("width").and_then(|w| w.as_number()).unwrap_or(0.0);
+                        format!("meta {w}")
+                    }
                 }
                 (msg::VIDEO, Some(0x17), Some(0)) => format!("avc-seq {}", p[5 + 11]),
                 (msg::VIDEO, _, _) => format!("v{}", p[p.len() - 1]),
@@ -659,6 +709,45 @@ mod tests {
         assert!(written[1].video_switch && !written[1].audio_switch);
         assert!(written[2].audio_switch && !written[2].video_switch);
         assert_eq!(written[3], HeadersWritten::default());
+    }
+
+    #[test]
+    fn a_fragment_with_a_splice_event_sends_its_cue_point_before_its_pictures() {
+        let spec = rtmp_spec("v");
+        let va = video_init(1, 1280, 3_000_000);
+        let (session, _) = ClientSession::new("live", "rtmp://127.0.0.1/live", "o_v", 1);
+        let mut reader = ChunkReader::default();
+        let mut sent = SentHeaders::default();
+        let mut carry = Carry::default();
+        let mut out = Vec::new();
+        // Fragment 5 starts at 5 s; the splice is at 6.5 s for 30 s.
+        let mut bytes = Vec::new();
+        let section = [0xFC, 0x30, 0x11];
+        twincast_media::mp4::emsg::write_emsg(
+            &mut bytes,
+            &twincast_media::mp4::EventMessage {
+                scheme_id_uri: emsg::SCTE35_SCHEME,
+                value: "",
+                timescale: 90_000,
+                presentation_time: 585_000,
+                event_duration: 2_700_000,
+                id: 195,
+                message_data: &section,
+            },
+        );
+        let f = fragment_with_bytes(5, 90_000, Some(&va), bytes.into());
+        let u = unit(Some(f), None);
+        encode(&spec, &session, (&va, None), &u, &mut carry, &mut out, &mut sent);
+        assert_eq!(
+            summary(&mut reader, &out),
+            strs(&[
+                "meta 1280",
+                "avc-seq 1",
+                "cue String(\"/DAR\") Number(6.5) Number(30.0) @5000",
+                "v5",
+                "v5"
+            ])
+        );
     }
 
     #[test]

@@ -63,6 +63,16 @@ pub fn fragment(
     timescale: u32,
     init: Option<&Arc<InitSegment>>,
 ) -> Arc<PackagedFragment> {
+    fragment_with_bytes(seq, timescale, init, Bytes::from(format!("seg{seq}")))
+}
+
+/// [`fragment`] whose hub bytes are `bytes` (boxes an output reads, such as `emsg`s).
+pub fn fragment_with_bytes(
+    seq: u64,
+    timescale: u32,
+    init: Option<&Arc<InitSegment>>,
+    bytes: Bytes,
+) -> Arc<PackagedFragment> {
     let t = u64::from(timescale);
     let half = timescale / 2;
     let samples = (0..2u64)
@@ -81,7 +91,7 @@ pub fn fragment(
         timescale: twincast_media::Timescale::new(timescale).expect("non-zero"),
         sample_count: 2,
         filler: false,
-        bytes: Bytes::from(format!("seg{seq}")),
+        bytes,
         media_bytes: 12,
         samples: Arc::new(samples),
         init: init.cloned(),

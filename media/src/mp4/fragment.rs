@@ -8,6 +8,7 @@
 //! Every timestamp is 64-bit: `tfdt` is version 1 and `prft` is version 1, because epoch-based
 //! decode times overflow 32 bits after about 13 hours at 90 kHz.
 
+use super::emsg::{EventMessage, write_emsg_box};
 use super::writer::BoxWriter;
 use crate::track::{Sample, TrackInfo};
 
@@ -88,6 +89,9 @@ pub struct FragmentParams<'a> {
     pub samples: &'a [Sample],
     /// Producer reference time, written as a `prft` before the `moof`.
     pub prft: Option<Prft>,
+    /// Event messages, written as `emsg` boxes after the `prft` and before the `moof`
+    /// (ISO/IEC 23000-19 §7.4.5: they precede the `moof` of their fragment).
+    pub events: &'a [EventMessage<'a>],
     pub brands: FragmentBrands,
 }
 
@@ -106,7 +110,7 @@ pub fn write_fragment(track: &TrackInfo, frag: &FragmentParams<'_>) -> Vec<u8> {
     buf
 }
 
-/// Appends one fragment (`styp`, `prft`, `moof`, `mdat`) to `buf`, so that several fragments
+/// Appends one fragment (`styp`, `prft`, `emsg`s, `moof`, `mdat`) to `buf`, so that several fragments
 /// can be collected into one segment buffer.
 ///
 /// An empty `samples` list writes a valid fragment without samples whose base decode time is 0;
@@ -127,6 +131,9 @@ pub fn write_fragment_into(buf: &mut Vec<u8>, track: &TrackInfo, frag: &Fragment
         w.u64(prft.ntp_timestamp);
         w.u64(prft.media_time);
         w.end_box(b);
+    }
+    for e in frag.events {
+        write_emsg_box(&mut w, e);
     }
 
     let moof = w.start_box(b"moof");
@@ -236,6 +243,7 @@ mod tests {
     struct Decoded {
         styp: mp4_atom::Styp,
         prft: Option<mp4_atom::Prft>,
+        emsgs: Vec<mp4_atom::Emsg>,
         moof: mp4_atom::Moof,
         mdat: mp4_atom::Mdat,
         moof_offset: usize,
@@ -248,12 +256,17 @@ mod tests {
             Any::Prft(_) => Some(mp4_atom::Prft::decode(&mut data).unwrap()),
             _ => None,
         };
+        let mut emsgs = Vec::new();
+        while let Any::Emsg(_) = Any::decode(&mut &data[..]).unwrap() {
+            emsgs.push(mp4_atom::Emsg::decode(&mut data).unwrap());
+        }
         let moof_offset = bytes.len() - data.len();
         let moof = mp4_atom::Moof::decode(&mut data).unwrap();
         let mdat = mp4_atom::Mdat::decode(&mut data).unwrap();
         assert!(data.is_empty());
         Decoded {
             styp,
+            emsgs,
             prft,
             moof,
             mdat,
@@ -277,6 +290,7 @@ mod tests {
                     ntp_timestamp: ntp,
                     media_time,
                 }),
+                events: &[],
                 brands: FragmentBrands::Normal,
             },
         );
@@ -331,6 +345,7 @@ mod tests {
                 sequence: 1,
                 samples: &samples,
                 prft: None,
+                events: &[],
                 brands: FragmentBrands::Normal,
             },
         );
@@ -350,6 +365,45 @@ mod tests {
     }
 
     #[test]
+    fn event_messages_sit_between_the_prft_and_the_moof() {
+        let track = video_track();
+        let samples = video_samples();
+        let section = [0xFC, 0x30, 0x11];
+        let events = [7, 8].map(|id| EventMessage {
+            scheme_id_uri: super::super::emsg::SCTE35_SCHEME,
+            value: "",
+            timescale: 90_000,
+            presentation_time: samples[0].dts + 433,
+            event_duration: 2_700_000,
+            id,
+            message_data: &section,
+        });
+        let bytes = write_fragment(
+            &track,
+            &FragmentParams {
+                sequence: 5,
+                samples: &samples[..30],
+                prft: Some(Prft {
+                    ntp_timestamp: 1,
+                    media_time: samples[0].dts,
+                }),
+                events: &events,
+                brands: FragmentBrands::Normal,
+            },
+        );
+        assert_eq!(decode_all(&bytes).len(), 6, "styp prft emsg emsg moof mdat");
+        let d = decode_fragment(&bytes);
+        assert!(d.prft.is_some());
+        let ids: Vec<u32> = d.emsgs.iter().map(|e| e.id).collect();
+        assert_eq!(ids, [7, 8]);
+        assert_eq!(d.emsgs[0].message_data, section);
+        // The sample data is still where the trun says.
+        let trun = &d.moof.traf[0].trun[0];
+        let offset = d.moof_offset + trun.data_offset.unwrap() as usize;
+        assert_eq!(&bytes[offset..offset + samples[0].data.len()], &samples[0].data[..]);
+    }
+
+    #[test]
     fn filler_and_last_brands() {
         let track = audio_track();
         let samples = audio_samples();
@@ -364,6 +418,7 @@ mod tests {
                     sequence: 9,
                     samples: &samples[..4],
                     prft: None,
+                    events: &[],
                     brands,
                 },
             );
@@ -389,6 +444,7 @@ mod tests {
                         ntp_timestamp: 0,
                         media_time: chunk[0].dts,
                     }),
+                    events: &[],
                     brands: FragmentBrands::Normal,
                 },
             );
@@ -437,6 +493,7 @@ mod tests {
                 sequence: 3,
                 samples: &[],
                 prft: None,
+                events: &[],
                 brands: FragmentBrands::Normal,
             },
         );

@@ -17,6 +17,7 @@ pub mod writer;
 pub use fragment::{
     FragmentBrands, FragmentParams, Prft, ntp_from_unix_ns, write_fragment, write_fragment_into,
 };
+pub use emsg::EventMessage;
 pub use init::write_init;
 pub use writer::{BoxPos, BoxWriter};
 pub mod smooth;
