@@ -9,6 +9,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use twincast_media::scte35::SpliceInfo;
 use twincast_media::splice::{self, Refusal, Request, Schedule, Splice, When};
 use twincast_media::timeline::FrameRate;
 
@@ -27,6 +28,42 @@ pub struct Signals {
     pub conditioned: AtomicU64,
     /// Requests refused (4xx).
     pub refused: AtomicU64,
+}
+
+/// What a passed-through section came to.
+#[derive(Debug, Clone)]
+pub enum Passed {
+    /// A new splice on the schedule.
+    Scheduled(Splice),
+    /// The sender repeated a section whose splice is already on the schedule.
+    Repeat,
+}
+
+/// The event id a request names (`None`: the schedule derives one).
+fn event_of(req: &Request) -> Option<u32> {
+    match req {
+        Request::Out { event_id, .. } | Request::TimeSignal { event_id, .. } => *event_id,
+        Request::In { event_id, .. } | Request::Cancel { event_id } => Some(*event_id),
+    }
+}
+
+/// Whether `s` is the splice `req` (from a section) asks for: the same event and kind, on the
+/// same frame, or still pending for an immediate one. Cancels are judged by the schedule.
+fn is_repeat(s: &Splice, req: &Request, frame: Option<u64>, reached: u64) -> bool {
+    let kind = match req {
+        Request::Out { .. } => splice::Kind::Out,
+        Request::In { .. } => splice::Kind::In,
+        Request::Cancel { .. } => return false,
+        Request::TimeSignal {
+            segmentation_type_id,
+            ..
+        } => splice::Kind::TimeSignal {
+            segmentation_type_id: *segmentation_type_id,
+        },
+    };
+    Some(s.event_id) == event_of(req)
+        && s.kind == kind
+        && frame.map_or(Schedule::is_pending(s, reached), |f| f == s.frame)
 }
 
 /// What `GET /splices` lists and the outputs read: a splice and whether it is still ahead.
@@ -99,6 +136,44 @@ impl Signals {
             }
         }
         Ok(splice)
+    }
+
+    /// An SCTE-35 section of the input (passthrough, docs/design/signals.md, *Passthrough*),
+    /// made at `now_ns`: scheduled as the request it makes, on the frame nearest `at_ns` (the
+    /// W of its splice time; `None`: as soon as possible). A section the sender repeats, as
+    /// senders do ahead of a splice, finds its splice on the schedule and changes nothing.
+    pub fn passthrough(
+        &self,
+        section: &[u8],
+        at_ns: Option<u64>,
+        now_ns: u64,
+    ) -> Result<Passed, String> {
+        let info = SpliceInfo::parse(section).map_err(|e| e.to_string())?;
+        let at = at_ns.map(|w| self.rate.frame_time_ns(self.rate.frame_index_nearest(w)));
+        let req = splice::request_of_section(&info, at)?;
+        let frame = at.map(|t| self.rate.frame_index_at_or_after(t));
+        let reached = self.reached.load(Ordering::SeqCst);
+        let (repeat, cancelled_before) = {
+            let schedule = crate::sync::lock(&self.schedule);
+            let repeat = schedule.splices().any(|s| is_repeat(s, &req, frame, reached));
+            let cancelled = schedule
+                .splices()
+                .any(|s| s.kind == splice::Kind::Cancel && Some(s.event_id) == event_of(&req));
+            (repeat, cancelled)
+        };
+        if repeat {
+            return Ok(Passed::Repeat);
+        }
+        match self.request(&req, now_ns) {
+            Ok(s) => Ok(Passed::Scheduled(s)),
+            // A cancel the sender repeats: the break is already taken back.
+            Err(Refusal::Unknown(_) | Refusal::AlreadyDone { .. })
+                if matches!(req, Request::Cancel { .. }) && cancelled_before =>
+            {
+                Ok(Passed::Repeat)
+            }
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// The HLS marks of the schedule's splices (`splice::marks`).
@@ -420,5 +495,47 @@ mod tests {
         assert!(matches!(s.request(&req, NOW), Err(Refusal::Past { .. })));
         assert_eq!(s.refused.load(Ordering::Relaxed), 1);
         assert!(s.list().is_empty());
+    }
+
+    #[test]
+    fn a_passed_through_section_is_scheduled_once_however_often_it_is_repeated() {
+        use twincast_media::scte35::{Command, SpliceInsert};
+        let s = Signals::new(rate());
+        let k0 = rate().frame_index_nearest(NOW);
+        s.frame(k0);
+        // W of the splice, 4 s ahead and 4 ms off its frame (a feed's PTS phase).
+        let w = NOW + 4 * S + 4_000_000;
+        let out = SpliceInfo::new(Command::Insert(SpliceInsert::at(
+            7,
+            true,
+            Some(1234),
+            Some(2_700_000),
+        )))
+        .to_bytes()
+        .expect("section");
+        let first = s.passthrough(&out, Some(w), NOW).expect("scheduled");
+        let Passed::Scheduled(sp) = first else {
+            panic!("{first:?}");
+        };
+        assert_eq!(sp.frame, rate().frame_index_nearest(w), "the nearest frame");
+        assert_eq!(sp.event_id, 7);
+        assert_eq!(sp.duration_ns, Some(30 * S));
+        for _ in 0..3 {
+            assert!(matches!(s.passthrough(&out, Some(w), NOW + S), Ok(Passed::Repeat)));
+        }
+        // A cancel, then its repeats.
+        let cancel = SpliceInfo::new(Command::Insert(SpliceInsert::cancel(7)))
+            .to_bytes()
+            .expect("section");
+        assert!(matches!(
+            s.passthrough(&cancel, None, NOW + S),
+            Ok(Passed::Scheduled(_))
+        ));
+        assert!(matches!(s.passthrough(&cancel, None, NOW + S), Ok(Passed::Repeat)));
+        assert_eq!(s.list().len(), 2, "the out and its cancel");
+        // What is not carried says why.
+        let null = SpliceInfo::new(Command::Null).to_bytes().expect("section");
+        assert!(s.passthrough(&null, None, NOW).is_err());
+        assert!(s.passthrough(&[0xFC, 0x30], None, NOW).is_err());
     }
 }

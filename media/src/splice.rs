@@ -479,6 +479,56 @@ fn check_far(what: &'static str, ns: u64) -> Result<u64, Refusal> {
     Ok(ns)
 }
 
+/// The request an incoming section makes (SCTE-35 passthrough, docs/design/signals.md,
+/// *Passthrough*): `at_ns` is the epoch time of its splice time (the input's W of it, on a
+/// frame), `None` for an immediate splice, which happens as soon as the encoders can. The
+/// section is not forwarded as it came: the schedule writes its own, on the box's epoch
+/// grid, with the same event id, break duration and segmentation type. Err says why a
+/// section is not carried.
+pub fn request_of_section(info: &SpliceInfo, at_ns: Option<u64>) -> Result<Request, String> {
+    let when = at_ns.map_or(When::Preroll(0), When::At);
+    let ns = |ticks: u64| crate::MediaTime::new(ticks, scte35::TIMESCALE).nanos(crate::Rounding::Nearest);
+    match &info.command {
+        Command::Insert(i) if i.cancel => Ok(Request::Cancel {
+            event_id: i.event_id,
+        }),
+        Command::Insert(i) if i.pts.is_none() && !i.immediate => {
+            Err("a splice_insert in component mode (one time per component)".into())
+        }
+        Command::Insert(i) if i.out_of_network => Ok(Request::Out {
+            event_id: Some(i.event_id),
+            duration_ns: i.duration.map(|d| ns(d.ticks)),
+            when,
+        }),
+        Command::Insert(i) => Ok(Request::In {
+            event_id: i.event_id,
+            when,
+        }),
+        Command::TimeSignal { .. } => {
+            let seg = info
+                .descriptors
+                .iter()
+                .find_map(|d| match d {
+                    Descriptor::Segmentation(s) if !s.cancel => Some(s),
+                    _ => None,
+                })
+                .ok_or("a time_signal without a segmentation descriptor")?;
+            Ok(Request::TimeSignal {
+                event_id: Some(seg.event_id),
+                segmentation_type_id: seg.type_id,
+                duration_ns: seg.duration.map(ns),
+                // The API carries a upid as a URI; another kind is left out.
+                upid: (seg.upid_type == UPID_URI)
+                    .then(|| String::from_utf8(seg.upid.clone()).ok())
+                    .flatten(),
+                when,
+            })
+        }
+        Command::Null => Err("a splice_null (a heartbeat)".into()),
+        Command::Other { kind, .. } => Err(format!("splice command type {kind:#04x}")),
+    }
+}
+
 /// The splices whose `emsg` a video fragment spanning `[start_ns, end_ns)` carries
 /// (docs/design/signals.md, *CMAF*): every splice and cancel not taken back whose time is in
 /// the fragment, or after its start by at most [`EMSG_LEAD_NS`]. A formula of the fragment's
@@ -685,6 +735,54 @@ mod tests {
         assert_eq!(in_it.len(), 1);
         assert_eq!(in_it[0].kind, Kind::Cancel);
         assert_eq!(carried(&s, start, 2 * S), 0, "the cancelled out");
+    }
+
+    #[test]
+    fn an_incoming_section_makes_the_request_of_its_command() {
+        let at = Some(NOW);
+        let insert = |i: SpliceInsert| SpliceInfo::new(Command::Insert(i));
+        assert_eq!(
+            request_of_section(&insert(SpliceInsert::at(7, true, Some(1), Some(2_700_000))), at),
+            Ok(Request::Out {
+                event_id: Some(7),
+                duration_ns: Some(30 * S),
+                when: When::At(NOW)
+            })
+        );
+        assert_eq!(
+            request_of_section(&insert(SpliceInsert::at(7, false, None, None)), None),
+            Ok(Request::In {
+                event_id: 7,
+                when: When::Preroll(0)
+            })
+        );
+        assert_eq!(
+            request_of_section(&insert(SpliceInsert::cancel(7)), None),
+            Ok(Request::Cancel { event_id: 7 })
+        );
+        let mut signal = SpliceInfo::new(Command::TimeSignal { pts: Some(1) });
+        assert!(request_of_section(&signal, at).is_err(), "no descriptor");
+        signal.descriptors.push(Descriptor::Segmentation(Segmentation::new(
+            9,
+            0x34,
+            Some(900_000),
+            (UPID_URI, b"urn:x".to_vec()),
+        )));
+        assert_eq!(
+            request_of_section(&signal, at),
+            Ok(Request::TimeSignal {
+                event_id: Some(9),
+                segmentation_type_id: 0x34,
+                duration_ns: Some(10 * S),
+                upid: Some("urn:x".into()),
+                when: When::At(NOW)
+            })
+        );
+        assert!(request_of_section(&SpliceInfo::new(Command::Null), at).is_err());
+        let mut component = SpliceInsert::at(7, true, None, None);
+        component.immediate = false;
+        component.components = vec![(1, Some(5))];
+        assert!(request_of_section(&insert(component), at).is_err());
     }
 
     #[test]

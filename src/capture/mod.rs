@@ -16,7 +16,7 @@
 //! The appsinks of the encoders are the only GStreamer→Rust seam of encoded media: each pushes
 //! `EncodedUnit`s into one bounded channel (drops counted).
 
-mod clock_step;
+pub(crate) mod clock_step;
 pub mod elements;
 mod encoders;
 pub mod feed;
@@ -267,7 +267,11 @@ impl Capture {
 
     fn start_sources(&mut self, config: &Config) {
         let sink: Arc<dyn crate::source::RawSink> = self.sink.clone();
-        let mut started = vec![sources::start_input(config, sink.clone())];
+        let mut started = vec![sources::start_input(
+            config,
+            sink.clone(),
+            self.signals.clone(),
+        )];
         let backup: Arc<dyn crate::source::RawSink> = self.backup.clone();
         started.extend(sources::start_backup(config, backup));
         started.extend(sources::start_audio(config, sink));

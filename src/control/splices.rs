@@ -9,7 +9,6 @@
 //! - `GET /splices`: every splice kept, oldest first, with its SCTE-35 section.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -21,12 +20,6 @@ use twincast_media::splice::{Refusal, Splice};
 
 use super::{Ops, json_answer, refuse_without_token};
 use crate::signals::{Listed, parse_request};
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
 
 /// A splice as the API shows it.
 fn shown(s: &Splice, pending: bool) -> serde_json::Value {
@@ -75,7 +68,7 @@ pub async fn post(State(ops): State<Arc<Ops>>, headers: HeaderMap, body: Bytes) 
             return json_answer(StatusCode::BAD_REQUEST, &json!({ "error": e.0 }));
         }
     };
-    match ops.signals.request(&req, now_ns()) {
+    match ops.signals.request(&req, crate::capture::clock_step::now_ns()) {
         Ok(s) => {
             log::info!(
                 event_id = s.event_id, kind = s.kind.name(), frame = s.frame;

@@ -8,6 +8,8 @@
 
 use std::collections::VecDeque;
 
+use twincast_media::scte35;
+
 use crate::source::Timing;
 
 use super::rtcp::{self, SenderClock};
@@ -73,6 +75,17 @@ pub struct FrontEndCounters {
 }
 
 /// The pure front end of one network input.
+/// When an incoming SCTE-35 section's splice happens on the epoch timeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpliceAt {
+    /// At this W (ns since the epoch).
+    At(u64),
+    /// As soon as possible: an immediate splice, or a command without a time.
+    Immediate,
+    /// It has a time, but the feed's clock is not anchored yet (or the section does not parse).
+    Unplaced,
+}
+
 pub struct FrontEnd {
     reorder: Option<Reorder>,
     demux: TsDemux,
@@ -136,9 +149,32 @@ impl FrontEnd {
         self.reorder.as_ref().and_then(Reorder::deadline)
     }
 
-    /// SCTE-35 sections received since the last call.
-    pub fn take_scte35(&mut self) -> Vec<Vec<u8>> {
-        self.demux.take_scte35()
+    /// SCTE-35 sections received since the last call, each with the epoch time of its
+    /// splice time (SCTE-35 passthrough, docs/design/signals.md, *Passthrough*).
+    pub fn take_scte35(&mut self) -> Vec<(Vec<u8>, SpliceAt)> {
+        self.demux
+            .take_scte35()
+            .into_iter()
+            .map(|s| {
+                let at = self.splice_at(&s);
+                (s, at)
+            })
+            .collect()
+    }
+
+    /// W of a section's splice time: its 33-bit PTS unwrapped next to the video's, through
+    /// the same W = PTS + O as the pictures, so the splice lands on the picture it names.
+    fn splice_at(&self, section: &[u8]) -> SpliceAt {
+        let Ok(info) = scte35::SpliceInfo::parse(section) else {
+            return SpliceAt::Unplaced;
+        };
+        let Some(pts) = info.splice_pts() else {
+            return SpliceAt::Immediate;
+        };
+        self.video_unwrap
+            .nearest(pts)
+            .and_then(|ext| self.timing.wall_ns(ext))
+            .map_or(SpliceAt::Unplaced, SpliceAt::At)
     }
 
     pub fn counters(&self) -> FrontEndCounters {
@@ -500,6 +536,54 @@ mod tests {
         assert!(out.iter().any(|u| u.kind == EsKind::Aac));
         let c = fe.counters();
         assert_eq!((c.lost, c.malformed, c.pts_discontinuities), (0, 0, 0));
+    }
+
+    /// An RTP feed with sender reports (the first test's) and an SCTE-35 section after
+    /// picture 10 that splices on picture 40's PTS; `(front end, its units, sections)`.
+    fn feed_with_a_splice(pts0: u64) -> (Vec<EsUnit>, Vec<(Vec<u8>, SpliceAt)>) {
+        use twincast_media::scte35::{Command, SpliceInfo, SpliceInsert};
+        let splice_pts = (pts0 + 40 * 3000) & ((1 << 33) - 1);
+        let section = SpliceInfo::new(Command::Insert(SpliceInsert::at(
+            7,
+            true,
+            Some(splice_pts),
+            Some(2_700_000),
+        )))
+        .to_bytes()
+        .expect("section");
+        let immediate = SpliceInfo::new(Command::Insert(SpliceInsert::at(8, true, None, None)))
+            .to_bytes()
+            .expect("section");
+        let mut w = TsWriter::new();
+        let mut scte = w.scte35(&section[..section.len() - 4]);
+        scte.extend(w.scte35(&immediate[..immediate.len() - 4]));
+        let mut fe = FrontEnd::new(Some(50 * MS));
+        let mut out = Vec::new();
+        fe.push_rtcp(&sr(1_764_000_000, (pts0 as u32).wrapping_add(1000)));
+        let mut seq = 0u16;
+        for (i, (t, ts, d)) in feed(60, pts0).into_iter().enumerate() {
+            fe.push_rtp(T0 + 20 * MS + t, &rtp(seq, ts, &d), &mut out);
+            seq = seq.wrapping_add(1);
+            if i == 30 {
+                fe.push_rtp(T0 + 20 * MS + t, &rtp(seq, ts, &scte), &mut out);
+                seq = seq.wrapping_add(1);
+            }
+        }
+        fe.poll(u64::MAX, &mut out);
+        let sections = fe.take_scte35();
+        (out, sections)
+    }
+
+    #[test]
+    fn an_scte35_splice_time_is_the_w_of_the_picture_it_names() {
+        // Also across the 33-bit wrap: picture 40 is after it, the section's time is small.
+        for pts0 in [90_000, (1 << 33) - 20 * 3000] {
+            let (out, sections) = feed_with_a_splice(pts0);
+            let video: Vec<_> = out.iter().filter(|u| u.kind == EsKind::H264).collect();
+            assert_eq!(sections.len(), 2, "{pts0}");
+            assert_eq!(sections[0].1, SpliceAt::At(video[40].wall_ns), "{pts0}");
+            assert_eq!(sections[1].1, SpliceAt::Immediate, "{pts0}");
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ use crate::config::{AudioInput, Config, InputKind};
 use crate::source::{RawSink, Timing};
 
 pub use decode::{DecodeCounters, DecodeFormat};
-pub use frontend::{EsUnit, FrontEnd, FrontEndCounters};
+pub use frontend::{EsUnit, FrontEnd, FrontEndCounters, SpliceAt};
 pub use ts::EsKind;
 
 /// Receive buffer asked of the kernel per socket: a 10 Mbit/s feed's 400 ms burst. The kernel
@@ -127,7 +127,7 @@ pub struct InputCounters {
 struct Shared {
     counters: Mutex<InputCounters>,
     timing: Mutex<Option<Timing>>,
-    scte35: Mutex<Vec<Vec<u8>>>,
+    scte35: Mutex<Vec<(Vec<u8>, SpliceAt)>>,
     /// Sections dropped from `scte35` because nobody took them.
     scte35_dropped: AtomicU64,
 }
@@ -326,8 +326,9 @@ impl NetworkSource {
         crate::sync::lock(&self.shared.counters).clone()
     }
 
-    /// SCTE-35 sections received since the last call (at most 64 kept; the rest counted).
-    pub fn take_scte35(&self) -> Vec<Vec<u8>> {
+    /// SCTE-35 sections received since the last call, with the W of their splice time (at
+    /// most 64 kept; the rest counted).
+    pub fn take_scte35(&self) -> Vec<(Vec<u8>, SpliceAt)> {
         std::mem::take(&mut *crate::sync::lock(&self.shared.scte35))
     }
 

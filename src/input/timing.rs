@@ -99,6 +99,15 @@ pub struct Unwrap33 {
 }
 
 impl Unwrap33 {
+    /// The 64-bit value of `raw` nearest the last one unwrapped, without taking it as the new
+    /// last one (a time that is not the stream's own, such as an SCTE-35 splice time);
+    /// `None` before the first.
+    pub fn nearest(&self, raw: u64) -> Option<i64> {
+        let mut probe = *self;
+        probe.last?;
+        Some(probe.unwrap(raw).0)
+    }
+
     /// The 64-bit value of `raw` (the one nearest the previous value) and the step from it.
     pub fn unwrap(&mut self, raw: u64) -> (i64, i64) {
         let raw = raw & (TICKS_33 - 1);

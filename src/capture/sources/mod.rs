@@ -50,6 +50,8 @@ use crate::config::{AudioInput, Config, InputKind};
 use crate::source::{RawSink, Timing};
 use build::{build_audio, build_input};
 use network::network_life;
+
+use crate::signals::Signals;
 use pipeline::{Builder, pipeline_life};
 
 /// The elements the sources of `config` need: missing ones are a start-up error (exit 69).
@@ -96,21 +98,27 @@ fn is_network(kind: InputKind) -> bool {
     matches!(kind, InputKind::Rtp | InputKind::Udp | InputKind::Srt)
 }
 
-/// Starts the `[input]` source (with its audio when `audio = "input"`).
-pub fn start_input(config: &Config, sink: Arc<dyn RawSink>) -> Supervised {
-    start_role("input", config.clone(), sink)
+/// Starts the `[input]` source (with its audio when `audio = "input"`); the SCTE-35 sections
+/// of a network input go to `signals` (passthrough).
+pub fn start_input(config: &Config, sink: Arc<dyn RawSink>, signals: Arc<Signals>) -> Supervised {
+    start_role("input", config.clone(), sink, Some(signals))
 }
 
 /// A supervised source of `role` for `config.input`: the network front end for `rtp`, `udp`
 /// and `srt`, a GStreamer source pipeline for the others.
-fn start_role(role: &'static str, config: Config, sink: Arc<dyn RawSink>) -> Supervised {
+fn start_role(
+    role: &'static str,
+    config: Config,
+    sink: Arc<dyn RawSink>,
+    signals: Option<Arc<Signals>>,
+) -> Supervised {
     let kind = config.input.kind;
     if is_network(kind) {
         return spawn_source(
             role,
             kind.as_str().to_string(),
             None,
-            network_life(config, sink),
+            network_life(config, sink, signals),
         );
     }
     let builder: Builder =
@@ -131,7 +139,8 @@ pub fn start_backup(config: &Config, sink: Arc<dyn RawSink>) -> Option<Supervise
     config.input.kind = b.kind;
     config.input.device = b.device;
     config.input.uri = b.uri;
-    Some(start_role("backup", config, sink))
+    // The backup's SCTE-35 sections are not passed through (docs/design/signals.md).
+    Some(start_role("backup", config, sink, None))
 }
 
 /// Starts a separate audio source (`audio = "test"` or `"alsa:…"`), if the config has one.
