@@ -155,7 +155,9 @@ impl Signals {
         let reached = self.reached.load(Ordering::SeqCst);
         let (repeat, cancelled_before) = {
             let schedule = crate::sync::lock(&self.schedule);
-            let repeat = schedule.splices().any(|s| is_repeat(s, &req, frame, reached));
+            let repeat = schedule
+                .splices()
+                .any(|s| is_repeat(s, &req, frame, reached));
             let cancelled = schedule
                 .splices()
                 .any(|s| s.kind == splice::Kind::Cancel && Some(s.event_id) == event_of(&req));
@@ -521,7 +523,10 @@ mod tests {
         assert_eq!(sp.event_id, 7);
         assert_eq!(sp.duration_ns, Some(30 * S));
         for _ in 0..3 {
-            assert!(matches!(s.passthrough(&out, Some(w), NOW + S), Ok(Passed::Repeat)));
+            assert!(matches!(
+                s.passthrough(&out, Some(w), NOW + S),
+                Ok(Passed::Repeat)
+            ));
         }
         // A cancel, then its repeats.
         let cancel = SpliceInfo::new(Command::Insert(SpliceInsert::cancel(7)))
@@ -531,7 +536,10 @@ mod tests {
             s.passthrough(&cancel, None, NOW + S),
             Ok(Passed::Scheduled(_))
         ));
-        assert!(matches!(s.passthrough(&cancel, None, NOW + S), Ok(Passed::Repeat)));
+        assert!(matches!(
+            s.passthrough(&cancel, None, NOW + S),
+            Ok(Passed::Repeat)
+        ));
         assert_eq!(s.list().len(), 2, "the out and its cancel");
         // What is not carried says why.
         let null = SpliceInfo::new(Command::Null).to_bytes().expect("section");

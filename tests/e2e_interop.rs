@@ -35,10 +35,6 @@ use peers::*;
 /// One frame at 30 fps, in ms, rounded up (FLV timestamps are whole ms).
 const FRAME_MS: i64 = 34;
 
-
-
-
-
 /// nginx-rtmp with its default configuration, the shipped ladder, double push, 60 s: one
 /// publish per rendition on each server, no reconnect, no hole.
 /// A daemon config for cells where the ladder size does not matter: one 320x180 rendition

@@ -101,6 +101,19 @@ fn splices(control: u16) -> Vec<serde_json::Value> {
         .expect("GET /splices")
 }
 
+/// The listed segment (named by its 90 kHz start) that holds `pts`, once the next one is
+/// listed too (so it is whole).
+fn segment_holding(playlist: &str, pts: u64) -> Option<String> {
+    let listed: Vec<(u64, String)> = playlist_segments(playlist)
+        .into_iter()
+        .filter_map(|u| Some((u.trim_end_matches(".m4s").parse().ok()?, u)))
+        .collect();
+    listed
+        .windows(2)
+        .find(|w| w[0].0 <= pts && pts < w[1].0)
+        .map(|w| w[0].1.clone())
+}
+
 /// Key frames (pts in 90 kHz) of one HLS segment with its init.
 fn key_frames(dir: &Path, init: &[u8], segment: &[u8]) -> Vec<u64> {
     let file = dir.join("probe.mp4");
@@ -131,7 +144,13 @@ fn a_splice_is_an_idr_in_every_rendition_and_a_daterange_in_every_playlist() {
     let probe = Command::new("ffprobe")
         .args(["-v", "error", "-listen", "1", "-i"])
         .arg(format!("rtmp://127.0.0.1:{rtmp}/live/cam_240p"))
-        .args(["-count_packets", "-show_entries", "format_tags", "-of", "json"])
+        .args([
+            "-count_packets",
+            "-show_entries",
+            "format_tags",
+            "-of",
+            "json",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -205,11 +224,7 @@ fn a_splice_is_an_idr_in_every_rendition_and_a_daterange_in_every_playlist() {
             Duration::from_secs(40),
             || {
                 let text = get_text(&playlist_url)?;
-                let segment = playlist_segments(&text).into_iter().find(|u| {
-                    u.trim_end_matches(".m4s")
-                        .parse::<u64>()
-                        .is_ok_and(|start| start <= pts && pts < start + 2 * 90_000)
-                })?;
+                let segment = segment_holding(&text, pts)?;
                 Some((text, segment))
             },
         );
@@ -224,7 +239,11 @@ fn a_splice_is_an_idr_in_every_rendition_and_a_daterange_in_every_playlist() {
         // Its 1 s fragments that start at or before the splice carry the emsg, once each.
         let in_band = emsgs(&data);
         let want = ((pts - start) / 90_000 + 1) as usize;
-        assert_eq!(in_band.len(), want, "{rendition}: emsgs of segment {segment}");
+        assert_eq!(
+            in_band.len(),
+            want,
+            "{rendition}: emsgs of segment {segment}"
+        );
         for e in &in_band {
             assert_splice_emsg(rendition, e, pts, frame as u32, &section);
         }
@@ -310,7 +329,10 @@ fn a_splice_is_an_idr_in_every_rendition_and_a_daterange_in_every_playlist() {
 
     // RTMP: the publish ends with the daemon; ffprobe then says what the cue points held.
     let status = d.stop();
-    assert!(status.is_some_and(|s| s.success()), "daemon exit: {status:?}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "daemon exit: {status:?}"
+    );
     let mut probe = probe;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while probe.try_wait().ok().flatten().is_none() {
@@ -333,4 +355,201 @@ fn a_splice_is_an_idr_in_every_rendition_and_a_daterange_in_every_playlist() {
     assert_eq!(tags["type"], "scte35", "{json}");
     assert_eq!(tags["name"], "scte35", "{json}");
     assert_eq!(tags["id"], (frame as u32).to_string(), "{json}");
+}
+
+/// Sends an MPEG-TS file to `addr` over UDP (7 packets a datagram) at the pace of its PCR,
+/// as a contribution encoder would: FFmpeg's own UDP output cannot be used, since its TS
+/// writer does not keep an SCTE-35 stream.
+fn send_paced(path: &Path, addr: std::net::SocketAddr) -> std::thread::JoinHandle<()> {
+    let data = std::fs::read(path).expect("TS file");
+    std::thread::spawn(move || {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp socket");
+        let start = std::time::Instant::now();
+        let mut pcr0: Option<u64> = None;
+        for group in data.chunks(7 * 188) {
+            // The first PCR of the group (adaptation field with the PCR flag), 27 MHz.
+            let pcr = group.chunks_exact(188).find_map(|p| {
+                (p[0] == 0x47 && p[3] & 0x20 != 0 && p[4] >= 7 && p[5] & 0x10 != 0).then(|| {
+                    let b = &p[6..12];
+                    let base = (u64::from(b[0]) << 25)
+                        | (u64::from(b[1]) << 17)
+                        | (u64::from(b[2]) << 9)
+                        | (u64::from(b[3]) << 1)
+                        | u64::from(b[4] >> 7);
+                    let ext = (u64::from(b[4] & 1) << 8) | u64::from(b[5]);
+                    base * 300 + ext
+                })
+            });
+            if let Some(pcr) = pcr {
+                let due = Duration::from_nanos((pcr - *pcr0.get_or_insert(pcr)) * 1000 / 27);
+                if let Some(wait) = due.checked_sub(start.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            let _ = socket.send_to(group, addr);
+        }
+    })
+}
+
+#[test]
+fn an_scte35_splice_in_a_udp_feed_lands_on_the_picture_it_names() {
+    use twincast_media::scte35::{self, Command as Cmd, SpliceInfo, SpliceInsert};
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The feed: picture N is a flat grey of luma 8·N mod 256, so a decoded frame says which
+    // source picture it is; one GOP a second; AAC.
+    let base = dir.path().join("base.ts");
+    let (ok, _, err) = run(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=640x360:r=30,format=yuv420p,geq=lum='mod(8*N,256)':cb=128:cr=128",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "32",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "30",
+            "-keyint_min",
+            "30",
+            "-sc_threshold",
+            "0",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+            "-f",
+            "mpegts",
+            base.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(ok, "ffmpeg: {err}");
+    let (ok, out, err) = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "packet=pts",
+            "-read_intervals",
+            "%+#1",
+            "-of",
+            "csv=p=0",
+            base.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(ok, "ffprobe: {err}");
+    let p0: u64 = out.trim().trim_end_matches(',').parse().expect("first PTS");
+    // A break out on source picture 613 (mid-GOP) for 8 s, put in the feed 6 s ahead by
+    // threefive's injector.
+    const PICTURE: u64 = 613;
+    let splice_pts = p0 + PICTURE * 3000;
+    let section = SpliceInfo::new(Cmd::Insert(SpliceInsert::at(
+        42,
+        true,
+        Some(splice_pts),
+        Some(8 * 90_000),
+    )))
+    .to_bytes()
+    .expect("section");
+    let sidecar = dir.path().join("sidecar.txt");
+    std::fs::write(
+        &sidecar,
+        format!(
+            "{:.6},{}\n",
+            (splice_pts - 6 * 90_000) as f64 / 90_000.0,
+            scte35::base64(&section)
+        ),
+    )
+    .expect("sidecar");
+    let fed = dir.path().join("fed.ts");
+    let inject = threefive_venv().join("bin/scte35inject");
+    let (ok, out, err) = run(
+        inject.to_str().expect("utf-8"),
+        &[
+            "-i",
+            base.to_str().expect("utf-8"),
+            "-s",
+            sidecar.to_str().expect("utf-8"),
+            "-o",
+            fed.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(
+        ok && format!("{out}{err}").contains("Inserted Cue"),
+        "scte35inject: {out}{err}"
+    );
+
+    let (origin, control, udp) = (free_port(), free_port(), free_udp_port());
+    let cfg = small_config_with_input(
+        dir.path(),
+        "passthrough",
+        origin,
+        control,
+        &format!("kind = \"udp\"\nuri = \"udp://127.0.0.1:{udp}\"\naudio = \"input\""),
+    );
+    let mut d = Daemon::start(&cfg, origin, dir.path().join("daemon.log"));
+    wait_for("the origin", Duration::from_secs(30), || {
+        get_text(&d.url("/live/240p/index.m3u8")).filter(|t| t.contains(".m4s"))
+    });
+    let sender = send_paced(&fed, ([127, 0, 0, 1], udp).into());
+
+    // The section is on the schedule as the box's own splice: event 42, 8 s, on a frame.
+    let listed = d.wait_for("the passed-through splice", Duration::from_secs(30), || {
+        splices(control).into_iter().find(|s| s["event_id"] == 42)
+    });
+    assert_eq!(listed["kind"], "out", "{listed}");
+    assert_eq!(listed["duration_ms"], 8000, "{listed}");
+    let frame = listed["frame"].as_u64().expect("frame");
+    let pts = frame * 3000;
+    let hex = listed["scte35_hex"].as_str().expect("hex").to_string();
+    let want_luma = (8 * PICTURE % 256) as f64;
+    for rendition in ["240p", "180p"] {
+        let playlist_url = d.url(&format!("/live/{rendition}/index.m3u8"));
+        let (text, segment) = wait_for(
+            &format!("{rendition}: the segment with the splice"),
+            Duration::from_secs(40),
+            || {
+                let text = get_text(&playlist_url)?;
+                let segment = segment_holding(&text, pts)?;
+                Some((text, segment))
+            },
+        );
+        assert!(
+            text.contains(&format!("SCTE35-OUT={hex}")),
+            "{rendition}: no DATERANGE with the box's section in\n{text}"
+        );
+        let init = get_ok(&d.url(&format!("/live/{rendition}/init.mp4"))).expect("init");
+        let data = get_ok(&d.url(&format!("/live/{rendition}/{segment}"))).expect("segment");
+        assert!(
+            key_frames(dir.path(), &init, &data).contains(&pts),
+            "{rendition}: no IDR on the splice frame"
+        );
+        // The splice frame is the source picture the section named: its grey, not a
+        // neighbour's (8 levels apart).
+        let at = pts as f64 / 90_000.0;
+        let lumas = frame_lumas(dir.path(), &init, &data);
+        let (_, luma) = lumas
+            .iter()
+            .find(|(t, _)| (t - at).abs() < 0.005)
+            .unwrap_or_else(|| panic!("{rendition}: no frame at {at} in {lumas:?}"));
+        assert!(
+            (luma - want_luma).abs() < 3.0,
+            "{rendition}: the splice frame has luma {luma}, source picture {PICTURE} has {want_luma}"
+        );
+    }
+    let _ = sender.join();
 }

@@ -13,25 +13,8 @@ use twincast_media::scte35::{
     Command, Descriptor, HZ, PTS_WRAP, Segmentation, SpliceInfo, SpliceInsert,
 };
 
-/// threefive's version: pinned, so a new release cannot change what the test reads.
-const THREEFIVE: &str = "threefive==3.1.5";
-
 fn python() -> PathBuf {
-    let venv = repo_root().join("target/threefive-venv");
-    let py = venv.join("bin/python");
-    let marker = venv.join(".installed-3.1.5");
-    if !marker.exists() {
-        let (ok, _, err) = run("python3", &["-m", "venv", venv.to_str().expect("utf-8")]);
-        assert!(ok, "python3 -m venv: {err}");
-        let pip = venv.join("bin/pip");
-        let (ok, out, err) = run(
-            pip.to_str().expect("utf-8"),
-            &["install", "--quiet", THREEFIVE],
-        );
-        assert!(ok, "pip install {THREEFIVE}: {out}{err}");
-        std::fs::write(&marker, "").expect("marker");
-    }
-    py
+    threefive_venv().join("bin/python")
 }
 
 /// What threefive reads from each section: its JSON, with `crc_ok` from its own CRC-32.

@@ -299,7 +299,12 @@ fn epoch_ms() -> u64 {
 /// What is wrong with the recordings nginx made of each rendition over `total`: one recording
 /// (one publish), H.264 and AAC, a picture for every frame time (30 fps, the slate's too) with
 /// no hole, and, when `decode` is set, ffmpeg decoding it without an error.
-fn recording_problems(nginx_dir: &Path, server: &str, total: Duration, decode: bool) -> Vec<String> {
+fn recording_problems(
+    nginx_dir: &Path,
+    server: &str,
+    total: Duration,
+    decode: bool,
+) -> Vec<String> {
     let mut problems = Vec::new();
     for r in RENDITIONS {
         let stream = format!("cam_{r}");

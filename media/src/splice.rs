@@ -487,7 +487,9 @@ fn check_far(what: &'static str, ns: u64) -> Result<u64, Refusal> {
 /// section is not carried.
 pub fn request_of_section(info: &SpliceInfo, at_ns: Option<u64>) -> Result<Request, String> {
     let when = at_ns.map_or(When::Preroll(0), When::At);
-    let ns = |ticks: u64| crate::MediaTime::new(ticks, scte35::TIMESCALE).nanos(crate::Rounding::Nearest);
+    let ns = |ticks: u64| {
+        crate::MediaTime::new(ticks, scte35::TIMESCALE).nanos(crate::Rounding::Nearest)
+    };
     match &info.command {
         Command::Insert(i) if i.cancel => Ok(Request::Cancel {
             event_id: i.event_id,
@@ -718,9 +720,17 @@ mod tests {
             carried_by_fragment(s.splices(), start, start + len).len()
         };
         let start = t - (t % (2 * S));
-        assert_eq!(carried(&s, start, 2 * S), 1, "the fragment the splice falls in");
+        assert_eq!(
+            carried(&s, start, 2 * S),
+            1,
+            "the fragment the splice falls in"
+        );
         assert_eq!(carried(&s, start - 2 * S, 2 * S), 1, "one ahead");
-        assert_eq!(carried(&s, t - EMSG_LEAD_NS, 2 * S), 1, "exactly the lead ahead");
+        assert_eq!(
+            carried(&s, t - EMSG_LEAD_NS, 2 * S),
+            1,
+            "exactly the lead ahead"
+        );
         assert_eq!(carried(&s, t - EMSG_LEAD_NS - 1, 2 * S), 0, "further ahead");
         assert_eq!(carried(&s, start + 2 * S, 2 * S), 0, "after the splice");
         // A fragment longer than the lead still carries a splice that falls in it.
@@ -742,7 +752,10 @@ mod tests {
         let at = Some(NOW);
         let insert = |i: SpliceInsert| SpliceInfo::new(Command::Insert(i));
         assert_eq!(
-            request_of_section(&insert(SpliceInsert::at(7, true, Some(1), Some(2_700_000))), at),
+            request_of_section(
+                &insert(SpliceInsert::at(7, true, Some(1), Some(2_700_000))),
+                at
+            ),
             Ok(Request::Out {
                 event_id: Some(7),
                 duration_ns: Some(30 * S),
@@ -762,12 +775,14 @@ mod tests {
         );
         let mut signal = SpliceInfo::new(Command::TimeSignal { pts: Some(1) });
         assert!(request_of_section(&signal, at).is_err(), "no descriptor");
-        signal.descriptors.push(Descriptor::Segmentation(Segmentation::new(
-            9,
-            0x34,
-            Some(900_000),
-            (UPID_URI, b"urn:x".to_vec()),
-        )));
+        signal
+            .descriptors
+            .push(Descriptor::Segmentation(Segmentation::new(
+                9,
+                0x34,
+                Some(900_000),
+                (UPID_URI, b"urn:x".to_vec()),
+            )));
         assert_eq!(
             request_of_section(&signal, at),
             Ok(Request::TimeSignal {
@@ -807,7 +822,10 @@ mod tests {
             when: When::default(),
         };
         let s2 = s.add(&open_ended, NOW, reached(NOW)).expect("out").clone();
-        assert_eq!(event_message(&s2).event_duration, crate::mp4::emsg::UNKNOWN_DURATION);
+        assert_eq!(
+            event_message(&s2).event_duration,
+            crate::mp4::emsg::UNKNOWN_DURATION
+        );
     }
 
     #[test]
@@ -835,4 +853,3 @@ mod tests {
         assert!(s.splices().all(|x| x.event_id != 0));
     }
 }
-

@@ -68,7 +68,10 @@ pub async fn post(State(ops): State<Arc<Ops>>, headers: HeaderMap, body: Bytes) 
             return json_answer(StatusCode::BAD_REQUEST, &json!({ "error": e.0 }));
         }
     };
-    match ops.signals.request(&req, crate::capture::clock_step::now_ns()) {
+    match ops
+        .signals
+        .request(&req, crate::capture::clock_step::now_ns())
+    {
         Ok(s) => {
             log::info!(
                 event_id = s.event_id, kind = s.kind.name(), frame = s.frame;

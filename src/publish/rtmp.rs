@@ -17,9 +17,9 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, WriteHalf};
 use tokio::sync::mpsc;
+use twincast_media::mp4::emsg;
 use twincast_media::rtmp::{ClientSession, Event, RtmpUrl};
 use twincast_media::stall::AckWitness;
-use twincast_media::mp4::emsg;
 use twincast_media::{Codec, MediaTime, Sample, Timescale, flv};
 
 use super::net::{self, CONNECT_TIMEOUT, NetError};
@@ -737,7 +737,15 @@ mod tests {
         );
         let f = fragment_with_bytes(5, 90_000, Some(&va), bytes.into());
         let u = unit(Some(f), None);
-        encode(&spec, &session, (&va, None), &u, &mut carry, &mut out, &mut sent);
+        encode(
+            &spec,
+            &session,
+            (&va, None),
+            &u,
+            &mut carry,
+            &mut out,
+            &mut sent,
+        );
         assert_eq!(
             summary(&mut reader, &out),
             strs(&[

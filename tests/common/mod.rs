@@ -837,3 +837,25 @@ impl Drop for JitterRelay {
         }
     }
 }
+
+/// threefive's version: pinned, so a new release cannot change what the tests read.
+pub const THREEFIVE: &str = "threefive==3.1.5";
+
+/// A venv under target/ with the PyPI `threefive` package (the independent SCTE-35 parser and
+/// MPEG-TS injector of the signal tests), created once.
+pub fn threefive_venv() -> PathBuf {
+    let venv = repo_root().join("target/threefive-venv");
+    let marker = venv.join(".installed-3.1.5");
+    if !marker.exists() {
+        let (ok, _, err) = run("python3", &["-m", "venv", venv.to_str().expect("utf-8")]);
+        assert!(ok, "python3 -m venv: {err}");
+        let pip = venv.join("bin/pip");
+        let (ok, out, err) = run(
+            pip.to_str().expect("utf-8"),
+            &["install", "--quiet", THREEFIVE],
+        );
+        assert!(ok, "pip install {THREEFIVE}: {out}{err}");
+        std::fs::write(&marker, "").expect("marker");
+    }
+    venv
+}

@@ -160,7 +160,11 @@ mod tests {
         let moof_at = buf.len();
         buf.extend_from_slice(&[0, 0, 0, 8, b'm', b'o', b'o', b'f']);
         write_emsg(&mut buf, &event(9));
-        assert_eq!(read_emsgs(&buf), vec![event(7), event(8)], "none after the moof");
+        assert_eq!(
+            read_emsgs(&buf),
+            vec![event(7), event(8)],
+            "none after the moof"
+        );
         for cut in 0..moof_at {
             // Never a panic, whatever the cut; only whole events.
             assert!(read_emsgs(&buf[..cut]).len() <= 2);

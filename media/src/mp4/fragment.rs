@@ -400,7 +400,10 @@ mod tests {
         // The sample data is still where the trun says.
         let trun = &d.moof.traf[0].trun[0];
         let offset = d.moof_offset + trun.data_offset.unwrap() as usize;
-        assert_eq!(&bytes[offset..offset + samples[0].data.len()], &samples[0].data[..]);
+        assert_eq!(
+            &bytes[offset..offset + samples[0].data.len()],
+            &samples[0].data[..]
+        );
     }
 
     #[test]

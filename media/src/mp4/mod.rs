@@ -14,10 +14,10 @@ pub mod init;
 pub mod sample_entry;
 pub mod writer;
 
+pub use emsg::EventMessage;
 pub use fragment::{
     FragmentBrands, FragmentParams, Prft, ntp_from_unix_ns, write_fragment, write_fragment_into,
 };
-pub use emsg::EventMessage;
 pub use init::write_init;
 pub use writer::{BoxPos, BoxWriter};
 pub mod smooth;

@@ -197,8 +197,14 @@ impl ClientSession {
     /// Appends a data message at `timestamp` (an AMF0 body such as
     /// [`crate::flv::scte35_cue_point`]).
     pub fn write_data(&self, out: &mut Vec<u8>, timestamp: u32, body: &[u8]) {
-        self.writer
-            .write(out, CSID_DATA, msg::DATA_AMF0, self.stream_id, timestamp, body);
+        self.writer.write(
+            out,
+            CSID_DATA,
+            msg::DATA_AMF0,
+            self.stream_id,
+            timestamp,
+            body,
+        );
     }
 
     /// Appends a video message (an FLV video tag body).
