@@ -101,6 +101,33 @@ fn splices(control: u16) -> Vec<serde_json::Value> {
         .expect("GET /splices")
 }
 
+/// Plays the origin page at `url` in headless Chromium for 4 s (tests/browser/play.mjs) and
+/// returns its report.
+fn play_in_chromium(url: &str) -> serde_json::Value {
+    let dir = repo_root().join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "run `npm ci` in tests/browser (scripts/test does it)"
+    );
+    let out = Command::new("node")
+        .args(["play.mjs", "--url", url, "--seconds", "4"])
+        .current_dir(&dir)
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_default();
+    assert!(
+        report["ok"] == true,
+        "chromium: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report
+}
+
 /// The listed segment (named by its 90 kHz start) that holds `pts`, once the next one is
 /// listed too (so it is whole).
 fn segment_holding(playlist: &str, pts: u64) -> Option<String> {
@@ -326,6 +353,21 @@ fn a_splice_is_an_idr_in_every_rendition_and_a_daterange_in_every_playlist() {
         "{metrics}"
     );
     assert_eq!(listed[0]["scte35_hex"], hex.as_str());
+
+    // hls.js, in headless Chromium, reads the DATERANGE while it plays the origin.
+    let played = play_in_chromium(&d.url("/"));
+    let want = serde_json::json!({
+        "id": format!("splice-7-{frame}"),
+        "start": at,
+        "plannedDuration": 10,
+        "scte35Out": hex,
+    });
+    assert!(
+        played["dateRanges"]
+            .as_array()
+            .is_some_and(|r| r.contains(&want)),
+        "hls.js did not read {want}: {played}"
+    );
 
     // RTMP: the publish ends with the daemon; ffprobe then says what the cue points held.
     let status = d.stop();

@@ -10,6 +10,9 @@
 // `inits` lists the init segment paths the player fetched (a reload that changes the codec
 // parameters shows up as a second, versioned init).
 //
+// `dateRanges` lists the EXT-X-DATERANGE tags hls.js parsed (id, start, planned duration,
+// SCTE35-OUT) in the playlists it loaded.
+//
 // On a failure the result carries `diag`: the video element's state (readyState, paused,
 // buffered ranges), the last requests (path, status, ms since the page opened) and the last
 // console lines; open the page with `?debug=1` to have hls.js write its log there.
@@ -126,6 +129,22 @@ try {
   t = await play(t, opts.seconds);
   result.advanced = t - start;
   result.errors = await errors();
+  // The EXT-X-DATERANGE tags hls.js read from the playlists it loaded (ad signals).
+  result.dateRanges = await page.evaluate(() => {
+    const out = [];
+    for (const l of (window.hls && window.hls.levels) || []) {
+      const ranges = (l.details && l.details.dateRanges) || {};
+      for (const [id, r] of Object.entries(ranges)) {
+        out.push({
+          id,
+          start: r.startDate ? r.startDate.toISOString() : null,
+          plannedDuration: r.plannedDuration ?? null,
+          scte35Out: (r.attr && r.attr['SCTE35-OUT']) || null,
+        });
+      }
+    }
+    return out;
+  }).catch(() => []);
   if (opts.screenshot) {
     fs.mkdirSync(path.dirname(opts.screenshot), { recursive: true });
     await page.screenshot({ path: opts.screenshot });
