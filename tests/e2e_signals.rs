@@ -16,6 +16,17 @@ use common::*;
 const TOKEN: &str = "splice-test-token-0123456789";
 
 fn config(dir: &Path, origin: u16, control: u16, ingest: u16, rtmp: u16) -> std::path::PathBuf {
+    let path = config_without_outputs(dir, origin, control);
+    let text = std::fs::read_to_string(&path).expect("config");
+    let text = format!(
+        "{text}\n[[output]]\nname = \"cmaf\"\nprotocol = \"cmaf\"\nprimary = \"http://127.0.0.1:{ingest}/cm\"\n\n[[output]]\nname = \"rtmp\"\nprotocol = \"rtmp\"\nprimary = \"rtmp://127.0.0.1:{rtmp}/live\"\nstream = \"cam\"\nrenditions = [\"240p\"]\n"
+    );
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+/// The small config with the control token, and only the origin.
+fn config_without_outputs(dir: &Path, origin: u16, control: u16) -> std::path::PathBuf {
     let path = small_config(dir, "signals", origin, control);
     let token = dir.join("token");
     std::fs::write(&token, TOKEN).expect("token");
@@ -26,9 +37,6 @@ fn config(dir: &Path, origin: u16, control: u16, ingest: u16, rtmp: u16) -> std:
             "listen = \"127.0.0.1:{control}\"\ntoken_file = \"{}\"",
             token.display()
         ),
-    );
-    let text = format!(
-        "{text}\n[[output]]\nname = \"cmaf\"\nprotocol = \"cmaf\"\nprimary = \"http://127.0.0.1:{ingest}/cm\"\n\n[[output]]\nname = \"rtmp\"\nprotocol = \"rtmp\"\nprimary = \"rtmp://127.0.0.1:{rtmp}/live\"\nstream = \"cam\"\nrenditions = [\"240p\"]\n"
     );
     std::fs::write(&path, text).expect("config");
     path
@@ -594,4 +602,84 @@ fn an_scte35_splice_in_a_udp_feed_lands_on_the_picture_it_names() {
         );
     }
     let _ = sender.join();
+}
+
+#[test]
+fn a_pair_given_the_same_splice_writes_the_same_signal() {
+    let _serial = serial();
+    let dirs = [(); 2].map(|_| tempfile::tempdir().expect("tempdir"));
+    let boxes: Vec<(Daemon, u16)> = dirs
+        .iter()
+        .map(|dir| {
+            let (origin, control) = (free_port(), free_port());
+            let cfg = config_without_outputs(dir.path(), origin, control);
+            (
+                Daemon::start(&cfg, origin, dir.path().join("daemon.log")),
+                control,
+            )
+        })
+        .collect();
+    for (d, _) in &boxes {
+        wait_for("the origin", Duration::from_secs(30), || {
+            get_text(&d.url("/live/240p/index.m3u8")).filter(|t| t.contains(".m4s"))
+        });
+    }
+    // What automation sends a pair: the same request with the same "at", to each box.
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let at = twincast_media::hls::program_date_time(((now_ms / 1000 + 7) * 1000 + 617) * 1_000_000);
+    let body = format!(r#"{{"kind":"out","event_id":9,"duration":"20s","at":"{at}"}}"#);
+    let answers: Vec<serde_json::Value> = boxes
+        .iter()
+        .map(|(_, control)| {
+            let (status, s) = post(*control, &body, Some(TOKEN));
+            assert_eq!(status, 202, "{s}");
+            s
+        })
+        .collect();
+    for field in ["frame", "scte35_hex", "splice_time_ms"] {
+        assert_eq!(answers[0][field], answers[1][field], "{field}: {answers:?}");
+    }
+    let pts = answers[0]["frame"].as_u64().expect("frame") * 3000;
+    for rendition in ["240p", "180p"] {
+        let seen: Vec<(Vec<String>, Vec<mp4_atom::Emsg>)> = boxes
+            .iter()
+            .map(|(d, _)| {
+                let url = d.url(&format!("/live/{rendition}/index.m3u8"));
+                let (text, segment) = wait_for(
+                    &format!("{rendition}: the segment with the splice"),
+                    Duration::from_secs(40),
+                    || {
+                        let text = get_text(&url)?;
+                        let segment = segment_holding(&text, pts)?;
+                        Some((text, segment))
+                    },
+                );
+                let signals = text
+                    .lines()
+                    .filter(|l| l.starts_with("#EXT-X-DATERANGE") || l.starts_with("#EXT-X-CUE"))
+                    .map(str::to_string)
+                    .collect();
+                let data =
+                    get_ok(&d.url(&format!("/live/{rendition}/{segment}"))).expect("segment");
+                (signals, emsgs(&data))
+            })
+            .collect();
+        assert!(!seen[0].0.is_empty() && !seen[0].1.is_empty(), "{seen:?}");
+        assert_eq!(seen[0], seen[1], "{rendition}: the boxes' signals differ");
+    }
+    let events: Vec<Vec<String>> = boxes
+        .iter()
+        .map(|(d, _)| {
+            let mpd = get_text(&d.url("/live/manifest.mpd")).expect("MPD");
+            mpd.split("<Event ")
+                .skip(1)
+                .map(|e| e.split("</Event>").next().unwrap_or("").to_string())
+                .collect()
+        })
+        .collect();
+    assert!(!events[0].is_empty(), "no DASH event");
+    assert_eq!(events[0], events[1], "the boxes' DASH events differ");
 }
