@@ -4,19 +4,20 @@
 //! reading and forwarding: this kernel has no netem), and the recording must have everything
 //! (contiguous timestamps, decoded by ffmpeg).
 //!
-//! Budget (CI has two cores shared with other jobs; the file runs serially in ~7 min): every
-//! cell uses one 320x180 rendition + audio, 30 s steady, then the kill, then the stall. The
+//! Budget (CI has two cores shared with other jobs; the file runs serially in ~6 min): every
+//! cell uses one 320x180 rendition + audio, a steady phase, then the kill, then the stall. The
 //! shipped three-rung ladder against two nginx-rtmp with their default config (where the false
-//! stalls showed: nginx's default acknowledgement window is 5 MB) runs for five minutes in
-//! tests/soak.rs (`soak_short`), which also checks those recordings.
+//! stalls showed: nginx's default acknowledgement window is 5 MB) and against the Smooth and
+//! CMAF receiver runs steady for five minutes in tests/soak.rs (`soak_short`), which also checks
+//! the nginx recordings; so those cells here keep only 5 s of steady flow.
 //!
 //! | cell | server | steady | kill 10 s | stall 10 s |
 //! |---|---|---|---|---|
-//! | `nginx_default_config_killed_and_stalled_loses_nothing` | nginx-rtmp, default config | 30 s | yes | yes |
+//! | `nginx_default_config_killed_and_stalled_loses_nothing` | nginx-rtmp, default config | 5 s | yes | yes |
 //! | `ffmpeg_rtmp_server_killed_and_stalled_loses_nothing` | `ffmpeg -listen 1 … -c copy` | 30 s | yes | yes |
 //! | `node_media_server_killed_and_stalled_loses_nothing` | node-media-server 4.4.3 (npm), shipped config | 30 s | yes | yes |
 //! | `rtmps_through_tls_to_nginx_default_killed_and_stalled_loses_nothing` | rustls TLS proxy → nginx-rtmp default | 30 s | yes | yes |
-//! | `smooth_and_cmaf_steady_killed_and_stalled_lose_nothing` | the suite's HTTP receiver (`stall` switch) | 30 s | yes | yes |
+//! | `smooth_and_cmaf_steady_killed_and_stalled_lose_nothing` | the suite's HTTP receiver (`stall` switch) | 5 s | yes | yes |
 //!
 //! The tuned nginx (`ack_window 65536`) stays in tests/e2e_publish.rs as a second peer.
 
@@ -109,8 +110,8 @@ fn smooth_and_cmaf_steady_killed_and_stalled_lose_nothing() {
             .then_some(())
     });
 
-    // Steady: no reconnect at all.
-    std::thread::sleep(STEADY);
+    // Steady: no reconnect at all (the five-minute steady run is soak_short's).
+    std::thread::sleep(STEADY_SOAKED);
     for (o, t, _) in &streams {
         assert_eq!(
             backoffs(&d, o, t),
@@ -232,6 +233,10 @@ fn smooth_and_cmaf_steady_killed_and_stalled_lose_nothing() {
 /// (`soak_short`, five minutes, with the checks of the recordings that the 60 s shipped-ladder
 /// test here used to make).
 const STEADY: Duration = Duration::from_secs(30);
+/// The steady phase of the cells whose peer `soak_short` already pushes to for five minutes
+/// with its defaults (nginx-rtmp, the Smooth and CMAF receiver): only long enough to show the
+/// flow before the faults.
+const STEADY_SOAKED: Duration = Duration::from_secs(5);
 
 /// An RTMP server of the matrix.
 enum Server {
@@ -279,7 +284,14 @@ impl Server {
 /// `front` (the server's port, or the TLS proxy's): steady with no reconnect, the server
 /// killed 10 s, the proxy stalled 10 s; every frame from the first to the last recorded
 /// (over all publishes) with no hole, every recording decodes.
-fn rtmp_cell(name: &str, mut server: Server, front: u16, scheme_host: &str, env: &[(&str, &str)]) {
+fn rtmp_cell(
+    name: &str,
+    mut server: Server,
+    front: u16,
+    scheme_host: &str,
+    env: &[(&str, &str)],
+    steady: Duration,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let pp = free_port();
     let proxy = Proxy::start(pp, front);
@@ -297,7 +309,7 @@ fn rtmp_cell(name: &str, mut server: Server, front: u16, scheme_host: &str, env:
     wait_for("the first publish", Duration::from_secs(45), || {
         (server.recorded_bytes(stream) > 20_000).then_some(())
     });
-    std::thread::sleep(STEADY);
+    std::thread::sleep(steady);
     assert_eq!(
         backoffs(&d, "cloud", "180p"),
         0,
@@ -426,7 +438,7 @@ fn rtmp_cell(name: &str, mut server: Server, front: u16, scheme_host: &str, env:
         files.len()
     );
     assert!(
-        frames as u64 > (STEADY.as_secs() + 30) * 30,
+        frames as u64 > (steady.as_secs() + 30) * 30,
         "{name}: {frames} frames recorded over {} publishes",
         files.len()
     );
@@ -535,6 +547,7 @@ fn nginx_default_config_killed_and_stalled_loses_nothing() {
         port,
         "rtmp://127.0.0.1",
         &[],
+        STEADY_SOAKED,
     );
 }
 
@@ -550,6 +563,7 @@ fn ffmpeg_rtmp_server_killed_and_stalled_loses_nothing() {
         port,
         "rtmp://127.0.0.1",
         &[],
+        STEADY,
     );
 }
 
@@ -565,6 +579,7 @@ fn node_media_server_killed_and_stalled_loses_nothing() {
         port,
         "rtmp://127.0.0.1",
         &[],
+        STEADY,
     );
 }
 
@@ -587,5 +602,6 @@ fn rtmps_through_tls_to_nginx_default_killed_and_stalled_loses_nothing() {
         tls,
         "rtmps://localhost",
         &[("TWINCAST_EXTRA_CA_FILE", ca_file.as_str())],
+        STEADY,
     );
 }
