@@ -149,6 +149,20 @@ fn segment_holding(playlist: &str, pts: u64) -> Option<String> {
         .map(|w| w[0].1.clone())
 }
 
+/// `rendition`'s media playlist and the segment that holds `pts`, once both are listed.
+fn splice_segment(d: &Daemon, rendition: &str, pts: u64) -> (String, String) {
+    let url = d.url(&format!("/live/{rendition}/index.m3u8"));
+    wait_for(
+        &format!("{rendition}: the segment with the splice"),
+        Duration::from_secs(40),
+        || {
+            let text = get_text(&url)?;
+            let segment = segment_holding(&text, pts)?;
+            Some((text, segment))
+        },
+    )
+}
+
 /// Key frames (pts in 90 kHz) of one HLS segment with its init.
 fn key_frames(dir: &Path, init: &[u8], segment: &[u8]) -> Vec<u64> {
     let file = dir.join("probe.mp4");
@@ -253,16 +267,7 @@ fn a_splice_is_an_idr_in_every_rendition_and_a_daterange_in_every_playlist() {
 
     for rendition in ["240p", "180p"] {
         // The segment that holds the splice frame, once listed.
-        let playlist_url = d.url(&format!("/live/{rendition}/index.m3u8"));
-        let (text, segment) = wait_for(
-            &format!("{rendition}: the segment with the splice"),
-            Duration::from_secs(40),
-            || {
-                let text = get_text(&playlist_url)?;
-                let segment = segment_holding(&text, pts)?;
-                Some((text, segment))
-            },
-        );
+        let (text, segment) = splice_segment(&d, rendition, pts);
         let tag = format!(
             "#EXT-X-DATERANGE:ID=\"splice-7-{frame}\",START-DATE=\"{at}\",PLANNED-DURATION=10.000,SCTE35-OUT={hex}"
         );
@@ -568,16 +573,7 @@ fn an_scte35_splice_in_a_udp_feed_lands_on_the_picture_it_names() {
     let hex = listed["scte35_hex"].as_str().expect("hex").to_string();
     let want_luma = (8 * PICTURE % 256) as f64;
     for rendition in ["240p", "180p"] {
-        let playlist_url = d.url(&format!("/live/{rendition}/index.m3u8"));
-        let (text, segment) = wait_for(
-            &format!("{rendition}: the segment with the splice"),
-            Duration::from_secs(40),
-            || {
-                let text = get_text(&playlist_url)?;
-                let segment = segment_holding(&text, pts)?;
-                Some((text, segment))
-            },
-        );
+        let (text, segment) = splice_segment(&d, rendition, pts);
         assert!(
             text.contains(&format!("SCTE35-OUT={hex}")),
             "{rendition}: no DATERANGE with the box's section in\n{text}"
@@ -647,16 +643,7 @@ fn a_pair_given_the_same_splice_writes_the_same_signal() {
         let seen: Vec<(Vec<String>, Vec<mp4_atom::Emsg>)> = boxes
             .iter()
             .map(|(d, _)| {
-                let url = d.url(&format!("/live/{rendition}/index.m3u8"));
-                let (text, segment) = wait_for(
-                    &format!("{rendition}: the segment with the splice"),
-                    Duration::from_secs(40),
-                    || {
-                        let text = get_text(&url)?;
-                        let segment = segment_holding(&text, pts)?;
-                        Some((text, segment))
-                    },
-                );
+                let (text, segment) = splice_segment(d, rendition, pts);
                 let signals = text
                     .lines()
                     .filter(|l| l.starts_with("#EXT-X-DATERANGE") || l.starts_with("#EXT-X-CUE"))
