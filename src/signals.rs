@@ -28,6 +28,11 @@ pub struct Signals {
     pub conditioned: AtomicU64,
     /// Requests refused (4xx).
     pub refused: AtomicU64,
+    /// SCTE-35 sections of the input that put a splice on the schedule (passthrough).
+    pub passed_through: AtomicU64,
+    /// SCTE-35 sections of the input that were not carried (a refusal, a command not
+    /// carried, a time not placed); repeats of a scheduled one are neither.
+    pub not_passed: AtomicU64,
 }
 
 /// What a passed-through section came to.
@@ -82,6 +87,8 @@ impl Signals {
             next: AtomicU64::new(u64::MAX),
             conditioned: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            passed_through: AtomicU64::new(0),
+            not_passed: AtomicU64::new(0),
         }
     }
 
@@ -109,17 +116,19 @@ impl Signals {
         }
     }
 
-    /// Schedules `req`, made at epoch time `now_ns`.
+    /// Schedules `req` (a `POST /splice`), made at epoch time `now_ns`; a refusal is counted.
     pub fn request(&self, req: &Request, now_ns: u64) -> Result<Splice, Refusal> {
+        let result = self.schedule(req, now_ns);
+        if result.is_err() {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Schedules `req` without counting a refusal (the caller counts it its way).
+    fn schedule(&self, req: &Request, now_ns: u64) -> Result<Splice, Refusal> {
         let mut schedule = crate::sync::lock(&self.schedule);
-        let result = schedule.add(req, now_ns, self.reached(now_ns)).cloned();
-        let splice = match result {
-            Ok(s) => s,
-            Err(e) => {
-                self.refused.fetch_add(1, Ordering::Relaxed);
-                return Err(e);
-            }
-        };
+        let splice = schedule.add(req, now_ns, self.reached(now_ns)).cloned()?;
         if splice.conditions_frame() {
             self.next.fetch_min(splice.frame, Ordering::SeqCst);
             // The probe may have passed the frame between the check and now: take it back
@@ -127,7 +136,6 @@ impl Signals {
             let reached = self.reached.load(Ordering::SeqCst);
             if reached >= splice.frame {
                 schedule.withdraw_last();
-                self.refused.fetch_add(1, Ordering::Relaxed);
                 return Err(Refusal::Past {
                     at_ms: splice.time_ns / 1_000_000,
                     reached,
@@ -148,6 +156,21 @@ impl Signals {
         at_ns: Option<u64>,
         now_ns: u64,
     ) -> Result<Passed, String> {
+        let result = self.pass(section, at_ns, now_ns);
+        match &result {
+            Ok(Passed::Scheduled(_)) => self.passed_through.fetch_add(1, Ordering::Relaxed),
+            Ok(Passed::Repeat) => 0,
+            Err(_) => self.not_passed.fetch_add(1, Ordering::Relaxed),
+        };
+        result
+    }
+
+    /// A section not carried, said by the caller (its time could not be placed).
+    pub fn not_placed(&self) {
+        self.not_passed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn pass(&self, section: &[u8], at_ns: Option<u64>, now_ns: u64) -> Result<Passed, String> {
         let info = SpliceInfo::parse(section).map_err(|e| e.to_string())?;
         let at = at_ns.map(|w| self.rate.frame_time_ns(self.rate.frame_index_nearest(w)));
         let req = splice::request_of_section(&info, at)?;
@@ -166,7 +189,7 @@ impl Signals {
         if repeat {
             return Ok(Passed::Repeat);
         }
-        match self.request(&req, now_ns) {
+        match self.schedule(&req, now_ns) {
             Ok(s) => Ok(Passed::Scheduled(s)),
             // A cancel the sender repeats: the break is already taken back.
             Err(Refusal::Unknown(_) | Refusal::AlreadyDone { .. })
@@ -545,5 +568,16 @@ mod tests {
         let null = SpliceInfo::new(Command::Null).to_bytes().expect("section");
         assert!(s.passthrough(&null, None, NOW).is_err());
         assert!(s.passthrough(&[0xFC, 0x30], None, NOW).is_err());
+        assert_eq!(
+            s.passed_through.load(Ordering::Relaxed),
+            2,
+            "the out and the cancel"
+        );
+        assert_eq!(s.not_passed.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            s.refused.load(Ordering::Relaxed),
+            0,
+            "no POST /splice was refused"
+        );
     }
 }

@@ -568,6 +568,9 @@ fn an_scte35_splice_in_a_udp_feed_lands_on_the_picture_it_names() {
     });
     assert_eq!(listed["kind"], "out", "{listed}");
     assert_eq!(listed["duration_ms"], 8000, "{listed}");
+    let status = get_json(&format!("http://127.0.0.1:{control}/status")).expect("status");
+    assert_eq!(status["signals"]["passed_through_sections"], 1, "{status}");
+    assert_eq!(status["signals"]["sections_not_passed"], 0, "{status}");
     let frame = listed["frame"].as_u64().expect("frame");
     let pts = frame * 3000;
     let hex = listed["scte35_hex"].as_str().expect("hex").to_string();

@@ -42,6 +42,9 @@ pub struct SignalsInfo {
     pub conditioned_frames: u64,
     /// `POST /splice` requests refused (4xx other than the token's).
     pub refused_requests: u64,
+    /// SCTE-35 sections of the input that scheduled a splice, and those not carried.
+    pub passed_through_sections: u64,
+    pub sections_not_passed: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -248,6 +251,8 @@ fn signals_info(ops: &Ops) -> SignalsInfo {
         pending: listed.iter().filter(|l| l.pending).count(),
         conditioned_frames: ops.signals.conditioned.load(Ordering::Relaxed),
         refused_requests: ops.signals.refused.load(Ordering::Relaxed),
+        passed_through_sections: ops.signals.passed_through.load(Ordering::Relaxed),
+        sections_not_passed: ops.signals.not_passed.load(Ordering::Relaxed),
     }
 }
 

@@ -88,11 +88,16 @@ fn pass_through(signals: Option<&Signals>, section: &[u8], at: SpliceAt) {
         return;
     };
     let result = match at {
-        SpliceAt::Unplaced => Err(
-            "its splice time cannot be placed yet: the feed's clock is not anchored, or the section does not parse".to_string(),
-        ),
-        SpliceAt::At(w) => signals.passthrough(section, Some(w), crate::capture::clock_step::now_ns()),
-        SpliceAt::Immediate => signals.passthrough(section, None, crate::capture::clock_step::now_ns()),
+        SpliceAt::Unplaced => {
+            signals.not_placed();
+            Err("its splice time cannot be placed yet: the feed's clock is not anchored, or the section does not parse".to_string())
+        }
+        SpliceAt::At(w) => {
+            signals.passthrough(section, Some(w), crate::capture::clock_step::now_ns())
+        }
+        SpliceAt::Immediate => {
+            signals.passthrough(section, None, crate::capture::clock_step::now_ns())
+        }
     };
     match result {
         Ok(Passed::Scheduled(s)) => log::info!(

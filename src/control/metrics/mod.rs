@@ -84,6 +84,18 @@ fn signals(w: &mut Writer, s: &Status) {
         "POST /splice requests refused as invalid or impossible (4xx, the token's refusals aside).",
         s.signals.refused_requests,
     );
+    w.one(
+        "splice_passed_through_sections_total",
+        "counter",
+        "SCTE-35 sections of the input that put a splice on the schedule (passthrough).",
+        s.signals.passed_through_sections,
+    );
+    w.one(
+        "splice_sections_not_passed_total",
+        "counter",
+        "SCTE-35 sections of the input that were not carried (see the log for why).",
+        s.signals.sections_not_passed,
+    );
 }
 
 /// Configuration reloads and the control listener's own figures.
