@@ -86,7 +86,9 @@ impl Daemon {
         // Capture → package.
         let stats = Arc::new(CaptureStats::default());
         let (units, unit_rx) = UnitSender::new(UNIT_QUEUE_CAPACITY, stats.clone());
-        let packager = Packager::new(grid, specs, hub.clone()).with_signals(signals.clone());
+        let packager = Packager::new(grid, specs, hub.clone())
+            .with_signals(signals.clone())
+            .with_epoch_timecode(config.timeline.timecode == crate::config::TimecodeKind::Epoch);
         let shared_specs = packager.specs();
         // `[publish] memory`: the publishers enforce it, /status and /metrics show it.
         let publish_budget = Budget::new(config.publish.memory);

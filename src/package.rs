@@ -9,6 +9,7 @@ use std::sync::mpsc::Receiver;
 
 use bytes::Bytes;
 use twincast_media::fragmenter::{Fragment, Fragmenter};
+use twincast_media::h264::{self, PicTimingLayout, Timecode};
 use twincast_media::mp4::{self, FragmentBrands, FragmentParams, Prft};
 use twincast_media::splice;
 use twincast_media::timeline::{AudioTimeline, FrameAssign, FrameRate, Grid};
@@ -80,6 +81,9 @@ pub struct TrackCounters {
     /// did not increase, in a fragment already closed or not starting on its grid frame, or
     /// refused by the audio timeline (/status `tracks[].dropped_units`).
     pub dropped_units: AtomicU64,
+    /// Video units sent without the epoch timecode SEI because it could not be written into
+    /// them (/status `tracks[].units_without_timecode`).
+    pub units_without_timecode: AtomicU64,
 }
 
 struct TrackState {
@@ -89,6 +93,10 @@ struct TrackState {
     fragmenter: Fragmenter,
     audio_timeline: Option<AudioTimeline>,
     drop_log: DropLog,
+    /// The picture timing SEI layout of the track's SPS and its NAL length size, when the
+    /// epoch timecode is written into its units.
+    timecode: Option<(PicTimingLayout, u8)>,
+    timecode_log: Option<std::time::Instant>,
 }
 
 /// Logs the packager's drops of one track, at most once every [`DROP_LOG_EVERY`], with the
@@ -137,6 +145,8 @@ pub struct Packager {
     pub counters: Arc<Vec<TrackCounters>>,
     /// The splice schedule whose SCTE-35 sections video fragments carry as `emsg`s.
     signals: Option<Arc<Signals>>,
+    /// Every video unit gets the epoch timecode SEI (`timeline.timecode = "epoch"`).
+    epoch_timecode: bool,
 }
 
 /// Track descriptions shared between the packager and whoever rebuilds capture.
@@ -166,6 +176,8 @@ impl Packager {
                     fragmenter,
                     audio_timeline,
                     drop_log: DropLog::new(spec),
+                    timecode: None,
+                    timecode_log: None,
                 }
             })
             .collect();
@@ -176,7 +188,15 @@ impl Packager {
             tracks,
             counters,
             signals: None,
+            epoch_timecode: false,
         }
+    }
+
+    /// Video units get a picture timing SEI whose timecode is the frame's epoch time, and the
+    /// SPS the flag that lets decoders read it (docs/design/signals.md, *Timecode*).
+    pub fn with_epoch_timecode(mut self, on: bool) -> Self {
+        self.epoch_timecode = on;
+        self
     }
 
     /// Video fragments carry the `emsg`s of `signals`' splices (docs/design/signals.md, *CMAF*).
@@ -227,9 +247,12 @@ impl Packager {
         };
         let counters = &self.counters[unit.track];
         counters.units.fetch_add(1, Ordering::Relaxed);
-        if let Some(codec_data) = unit.codec_data {
+        if let Some(mut codec_data) = unit.codec_data {
             let spec = crate::sync::read(&self.specs).get(unit.track).cloned();
             if let Some(spec) = spec {
+                if self.epoch_timecode && matches!(spec, TrackSpec::Video { .. }) {
+                    state.timecode = timecode_config(&spec, &mut codec_data);
+                }
                 let info = track_info(unit.track, &spec, codec_data);
                 if state.info.as_ref() != Some(&info) {
                     // New codec parameters (a rebuilt encoder): what is cut so far belongs to
@@ -273,12 +296,38 @@ impl Packager {
             },
             None => self.rate.frame_index_nearest(unit.dts_wall_ns),
         };
+        let data = match state.timecode {
+            Some((layout, length_size)) => {
+                let tc = Timecode::of_frame(self.rate, index);
+                match h264::insert_pic_timing(&unit.data, length_size, &layout, &tc) {
+                    Ok(data) => data,
+                    Err(e) => {
+                        counters
+                            .units_without_timecode
+                            .fetch_add(1, Ordering::Relaxed);
+                        if state
+                            .timecode_log
+                            .is_none_or(|t| t.elapsed() >= DROP_LOG_EVERY)
+                        {
+                            state.timecode_log = Some(std::time::Instant::now());
+                            log::warn!(
+                                track = state.drop_log.track.as_str();
+                                "package: track {} frame {index} sent without its epoch timecode: {e} ({} units so far)",
+                                state.drop_log.track,
+                                counters.units_without_timecode.load(Ordering::Relaxed)
+                            );
+                        }
+                        unit.data
+                    }
+                }
+            }
+            None => unit.data,
+        };
         let cts_offset = 0;
         let before = state.fragmenter.stats();
-        let fragment =
-            state
-                .fragmenter
-                .push(index, unit.keyframe, cts_offset, unit.data, unit.filler);
+        let fragment = state
+            .fragmenter
+            .push(index, unit.keyframe, cts_offset, data, unit.filler);
         let after = state.fragmenter.stats();
         if after.dropped_samples > before.dropped_samples {
             counters.dropped_units.fetch_add(
@@ -354,6 +403,29 @@ impl Packager {
             samples: Arc::new(fragment.samples),
             init: self.tracks[track].init.clone(),
         });
+    }
+}
+
+/// Gives the `avcC` of a video track `pic_struct_present_flag` and returns what the SEI needs;
+/// `None` (the track goes without timecode, said in the log) when the record cannot be read.
+fn timecode_config(spec: &TrackSpec, avcc: &mut Vec<u8>) -> Option<(PicTimingLayout, u8)> {
+    let rewritten = h264::avcc_with_pic_struct(avcc).and_then(|(bytes, layout)| {
+        let length_size = h264::AvcDecoderConfig::parse(&bytes)?.length_size;
+        Ok((bytes, layout, length_size))
+    });
+    match rewritten {
+        Ok((bytes, layout, length_size)) => {
+            *avcc = bytes;
+            Some((layout, length_size))
+        }
+        Err(e) => {
+            log::warn!(
+                track = spec.name().as_str();
+                "package: track {} goes without the epoch timecode: its encoder's avcC cannot take it: {e}",
+                spec.name()
+            );
+            None
+        }
     }
 }
 
@@ -533,6 +605,112 @@ mod tests {
         assert_eq!(c.media_bytes.load(Ordering::Relaxed), 12_000);
         assert_eq!(c.next_sequence.load(Ordering::Relaxed), n + 2);
         assert_eq!(c.dropped_units.load(Ordering::Relaxed), 0);
+    }
+
+    /// The x264 test stream's access units (length-prefixed, without parameter sets) and its
+    /// `avcC`.
+    fn x264_units_and_avcc() -> (Vec<Vec<u8>>, Vec<u8>) {
+        use twincast_media::h264::{AvcDecoderConfig, NAL_PPS, NAL_SPS, nal_unit_type};
+        let annexb = include_bytes!("../media/testdata/x264_320x180_30fps.h264");
+        let units = h264::split_access_units(annexb).expect("x264 test stream");
+        let find = |t| {
+            *units[0]
+                .iter()
+                .find(|n| nal_unit_type(n) == Some(t))
+                .expect("parameter set")
+        };
+        let avcc = AvcDecoderConfig::from_parameter_sets(&[find(NAL_SPS)], &[find(NAL_PPS)])
+            .expect("avcC")
+            .to_bytes();
+        let aus = units
+            .iter()
+            .map(|au| {
+                let nals: Vec<&[u8]> = au
+                    .iter()
+                    .copied()
+                    .filter(|n| !matches!(nal_unit_type(n), Some(NAL_SPS | NAL_PPS)))
+                    .collect();
+                h264::nals_to_avcc(&nals).expect("sample")
+            })
+            .collect();
+        (aus, avcc)
+    }
+
+    /// What [`x264_fragment`] gives: the init's `avcC`, the fragment's samples, its first
+    /// frame index and the units that went in.
+    struct X264Fragment {
+        avcc: Vec<u8>,
+        samples: Vec<Vec<u8>>,
+        k0: u64,
+        units: Vec<Vec<u8>>,
+    }
+
+    /// One 60-frame fragment of the x264 stream through a packager with the epoch timecode on
+    /// or off.
+    fn x264_fragment(epoch_timecode: bool) -> X264Fragment {
+        let grid = grid();
+        let (_, k0) = start(grid);
+        let (aus, avcc) = x264_units_and_avcc();
+        let (p, _hub, mut rx) = video_packager(grid);
+        let mut p = p.with_epoch_timecode(epoch_timecode);
+        for k in k0..=k0 + 60 {
+            let i = ((k - k0) % 60) as usize;
+            let mut unit = video_unit(grid, k, (k == k0).then_some(&avcc[..]), false);
+            unit.keyframe = h264::is_idr(&aus[i]).expect("sample");
+            unit.data = aus[i].clone();
+            p.push(unit);
+        }
+        let got = received(&mut rx);
+        assert_eq!(got.len(), 1);
+        let init = got[0].init.as_ref().expect("init");
+        let Codec::H264 { avcc: out, .. } = &init.info.codec else {
+            panic!("video");
+        };
+        let samples = got[0].samples.iter().map(|s| s.data.to_vec()).collect();
+        assert_eq!(
+            p.counters[0].units_without_timecode.load(Ordering::Relaxed),
+            0
+        );
+        X264Fragment {
+            avcc: out.clone(),
+            samples,
+            k0,
+            units: aus,
+        }
+    }
+
+    #[test]
+    fn epoch_timecode_goes_into_every_video_unit_and_the_avcc() {
+        let grid = grid();
+        let X264Fragment {
+            avcc, samples, k0, ..
+        } = x264_fragment(true);
+        let (_, layout) = h264::avcc_with_pic_struct(&avcc).expect("avcC");
+        let sps = h264::AvcDecoderConfig::parse(&avcc)
+            .expect("avcC")
+            .parse_sps();
+        assert!(
+            sps.expect("sps")
+                .pic_timing
+                .expect("vui")
+                .pic_struct_present
+        );
+        for (i, data) in samples.iter().enumerate() {
+            let tc = Timecode::of_frame(grid.rate(), k0 + i as u64);
+            let sei = h264::pic_timing_nal(&layout, &tc, (0, 0));
+            let nals: Vec<&[u8]> = h264::AvccNals::new(data).map(|n| n.expect("nal")).collect();
+            assert!(
+                nals.contains(&&sei[..]),
+                "frame {i} lacks its timecode {tc:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_epoch_timecode_the_encoder_output_passes_unchanged() {
+        let f = x264_fragment(false);
+        assert_eq!(f.avcc, x264_units_and_avcc().1);
+        assert_eq!(f.samples, f.units);
     }
 
     #[test]

@@ -252,3 +252,85 @@ fn aac_fragments_decode_with_epoch_timestamps() {
     let last = frames.last().expect("frames");
     assert_eq!(last["pts"].as_u64(), samples.last().map(|s| s.dts));
 }
+
+/// The x264 frames at 29.97 across 12:01:00 UTC, with the epoch timecode SEI written by the
+/// media crate: ffprobe reads on every frame the label the media crate computed, and the
+/// minute's first two labels are skipped (drop-frame).
+#[test]
+fn x264_frames_with_the_epoch_timecode_read_back_in_ffprobe_across_a_dropped_minute() {
+    use twincast_media::h264::{Timecode, avcc_with_pic_struct, insert_pic_timing};
+    use twincast_media::timeline::FrameRate;
+    let rate = FrameRate::new(30_000, 1001).expect("rate");
+    let (mut track, samples) = video_track_and_samples();
+    let Codec::H264 { avcc, .. } = &mut track.codec else {
+        panic!("video track");
+    };
+    let (rewritten, layout) = avcc_with_pic_struct(avcc).expect("avcC takes the flag");
+    *avcc = rewritten;
+    // 12:00:59;00 of a day is drop-frame count (720·60 + 59)·30 − 2·(720 − 72) from the day's
+    // first frame.
+    let day_ns = u128::from(EPOCH_SECS / 86_400 * 86_400) * 1_000_000_000;
+    let first_of_day = (day_ns * 30_000).div_ceil(1001 * 1_000_000_000) as u64;
+    let k0 = first_of_day + (720 * 60 + 59) * 30 - 2 * (720 - 72);
+    let samples: Vec<Sample> = samples
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let k = k0 + i as u64;
+            let tc = Timecode::of_frame(rate, k);
+            Sample {
+                dts: rate.frame_ts(k, VIDEO_TIMESCALE),
+                duration: 3003,
+                data: insert_pic_timing(&s.data, 4, &layout, &tc).expect("SEI goes in"),
+                ..s
+            }
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = build_file(dir.path(), "timecode.mp4", &track, &samples, 30);
+    decode_cleanly(&path);
+    let p = path.to_str().expect("utf-8 temp path");
+    let (stdout, _) = run(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-show_frames",
+            "-show_entries",
+            "frame=pts:frame_tags=timecode",
+            "-of",
+            "csv=p=0",
+            p,
+        ],
+    );
+    // One line per frame (`pts,timecode`), then a line per side data: the digits of the tag.
+    let read: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| {
+            let mut fields = l.split(',');
+            fields.next()?.trim().parse::<u64>().ok()?;
+            Some(
+                fields
+                    .next()?
+                    .chars()
+                    .filter(char::is_ascii_digit)
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(read.len(), 60, "{stdout}");
+    let wanted: Vec<String> = (0..60)
+        .map(|i| {
+            let tc = Timecode::of_frame(rate, k0 + i);
+            format!(
+                "{:02}{:02}{:02}{:02}",
+                tc.hours, tc.minutes, tc.seconds, tc.frames
+            )
+        })
+        .collect();
+    assert_eq!(read, wanted);
+    assert_eq!(read[0], "12005900");
+    assert_eq!(read[29], "12005929");
+    assert_eq!(read[30], "12010002", "drop-frame skips ;00 and ;01");
+    assert_eq!(read[59], "12010101");
+}

@@ -48,6 +48,11 @@ impl BitWriter {
         }
     }
 
+    /// True between whole bytes.
+    pub fn is_aligned(&self) -> bool {
+        self.n == 0
+    }
+
     pub fn finish(mut self) -> Vec<u8> {
         if self.n > 0 {
             let pad = 8 - self.n;

@@ -42,7 +42,7 @@ pub use duration::{format_duration, parse_duration};
 pub use url::{expand_url, register_url_secrets, sanitize_url};
 pub use values::{
     AudioInput, CmafProfile, EncoderKind, FrameRateSpec, HttpMethod, InputKind, OutputSettings,
-    Protocol, RtmpTimestamps, parse_listen, parse_size,
+    Protocol, RtmpTimestamps, TimecodeKind, parse_listen, parse_size,
 };
 
 /// sysexits EX_CONFIG: the configuration is invalid or unreadable.
@@ -276,6 +276,8 @@ pub struct TimelineSection {
     pub gop: Duration,
     /// GOPs per fragment (≥ 1).
     pub fragment_gops: u32,
+    /// The epoch timecode in the video, or none.
+    pub timecode: TimecodeKind,
 }
 
 impl Default for TimelineSection {
@@ -283,6 +285,7 @@ impl Default for TimelineSection {
         TimelineSection {
             gop: DEFAULT_GOP,
             fragment_gops: DEFAULT_FRAGMENT_GOPS,
+            timecode: TimecodeKind::Epoch,
         }
     }
 }

@@ -97,6 +97,17 @@ choice!(
 );
 
 choice!(
+    /// What timecode the video carries (`timeline.timecode`).
+    TimecodeKind, "timecode", {
+        /// An H.264 picture timing SEI on every access unit: the frame's UTC time of day
+        /// (docs/design/signals.md, *Timecode*).
+        Epoch = "epoch",
+        /// No picture timing SEI is added (what the encoder writes passes unchanged).
+        Off = "none",
+    }
+);
+
+choice!(
     /// Ingest protocol of an output (`output.protocol`).
     Protocol, "protocol", {
         /// RTMP/RTMPS, one publish per rendition.

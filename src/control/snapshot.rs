@@ -139,6 +139,8 @@ pub struct TrackInfo {
     pub media_bytes: u64,
     /// Encoded units the packager could not place in a fragment (src/package.rs).
     pub dropped_units: u64,
+    /// Video units sent without the epoch timecode SEI (src/package.rs).
+    pub units_without_timecode: u64,
     /// Fragments the figures above (`fps`, `bitrate_bps`, `fragments`, …) missed because
     /// their monitor fell behind the hub; the fragments themselves were not lost.
     pub fragments_lagged: u64,
@@ -296,6 +298,7 @@ fn track_infos(ops: &Ops) -> Vec<TrackInfo> {
                 units: load(|c| &c.units),
                 media_bytes: load(|c| &c.media_bytes),
                 dropped_units: load(|c| &c.dropped_units),
+                units_without_timecode: load(|c| &c.units_without_timecode),
                 fragments_lagged: f.fragments_lagged,
             }
         })

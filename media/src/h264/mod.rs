@@ -10,7 +10,8 @@
 //! outside.
 //!
 //! `annexb.rs`: start codes ↔ length prefixes, access units; `sps.rs`: the bit reader and the
-//! SPS; `avcc.rs`: the `avcC` record (it reads the SPS for the High-profile extension).
+//! SPS; `avcc.rs`: the `avcC` record (it reads the SPS for the High-profile extension);
+//! `timecode.rs`: the epoch timecode as a picture timing SEI.
 
 use thiserror::Error;
 
@@ -64,6 +65,10 @@ pub enum H264Error {
     NoSps,
     #[error("no PPS: a decoder configuration needs at least one")]
     NoPps,
+    #[error(
+        "the SPS has HRD parameters but the access unit no picture timing SEI to take its delays from"
+    )]
+    NoHrdDelays,
     #[error("too many {what}: {count} (at most {max})")]
     TooMany {
         what: &'static str,
@@ -87,10 +92,14 @@ mod avcc;
 mod sps;
 #[cfg(test)]
 mod tests;
+mod timecode;
 
 pub use annexb::{
     AnnexBNals, AvccNals, annexb_to_avcc, annexb_to_avcc_into, is_idr, nals_to_avcc,
     split_access_units,
 };
 pub use avcc::{AvcConfigExt, AvcDecoderConfig, rfc6381_codec};
-pub use sps::{BitReader, Sps, nal_to_rbsp};
+pub use sps::{BitReader, PicTimingLayout, Sps, nal_to_rbsp};
+pub use timecode::{
+    Timecode, avcc_with_pic_struct, insert_pic_timing, pic_timing_nal, sps_with_pic_struct,
+};

@@ -29,6 +29,11 @@ impl<'a> BitReader<'a> {
         Self { data, bit: 0 }
     }
 
+    /// Bits read so far.
+    pub fn bit_position(&self) -> usize {
+        self.bit
+    }
+
     pub fn read_bit(&mut self, what: &'static str) -> Result<bool, H264Error> {
         let byte = self
             .data
@@ -101,6 +106,32 @@ pub struct Sps {
     pub width: u32,
     /// Displayed height in pixels, after cropping.
     pub height: u32,
+    /// What a picture timing SEI needs from the VUI (§E.1.1), `None` when the VUI could not be
+    /// read (the fields above are still right).
+    pub pic_timing: Option<PicTimingLayout>,
+}
+
+/// Where the SPS says whether picture timing SEI carries `pic_struct` and clock timestamps,
+/// and the field lengths the HRD parameters give it (§E.1.1, §E.1.2, §D.1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PicTimingLayout {
+    /// `CpbDpbDelaysPresentFlag`: the bit lengths of `cpb_removal_delay` and
+    /// `dpb_output_delay`, when HRD parameters are present.
+    pub hrd_delays: Option<(u8, u8)>,
+    /// Bits of `time_offset` in each clock timestamp (24 without HRD parameters, §E.2.2).
+    pub time_offset_length: u8,
+    /// `pic_struct_present_flag`.
+    pub pic_struct_present: bool,
+    /// Bit offset, in the RBSP after the NAL header, of `pic_struct_present_flag`, or of
+    /// `vui_parameters_present_flag` when the SPS has no VUI.
+    pub(crate) site: PicStructSite,
+}
+
+/// See [`PicTimingLayout::site`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PicStructSite {
+    Flag(usize),
+    NoVui(usize),
 }
 
 impl Sps {
@@ -176,6 +207,9 @@ impl Sps {
             crop_t = r.read_ue("frame_crop_top_offset")?.into();
             crop_b = r.read_ue("frame_crop_bottom_offset")?.into();
         }
+        // The VUI is read only for picture timing; an SPS whose VUI is cut short still gives
+        // its size.
+        let pic_timing = read_pic_timing_layout(&mut r).ok();
 
         // Table 6-1 and equations 7-19..7-22.
         let chroma_array_type = if separate_colour_plane {
@@ -218,8 +252,87 @@ impl Sps {
             frame_mbs_only,
             width: to_u32(width, "cropped width")?,
             height: to_u32(height, "cropped height")?,
+            pic_timing,
         })
     }
+}
+
+/// Reads `vui_parameters_present_flag` and the VUI up to `pic_struct_present_flag` (§E.1.1).
+fn read_pic_timing_layout(r: &mut BitReader<'_>) -> Result<PicTimingLayout, H264Error> {
+    let vui_bit = r.bit_position();
+    if !r.read_bit("vui_parameters_present_flag")? {
+        return Ok(PicTimingLayout {
+            hrd_delays: None,
+            time_offset_length: DEFAULT_TIME_OFFSET_LENGTH,
+            pic_struct_present: false,
+            site: PicStructSite::NoVui(vui_bit),
+        });
+    }
+    if r.read_bit("aspect_ratio_info_present_flag")? && r.read_bits(8, "aspect_ratio_idc")? == 255 {
+        r.read_bits(32, "sar_width, sar_height")?;
+    }
+    if r.read_bit("overscan_info_present_flag")? {
+        r.read_bit("overscan_appropriate_flag")?;
+    }
+    if r.read_bit("video_signal_type_present_flag")? {
+        r.read_bits(4, "video_format, video_full_range_flag")?;
+        if r.read_bit("colour_description_present_flag")? {
+            r.read_bits(24, "colour_primaries, transfer, matrix")?;
+        }
+    }
+    if r.read_bit("chroma_loc_info_present_flag")? {
+        r.read_ue("chroma_sample_loc_type_top_field")?;
+        r.read_ue("chroma_sample_loc_type_bottom_field")?;
+    }
+    if r.read_bit("timing_info_present_flag")? {
+        r.read_bits(32, "num_units_in_tick")?;
+        r.read_bits(32, "time_scale")?;
+        r.read_bit("fixed_frame_rate_flag")?;
+    }
+    let mut hrd_delays = None;
+    let mut time_offset_length = DEFAULT_TIME_OFFSET_LENGTH;
+    let mut any_hrd = false;
+    for what in [
+        "nal_hrd_parameters_present_flag",
+        "vcl_hrd_parameters_present_flag",
+    ] {
+        if r.read_bit(what)? {
+            any_hrd = true;
+            let (cpb, dpb, offset) = read_hrd_lengths(r)?;
+            hrd_delays = Some((cpb, dpb));
+            time_offset_length = offset;
+        }
+    }
+    if any_hrd {
+        r.read_bit("low_delay_hrd_flag")?;
+    }
+    let site = PicStructSite::Flag(r.bit_position());
+    let pic_struct_present = r.read_bit("pic_struct_present_flag")?;
+    Ok(PicTimingLayout {
+        hrd_delays,
+        time_offset_length,
+        pic_struct_present,
+        site,
+    })
+}
+
+/// `time_offset_length` when no HRD parameters give it (§E.2.2).
+const DEFAULT_TIME_OFFSET_LENGTH: u8 = 24;
+
+/// Reads `hrd_parameters()` (§E.1.2) for the lengths of the picture timing fields.
+fn read_hrd_lengths(r: &mut BitReader<'_>) -> Result<(u8, u8, u8), H264Error> {
+    let cpb_cnt = ue_max(r, "cpb_cnt_minus1", 31)? + 1;
+    r.read_bits(8, "bit_rate_scale, cpb_size_scale")?;
+    for _ in 0..cpb_cnt {
+        r.read_ue("bit_rate_value_minus1")?;
+        r.read_ue("cpb_size_value_minus1")?;
+        r.read_bit("cbr_flag")?;
+    }
+    r.read_bits(5, "initial_cpb_removal_delay_length_minus1")?;
+    let cpb = r.read_bits(5, "cpb_removal_delay_length_minus1")? as u8 + 1;
+    let dpb = r.read_bits(5, "dpb_output_delay_length_minus1")? as u8 + 1;
+    let offset = r.read_bits(5, "time_offset_length")? as u8;
+    Ok((cpb, dpb, offset))
 }
 
 /// Skips a `scaling_list()` (§7.3.2.1.1.1): its length in bits depends on the deltas.

@@ -287,3 +287,331 @@ fn from_parameter_sets_validates() {
         })
     ));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Epoch timecode (timecode.rs)
+
+use crate::timeline::FrameRate;
+
+fn rate(num: u32, den: u32) -> FrameRate {
+    FrameRate::new(num, den).unwrap()
+}
+
+/// 2026-12-04T12:34:56Z in seconds since the epoch.
+const NOON_ISH: u64 = 1_796_387_696;
+
+#[test]
+fn integer_rates_give_the_utc_time_of_day_and_the_count_within_the_second() {
+    let r = rate(25, 1);
+    let k = NOON_ISH * 25 + 7;
+    let tc = Timecode::of_frame(r, k);
+    let (h, m, s) = (
+        (NOON_ISH % 86_400) / 3600,
+        NOON_ISH % 3600 / 60,
+        NOON_ISH % 60,
+    );
+    assert_eq!(
+        (tc.hours, tc.minutes, tc.seconds, tc.frames),
+        (h as u8, m as u8, s as u8, 7)
+    );
+    assert_eq!((tc.counting_type, tc.dropped_before), (0, false));
+    let midnight = Timecode::of_frame(rate(50, 1), (NOON_ISH - NOON_ISH % 86_400) * 50);
+    assert_eq!(
+        (midnight.hours, midnight.minutes, midnight.seconds),
+        (0, 0, 0)
+    );
+    assert_eq!(midnight.frames, 0);
+}
+
+/// The frame count of the day a drop-frame label stands for, computed the other way round
+/// (SMPTE 12M: 2 counts skipped per minute but each tenth).
+fn df_count(tc: &Timecode, nominal: u64, drop: u64) -> u64 {
+    let minutes = u64::from(tc.hours) * 60 + u64::from(tc.minutes);
+    let labels = (minutes * 60 + u64::from(tc.seconds)) * nominal + u64::from(tc.frames);
+    labels - drop * (minutes - minutes / 10)
+}
+
+#[test]
+fn drop_frame_counts_a_whole_day_at_2997_and_5994_without_a_gap_or_a_repeat() {
+    for (num, nominal, drop) in [(30_000u32, 30u64, 2u64), (60_000, 60, 4)] {
+        let r = rate(num, 1001);
+        // The first frame at or after a UTC midnight, and the next midnight's.
+        let day = 20_426u64 * 86_400 * 1_000_000_000;
+        let first = r.frame_index_at_or_after(day);
+        let next = r.frame_index_at_or_after(day + 86_400 * 1_000_000_000);
+        let labels_per_day = 24 * 6 * (10 * 60 * nominal - 9 * drop);
+        for k in first..next {
+            let tc = Timecode::of_frame(r, k);
+            let n = k - first;
+            assert_eq!(tc.counting_type, 4);
+            if n < labels_per_day {
+                assert_eq!(
+                    df_count(&tc, nominal, drop),
+                    n,
+                    "frame {n} of the day: {tc:?}"
+                );
+                // Never a skipped label.
+                let minute_start = tc.seconds == 0 && tc.minutes % 10 != 0;
+                assert!(!(minute_start && u64::from(tc.frames) < drop), "{tc:?}");
+                assert_eq!(
+                    tc.dropped_before,
+                    minute_start && u64::from(tc.frames) == drop
+                );
+                // Close to the UTC time all day: drop-frame falls behind by 0.6 ms per ten
+                // minutes (86 ms by the day's end), and a minute's skipped counts put the label
+                // up to 67 ms ahead just after them.
+                let minutes = u64::from(tc.hours) * 60 + u64::from(tc.minutes);
+                let labels =
+                    (minutes * 60 + u64::from(tc.seconds)) * nominal + u64::from(tc.frames);
+                let label_ns = labels * 1_000_000_000 / nominal;
+                let real_ns = r.frame_time_ns(k) - day;
+                assert!(
+                    real_ns.abs_diff(label_ns) < 160_000_000,
+                    "{tc:?} at {real_ns}"
+                );
+            } else {
+                // The few frames drop-frame cannot fit in a day wrap to 00:00:00.
+                assert_eq!((tc.hours, tc.minutes, tc.seconds), (0, 0, 0), "{tc:?}");
+                assert!(u64::from(tc.frames) < next - first - labels_per_day);
+            }
+        }
+        // The next day starts its count again.
+        let tc = Timecode::of_frame(r, next);
+        assert_eq!((tc.hours, tc.minutes, tc.seconds, tc.frames), (0, 0, 0, 0));
+    }
+}
+
+#[test]
+fn rates_without_drop_frame_count_within_the_frames_own_second() {
+    let r = rate(24_000, 1001);
+    let start = r.frame_index_at_or_after(NOON_ISH * 1_000_000_000);
+    let mut seen_23 = 0;
+    for k in start..start + 24 * 3600 {
+        let tc = Timecode::of_frame(r, k);
+        let t = r.frame_time_ns(k);
+        let secs = t / 1_000_000_000;
+        let tod = secs % 86_400;
+        assert_eq!(
+            (tc.hours, tc.minutes, tc.seconds),
+            ((tod / 3600) as u8, (tod / 60 % 60) as u8, (tod % 60) as u8)
+        );
+        let first_of_second = r.frame_index_at_or_after(secs * 1_000_000_000);
+        assert_eq!(u64::from(tc.frames), k - first_of_second);
+        assert!(tc.frames < 24);
+        assert_eq!(tc.counting_type, 5);
+        if tc.frames == 0 {
+            let prev = Timecode::of_frame(r, k - 1);
+            assert_eq!(tc.dropped_before, prev.frames == 22);
+            seen_23 += usize::from(tc.dropped_before);
+        }
+    }
+    assert!(seen_23 > 0, "23.976 has seconds of 23 frames");
+}
+
+/// Reads a picture timing SEI NAL unit back, field by field, for a layout without HRD.
+fn read_pic_timing(nal: &[u8], time_offset_length: u32) -> (u32, Timecode) {
+    assert_eq!(nal_unit_type(nal), Some(NAL_SEI));
+    let rbsp = nal_to_rbsp(&nal[1..]);
+    assert_eq!(rbsp[0], 1, "payloadType pic_timing");
+    let size = usize::from(rbsp[1]);
+    assert_eq!(
+        rbsp.len(),
+        2 + size + 1,
+        "one message, then the trailing bits"
+    );
+    assert_eq!(rbsp[2 + size], 0x80);
+    let mut r = BitReader::new(&rbsp[2..2 + size]);
+    let pic_struct = r.read_bits(4, "pic_struct").unwrap();
+    assert!(r.read_bit("clock_timestamp_flag").unwrap());
+    assert_eq!(r.read_bits(2, "ct_type").unwrap(), 0);
+    assert!(!r.read_bit("nuit_field_based_flag").unwrap());
+    let counting_type = r.read_bits(5, "counting_type").unwrap() as u8;
+    assert!(r.read_bit("full_timestamp_flag").unwrap());
+    assert!(!r.read_bit("discontinuity_flag").unwrap());
+    let dropped_before = r.read_bit("cnt_dropped_flag").unwrap();
+    let frames = r.read_bits(8, "n_frames").unwrap() as u8;
+    let seconds = r.read_bits(6, "seconds_value").unwrap() as u8;
+    let minutes = r.read_bits(6, "minutes_value").unwrap() as u8;
+    let hours = r.read_bits(5, "hours_value").unwrap() as u8;
+    assert_eq!(r.read_bits(time_offset_length, "time_offset").unwrap(), 0);
+    let used = r.bit_position();
+    if used % 8 != 0 {
+        assert!(r.read_bit("bit_equal_to_one").unwrap());
+    }
+    (
+        pic_struct,
+        Timecode {
+            hours,
+            minutes,
+            seconds,
+            frames,
+            counting_type,
+            dropped_before,
+        },
+    )
+}
+
+#[test]
+fn x264_sps_gets_pic_struct_present_and_keeps_everything_else() {
+    let (sps, _) = x264_parameter_sets();
+    let before = Sps::parse(sps).unwrap();
+    let layout = before.pic_timing.unwrap();
+    assert!(!layout.pic_struct_present, "x264 without --pic-struct");
+    assert_eq!(layout.hrd_delays, None);
+    let (rewritten, layout) = sps_with_pic_struct(sps).unwrap();
+    assert_eq!(rewritten.len(), sps.len(), "one bit set in place");
+    assert!(layout.pic_struct_present);
+    let after = Sps::parse(&rewritten).unwrap();
+    assert_eq!(after.pic_timing.unwrap().pic_struct_present, true);
+    assert_eq!(
+        Sps {
+            pic_timing: None,
+            ..after
+        },
+        Sps {
+            pic_timing: None,
+            ..before
+        }
+    );
+    // Rewriting again changes nothing.
+    assert_eq!(sps_with_pic_struct(&rewritten).unwrap().0, rewritten);
+    // The bits differ in exactly one place.
+    let diff: u32 = nal_to_rbsp(sps)
+        .iter()
+        .zip(nal_to_rbsp(&rewritten))
+        .map(|(a, b)| (a ^ b).count_ones())
+        .sum();
+    assert_eq!(diff, 1);
+}
+
+#[test]
+fn an_sps_without_vui_gets_one() {
+    let (rewritten, layout) = sps_with_pic_struct(&crafted_sps()).unwrap();
+    assert!(layout.pic_struct_present);
+    assert_eq!(layout.time_offset_length, 24);
+    let after = Sps::parse(&rewritten).unwrap();
+    assert_eq!((after.width, after.height), (1920, 1084));
+    let timing = after.pic_timing.unwrap();
+    assert!(timing.pic_struct_present);
+    assert_eq!(timing.hrd_delays, None);
+}
+
+#[test]
+fn avcc_gets_the_rewritten_sps_and_its_layout() {
+    let (sps, pps) = x264_parameter_sets();
+    let config = AvcDecoderConfig::from_parameter_sets(&[sps], &[pps]).unwrap();
+    let (avcc, layout) = avcc_with_pic_struct(&config.to_bytes()).unwrap();
+    assert!(layout.pic_struct_present);
+    let parsed = AvcDecoderConfig::parse(&avcc).unwrap();
+    assert_eq!(parsed.sps[0], sps_with_pic_struct(sps).unwrap().0);
+    assert_eq!(parsed.pps, config.pps);
+    assert!(avcc_with_pic_struct(&[1, 2, 3]).is_err());
+}
+
+#[test]
+fn pic_timing_sei_reads_back() {
+    let (sps, _) = x264_parameter_sets();
+    let (_, layout) = sps_with_pic_struct(sps).unwrap();
+    for k in [
+        0u64,
+        1,
+        29,
+        30,
+        NOON_ISH * 30000 / 1001,
+        u64::from(u32::MAX) * 60,
+    ] {
+        let tc = Timecode::of_frame(rate(30_000, 1001), k);
+        let nal = pic_timing_nal(&layout, &tc, (0, 0));
+        let (pic_struct, back) = read_pic_timing(&nal, u32::from(layout.time_offset_length));
+        assert_eq!(pic_struct, 0);
+        assert_eq!(back, tc);
+    }
+}
+
+#[test]
+fn every_x264_access_unit_gets_one_timing_sei_before_its_first_slice() {
+    let (sps, _) = x264_parameter_sets();
+    let (_, layout) = sps_with_pic_struct(sps).unwrap();
+    let r = rate(30, 1);
+    for (i, unit) in x264_units().iter().enumerate() {
+        let au = nals_to_avcc(unit).unwrap();
+        let tc = Timecode::of_frame(r, NOON_ISH * 30 + i as u64);
+        let out = insert_pic_timing(&au, 4, &layout, &tc).unwrap();
+        let nals: Vec<&[u8]> = AvccNals::new(&out).map(Result::unwrap).collect();
+        let timing: Vec<usize> = (0..nals.len())
+            .filter(|&j| nals[j].first() == Some(&0x06) && nal_to_rbsp(&nals[j][1..])[0] == 1)
+            .collect();
+        assert_eq!(timing.len(), 1, "unit {i}");
+        let first_slice = nals.iter().position(|n| is_vcl(n[0] & 0x1f)).unwrap();
+        assert_eq!(
+            timing[0] + 1,
+            first_slice,
+            "unit {i}: the SEI right before the slice"
+        );
+        assert_eq!(read_pic_timing(nals[timing[0]], 24).1, tc);
+        // Everything the encoder wrote is still there, in order (its SPS with the flag set).
+        let others: Vec<Vec<u8>> = nals
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != timing[0])
+            .map(|(_, n)| n.to_vec())
+            .collect();
+        let expected: Vec<Vec<u8>> = unit
+            .iter()
+            .map(|n| match nal_unit_type(n) {
+                Some(NAL_SPS) => sps_with_pic_struct(n).unwrap().0,
+                _ => n.to_vec(),
+            })
+            .collect();
+        assert_eq!(others, expected, "unit {i}");
+        // Doing it again replaces the SEI instead of adding one.
+        let again = insert_pic_timing(&out, 4, &layout, &tc).unwrap();
+        assert_eq!(again, out);
+    }
+}
+
+#[test]
+fn an_encoder_timing_message_is_replaced_and_its_other_messages_kept() {
+    let (sps, _) = x264_parameter_sets();
+    let (_, layout) = sps_with_pic_struct(sps).unwrap();
+    let tc = Timecode::of_frame(rate(25, 1), 1234);
+    // One SEI NAL: a user-data message (type 5, 17 bytes), then a picture timing message.
+    let mut rbsp = vec![5, 17];
+    rbsp.extend_from_slice(&[0xAB; 17]);
+    rbsp.extend_from_slice(&[1, 1, 0x00]);
+    rbsp.push(0x80);
+    let sei = [&[0x06][..], &rbsp].concat();
+    let slice = [0x65, 0x88, 0x84, 0x00];
+    let au = nals_to_avcc(&[&sei, &slice]).unwrap();
+    let out = insert_pic_timing(&au, 4, &layout, &tc).unwrap();
+    let nals: Vec<&[u8]> = AvccNals::new(&out).map(Result::unwrap).collect();
+    assert_eq!(nals.len(), 3);
+    let mut user = vec![0x06, 5, 17];
+    user.extend_from_slice(&[0xAB; 17]);
+    user.push(0x80);
+    assert_eq!(nals[0], &user[..]);
+    assert_eq!(read_pic_timing(nals[1], 24).1, tc);
+    assert_eq!(nals[2], &slice[..]);
+}
+
+#[test]
+fn timing_insertion_refuses_bad_units_without_panicking() {
+    let (sps, _) = x264_parameter_sets();
+    let (_, layout) = sps_with_pic_struct(sps).unwrap();
+    let tc = Timecode::of_frame(rate(30, 1), 0);
+    assert!(insert_pic_timing(&[0, 0, 0, 9, 1], 4, &layout, &tc).is_err());
+    assert!(insert_pic_timing(&[0, 0, 0, 1, 0x06], 4, &layout, &tc).is_ok());
+    assert!(insert_pic_timing(&[0, 0, 0, 3, 0x06, 0xFF, 0xFF], 4, &layout, &tc).is_err());
+    assert!(insert_pic_timing(&[], 3, &layout, &tc).is_err());
+    let hrd = PicTimingLayout {
+        hrd_delays: Some((24, 24)),
+        ..layout
+    };
+    assert_eq!(
+        insert_pic_timing(&nals_to_avcc(&[&[0x65, 0x88]]).unwrap(), 4, &hrd, &tc),
+        Err(H264Error::NoHrdDelays)
+    );
+    for n in 0..sps.len() {
+        let _ = sps_with_pic_struct(&sps[..n]);
+    }
+}

@@ -6,7 +6,7 @@ use super::writer::Writer;
 /// One family per track figure, a sample per track.
 pub(super) fn render(w: &mut Writer, s: &Status) {
     type TrackField = fn(&super::super::snapshot::TrackInfo) -> String;
-    let track_families: [(&str, &str, &str, TrackField); 9] = [
+    let track_families: [(&str, &str, &str, TrackField); 10] = [
         (
             "track_bits_per_second",
             "gauge",
@@ -51,6 +51,12 @@ pub(super) fn render(w: &mut Writer, s: &Status) {
             "counter",
             "Encoded units the packager could not place in a fragment.",
             |t| t.dropped_units.to_string(),
+        ),
+        (
+            "track_units_without_timecode_total",
+            "counter",
+            "Video units sent without the epoch timecode SEI (timeline.timecode = \"epoch\").",
+            |t| t.units_without_timecode.to_string(),
         ),
         (
             "track_lagged_fragments_total",
