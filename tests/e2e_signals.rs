@@ -2,7 +2,8 @@
 //! control token; the splice frame is an IDR in every rendition (ffprobe) while the fragment
 //! grid stays put; every media playlist and the MPD carry the SCTE-35 section, and so do the
 //! video segments of the origin and of the CMAF ingest push, as `emsg` boxes (read with
-//! mp4-atom); bad requests get 4xx with a reason and change nothing.
+//! mp4-atom); bad requests get 4xx with a reason and change nothing. Every frame carries its
+//! epoch time as a drop-frame timecode, read by ffprobe.
 
 mod common;
 mod peers;
@@ -672,4 +673,116 @@ fn a_pair_given_the_same_splice_writes_the_same_signal() {
         .collect();
     assert!(!events[0].is_empty(), "no DASH event");
     assert_eq!(events[0], events[1], "the boxes' DASH events differ");
+}
+
+/// Drop-frame labels of consecutive frames at 29.97, found by counting: from the day's first
+/// frame, each frame takes the next label, and the labels `;00` and `;01` of every minute but
+/// each tenth are never given (SMPTE 12M). This is the definition, not the daemon's formula.
+struct DropFrameCount {
+    hms_f: (u64, u64, u64, u64),
+}
+
+impl DropFrameCount {
+    /// The label of the `n`-th frame of the day.
+    fn at(n: u64) -> DropFrameCount {
+        let mut c = DropFrameCount {
+            hms_f: (0, 0, 0, 0),
+        };
+        for _ in 0..n {
+            c.advance();
+        }
+        c
+    }
+
+    fn advance(&mut self) {
+        let (mut h, mut m, mut s, mut f) = self.hms_f;
+        f += 1;
+        if f == 30 {
+            (f, s) = (0, s + 1);
+        }
+        if s == 60 {
+            (s, m) = (0, m + 1);
+        }
+        if m == 60 {
+            (m, h) = (0, h + 1);
+        }
+        if s == 0 && f == 0 && m % 10 != 0 {
+            f = 2;
+        }
+        self.hms_f = (h % 24, m, s, f);
+    }
+
+    fn label(&self) -> String {
+        let (h, m, s, f) = self.hms_f;
+        format!("{h:02}{m:02}{s:02}{f:02}")
+    }
+}
+
+#[test]
+fn every_frame_carries_its_epoch_time_as_a_drop_frame_timecode() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (origin, control) = (free_port(), free_port());
+    let path = small_config(dir.path(), "timecode", origin, control);
+    let text = std::fs::read_to_string(&path)
+        .expect("config")
+        .replace("framerate = \"30/1\"", "framerate = \"30000/1001\"")
+        .replace("gop = \"1s\"", "gop = \"1001ms\"");
+    assert!(text.contains("30000/1001") && text.contains("1001ms"));
+    // `timeline.timecode` is left out: "epoch" is the default.
+    assert!(!text.contains("timecode ="));
+    std::fs::write(&path, text).expect("config");
+    let d = Daemon::start(&path, origin, dir.path().join("daemon.log"));
+    for rendition in ["240p", "180p"] {
+        let url = d.url(&format!("/live/{rendition}/index.m3u8"));
+        let playlist = wait_for(
+            &format!("{rendition}: two segments"),
+            Duration::from_secs(40),
+            || get_text(&url).filter(|t| playlist_segments(t).len() >= 2),
+        );
+        let segment = playlist_segments(&playlist).pop().expect("a segment");
+        let get = |uri: &str| {
+            get_ok(&d.url(&format!("/live/{rendition}/{uri}"))).expect("segment or init")
+        };
+        let file = dir.path().join(format!("{rendition}.mp4"));
+        std::fs::write(&file, [get("init.mp4"), get(&segment)].concat()).expect("write");
+        let out = Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v", "-show_frames"])
+            .args([
+                "-show_entries",
+                "frame=pts:frame_tags=timecode",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(&file)
+            .output()
+            .expect("ffprobe runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // One line per frame (`pts,timecode`), then a line per side data.
+        let frames: Vec<(u64, String)> = stdout
+            .lines()
+            .filter_map(|l| {
+                let mut fields = l.split(',');
+                let pts = fields.next()?.trim().parse().ok()?;
+                Some((pts, fields.next().unwrap_or_default().trim().to_string()))
+            })
+            .collect();
+        assert!(frames.len() >= 60, "{rendition}: {} frames", frames.len());
+        // Frame k starts at k·1001/30000 s: pts (90 kHz) = 3003·k exactly.
+        let k0 = frames[0].0 / 3003;
+        let start_ns = u128::from(k0) * 1001 * 1_000_000_000 / 30_000;
+        let midnight_ns = start_ns - start_ns % (86_400 * 1_000_000_000);
+        let first_of_day = (midnight_ns * 30_000).div_ceil(1001 * 1_000_000_000) as u64;
+        let mut count = DropFrameCount::at(k0 - first_of_day);
+        for (i, (pts, tc)) in frames.iter().enumerate() {
+            assert_eq!(*pts, (k0 + i as u64) * 3003, "{rendition}: frame {i}");
+            let digits: String = tc.chars().filter(char::is_ascii_digit).collect();
+            assert_eq!(
+                digits,
+                count.label(),
+                "{rendition}: frame {i} (pts {pts}) reads timecode {tc:?}"
+            );
+            count.advance();
+        }
+    }
 }
