@@ -351,7 +351,7 @@ fn drop_frame_counts_a_whole_day_at_2997_and_5994_without_a_gap_or_a_repeat() {
                     "frame {n} of the day: {tc:?}"
                 );
                 // Never a skipped label.
-                let minute_start = tc.seconds == 0 && tc.minutes % 10 != 0;
+                let minute_start = tc.seconds == 0 && !tc.minutes.is_multiple_of(10);
                 assert!(!(minute_start && u64::from(tc.frames) < drop), "{tc:?}");
                 assert_eq!(
                     tc.dropped_before,
@@ -435,7 +435,7 @@ fn read_pic_timing(nal: &[u8], time_offset_length: u32) -> (u32, Timecode) {
     let hours = r.read_bits(5, "hours_value").unwrap() as u8;
     assert_eq!(r.read_bits(time_offset_length, "time_offset").unwrap(), 0);
     let used = r.bit_position();
-    if used % 8 != 0 {
+    if !used.is_multiple_of(8) {
         assert!(r.read_bit("bit_equal_to_one").unwrap());
     }
     (
@@ -462,7 +462,7 @@ fn x264_sps_gets_pic_struct_present_and_keeps_everything_else() {
     assert_eq!(rewritten.len(), sps.len(), "one bit set in place");
     assert!(layout.pic_struct_present);
     let after = Sps::parse(&rewritten).unwrap();
-    assert_eq!(after.pic_timing.unwrap().pic_struct_present, true);
+    assert!(after.pic_timing.unwrap().pic_struct_present);
     assert_eq!(
         Sps {
             pic_timing: None,
