@@ -73,8 +73,12 @@ impl Daemon {
         // Origin first: a port that is taken is a start-up error, before any capture.
         let origin = start_origin(&config, &grid, dvr_dir, &hub, &cancel, &tasks).await?;
         // The splice schedule: the control API fills it, the encoders condition its frames,
-        // the origin's playlists carry its signals.
-        let signals = Arc::new(Signals::new(grid.rate()));
+        // the origin's playlists carry its signals. With it, the source's captions, from the
+        // grid clock to the package threads.
+        let signals = Arc::new(
+            Signals::new(grid.rate())
+                .with_captions(crate::captions::Captions::for_input(&config.input)),
+        );
         origin.set_signals(signals.clone());
         let control_listener = crate::control::bind(config.control.listen)
             .await
@@ -230,10 +234,9 @@ async fn start_origin(
     cancel: &CancellationToken,
     tasks: &TaskTracker,
 ) -> Result<Arc<Origin>, u8> {
-    let origin = Origin::new(
-        OriginSettings::from_config(&config.origin, grid, dvr_dir),
-        hub,
-    );
+    let mut settings = OriginSettings::from_config(&config.origin, grid, dvr_dir);
+    settings.captions = crate::captions::Captions::for_input(&config.input).declared();
+    let origin = Origin::new(settings, hub);
     let listener = origin::bind(config.origin.listen).await.map_err(|e| {
         log::error!("origin: cannot listen on {}: {e}", config.origin.listen);
         exit::EX_OSERR

@@ -1,6 +1,7 @@
 //! twincast daemon: everything with I/O, in data-path order.
 //! capture → timeline → package → hub → (publish, origin).
 
+pub mod captions;
 pub mod capture;
 pub mod cmd;
 pub mod config;

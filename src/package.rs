@@ -84,6 +84,12 @@ pub struct TrackCounters {
     /// Video units sent without the epoch timecode SEI because it could not be written into
     /// them (/status `tracks[].units_without_timecode`).
     pub units_without_timecode: AtomicU64,
+    /// Video units that carry the source's closed captions (/status
+    /// `tracks[].units_with_captions`).
+    pub units_with_captions: AtomicU64,
+    /// Video units whose frame had captions that could not be written into them (/status
+    /// `tracks[].units_without_captions`).
+    pub units_without_captions: AtomicU64,
 }
 
 struct TrackState {
@@ -97,6 +103,9 @@ struct TrackState {
     /// epoch timecode is written into its units.
     timecode: Option<(PicTimingLayout, u8)>,
     timecode_log: Option<std::time::Instant>,
+    /// The NAL length size of a video track's units (from its `avcC`).
+    length_size: Option<u8>,
+    captions_log: Option<std::time::Instant>,
 }
 
 /// Logs the packager's drops of one track, at most once every [`DROP_LOG_EVERY`], with the
@@ -178,6 +187,8 @@ impl Packager {
                     drop_log: DropLog::new(spec),
                     timecode: None,
                     timecode_log: None,
+                    length_size: None,
+                    captions_log: None,
                 }
             })
             .collect();
@@ -250,8 +261,13 @@ impl Packager {
         if let Some(mut codec_data) = unit.codec_data {
             let spec = crate::sync::read(&self.specs).get(unit.track).cloned();
             if let Some(spec) = spec {
-                if self.epoch_timecode && matches!(spec, TrackSpec::Video { .. }) {
-                    state.timecode = timecode_config(&spec, &mut codec_data);
+                if matches!(spec, TrackSpec::Video { .. }) {
+                    if self.epoch_timecode {
+                        state.timecode = timecode_config(&spec, &mut codec_data);
+                    }
+                    state.length_size = h264::AvcDecoderConfig::parse(&codec_data)
+                        .map(|c| c.length_size)
+                        .ok();
                 }
                 let info = track_info(unit.track, &spec, codec_data);
                 if state.info.as_ref() != Some(&info) {
@@ -323,6 +339,7 @@ impl Packager {
             }
             None => unit.data,
         };
+        let data = with_captions(state, counters, self.signals.as_deref(), index, data);
         let cts_offset = 0;
         let before = state.fragmenter.stats();
         let fragment = state
@@ -403,6 +420,47 @@ impl Packager {
             samples: Arc::new(fragment.samples),
             init: self.tracks[track].init.clone(),
         });
+    }
+}
+
+/// A video unit of frame `index` with the source's captions of that frame, if it had any
+/// (src/captions.rs); a unit they cannot go into goes unchanged, counted and logged.
+fn with_captions(
+    state: &mut TrackState,
+    counters: &TrackCounters,
+    signals: Option<&Signals>,
+    index: u64,
+    data: Vec<u8>,
+) -> Vec<u8> {
+    let Some(length_size) = state.length_size else {
+        return data;
+    };
+    let Some(cc) = signals.and_then(|s| s.captions.of_frame(index)) else {
+        return data;
+    };
+    match h264::insert_before_first_slice(&data, length_size, &h264::caption_nal(&cc)) {
+        Ok(with) => {
+            counters.units_with_captions.fetch_add(1, Ordering::Relaxed);
+            with
+        }
+        Err(e) => {
+            counters
+                .units_without_captions
+                .fetch_add(1, Ordering::Relaxed);
+            if state
+                .captions_log
+                .is_none_or(|t| t.elapsed() >= DROP_LOG_EVERY)
+            {
+                state.captions_log = Some(std::time::Instant::now());
+                log::warn!(
+                    track = state.drop_log.track.as_str();
+                    "package: track {} frame {index} sent without its captions: {e} ({} units so far)",
+                    state.drop_log.track,
+                    counters.units_without_captions.load(Ordering::Relaxed)
+                );
+            }
+            data
+        }
     }
 }
 

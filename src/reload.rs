@@ -220,9 +220,11 @@ impl Draft<'_> {
     fn input(&mut self) -> bool {
         let (running, file) = (self.running, self.file);
         // A new source on the same grid and with the same tracks is a pipeline rebuild; a new
-        // frame rate is a new grid, and audio on/off changes the tracks: those need a restart.
+        // frame rate is a new grid, audio on/off changes the tracks, and captions on/off the
+        // manifests: those need a restart.
         let input_live = running.input != file.input
             && running.input.framerate == file.input.framerate
+            && running.input.captions == file.input.captions
             && (running.input.audio == AudioInput::None) == (file.input.audio == AudioInput::None);
         if input_live {
             self.applied

@@ -13,6 +13,7 @@ use twincast_media::scte35::SpliceInfo;
 use twincast_media::splice::{self, Refusal, Request, Schedule, Splice, When};
 use twincast_media::timeline::FrameRate;
 
+use crate::captions::Captions;
 use crate::config::parse_duration;
 
 /// The box's splice schedule and where the encoders are.
@@ -33,6 +34,8 @@ pub struct Signals {
     /// SCTE-35 sections of the input that were not carried (a refusal, a command not
     /// carried, a time not placed); repeats of a scheduled one are neither.
     pub not_passed: AtomicU64,
+    /// The source's closed captions on their way from the grid clock to the renditions.
+    pub captions: Captions,
 }
 
 /// What a passed-through section came to.
@@ -89,7 +92,14 @@ impl Signals {
             refused: AtomicU64::new(0),
             passed_through: AtomicU64::new(0),
             not_passed: AtomicU64::new(0),
+            captions: Captions::new(false, false),
         }
+    }
+
+    /// The same, with `captions` for the source's closed captions.
+    pub fn with_captions(mut self, captions: Captions) -> Signals {
+        self.captions = captions;
+        self
     }
 
     /// The probe saw frame `k` on its way to the encoders: whether it must be an IDR.

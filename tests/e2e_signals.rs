@@ -3,7 +3,8 @@
 //! grid stays put; every media playlist and the MPD carry the SCTE-35 section, and so do the
 //! video segments of the origin and of the CMAF ingest push, as `emsg` boxes (read with
 //! mp4-atom); bad requests get 4xx with a reason and change nothing. Every frame carries its
-//! epoch time as a drop-frame timecode, read by ffprobe.
+//! epoch time as a drop-frame timecode, read by ffprobe. A TS feed's SCTE-35 and CEA-608
+//! captions pass into every rendition.
 
 mod common;
 mod peers;
@@ -452,45 +453,14 @@ fn an_scte35_splice_in_a_udp_feed_lands_on_the_picture_it_names() {
     use twincast_media::scte35::{self, Command as Cmd, SpliceInfo, SpliceInsert};
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
-    // The feed: picture N is a flat grey of luma 8·N mod 256, so a decoded frame says which
-    // source picture it is; one GOP a second; AAC.
-    let base = dir.path().join("base.ts");
-    let (ok, _, err) = run(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=black:s=640x360:r=30,format=yuv420p,geq=lum='mod(8*N,256)':cb=128:cr=128",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            "32",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "30",
-            "-keyint_min",
-            "30",
-            "-sc_threshold",
-            "0",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "64k",
-            "-f",
-            "mpegts",
-            base.to_str().expect("utf-8"),
-        ],
+    // The feed, made by ffmpeg: picture N is a flat grey of luma 8·N mod 256, so a decoded
+    // frame says which source picture it is; one GOP a second; AAC; CEA-608 captions on CC1,
+    // "TWINCAST <s>" shown from each even second s (tests/common/captions.rs).
+    let base = common::captions::captioned_ts(dir.path(), 32);
+    assert!(
+        common::captions::has_closed_captions(&base),
+        "the feed has no captions"
     );
-    assert!(ok, "ffmpeg: {err}");
     let (ok, out, err) = run(
         "ffprobe",
         &[
@@ -602,6 +572,69 @@ fn an_scte35_splice_in_a_udp_feed_lands_on_the_picture_it_names() {
         );
     }
     let _ = sender.join();
+    assert_captions_passed_through(&d, control, dir.path());
+}
+
+/// The feed's CEA-608 captions are in every rendition (ffprobe), with their text and their
+/// 2 s spacing to the frame (ffmpeg reads them back), and the manifests declare them.
+fn assert_captions_passed_through(d: &Daemon, control: u16, dir: &Path) {
+    let master = get_text(&d.url("/live/master.m3u8")).expect("master");
+    assert!(
+        master.contains("#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID=\"cc\"")
+            && master.contains("INSTREAM-ID=\"CC1\"")
+            && master.matches("CLOSED-CAPTIONS=\"cc\"").count() == 2,
+        "{master}"
+    );
+    let mpd = get_text(&d.url("/live/manifest.mpd")).expect("mpd");
+    assert!(
+        mpd.contains(
+            "<Accessibility schemeIdUri=\"urn:scte:dash:cc:cea-608:2015\" value=\"CC1\"/>"
+        ),
+        "{mpd}"
+    );
+    for rendition in ["240p", "180p"] {
+        let playlist =
+            get_text(&d.url(&format!("/live/{rendition}/index.m3u8"))).expect("playlist");
+        let mut bytes = get_ok(&d.url(&format!("/live/{rendition}/init.mp4"))).expect("init");
+        for segment in playlist_segments(&playlist) {
+            bytes.extend(get_ok(&d.url(&format!("/live/{rendition}/{segment}"))).expect("segment"));
+        }
+        let file = dir.join(format!("{rendition}-all.mp4"));
+        std::fs::write(&file, &bytes).expect("write");
+        assert!(
+            common::captions::has_closed_captions(&file),
+            "{rendition}: ffprobe finds no captions"
+        );
+        let cues = common::captions::caption_cues(&file);
+        let seconds: Vec<u32> = cues
+            .iter()
+            .filter_map(|(_, text)| text.strip_prefix("TWINCAST ")?.parse().ok())
+            .collect();
+        // Every caption from the first one the rendition had to the feed's end, in order.
+        let first = *seconds
+            .first()
+            .unwrap_or_else(|| panic!("{rendition}: no cues {cues:?}"));
+        let want: Vec<u32> = (first..32).step_by(2).collect();
+        assert!(
+            seconds == want && want.len() >= 8,
+            "{rendition}: cues {cues:?}"
+        );
+        // Each shown on its source picture: 2 s apart to the frame.
+        for w in cues.windows(2) {
+            let gap = w[1].0 - w[0].0;
+            assert!((gap - 2.0).abs() < 0.005, "{rendition}: cues {cues:?}");
+        }
+    }
+    let status = get_json(&format!("http://127.0.0.1:{control}/status")).expect("status");
+    let captions = &status["signals"]["captions"];
+    assert_eq!(captions["mode"], "passthrough", "{captions}");
+    assert!(captions["frames"].as_u64() > Some(300), "{captions}");
+    for t in status["tracks"].as_array().expect("tracks") {
+        if t["kind"] == "video" {
+            assert_eq!(t["units_without_captions"], 0, "{t}");
+            assert!(t["units_with_captions"].as_u64() > Some(300), "{t}");
+        }
+    }
 }
 
 #[test]

@@ -181,7 +181,12 @@ pub struct Mpd {
     /// SCTE-35 events, each written in the Period its time falls in (the last one when it
     /// is still ahead; none when it ended before the first Period).
     pub events: Vec<Event>,
+    /// The video carries CEA-608 captions on CC1: its AdaptationSet says so (`Accessibility`).
+    pub captions: bool,
 }
+
+/// `Accessibility@schemeIdUri` of CEA-608 captions carried in the video (DASH-IF IOP §6.4.3).
+pub const CEA608_SCHEME: &str = "urn:scte:dash:cc:cea-608:2015";
 
 /// `EventStream@schemeIdUri` of SCTE-35 sections carried as base64 (SCTE 214-1, DASH-IF IOP
 /// §10.14.3).
@@ -356,6 +361,12 @@ impl Mpd {
                 }
             }
             out.push_str(">\n");
+            if self.captions {
+                let _ = writeln!(
+                    out,
+                    "      <Accessibility schemeIdUri=\"{CEA608_SCHEME}\" value=\"CC1\"/>"
+                );
+            }
             for r in video {
                 self.representation(out, p, r);
             }
@@ -526,6 +537,7 @@ mod tests {
             ])],
             addressing,
             events: Vec::new(),
+            captions: false,
         }
     }
 
@@ -557,6 +569,22 @@ mod tests {
         assert_eq!(text.matches("</Representation>").count(), 2);
         assert_eq!(text.matches("<AdaptationSet ").count(), 2);
         assert_eq!(text.matches("</AdaptationSet>").count(), 2);
+        assert!(!text.contains("<Accessibility"));
+    }
+
+    #[test]
+    fn captions_are_an_accessibility_descriptor_of_the_video() {
+        let mut mpd = sample_mpd(Addressing::Timeline);
+        mpd.captions = true;
+        let text = mpd.render();
+        let video = &text[text.find("contentType=\"video\"").unwrap()..];
+        let video = &video[..video.find("</AdaptationSet>").unwrap()];
+        let at = video
+            .find("<Accessibility schemeIdUri=\"urn:scte:dash:cc:cea-608:2015\" value=\"CC1\"/>")
+            .expect("descriptor");
+        // Before the Representations, as the schema orders an AdaptationSet's children.
+        assert!(at < video.find("<Representation").unwrap(), "{text}");
+        assert_eq!(text.matches("<Accessibility").count(), 1);
     }
 
     #[test]

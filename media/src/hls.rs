@@ -58,11 +58,33 @@ impl AudioGroup {
     }
 }
 
+/// A closed-caption rendition (`EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS`, §4.4.6.1): CEA-608 carried
+/// in the video, referenced by every variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedCaptions {
+    pub group_id: String,
+    pub name: String,
+    /// `CC1`…`CC4` (CEA-608) or `SERVICE1`… (CEA-708).
+    pub instream_id: String,
+}
+
+impl ClosedCaptions {
+    /// CEA-608 channel 1, the group `cc`.
+    pub fn cc1() -> Self {
+        ClosedCaptions {
+            group_id: "cc".to_owned(),
+            name: "CC1".to_owned(),
+            instream_id: "CC1".to_owned(),
+        }
+    }
+}
+
 /// The multivariant ("master") playlist.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MasterPlaylist {
     pub variants: Vec<Variant>,
     pub audio: Option<AudioGroup>,
+    pub closed_captions: Option<ClosedCaptions>,
 }
 
 impl MasterPlaylist {
@@ -82,6 +104,16 @@ impl MasterPlaylist {
                 quoted(&a.uri)
             );
         }
+        if let Some(c) = &self.closed_captions {
+            let _ = writeln!(
+                out,
+                "#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID=\"{}\",NAME=\"{}\",DEFAULT=YES,\
+                 AUTOSELECT=YES,INSTREAM-ID=\"{}\"",
+                quoted(&c.group_id),
+                quoted(&c.name),
+                quoted(&c.instream_id)
+            );
+        }
         for v in &self.variants {
             let _ = write!(out, "#EXT-X-STREAM-INF:BANDWIDTH={}", v.bandwidth);
             if let Some(avg) = v.average_bandwidth {
@@ -96,6 +128,9 @@ impl MasterPlaylist {
             }
             if let Some(a) = &self.audio {
                 let _ = write!(out, ",AUDIO=\"{}\"", quoted(&a.group_id));
+            }
+            if let Some(c) = &self.closed_captions {
+                let _ = write!(out, ",CLOSED-CAPTIONS=\"{}\"", quoted(&c.group_id));
             }
             out.push('\n');
             let _ = writeln!(out, "{}", uri_line(&v.uri));
@@ -531,6 +566,7 @@ mod tests {
                 },
             ],
             audio: Some(AudioGroup::new(2, "audio/index.m3u8")),
+            closed_captions: None,
         };
         assert_eq!(
             m.render(),
@@ -546,6 +582,29 @@ mod tests {
     }
 
     #[test]
+    fn captions_are_a_rendition_every_variant_names() {
+        let m = MasterPlaylist {
+            variants: vec![Variant {
+                uri: "720p/index.m3u8".into(),
+                bandwidth: 3_300_000,
+                average_bandwidth: None,
+                codecs: "avc1.64001f".into(),
+                resolution: None,
+                frame_rate: None,
+            }],
+            audio: None,
+            closed_captions: Some(ClosedCaptions::cc1()),
+        };
+        assert_eq!(
+            m.render(),
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID=\"cc\",NAME=\"CC1\",DEFAULT=YES,AUTOSELECT=YES,INSTREAM-ID=\"CC1\"\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=3300000,CODECS=\"avc1.64001f\",CLOSED-CAPTIONS=\"cc\"\n\
+             720p/index.m3u8\n"
+        );
+    }
+
+    #[test]
     fn master_without_audio_and_hostile_strings() {
         let m = MasterPlaylist {
             variants: vec![Variant {
@@ -557,6 +616,7 @@ mod tests {
                 frame_rate: Some(f64::NAN),
             }],
             audio: None,
+            closed_captions: None,
         };
         assert_eq!(
             m.render(),

@@ -100,6 +100,9 @@ pub struct Timing {
     pub window_ns: u64,
     /// Frame rate as num/den.
     pub frame_rate: (u32, u32),
+    /// The video carries CEA-608 captions on CC1: the multivariant playlist has a
+    /// CLOSED-CAPTIONS rendition, the MPD an `Accessibility` descriptor.
+    pub captions: bool,
 }
 
 /// The MPD's per-request parts.
@@ -434,6 +437,7 @@ pub fn master_playlist(tracks: &[&TrackWindow], timing: &Timing) -> Option<Maste
     Some(MasterPlaylist {
         variants,
         audio: audio.map(|(_, channels)| AudioGroup::new(channels, "audio/index.m3u8")),
+        closed_captions: timing.captions.then(crate::hls::ClosedCaptions::cc1),
     })
 }
 
@@ -560,6 +564,7 @@ pub fn mpd(tracks: &[&TrackWindow], timing: &Timing, request: &MpdRequest) -> Op
         periods: periods(tracks, timing)?,
         addressing,
         events: request.events.clone(),
+        captions: timing.captions,
     })
 }
 
@@ -742,6 +747,7 @@ mod tests {
             segment_ns: 1_000_000_000,
             window_ns: 600_000_000_000,
             frame_rate: (30, 1),
+            captions: false,
         }
     }
 

@@ -283,6 +283,8 @@ pub struct ClockParts {
     /// The audio sample rate: the timescale of the 1024-sample audio grid.
     pub sample_rate: Timescale,
     pub audio: bool,
+    /// Where frame k's captions go (taken off the live picture it is fed).
+    pub signals: Arc<crate::signals::Signals>,
 }
 
 impl GridClock {
@@ -408,7 +410,11 @@ fn feed_video(
     let (on, pick) = select_input(p, k, t_k, select);
     let slate = pick.is_slate();
     let picture = match pick {
-        Pick::Live(b) | Pick::Hold(b) => Some(b),
+        Pick::Live(b) => {
+            p.signals.captions.record(k, &b);
+            Some(b)
+        }
+        Pick::Hold(b) => Some(b),
         Pick::Slate => Some(lock(&p.slate).picture()),
     };
     p.marks.set_video(k, slate);
@@ -506,6 +512,8 @@ fn push_picture(p: &ClockParts, enc: &Encoders, k: u64, t_k: u64, picture: gst::
     let mut out = picture.copy();
     {
         let b = out.make_mut();
+        // The captions are the package thread's to write (src/captions.rs).
+        crate::captions::strip(b);
         b.set_pts(gst::ClockTime::from_nseconds(running));
         b.set_dts(gst::ClockTime::NONE);
         b.set_duration(gst::ClockTime::from_nseconds(

@@ -258,6 +258,7 @@ impl Capture {
             stats,
             sample_rate,
             audio: config.input.audio != AudioInput::None,
+            signals: capture.signals.clone(),
         })
         .map_err(|e| CaptureError::Start(format!("the grid clock thread: {e}")))?;
         capture.clock = Some(clock);

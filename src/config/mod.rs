@@ -41,8 +41,8 @@ pub use diagnostic::{ConfigErrors, Diagnostic, Severity};
 pub use duration::{format_duration, parse_duration};
 pub use url::{expand_url, register_url_secrets, sanitize_url};
 pub use values::{
-    AudioInput, CmafProfile, EncoderKind, FrameRateSpec, HttpMethod, InputKind, OutputSettings,
-    Protocol, RtmpTimestamps, TimecodeKind, parse_listen, parse_size,
+    AudioInput, CaptionsMode, CmafProfile, EncoderKind, FrameRateSpec, HttpMethod, InputKind,
+    OutputSettings, Protocol, RtmpTimestamps, TimecodeKind, parse_listen, parse_size,
 };
 
 /// sysexits EX_CONFIG: the configuration is invalid or unreadable.
@@ -218,6 +218,8 @@ pub struct InputSection {
     pub latency: Duration,
     /// `srt`: file holding the SRT passphrase (else the credential `twincast_srt`, else none).
     pub passphrase_file: Option<PathBuf>,
+    /// The source's CEA-608/708 captions: passthrough | none.
+    pub captions: CaptionsMode,
 }
 
 /// `input.backup.hold` when not set.
@@ -263,6 +265,7 @@ impl Default for InputSection {
             backup: None,
             latency: DEFAULT_INPUT_LATENCY,
             passphrase_file: None,
+            captions: CaptionsMode::Passthrough,
         }
     }
 }

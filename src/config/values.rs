@@ -108,6 +108,17 @@ choice!(
 );
 
 choice!(
+    /// What becomes of the source's closed captions (`input.captions`).
+    CaptionsMode, "captions", {
+        /// CEA-608/708 captions in the source's H.264 SEI go into every rendition, on the
+        /// frame of the source picture that carried them (docs/design/signals.md, *Captions*).
+        Passthrough = "passthrough",
+        /// The source's captions are dropped (counted in `/status` `captions`).
+        None = "none",
+    }
+);
+
+choice!(
     /// Ingest protocol of an output (`output.protocol`).
     Protocol, "protocol", {
         /// RTMP/RTMPS, one publish per rendition.

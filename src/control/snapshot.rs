@@ -45,6 +45,21 @@ pub struct SignalsInfo {
     /// SCTE-35 sections of the input that scheduled a splice, and those not carried.
     pub passed_through_sections: u64,
     pub sections_not_passed: u64,
+    /// The source's closed captions (`[input] captions`, src/captions.rs).
+    pub captions: CaptionsInfo,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CaptionsInfo {
+    /// `passthrough` or `none`.
+    pub mode: &'static str,
+    /// The HLS master and the MPD declare CEA-608 captions (CC1).
+    pub declared: bool,
+    /// Frames fed with a source picture that carried captions, and their `cc_data` constructs.
+    pub frames: u64,
+    pub constructs: u64,
+    /// Source pictures whose captions were dropped because `captions = "none"`.
+    pub frames_not_carried: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -141,6 +156,10 @@ pub struct TrackInfo {
     pub dropped_units: u64,
     /// Video units sent without the epoch timecode SEI (src/package.rs).
     pub units_without_timecode: u64,
+    /// Video units carrying the source's captions, and those whose captions could not be
+    /// written into them (src/package.rs).
+    pub units_with_captions: u64,
+    pub units_without_captions: u64,
     /// Fragments the figures above (`fps`, `bitrate_bps`, `fragments`, …) missed because
     /// their monitor fell behind the hub; the fragments themselves were not lost.
     pub fragments_lagged: u64,
@@ -255,6 +274,21 @@ fn signals_info(ops: &Ops) -> SignalsInfo {
         refused_requests: ops.signals.refused.load(Ordering::Relaxed),
         passed_through_sections: ops.signals.passed_through.load(Ordering::Relaxed),
         sections_not_passed: ops.signals.not_passed.load(Ordering::Relaxed),
+        captions: captions_info(&ops.signals.captions),
+    }
+}
+
+fn captions_info(c: &crate::captions::Captions) -> CaptionsInfo {
+    CaptionsInfo {
+        mode: if c.passthrough() {
+            "passthrough"
+        } else {
+            "none"
+        },
+        declared: c.declared(),
+        frames: c.frames_in.load(Ordering::Relaxed),
+        constructs: c.constructs.load(Ordering::Relaxed),
+        frames_not_carried: c.frames_not_carried.load(Ordering::Relaxed),
     }
 }
 
@@ -299,6 +333,8 @@ fn track_infos(ops: &Ops) -> Vec<TrackInfo> {
                 media_bytes: load(|c| &c.media_bytes),
                 dropped_units: load(|c| &c.dropped_units),
                 units_without_timecode: load(|c| &c.units_without_timecode),
+                units_with_captions: load(|c| &c.units_with_captions),
+                units_without_captions: load(|c| &c.units_without_captions),
                 fragments_lagged: f.fragments_lagged,
             }
         })

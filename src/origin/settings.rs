@@ -39,6 +39,8 @@ pub struct OriginSettings {
     pub allow: Vec<AllowEntry>,
     pub max_connections: usize,
     pub header_read_timeout: Duration,
+    /// The video carries CEA-608 captions on CC1 (src/captions.rs): the manifests say so.
+    pub captions: bool,
 }
 
 impl OriginSettings {
@@ -61,6 +63,7 @@ impl OriginSettings {
             allow: Vec::new(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            captions: false,
         }
     }
 
@@ -94,6 +97,7 @@ impl OriginSettings {
             segment_ns: self.segment_ns,
             window_ns: self.window_ns,
             frame_rate: self.frame_rate,
+            captions: self.captions,
         }
     }
 

@@ -3,6 +3,8 @@
 //! parser (written from ISO/IEC 14496-12, not from our writer).
 #![allow(dead_code)]
 
+pub mod captions;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -11,7 +11,9 @@
 //!
 //! `annexb.rs`: start codes ↔ length prefixes, access units; `sps.rs`: the bit reader and the
 //! SPS; `avcc.rs`: the `avcC` record (it reads the SPS for the High-profile extension);
-//! `timecode.rs`: the epoch timecode as a picture timing SEI.
+//! `sei.rs`: SEI messages, RBSP escaping, a NAL unit put before an access unit's slices;
+//! `timecode.rs`: the epoch timecode as a picture timing SEI; `captions.rs`: CEA-608/708
+//! `cc_data` in an A/53 SEI.
 
 use thiserror::Error;
 
@@ -89,6 +91,8 @@ fn is_vcl(nal_type: u8) -> bool {
 
 mod annexb;
 mod avcc;
+mod captions;
+mod sei;
 mod sps;
 #[cfg(test)]
 mod tests;
@@ -99,6 +103,10 @@ pub use annexb::{
     split_access_units,
 };
 pub use avcc::{AvcConfigExt, AvcDecoderConfig, rfc6381_codec};
+pub use captions::{
+    CaptionFormat, CcTriplet, MAX_CC_PER_MESSAGE, caption_nal, cc_triplets, read_captions,
+};
+pub use sei::insert_before_first_slice;
 pub use sps::{BitReader, PicTimingLayout, Sps, nal_to_rbsp};
 pub use timecode::{
     Timecode, avcc_with_pic_struct, insert_pic_timing, pic_timing_nal, sps_with_pic_struct,

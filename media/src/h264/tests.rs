@@ -615,3 +615,108 @@ fn timing_insertion_refuses_bad_units_without_panicking() {
         let _ = sps_with_pic_struct(&sps[..n]);
     }
 }
+
+// --- captions ------------------------------------------------------------------------------
+
+/// CEA-608 pairs with odd parity, as a field-1 triplet each.
+fn cc608(pairs: &[[u8; 2]]) -> Vec<CcTriplet> {
+    let odd = |b: u8| {
+        if b.count_ones().is_multiple_of(2) {
+            b | 0x80
+        } else {
+            b
+        }
+    };
+    pairs.iter().map(|p| [0xFC, odd(p[0]), odd(p[1])]).collect()
+}
+
+#[test]
+fn captions_go_before_the_first_slice_of_every_x264_unit_and_read_back() {
+    // RCL, "HI", EOC: what a pop-on caption sends.
+    let cc = cc608(&[[0x14, 0x20], [b'H', b'I'], [0x14, 0x2F]]);
+    let nal = caption_nal(&cc);
+    // The exact A/53 payload: T.35 US/ATSC, "GA94", cc_data with 3 constructs.
+    let rbsp = nal_to_rbsp(&nal[1..]);
+    assert_eq!(&rbsp[..2], &[4, 8 + 2 + 9 + 1]);
+    assert_eq!(
+        &rbsp[2..12],
+        &[0xB5, 0, 0x31, b'G', b'A', b'9', b'4', 3, 0x43, 0xFF]
+    );
+    assert_eq!(&rbsp[rbsp.len() - 2..], &[0xFF, 0x80]);
+    for (i, unit) in x264_units().iter().enumerate() {
+        let au = nals_to_avcc(unit).unwrap();
+        let out = insert_before_first_slice(&au, 4, &nal).unwrap();
+        assert_eq!(read_captions(&out, 4).unwrap(), cc, "unit {i}");
+        assert!(read_captions(&au, 4).unwrap().is_empty(), "unit {i}");
+        let nals: Vec<&[u8]> = AvccNals::new(&out).map(Result::unwrap).collect();
+        let first_slice = nals.iter().position(|n| is_vcl(n[0] & 0x1f)).unwrap();
+        assert_eq!(nals[first_slice - 1], &nal[..], "unit {i}");
+        assert_eq!(nals.len(), unit.len() + 1);
+    }
+}
+
+#[test]
+fn more_than_31_constructs_take_several_messages() {
+    let cc: Vec<CcTriplet> = (0..70u8).map(|i| [0xFE, i, i.wrapping_mul(3)]).collect();
+    let nal = caption_nal(&cc);
+    let au = nals_to_avcc(&[&nal, &[0x65, 0x88, 0x84, 0x00]]).unwrap();
+    assert_eq!(read_captions(&au, 4).unwrap(), cc);
+    let rbsp = nal_to_rbsp(&nal[1..]);
+    assert_eq!(super::sei::messages(&rbsp).unwrap().len(), 3);
+}
+
+#[test]
+fn every_caption_meta_form_gives_cc_data() {
+    assert_eq!(
+        cc_triplets(CaptionFormat::Cea608Raw, &[0x94, 0x20, 0xC8, 0x49, 0x7]),
+        vec![[0xFC, 0x94, 0x20], [0xFC, 0xC8, 0x49]]
+    );
+    assert_eq!(
+        cc_triplets(
+            CaptionFormat::Cea608S334_1a,
+            &[0x80, 0x94, 0x20, 0x00, 0x15, 0x2F]
+        ),
+        vec![[0xFC, 0x94, 0x20], [0xFD, 0x15, 0x2F]]
+    );
+    assert_eq!(
+        cc_triplets(CaptionFormat::Cea708Raw, &[0x04, 0x94, 0x20, 0xFA, 0, 0]),
+        vec![[0xFC, 0x94, 0x20], [0xFA, 0, 0]]
+    );
+    // A CDP at 29.97 with a time code section and 2 constructs, then its footer.
+    let cdp = [
+        0x96, 0x69, 0x1C, 0x4F, 0xC3, 0x12, 0x34, // header, flags: time code + cc data
+        0x71, 0xC0, 0x80, 0x80, 0x80, // time_code_section
+        0x72, 0xE2, 0xFC, 0x94, 0x20, 0xF9, 0x80, 0x80, // ccdata_section
+        0x74, 0x12, 0x34, 0x00, // cdp_footer
+    ];
+    assert_eq!(
+        cc_triplets(CaptionFormat::Cea708Cdp, &cdp),
+        vec![[0xFC, 0x94, 0x20], [0xF9, 0x80, 0x80]]
+    );
+    // Malformed CDPs give nothing, never a panic.
+    for cut in 0..cdp.len() {
+        let _ = cc_triplets(CaptionFormat::Cea708Cdp, &cdp[..cut]);
+    }
+    assert!(cc_triplets(CaptionFormat::Cea708Cdp, &cdp[..16]).is_empty());
+    assert!(cc_triplets(CaptionFormat::Cea708Cdp, &[0x96, 0x68, 9, 9, 9, 9, 9]).is_empty());
+}
+
+#[test]
+fn caption_reading_survives_garbage() {
+    let mut seed = 0x1234_5678u32;
+    for n in 0..2000usize {
+        let len = n % 64;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 24) as u8
+            })
+            .collect();
+        let mut au = (len as u32 + 1).to_be_bytes().to_vec();
+        au.push(0x06);
+        au.extend_from_slice(&bytes);
+        let _ = read_captions(&au, 4);
+        let _ = read_captions(&bytes, 4);
+        let _ = insert_before_first_slice(&bytes, 4, &[0x06, 0x80]);
+    }
+}

@@ -13,6 +13,7 @@
 
 use super::annexb::AvccNals;
 use super::avcc::AvcDecoderConfig;
+use super::sei::{self, push_prefixed};
 use super::sps::{PicStructSite, PicTimingLayout, Sps, nal_to_rbsp};
 use super::{H264Error, NAL_SEI, NAL_SPS, is_vcl, nal_unit_type};
 use crate::bits::{self, BitWriter};
@@ -171,7 +172,7 @@ pub fn sps_with_pic_struct(nal: &[u8]) -> Result<(Vec<u8>, PicTimingLayout), H26
         pic_struct_present: true,
         ..layout
     };
-    Ok((rbsp_to_nal(header, &rbsp), layout))
+    Ok((sei::rbsp_to_nal(header, &rbsp), layout))
 }
 
 /// The `avcC` body with every SPS given `pic_struct_present_flag` ([`sps_with_pic_struct`]),
@@ -217,12 +218,7 @@ pub fn pic_timing_nal(layout: &PicTimingLayout, tc: &Timecode, hrd_delays: (u64,
         w.flag(true); // bit_equal_to_one, then zeros to the byte (§7.3.2.3.1)
     }
     let payload = w.finish();
-    let mut rbsp = Vec::with_capacity(payload.len() + 4);
-    push_sei_number(&mut rbsp, PIC_TIMING as usize);
-    push_sei_number(&mut rbsp, payload.len());
-    rbsp.extend_from_slice(&payload);
-    rbsp.push(0x80); // rbsp_trailing_bits
-    rbsp_to_nal(NAL_SEI, &rbsp)
+    sei::nal(NAL_SEI, &[(PIC_TIMING as usize, &payload)])
 }
 
 /// The access unit (`length_size`-prefixed NAL units) with [`pic_timing_nal`] before its first
@@ -280,24 +276,7 @@ fn without_pic_timing(
     layout: &PicTimingLayout,
 ) -> Result<(Kept, Option<(u64, u64)>), H264Error> {
     let rbsp = nal_to_rbsp(nal.get(1..).unwrap_or_default());
-    let mut messages = Vec::new();
-    let mut pos = 0;
-    // more_rbsp_data(): everything up to the trailing bits (0x80, then zero bytes).
-    while more_rbsp_data(&rbsp[pos..]) {
-        let kind = read_sei_number(&rbsp, &mut pos)?;
-        let size = read_sei_number(&rbsp, &mut pos)?;
-        let end =
-            pos.checked_add(size)
-                .filter(|&e| e <= rbsp.len())
-                .ok_or(H264Error::Truncated {
-                    what: "SEI payload",
-                    offset: pos,
-                    needed: size,
-                    available: rbsp.len() - pos,
-                })?;
-        messages.push((kind, &rbsp[pos..end]));
-        pos = end;
-    }
+    let messages = sei::messages(&rbsp)?;
     let mut delays = None;
     let mut rest = Vec::new();
     for &(kind, payload) in &messages {
@@ -322,86 +301,8 @@ fn without_pic_timing(
     if rest.is_empty() {
         return Ok((Kept::None, delays));
     }
-    let mut rebuilt = Vec::with_capacity(rbsp.len());
-    for (kind, payload) in rest {
-        push_sei_number(&mut rebuilt, kind);
-        push_sei_number(&mut rebuilt, payload.len());
-        rebuilt.extend_from_slice(payload);
-    }
-    rebuilt.push(0x80);
     Ok((
-        Kept::Some(rbsp_to_nal(
-            nal.first().copied().unwrap_or(NAL_SEI),
-            &rebuilt,
-        )),
+        Kept::Some(sei::nal(nal.first().copied().unwrap_or(NAL_SEI), &rest)),
         delays,
     ))
-}
-
-/// `more_rbsp_data()` (§7.2): anything left before the trailing bits (0x80, then zero bytes).
-fn more_rbsp_data(rest: &[u8]) -> bool {
-    match rest.split_first() {
-        None => false,
-        Some((&0x80, tail)) => tail.iter().any(|&b| b != 0),
-        Some(_) => rest.iter().any(|&b| b != 0),
-    }
-}
-
-/// `payloadType` / `payloadSize`: 0xFF per 255, then the rest (§7.3.2.3.1).
-fn push_sei_number(out: &mut Vec<u8>, mut v: usize) {
-    while v >= 255 {
-        out.push(0xFF);
-        v -= 255;
-    }
-    out.push(v as u8);
-}
-
-fn read_sei_number(rbsp: &[u8], pos: &mut usize) -> Result<usize, H264Error> {
-    let mut v = 0usize;
-    loop {
-        let b = *rbsp.get(*pos).ok_or(H264Error::Truncated {
-            what: "SEI message header",
-            offset: *pos,
-            needed: 1,
-            available: 0,
-        })?;
-        *pos += 1;
-        v = v.saturating_add(usize::from(b));
-        if b != 0xFF {
-            return Ok(v);
-        }
-    }
-}
-
-/// The NAL unit of an RBSP: its header byte, then the RBSP with emulation-prevention bytes
-/// (`00 00 0x` → `00 00 03 0x` for x ≤ 3, §7.4.1).
-fn rbsp_to_nal(header: u8, rbsp: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(rbsp.len() + rbsp.len() / 64 + 2);
-    out.push(header);
-    let mut zeros = 0usize;
-    for &b in rbsp {
-        if zeros >= 2 && b <= 3 {
-            out.push(3);
-            zeros = 0;
-        }
-        zeros = if b == 0 { zeros + 1 } else { 0 };
-        out.push(b);
-    }
-    out
-}
-
-fn push_prefixed(out: &mut Vec<u8>, nal: &[u8], length_size: u8) -> Result<(), H264Error> {
-    let len = nal.len();
-    let fits = match length_size {
-        1 => len <= 0xFF,
-        2 => len <= 0xFFFF,
-        _ => u32::try_from(len).is_ok(),
-    };
-    if !fits {
-        return Err(H264Error::NalTooLarge(len));
-    }
-    let bytes = (len as u32).to_be_bytes();
-    out.extend_from_slice(&bytes[4 - usize::from(length_size)..]);
-    out.extend_from_slice(nal);
-    Ok(())
 }

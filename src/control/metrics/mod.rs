@@ -96,6 +96,18 @@ fn signals(w: &mut Writer, s: &Status) {
         "SCTE-35 sections of the input that were not carried (see the log for why).",
         s.signals.sections_not_passed,
     );
+    w.one(
+        "captions_frames_total",
+        "counter",
+        "Frames fed with a source picture that carried closed captions.",
+        s.signals.captions.frames,
+    );
+    w.one(
+        "captions_not_carried_frames_total",
+        "counter",
+        "Source pictures whose closed captions were dropped (input.captions = \"none\").",
+        s.signals.captions.frames_not_carried,
+    );
 }
 
 /// Configuration reloads and the control listener's own figures.

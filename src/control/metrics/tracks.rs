@@ -6,7 +6,7 @@ use super::writer::Writer;
 /// One family per track figure, a sample per track.
 pub(super) fn render(w: &mut Writer, s: &Status) {
     type TrackField = fn(&super::super::snapshot::TrackInfo) -> String;
-    let track_families: [(&str, &str, &str, TrackField); 10] = [
+    let track_families: [(&str, &str, &str, TrackField); 12] = [
         (
             "track_bits_per_second",
             "gauge",
@@ -57,6 +57,18 @@ pub(super) fn render(w: &mut Writer, s: &Status) {
             "counter",
             "Video units sent without the epoch timecode SEI (timeline.timecode = \"epoch\").",
             |t| t.units_without_timecode.to_string(),
+        ),
+        (
+            "track_units_with_captions_total",
+            "counter",
+            "Video units carrying the source's closed captions (input.captions = \"passthrough\").",
+            |t| t.units_with_captions.to_string(),
+        ),
+        (
+            "track_units_without_captions_total",
+            "counter",
+            "Video units whose frame had closed captions that could not be written into them.",
+            |t| t.units_without_captions.to_string(),
         ),
         (
             "track_lagged_fragments_total",
