@@ -118,6 +118,7 @@ impl Daemon {
             &hub,
             registry.clone(),
             cancel.child_token(),
+            Some(signals.clone()),
         );
         let rebuild_rx = spawn_reload(&ops, &publishers, &cancel, &tasks);
         let (package_stop, package_thread) = spawn_packager(packager, unit_rx)?;

@@ -21,7 +21,7 @@ fn config(dir: &Path, origin: u16, control: u16, ingest: u16, rtmp: u16) -> std:
     let path = config_without_outputs(dir, origin, control);
     let text = std::fs::read_to_string(&path).expect("config");
     let text = format!(
-        "{text}\n[[output]]\nname = \"cmaf\"\nprotocol = \"cmaf\"\nprimary = \"http://127.0.0.1:{ingest}/cm\"\n\n[[output]]\nname = \"rtmp\"\nprotocol = \"rtmp\"\nprimary = \"rtmp://127.0.0.1:{rtmp}/live\"\nstream = \"cam\"\nrenditions = [\"240p\"]\n"
+        "{text}\n[[output]]\nname = \"cmaf\"\nprotocol = \"cmaf\"\nprimary = \"http://127.0.0.1:{ingest}/cm\"\nevent_track = true\n\n[[output]]\nname = \"smooth\"\nprotocol = \"smooth\"\nprimary = \"http://127.0.0.1:{ingest}/sm\"\nrenditions = [\"180p\"]\n\n[[output]]\nname = \"rtmp\"\nprotocol = \"rtmp\"\nprimary = \"rtmp://127.0.0.1:{rtmp}/live\"\nstream = \"cam\"\nrenditions = [\"240p\"]\n"
     );
     std::fs::write(&path, text).expect("config");
     path
@@ -75,6 +75,130 @@ fn assert_splice_emsg(where_: &str, e: &mp4_atom::Emsg, pts: u64, id: u32, secti
     assert_eq!(e.event_duration, 900_000, "{where_}: 10 s");
     assert_eq!(e.id, id, "{where_}");
     assert_eq!(e.message_data, section, "{where_}: the section");
+}
+
+/// The top-level boxes of `data` of type `kind`, each without its 8-byte header.
+fn boxes<'a>(data: &'a [u8], kind: &[u8; 4]) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    while rest.len() >= 8 {
+        let size = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        if size < 8 || size > rest.len() {
+            break;
+        }
+        if &rest[4..8] == kind {
+            out.push(&rest[8..size]);
+        }
+        rest = &rest[size..];
+    }
+    out
+}
+
+/// An `emib` (ISO/IEC 23001-18 §6.1) of a timed-metadata sample, read field by field.
+#[derive(Debug)]
+struct Emib {
+    delta: i64,
+    duration: u32,
+    id: u32,
+    scheme: String,
+    data: Vec<u8>,
+}
+
+/// The `emib`s of a timed-metadata segment (its samples are the `mdat`'s boxes).
+fn emibs(segment: &[u8]) -> Vec<Emib> {
+    let mut out = Vec::new();
+    for mdat in boxes(segment, b"mdat") {
+        for b in boxes(mdat, b"emib") {
+            // version/flags, reserved, then the fields.
+            let delta = i64::from_be_bytes(b[8..16].try_into().expect("delta"));
+            let duration = u32::from_be_bytes(b[16..20].try_into().expect("duration"));
+            let id = u32::from_be_bytes(b[20..24].try_into().expect("id"));
+            let mut strings = b[24..].splitn(3, |c| *c == 0);
+            let scheme = String::from_utf8_lossy(strings.next().unwrap_or_default()).into_owned();
+            let _value = strings.next();
+            let data = strings.next().unwrap_or_default().to_vec();
+            out.push(Emib {
+                delta,
+                duration,
+                id,
+                scheme,
+                data,
+            });
+        }
+    }
+    out
+}
+
+/// The CMAF timed-metadata track and the Smooth sparse track carry the splice: the section,
+/// its id and duration, at its time (DASH-IF ingest §6.6 / Azure timed metadata §2.2).
+fn assert_event_tracks(rx: &peers::Receiver, pts: u64, frame: u64, section: &[u8]) {
+    let cmaf = wait_for(
+        "the CMAF timed-metadata track's emib at the splice",
+        Duration::from_secs(20),
+        || {
+            let all: Vec<Emib> = rx
+                .requests()
+                .into_iter()
+                .filter(|r| r.path.contains("/cm/Streams(scte35)"))
+                .flat_map(|r| emibs(&r.body))
+                .collect();
+            all.iter().any(|e| e.delta == 0).then_some(all)
+        },
+    );
+    for e in &cmaf {
+        assert_eq!(e.scheme, "urn:scte:scte35:2013:bin", "{e:?}");
+        assert_eq!((e.id, e.duration), (frame as u32, 900_000), "{e:?}");
+        assert_eq!(e.data, section, "{e:?}");
+    }
+    let header = rx
+        .requests()
+        .into_iter()
+        .find(|r| r.path.contains("/cm/Streams(scte35)"))
+        .expect("the timed-metadata track");
+    assert!(
+        header.body.windows(4).any(|w| w == b"evte") && !boxes(&header.body, b"moov").is_empty(),
+        "its first object is a CMAF header with an evte sample entry"
+    );
+    // Smooth: every stream names the sparse track; its own POST carries the message 4 s
+    // ahead of the splice (tfxd at the arrival time, the delta to the splice in the record).
+    for r in rx
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/sm/Streams("))
+    {
+        let text = String::from_utf8_lossy(&r.body);
+        if !text.contains("<smil") {
+            continue;
+        }
+        assert!(
+            text.contains("<textstream src=\"Streams(scte35)\"")
+                && text.contains("parentTrackName")
+                && text.contains("manifestOutput"),
+            "{}: {text}",
+            r.path
+        );
+    }
+    let sparse = wait_for("the sparse fragment", Duration::from_secs(20), || {
+        rx.requests()
+            .into_iter()
+            .filter(|r| r.path.contains("/sm/Streams(scte35)") && r.complete)
+            .find(|r| !boxes(&r.body, b"moof").is_empty())
+    });
+    let mdat = boxes(&sparse.body, b"mdat")[0];
+    let word = |i: usize| u32::from_be_bytes(mdat[i..i + 4].try_into().expect("u32"));
+    assert_eq!(word(0), 1, "message version");
+    assert_eq!(word(4), frame as u32, "message id");
+    assert_eq!(
+        word(8),
+        40_000_000,
+        "4 s at 10 MHz from arrival to the splice"
+    );
+    assert_eq!(&mdat[12..], section, "the section");
+    let moof = boxes(&sparse.body, b"moof")[0];
+    let traf = boxes(moof, b"traf")[0];
+    let tfdt = boxes(traf, b"tfdt")[0];
+    let arrival = u64::from_be_bytes(tfdt[4..12].try_into().expect("tfdt"));
+    assert_eq!(arrival, pts * 1000 / 9 - 40_000_000, "arrival, 10 MHz");
 }
 
 fn unhex(hex: &str) -> Vec<u8> {
@@ -323,6 +447,7 @@ fn a_splice_is_an_idr_in_every_rendition_and_a_daterange_in_every_playlist() {
         }
     }
     assert!(pushed("audio").is_empty(), "audio fragments carry no emsg");
+    assert_event_tracks(&rx, pts, frame, &section);
     let audio = wait_for(
         "the audio playlist's CUE-OUT",
         Duration::from_secs(20),

@@ -454,6 +454,10 @@ pub struct Output {
     /// akamai-msl5 | elemental-inference.
     #[serde(default = "default_cmaf_profile")]
     pub profile: CmafProfile,
+    /// SCTE-35 signals also on a track of their own: Smooth's sparse track, CMAF ingest's
+    /// timed-metadata track. Unset: on for smooth, off for cmaf ([`Output::event_track`]).
+    #[serde(default)]
+    pub event_track: Option<bool>,
 }
 
 fn default_backlog() -> Duration {
@@ -476,6 +480,18 @@ impl Output {
     /// Primary and (if set) secondary URL, in that order.
     pub fn urls(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.primary.as_str()).chain(self.secondary.as_deref())
+    }
+
+    /// Whether the output sends its SCTE-35 signals on a track of their own
+    /// (docs/design/signals.md, *Smooth* and *CMAF*): `event_track`, by default on for smooth
+    /// (the sparse track is how Smooth ingest carries them) and off for cmaf (the `emsg`s in
+    /// the video segments carry them; the timed-metadata track is for receivers that want it).
+    pub fn event_track(&self) -> bool {
+        match self.protocol {
+            Protocol::Rtmp => false,
+            Protocol::Smooth => self.event_track.unwrap_or(true),
+            Protocol::Cmaf => self.event_track.unwrap_or(false),
+        }
     }
 
     /// The output's protocol with the keys only that protocol uses.
@@ -957,6 +973,35 @@ mod tests {
         let e = errors(&format!("{ONE}{ei}"));
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(e[0].contains("at most 1200ms"), "{e:?}");
+    }
+
+    #[test]
+    fn event_track_defaults_by_protocol_and_only_where_a_receiver_takes_one() {
+        let out = |protocol: &str, extra: &str| {
+            format!(
+                "{ONE}[[output]]\nname = \"o\"\nprotocol = \"{protocol}\"\nprimary = \"http://h/f\"\n{extra}"
+            )
+        };
+        let first = |text: &str| parse(text).unwrap().config.output[0].event_track();
+        assert!(first(&out("smooth", "")), "on by default for smooth");
+        assert!(!first(&out("cmaf", "")), "off by default for cmaf");
+        assert!(first(&out("cmaf", "event_track = true\n")));
+        assert!(first(&out(
+            "cmaf",
+            "event_track = true\nprofile = \"unified\"\n"
+        )));
+        let e = errors(&out(
+            "cmaf",
+            "event_track = true\nprofile = \"mediapackage-v2\"\n",
+        ));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("event_track") && e[0].contains("takes no timed-metadata track"),
+            "{e:?}"
+        );
+        let rtmp = "[[output]]\nname = \"r\"\nprotocol = \"rtmp\"\nprimary = \"rtmp://h/live\"\nevent_track = true\n";
+        let w = parse(&format!("{ONE}{rtmp}")).unwrap().warnings;
+        assert!(w.iter().any(|w| w.message.contains("event_track")), "{w:?}");
     }
 
     #[test]

@@ -40,6 +40,7 @@ use super::{Carry, CmafSpec, PublishError, SHUTDOWN_GRACE, Task, Unit, init_of, 
 use crate::config::{CmafProfile, HttpMethod};
 use crate::hub::{InitSegment, PackagedFragment};
 use crate::status::DestState;
+use twincast_media::mp4::{FragmentBrands, event_track};
 use twincast_media::stall::Verdict;
 
 /// Shortest time we wait for an answer.
@@ -59,12 +60,16 @@ pub enum Object {
 pub enum TrackKind {
     Video,
     Audio,
+    /// The timed-metadata track of SCTE-35 events (`event_track`).
+    Metadata,
 }
 
 impl TrackKind {
     fn of(track: &str) -> TrackKind {
         if track == super::AUDIO {
             TrackKind::Audio
+        } else if track == super::EVENT_TRACK {
+            TrackKind::Metadata
         } else {
             TrackKind::Video
         }
@@ -74,6 +79,7 @@ impl TrackKind {
         match self {
             TrackKind::Video => "cmfv",
             TrackKind::Audio => "cmfa",
+            TrackKind::Metadata => "cmfm",
         }
     }
 
@@ -81,6 +87,7 @@ impl TrackKind {
         match self {
             TrackKind::Video => "video",
             TrackKind::Audio => "audio",
+            TrackKind::Metadata => "metadata",
         }
     }
 }
@@ -136,7 +143,7 @@ fn mfhd_of(f: &PackagedFragment) -> u32 {
 /// stop the rest with `lmsg` on the last.
 pub async fn run_once(task: &Task, spec: &CmafSpec, carry: &mut Carry) -> Result<(), PublishError> {
     let url = HttpUrl::parse(&task.spec.url).map_err(PublishError::Url)?;
-    let Some(current) = task.wait_init(&task.spec.track).await else {
+    let Some(current) = task.wait_init(task.spec.source_track()).await else {
         return Ok(());
     };
     // Paths are whole (base path + profile part + query): the connection's URL has none.
@@ -146,8 +153,12 @@ pub async fn run_once(task: &Task, spec: &CmafSpec, carry: &mut Carry) -> Result
     };
     let mut s = Session::new(task, spec, &server, &url.path, current);
     let header_path = s.paths.of(Object::Header);
+    let header = match &s.events {
+        Some(e) => e.header.clone(),
+        None => s.header.bytes.to_vec(),
+    };
     s.conn
-        .send(&header_path, &s.header.bytes, "the CMAF header")
+        .send(&header_path, &header, "the CMAF header")
         .await?;
     carry.published_at = Some(Instant::now());
     task.set_state(DestState::Publishing, None);
@@ -175,6 +186,55 @@ struct Session<'a> {
     conn: Conn<'a>,
     header: Arc<InitSegment>,
     paths: Paths,
+    /// The timed-metadata track this session sends instead of its fragments, if it is one.
+    events: Option<EventTrack>,
+}
+
+/// A timed-metadata track (`event_track`, docs/design/signals.md, *CMAF*): its CMAF header,
+/// and per fragment of the video rendition it follows, a segment over the same span with the
+/// fragment's SCTE-35 `emsg`s as `emib` samples (`emeb` where nothing happens). A function of
+/// the fragment alone, so a resent segment and the other box's are the same bytes.
+struct EventTrack {
+    track_id: u32,
+    header: Vec<u8>,
+}
+
+impl EventTrack {
+    /// After every media track of the hub: ids are the hub's track index + 1.
+    fn new(task: &Task) -> EventTrack {
+        let track_id = super::smooth_sparse::track_id(&task.hub);
+        EventTrack {
+            track_id,
+            header: event_track::write_event_track_init(track_id),
+        }
+    }
+
+    /// The segment of the video fragment `f`.
+    fn segment(&self, f: &PackagedFragment) -> Vec<u8> {
+        use twincast_media::{MediaTime, Rounding, Timescale};
+        let clock = Timescale::new(event_track::TIMED_METADATA_TIMESCALE);
+        let in_clock = |ticks: u64| match clock {
+            Some(c) => MediaTime::new(ticks, f.timescale)
+                .rescale(c, Rounding::Floor)
+                .ticks(),
+            None => ticks,
+        };
+        let events = twincast_media::mp4::emsg::read_emsgs(&f.bytes);
+        event_track::write_event_segment(
+            self.track_id,
+            &event_track::EventSegment {
+                sequence: mfhd_of(f),
+                start: in_clock(f.base_dts),
+                duration: in_clock(f.base_dts + f.duration) - in_clock(f.base_dts),
+                events: &events,
+                brands: if f.filler {
+                    FragmentBrands::Filler
+                } else {
+                    FragmentBrands::Normal
+                },
+            },
+        )
+    }
 }
 
 impl<'a> Session<'a> {
@@ -212,6 +272,15 @@ impl<'a> Session<'a> {
             conn,
             header: first,
             paths,
+            events: spec.events_of.as_ref().map(|_| EventTrack::new(task)),
+        }
+    }
+
+    /// What goes out for fragment `f`: its own bytes, or the event track's segment.
+    fn body<'f>(&self, f: &'f PackagedFragment) -> std::borrow::Cow<'f, [u8]> {
+        match &self.events {
+            Some(e) => std::borrow::Cow::Owned(e.segment(f)),
+            None => std::borrow::Cow::Borrowed(&f.bytes[..]),
         }
     }
 
@@ -225,8 +294,9 @@ impl<'a> Session<'a> {
                     task.mark_acknowledged(id, 0);
                     continue;
                 };
-                self.segment(f, &f.bytes, "a segment").await?;
-                task.mark_acknowledged(id, f.bytes.len() as u64);
+                let body = self.body(f).into_owned();
+                self.segment(f, &body, "a segment").await?;
+                task.mark_acknowledged(id, body.len() as u64);
                 carry.last_sent = Some(unit.clone());
                 continue;
             }
@@ -249,10 +319,11 @@ impl<'a> Session<'a> {
         // Send one behind, so that the very last segment goes out with `lmsg`.
         let mut held: Option<Arc<Unit>> = None;
         while let Some((id, unit)) = task.next_unsent() {
-            if let Some(f) = held.take().and_then(|u| u.main.clone())
-                && self.segment(&f, &f.bytes, "a segment").await.is_err()
-            {
-                return;
+            if let Some(f) = held.take().and_then(|u| u.main.clone()) {
+                let body = self.body(&f).into_owned();
+                if self.segment(&f, &body, "a segment").await.is_err() {
+                    return;
+                }
             }
             {
                 let mut b = task.shared.lock();
@@ -263,9 +334,8 @@ impl<'a> Session<'a> {
         }
         let last = held.or_else(|| carry.last_sent.clone());
         if let Some(f) = last.and_then(|u| u.main.clone()) {
-            let _ = self
-                .segment(&f, &with_lmsg(&f.bytes), "the last segment")
-                .await;
+            let last = with_lmsg(&self.body(&f));
+            let _ = self.segment(&f, &last, "the last segment").await;
         }
     }
 
@@ -278,7 +348,8 @@ impl<'a> Session<'a> {
         what: &'static str,
     ) -> Result<(), PublishError> {
         let init = init_of(f, &self.header);
-        if !same_init(&init, &self.header) {
+        // An event track's header never changes with the video's codec parameters.
+        if self.events.is_none() && !same_init(&init, &self.header) {
             let header_path = self.paths.of(Object::Header);
             self.conn
                 .send(&header_path, &init.bytes, "the CMAF header")

@@ -13,7 +13,7 @@ use crate::hub::PackagedFragment;
 
 /// Collects fragments from the hub into the task's backlog; never waits on the session.
 pub(super) async fn collect(task: Arc<Task>, budget: Arc<budget::Budget>) {
-    let Some(main_hub) = task.hub.track(&task.spec.track) else {
+    let Some(main_hub) = task.hub.track(task.spec.source_track()) else {
         return;
     };
     let mut main_rx = main_hub.subscribe();

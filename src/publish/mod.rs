@@ -36,6 +36,7 @@ pub mod net;
 mod outputs;
 pub mod rtmp;
 pub mod smooth;
+mod smooth_sparse;
 mod supervisor;
 mod task;
 pub mod tcp;
@@ -43,7 +44,7 @@ pub mod tcp;
 pub(crate) mod test_support;
 
 pub use budget::Budget;
-pub use outputs::{Publishers, SHUTDOWN_GRACE};
+pub use outputs::{EVENT_TRACK, Publishers, SHUTDOWN_GRACE};
 pub use supervisor::{BACKOFF_MAX, BACKOFF_MIN, Backoff, Carry};
 pub use task::{
     CmafSpec, MAX_BACKLOG_BYTES, MAX_STALL_KEEP, ProtocolSpec, RtmpSpec, Shared, SmoothSpec, Task,

@@ -15,12 +15,15 @@ use super::credentials::resolve_key;
 use super::task::{
     CmafSpec, MAX_BACKLOG_BYTES, ProtocolSpec, RtmpSpec, Shared, SmoothSpec, Task, TaskSpec,
 };
-use super::{AUDIO, budget, collector, supervisor};
+use super::{AUDIO, budget, collector, smooth_sparse, supervisor};
 use crate::config::{Config, Output, Protocol, sanitize_url};
 use crate::hub::Hub;
 use crate::status::{DestHandle, DestState, DestStatus, Registry};
 use twincast_media::TrackId;
 use twincast_media::timeline::Grid;
+
+/// The name of an output's SCTE-35 event track (`event_track`): `Streams(scte35)`.
+pub const EVENT_TRACK: &str = twincast_media::mp4::smooth_sparse::SPARSE_TRACK_NAME;
 
 /// Time allowed for the polite end of every session at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -51,11 +54,16 @@ struct OutputPlan<'a> {
     audio: Option<TrackId>,
     /// Every track of the output that gets a task (Smooth's `all_tracks`).
     all_tracks: Vec<String>,
+    /// The video rendition an event track follows (`event_track`): the CMAF timed-metadata
+    /// track's segments, Smooth's sparse track parent. None: the output has no event track.
+    events_of: Option<TrackId>,
 }
 
 /// Every output's tasks.
 pub struct Publishers {
     hub: Arc<Hub>,
+    /// The splice schedule Smooth's sparse tracks send (None: no sparse tracks, in tests).
+    signals: Option<Arc<crate::signals::Signals>>,
     registry: Arc<Registry>,
     /// `[publish] memory`, shared by every task of every output.
     budget: Arc<budget::Budget>,
@@ -79,6 +87,7 @@ impl Publishers {
         hub: &Arc<Hub>,
         registry: Arc<Registry>,
         cancel: CancellationToken,
+        signals: Option<Arc<crate::signals::Signals>>,
     ) -> Arc<Publishers> {
         let fragment = Duration::from_nanos(grid.fragment_duration_ns());
         let frame_rate =
@@ -91,6 +100,7 @@ impl Publishers {
         };
         let publishers = Arc::new(Publishers {
             hub: hub.clone(),
+            signals,
             registry,
             budget,
             cancel,
@@ -138,13 +148,23 @@ impl Publishers {
         if let Some(Ok(k)) = &key {
             crate::secrets::register(k);
         }
-        let (per_task_tracks, audio) = self.task_tracks(o);
+        let (mut per_task_tracks, audio) = self.task_tracks(o);
+        let events_of = o
+            .event_track()
+            .then(|| per_task_tracks.iter().find(|t| t.as_str() != AUDIO))
+            .flatten()
+            .map(|t| TrackId::from(t.as_str()));
         let plan = OutputPlan {
             output: o,
             key,
             audio,
             all_tracks: per_task_tracks.clone(),
+            events_of: events_of.clone(),
         };
+        // CMAF's timed-metadata track is one more task, fed by the video rendition's fragments.
+        if o.protocol == Protocol::Cmaf && events_of.is_some() {
+            per_task_tracks.push(EVENT_TRACK.to_string());
+        }
         let mut handles = Vec::new();
         for (dest, url) in ["primary", "secondary"].into_iter().zip(o.urls()) {
             for track in &per_task_tracks {
@@ -166,6 +186,12 @@ impl Publishers {
                 )));
                 handles.push(tokio::spawn(supervisor::supervise(task)));
             }
+            if o.protocol == Protocol::Smooth
+                && let Some(parent) = &plan.events_of
+                && let Some(sparse) = self.sparse_task(&plan, dest, url, parent, &cancel)
+            {
+                handles.push(tokio::spawn(sparse.run()));
+            }
         }
         Running {
             output: o.clone(),
@@ -176,6 +202,49 @@ impl Publishers {
                 .starts
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
+    }
+
+    /// The sparse SCTE-35 stream of a Smooth output on `url` (src/publish/smooth_sparse.rs),
+    /// registered in `/status` as track `scte35`; None without the schedule, or when the URL
+    /// cannot take the key.
+    fn sparse_task(
+        &self,
+        plan: &OutputPlan,
+        dest: &'static str,
+        url: &str,
+        parent: &TrackId,
+        cancel: &CancellationToken,
+    ) -> Option<smooth_sparse::SparseTask> {
+        let signals = self.signals.clone()?;
+        let o = plan.output;
+        let url_safe = sanitize_url(url);
+        let status = self
+            .registry
+            .register(DestStatus::new(&o.name, dest, EVENT_TRACK, &url_safe));
+        let key = plan.key.as_ref().and_then(|k| k.as_ref().ok()).cloned();
+        let (url, key) = match crate::config::expand_url(url, key) {
+            Ok(expanded) => expanded,
+            Err(e) => {
+                status.update(|s| {
+                    s.state = DestState::Failed;
+                    s.last_error = Some(e);
+                });
+                return None;
+            }
+        };
+        Some(smooth_sparse::SparseTask {
+            output: o.name.clone(),
+            dest,
+            url,
+            url_safe,
+            key,
+            all_tracks: plan.all_tracks.clone(),
+            parent: parent.to_string(),
+            hub: self.hub.clone(),
+            signals,
+            status,
+            cancel: cancel.clone(),
+        })
     }
 
     /// The tracks of `o` that get a task each (RTMP: the renditions, with the audio in each;
@@ -248,10 +317,12 @@ impl Publishers {
             Protocol::Smooth => ProtocolSpec::Smooth(SmoothSpec {
                 all_tracks: plan.all_tracks.clone(),
                 probe_every: Some(self.settings.stall / 4),
+                sparse_parent: plan.events_of.as_ref().map(TrackId::to_string),
             }),
             Protocol::Cmaf => ProtocolSpec::Cmaf(CmafSpec {
                 method: o.method,
                 profile: o.profile,
+                events_of: plan.events_of.clone().filter(|_| track == EVENT_TRACK),
             }),
         }
     }
@@ -337,6 +408,7 @@ mod tests {
             &hub,
             registry.clone(),
             CancellationToken::new(),
+            None,
         );
         let count = |o: &str| registry.dests().iter().filter(|d| d.output == o).count();
         assert_eq!(count("a"), 2, "one rendition × two URLs");

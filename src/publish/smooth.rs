@@ -112,7 +112,14 @@ impl Target<'_> {
                 }
             })
             .collect();
-        smooth::write_header(track, &smooth::live_server_manifest(&infos))
+        let sparse = self
+            .spec
+            .sparse_parent
+            .as_deref()
+            .map(|parent| (super::smooth_sparse::track_id(&task.hub), parent));
+        let manifest =
+            twincast_media::mp4::smooth_sparse::live_server_manifest_with_sparse(&infos, sparse);
+        smooth::write_header(track, &manifest)
     }
 
     /// Ends `post` cleanly (last chunk, the server's answer) and opens a new one whose header

@@ -60,6 +60,20 @@ pub struct TaskSpec {
     pub stall: Duration,
 }
 
+impl TaskSpec {
+    /// The hub track whose fragments the task sends: its own, or for a CMAF timed-metadata
+    /// track the video rendition whose fragments its segments follow.
+    pub fn source_track(&self) -> &TrackId {
+        match &self.protocol {
+            ProtocolSpec::Cmaf(CmafSpec {
+                events_of: Some(video),
+                ..
+            }) => video,
+            _ => &self.track,
+        }
+    }
+}
+
 /// The part of a task's spec only one protocol's driver reads; the supervisor hands each
 /// driver its own.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,6 +122,9 @@ pub struct SmoothSpec {
     /// How often the server is asked whether it is alive while the POST runs
     /// (`publish/liveness.rs`); None: TCP evidence only.
     pub probe_every: Option<Duration>,
+    /// The output has a sparse SCTE-35 track (`event_track`) whose parent is this video
+    /// track: every stream's Live Server Manifest names it (src/publish/smooth_sparse.rs).
+    pub sparse_parent: Option<String>,
 }
 
 /// What a CMAF ingest push needs besides the common spec.
@@ -116,6 +133,10 @@ pub struct CmafSpec {
     pub method: HttpMethod,
     /// Which receiver's request paths (`output.profile`).
     pub profile: CmafProfile,
+    /// This task is the output's timed-metadata track (`event_track`): one segment of SCTE-35
+    /// events per fragment of this video track, on the same grid (docs/design/signals.md,
+    /// *CMAF*).
+    pub events_of: Option<TrackId>,
 }
 
 /// What the collector and the session of one task share.

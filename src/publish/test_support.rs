@@ -117,10 +117,12 @@ pub fn spec(protocol: Protocol, url: &str, track: &str) -> TaskSpec {
             Protocol::Smooth => ProtocolSpec::Smooth(SmoothSpec {
                 all_tracks: vec![track.into()],
                 probe_every: None,
+                sparse_parent: None,
             }),
             Protocol::Cmaf => ProtocolSpec::Cmaf(CmafSpec {
                 method: HttpMethod::Post,
                 profile: CmafProfile::Generic,
+                events_of: None,
             }),
         },
         key: None,

@@ -9,6 +9,7 @@
 //! the header, with the sample entries in [`sample_entry`]; [`fragment`] writes fragments.
 
 pub mod emsg;
+pub mod event_track;
 pub mod fragment;
 pub mod init;
 pub mod sample_entry;
@@ -21,3 +22,4 @@ pub use fragment::{
 pub use init::write_init;
 pub use writer::{BoxPos, BoxWriter};
 pub mod smooth;
+pub mod smooth_sparse;

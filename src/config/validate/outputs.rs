@@ -97,7 +97,11 @@ impl Checker<'_, '_, '_, '_> {
     fn output_protocol(&mut self, s: &KeyPath, out: &Output, timeline_ok: bool) {
         match out.settings() {
             OutputSettings::Rtmp { .. } => {
-                self.ignored_output_keys(s, out, &[("method", "cmaf")]);
+                self.ignored_output_keys(
+                    s,
+                    out,
+                    &[("method", "cmaf"), ("event_track", "smooth or cmaf")],
+                );
                 self.profile_elsewhere(s, out);
             }
             OutputSettings::Smooth => {
@@ -121,6 +125,16 @@ impl Checker<'_, '_, '_, '_> {
                     &[("stream", "rtmp"), ("rtmp_timestamps", "rtmp")],
                 );
                 self.cmaf_profile(s, out, receiver, timeline_ok);
+                // The timed-metadata track goes to `Streams(<name>)`; receivers whose paths
+                // name fixed video/audio objects have no place for it.
+                if out.event_track()
+                    && !matches!(receiver, CmafProfile::Generic | CmafProfile::Unified)
+                {
+                    self.err(
+                        &s.join("event_track"),
+                        format!("profile \"{}\" takes no timed-metadata track (legal values: false, or true with profile \"generic\" or \"unified\")", receiver.as_str()),
+                    );
+                }
             }
         }
     }
