@@ -683,7 +683,8 @@ fn an_scte35_splice_in_a_udp_feed_lands_on_the_picture_it_names() {
         let data = get_ok(&d.url(&format!("/live/{rendition}/{segment}"))).expect("segment");
         assert!(
             key_frames(dir.path(), &init, &data).contains(&pts),
-            "{rendition}: no IDR on the splice frame {pts}: {:?}", key_frames(dir.path(), &init, &data)
+            "{rendition}: no IDR on the splice frame {pts}: {:?}",
+            key_frames(dir.path(), &init, &data)
         );
         // The splice frame is the source picture the section named: its grey, not a
         // neighbour's (8 levels apart).

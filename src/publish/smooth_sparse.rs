@@ -88,6 +88,9 @@ impl SparseTask {
         let mut sequence = 0u32;
         let mut backoff = Backoff::default();
         let mut registered = false;
+        // The error last logged: a repeat is not logged again (an ingest down for an hour
+        // must not fill the journal).
+        let mut logged: Option<String> = None;
         loop {
             if self.cancel.is_cancelled() {
                 return;
@@ -109,6 +112,13 @@ impl SparseTask {
                     if !registered {
                         registered = true;
                         self.status.update(|s| s.state = DestState::Publishing);
+                        if logged.take().is_some() {
+                            log::info!(
+                                output = self.output.as_str(), dest = self.dest, track = EVENT_TRACK;
+                                "publish {} {} {} ({}): the ingest takes the sparse track again",
+                                self.output, self.dest, EVENT_TRACK, self.url_safe
+                            );
+                        }
                     }
                     backoff.reset();
                     POLL
@@ -116,11 +126,14 @@ impl SparseTask {
                 Err(e) => {
                     registered = false;
                     let text = crate::secrets::redact_owned(e.to_string());
-                    log::warn!(
-                        output = self.output.as_str(), dest = self.dest, track = EVENT_TRACK;
-                        "publish {} {} {} ({}): {text}; retrying",
-                        self.output, self.dest, EVENT_TRACK, self.url_safe
-                    );
+                    if logged.as_ref() != Some(&text) {
+                        log::warn!(
+                            output = self.output.as_str(), dest = self.dest, track = EVENT_TRACK;
+                            "publish {} {} {} ({}): {text}; retrying",
+                            self.output, self.dest, EVENT_TRACK, self.url_safe
+                        );
+                        logged = Some(text.clone());
+                    }
                     self.status.update(|s| {
                         s.state = DestState::Backoff;
                         s.last_error = Some(text);
@@ -247,5 +260,95 @@ impl SparseTask {
                 what,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::test_support::{Receiver, audio_init, boxes, video_init};
+    use crate::status::DestStatus;
+    use twincast_media::splice::{Request, When};
+    use twincast_media::timeline::FrameRate;
+
+    fn task(rx: &Receiver, hub: &Arc<Hub>, signals: &Arc<Signals>) -> (SparseTask, DestHandle) {
+        let registry = crate::status::Registry::new();
+        let url = format!("http://127.0.0.1:{}/in", rx.port);
+        let status = registry.register(DestStatus::new("o", "primary", EVENT_TRACK, &url));
+        let t = SparseTask {
+            output: "o".into(),
+            dest: "primary",
+            url: url.clone(),
+            url_safe: url,
+            key: None,
+            all_tracks: vec!["v".into(), "audio".into()],
+            parent: "v".into(),
+            hub: hub.clone(),
+            signals: signals.clone(),
+            status: status.clone(),
+            cancel: CancellationToken::new(),
+        };
+        (t, status)
+    }
+
+    #[tokio::test]
+    async fn the_header_registers_the_track_and_each_splice_goes_4s_ahead_even_after_a_refusal() {
+        let rx = Receiver::start().await;
+        // The first sparse fragment's POST (request 2: header, then the fragment) is refused.
+        crate::sync::lock(&rx.fail).push(1);
+        let hub = Hub::for_test(["v", "audio"]);
+        hub.tracks[0].set_init(video_init(1, 640, 400_000));
+        hub.tracks[1].set_init(audio_init([0x11, 0x90]));
+        let rate = FrameRate::new(30, 1).expect("30 fps");
+        let signals = Arc::new(Signals::new(rate));
+        let (t, status) = task(&rx, &hub, &signals);
+        let cancel = t.cancel.clone();
+        let run = tokio::spawn(t.run());
+        rx.wait_for("the header alone", |r| r.iter().any(|r| r.complete))
+            .await;
+        let now = crate::control::state::now_ns();
+        let splice = signals
+            .request(
+                &Request::Out {
+                    event_id: Some(5),
+                    duration_ns: Some(30_000_000_000),
+                    when: When::Preroll(6_000_000_000),
+                },
+                now,
+            )
+            .expect("scheduled");
+        rx.wait_for("the fragment, accepted", |r| r.len() >= 4 && r[3].complete)
+            .await;
+        cancel.cancel();
+        let _ = run.await;
+        let reqs = rx.requests();
+        assert!(
+            reqs.iter().all(|r| r.path == "/in/Streams(scte35)"),
+            "{reqs:?}"
+        );
+        // Header alone; header + fragment (refused); the header again; header + fragment.
+        let kinds: Vec<bool> = reqs
+            .iter()
+            .map(|r| boxes(&r.body).iter().any(|b| &b.0 == b"moof"))
+            .collect();
+        assert_eq!(kinds, [false, true, false, true], "{reqs:?}");
+        let last = &reqs[3].body;
+        let all = boxes(last);
+        let mdat = &all.iter().find(|b| &b.0 == b"mdat").expect("mdat").1[8..];
+        let word = |i: usize| u32::from_be_bytes(mdat[i..i + 4].try_into().expect("u32"));
+        assert_eq!(
+            (word(0), word(4), word(8)),
+            (1, splice.frame as u32, 40_000_000)
+        );
+        assert_eq!(&mdat[12..], &splice.section[..]);
+        let manifest = String::from_utf8_lossy(last);
+        assert!(
+            manifest.contains("<textstream src=\"Streams(scte35)\"")
+                && manifest.contains("name=\"parentTrackName\" value=\"v\""),
+            "{manifest}"
+        );
+        let s = status.snapshot();
+        assert_eq!((s.fragments_sent, s.dropped_fragments), (1, 0), "{s:?}");
+        assert_eq!(s.attempts, 4);
     }
 }
