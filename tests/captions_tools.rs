@@ -88,3 +88,17 @@ fn srt_from_ffmpeg_parses_into_cues() {
         .collect();
     assert_eq!(ms, [(367, "TWINCAST 0"), (3_723_450, "TWO\nLINES")]);
 }
+
+/// `TWINCAST_CAPTIONED_FEED=<dir> cargo test --test captions_tools -- --ignored`: writes the
+/// 32 s captioned TS feed into `<dir>` (`captioned.ts`) for a check by hand, e.g. sent to a
+/// daemon's `udp` input with ffmpeg and read back from its origin with
+/// `ffmpeg -f lavfi -i "movie=http://…/live/240p/index.m3u8[out0+subcc]" -map 0:1 out.srt`.
+#[test]
+#[ignore]
+fn write_a_captioned_feed() {
+    let Some(dir) = std::env::var_os("TWINCAST_CAPTIONED_FEED") else {
+        return;
+    };
+    let ts = captioned_ts(std::path::Path::new(&dir), 32);
+    println!("{}", ts.display());
+}
