@@ -225,7 +225,7 @@ pub fn iso_duration(ns: u64) -> String {
     }
 }
 
-fn xml_attr(s: &str) -> String {
+pub(crate) fn xml_attr(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

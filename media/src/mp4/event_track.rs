@@ -90,7 +90,7 @@
 
 use super::emsg::{EventMessage, UNKNOWN_DURATION};
 use super::fragment::{FragmentBrands, FragmentParams, write_fragment_into};
-use super::init::{INIT_COMPATIBLE_BRANDS, INIT_MAJOR_BRAND};
+use super::init;
 use super::writer::BoxWriter;
 use crate::track::{Codec, Sample, TrackId, TrackInfo};
 
@@ -104,12 +104,6 @@ pub const DASH_EVENT_URI: &str = "urn:mpeg:dash:event:2012";
 
 /// `hdlr` name of the event track.
 const HANDLER_NAME: &[u8] = b"twincast events\0";
-/// Unity transformation matrix (ISO/IEC 14496-12 §8.2.2.3), as in the media tracks' header.
-const UNITY_MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000];
-/// ISO 639-2/T "und", packed as three 5-bit letters (§8.4.2.3).
-const LANGUAGE_UND: u16 = ((b'u' - 0x60) as u16) << 10 | ((b'n' - 0x60) as u16) << 5 | 4;
-/// `tkhd` flags: track_enabled | track_in_movie.
-const TKHD_FLAGS: u32 = 0x000003;
 
 /// Which sample entry the track's header declares; the samples are the same `emib`/`emeb`
 /// boxes either way.
@@ -151,118 +145,15 @@ pub fn write_event_track_init(track_id: u32) -> Vec<u8> {
 pub fn write_event_track_init_with(track_id: u32, entry: EventSampleEntry) -> Vec<u8> {
     let mut buf = Vec::with_capacity(640);
     let mut w = BoxWriter::new(&mut buf);
-    let ftyp = w.start_box(b"ftyp");
-    w.fourcc(&INIT_MAJOR_BRAND);
-    w.u32(0); // minor_version
-    for brand in &INIT_COMPATIBLE_BRANDS {
-        w.fourcc(brand);
-    }
-    w.end_box(ftyp);
-
-    let moov = w.start_box(b"moov");
-    write_mvhd(&mut w, track_id);
-    let trak = w.start_box(b"trak");
-    write_tkhd(&mut w, track_id);
-    let mdia = w.start_box(b"mdia");
-    write_mdhd(&mut w);
-    let hdlr = w.start_full_box(b"hdlr", 0, 0);
-    w.u32(0); // pre_defined
-    w.fourcc(b"meta");
-    w.zeros(12); // reserved
-    w.bytes(HANDLER_NAME);
-    w.end_box(hdlr);
-    write_minf(&mut w, entry);
-    w.end_box(mdia);
-    w.end_box(trak);
-    let mvex = w.start_box(b"mvex");
-    let trex = w.start_full_box(b"trex", 0, 0);
-    w.u32(track_id);
-    w.u32(1); // default_sample_description_index
-    w.u32(0); // default_sample_duration
-    w.u32(0); // default_sample_size
-    w.u32(0); // default_sample_flags
-    w.end_box(trex);
-    w.end_box(mvex);
-    w.end_box(moov);
+    init::write_ftyp(&mut w);
+    init::write_metadata_moov(
+        &mut w,
+        track_id,
+        TIMED_METADATA_TIMESCALE,
+        HANDLER_NAME,
+        |w| write_sample_entry(w, entry),
+    );
     buf
-}
-
-fn write_mvhd(w: &mut BoxWriter<'_>, track_id: u32) {
-    let mvhd = w.start_full_box(b"mvhd", 0, 0);
-    w.u32(0); // creation_time
-    w.u32(0); // modification_time
-    w.u32(TIMED_METADATA_TIMESCALE);
-    w.u32(0); // duration: unknown
-    w.u32(0x0001_0000); // rate 1.0
-    w.u16(0x0100); // volume 1.0
-    w.zeros(2 + 8); // reserved
-    for m in UNITY_MATRIX {
-        w.u32(m);
-    }
-    w.zeros(6 * 4); // pre_defined
-    w.u32(track_id.saturating_add(1)); // next_track_ID
-    w.end_box(mvhd);
-}
-
-fn write_tkhd(w: &mut BoxWriter<'_>, track_id: u32) {
-    let tkhd = w.start_full_box(b"tkhd", 0, TKHD_FLAGS);
-    w.u32(0); // creation_time
-    w.u32(0); // modification_time
-    w.u32(track_id);
-    w.u32(0); // reserved
-    w.u32(0); // duration: unknown
-    w.zeros(8); // reserved
-    w.u16(0); // layer
-    w.u16(0); // alternate_group
-    w.u16(0); // volume: not audio
-    w.u16(0); // reserved
-    for m in UNITY_MATRIX {
-        w.u32(m);
-    }
-    w.u32(0); // width: not visual
-    w.u32(0); // height
-    w.end_box(tkhd);
-}
-
-fn write_mdhd(w: &mut BoxWriter<'_>) {
-    let mdhd = w.start_full_box(b"mdhd", 0, 0);
-    w.u32(0); // creation_time
-    w.u32(0); // modification_time
-    w.u32(TIMED_METADATA_TIMESCALE);
-    w.u32(0); // duration: unknown
-    w.u16(LANGUAGE_UND);
-    w.u16(0); // pre_defined
-    w.end_box(mdhd);
-}
-
-fn write_minf(w: &mut BoxWriter<'_>, entry: EventSampleEntry) {
-    let minf = w.start_box(b"minf");
-    let nmhd = w.start_full_box(b"nmhd", 0, 0);
-    w.end_box(nmhd);
-    let dinf = w.start_box(b"dinf");
-    let dref = w.start_full_box(b"dref", 0, 0);
-    w.u32(1); // entry_count
-    let url = w.start_full_box(b"url ", 0, 1); // flag 1: media is in this file
-    w.end_box(url);
-    w.end_box(dref);
-    w.end_box(dinf);
-
-    let stbl = w.start_box(b"stbl");
-    let stsd = w.start_full_box(b"stsd", 0, 0);
-    w.u32(1); // entry_count
-    write_sample_entry(w, entry);
-    w.end_box(stsd);
-    for empty in [b"stts", b"stsc", b"stco"] {
-        let b = w.start_full_box(empty, 0, 0);
-        w.u32(0); // entry_count
-        w.end_box(b);
-    }
-    let stsz = w.start_full_box(b"stsz", 0, 0);
-    w.u32(0); // sample_size
-    w.u32(0); // sample_count
-    w.end_box(stsz);
-    w.end_box(stbl);
-    w.end_box(minf);
 }
 
 /// `evte` (ISO/IEC 23001-18 §7.2) or `urim` (ISO/IEC 14496-12 §12.3.3.2): a

@@ -32,7 +32,7 @@ pub fn write_init(track: &TrackInfo) -> Vec<u8> {
     buf
 }
 
-fn write_ftyp(w: &mut BoxWriter<'_>) {
+pub(super) fn write_ftyp(w: &mut BoxWriter<'_>) {
     let ftyp = w.start_box(b"ftyp");
     w.fourcc(&INIT_MAJOR_BRAND);
     w.u32(0);
@@ -44,25 +44,76 @@ fn write_ftyp(w: &mut BoxWriter<'_>) {
 
 fn write_moov(w: &mut BoxWriter<'_>, track: &TrackInfo) {
     let moov = w.start_box(b"moov");
-    write_mvhd(w, track);
-    write_trak(w, track);
-    let mvex = w.start_box(b"mvex");
-    let trex = w.start_full_box(b"trex", 0, 0);
-    w.u32(track.id);
-    w.u32(1); // default_sample_description_index
-    w.u32(0); // default_sample_duration
-    w.u32(0); // default_sample_size
-    w.u32(0); // default_sample_flags
-    w.end_box(trex);
-    w.end_box(mvex);
+    write_mvhd(w, track.timescale, track.id);
+    let trak = w.start_box(b"trak");
+    let (volume, width, height) = match &track.codec {
+        crate::Codec::H264 { width, height, .. } => (0, *width, *height),
+        crate::Codec::Aac { .. } => (0x0100, 0, 0),
+    };
+    write_tkhd(w, track.id, volume, width, height);
+    let mdia = w.start_box(b"mdia");
+    write_mdhd(w, track.timescale);
+    let (handler, name): (&[u8; 4], &[u8]) = match track.kind() {
+        TrackKind::Video => (b"vide", b"twincast video\0"),
+        TrackKind::Audio => (b"soun", b"twincast audio\0"),
+    };
+    write_hdlr(w, handler, name);
+    let minf = w.start_box(b"minf");
+    match track.kind() {
+        TrackKind::Video => {
+            let vmhd = w.start_full_box(b"vmhd", 0, 1);
+            w.u16(0); // graphicsmode: copy
+            w.zeros(6); // opcolor
+            w.end_box(vmhd);
+        }
+        TrackKind::Audio => {
+            let smhd = w.start_full_box(b"smhd", 0, 0);
+            w.u16(0); // balance
+            w.u16(0); // reserved
+            w.end_box(smhd);
+        }
+    }
+    write_dinf_stbl(w, |w| write_sample_entry(w, track));
+    w.end_box(minf);
+    w.end_box(mdia);
+    w.end_box(trak);
+    write_mvex(w, track.id);
     w.end_box(moov);
 }
 
-fn write_mvhd(w: &mut BoxWriter<'_>, track: &TrackInfo) {
+/// The `moov` of a timed-metadata track (the DASH-IF event track, Smooth's sparse track):
+/// handler `meta` named `name` (NUL-terminated), `nmhd`, and the one sample entry `entry`
+/// writes; no picture size, no volume, durations unknown.
+pub(super) fn write_metadata_moov(
+    w: &mut BoxWriter<'_>,
+    track_id: u32,
+    timescale: u32,
+    name: &[u8],
+    entry: impl FnOnce(&mut BoxWriter<'_>),
+) {
+    let moov = w.start_box(b"moov");
+    write_mvhd(w, timescale, track_id);
+    let trak = w.start_box(b"trak");
+    write_tkhd(w, track_id, 0, 0, 0);
+    let mdia = w.start_box(b"mdia");
+    write_mdhd(w, timescale);
+    write_hdlr(w, b"meta", name);
+    let minf = w.start_box(b"minf");
+    let nmhd = w.start_full_box(b"nmhd", 0, 0);
+    w.end_box(nmhd);
+    write_dinf_stbl(w, entry);
+    w.end_box(minf);
+    w.end_box(mdia);
+    w.end_box(trak);
+    write_mvex(w, track_id);
+    w.end_box(moov);
+}
+
+fn write_mvhd(w: &mut BoxWriter<'_>, timescale: u32, track_id: u32) {
     let mvhd = w.start_full_box(b"mvhd", 0, 0);
     w.u32(0); // creation_time
     w.u32(0); // modification_time
-    w.u32(track.timescale);
+    w.u32(timescale);
     w.u32(0); // duration: unknown
     w.u32(0x0001_0000); // rate 1.0
     w.u16(0x0100); // volume 1.0
@@ -71,30 +122,15 @@ fn write_mvhd(w: &mut BoxWriter<'_>, track: &TrackInfo) {
         w.u32(m);
     }
     w.zeros(6 * 4); // pre_defined
-    w.u32(track.id.saturating_add(1)); // next_track_ID
+    w.u32(track_id.saturating_add(1)); // next_track_ID
     w.end_box(mvhd);
 }
 
-fn write_trak(w: &mut BoxWriter<'_>, track: &TrackInfo) {
-    let trak = w.start_box(b"trak");
-    write_tkhd(w, track);
-    let mdia = w.start_box(b"mdia");
-    write_mdhd(w, track);
-    write_hdlr(w, track.kind());
-    write_minf(w, track);
-    w.end_box(mdia);
-    w.end_box(trak);
-}
-
-fn write_tkhd(w: &mut BoxWriter<'_>, track: &TrackInfo) {
-    let (volume, width, height) = match &track.codec {
-        crate::Codec::H264 { width, height, .. } => (0, *width, *height),
-        crate::Codec::Aac { .. } => (0x0100, 0, 0),
-    };
+fn write_tkhd(w: &mut BoxWriter<'_>, track_id: u32, volume: u16, width: u32, height: u32) {
     let tkhd = w.start_full_box(b"tkhd", 0, TKHD_FLAGS);
     w.u32(0); // creation_time
     w.u32(0); // modification_time
-    w.u32(track.id);
+    w.u32(track_id);
     w.u32(0); // reserved
     w.u32(0); // duration: unknown
     w.zeros(8); // reserved
@@ -115,22 +151,18 @@ fn fixed_16_16(v: u32) -> u32 {
     v.min(0xffff) << 16
 }
 
-fn write_mdhd(w: &mut BoxWriter<'_>, track: &TrackInfo) {
+fn write_mdhd(w: &mut BoxWriter<'_>, timescale: u32) {
     let mdhd = w.start_full_box(b"mdhd", 0, 0);
     w.u32(0); // creation_time
     w.u32(0); // modification_time
-    w.u32(track.timescale);
+    w.u32(timescale);
     w.u32(0); // duration: unknown
     w.u16(LANGUAGE_UND);
     w.u16(0); // pre_defined
     w.end_box(mdhd);
 }
 
-fn write_hdlr(w: &mut BoxWriter<'_>, kind: TrackKind) {
-    let (handler, name): (&[u8; 4], &[u8]) = match kind {
-        TrackKind::Video => (b"vide", b"twincast video\0"),
-        TrackKind::Audio => (b"soun", b"twincast audio\0"),
-    };
+fn write_hdlr(w: &mut BoxWriter<'_>, handler: &[u8; 4], name: &[u8]) {
     let hdlr = w.start_full_box(b"hdlr", 0, 0);
     w.u32(0); // pre_defined
     w.fourcc(handler);
@@ -139,22 +171,8 @@ fn write_hdlr(w: &mut BoxWriter<'_>, kind: TrackKind) {
     w.end_box(hdlr);
 }
 
-fn write_minf(w: &mut BoxWriter<'_>, track: &TrackInfo) {
-    let minf = w.start_box(b"minf");
-    match track.kind() {
-        TrackKind::Video => {
-            let vmhd = w.start_full_box(b"vmhd", 0, 1);
-            w.u16(0); // graphicsmode: copy
-            w.zeros(6); // opcolor
-            w.end_box(vmhd);
-        }
-        TrackKind::Audio => {
-            let smhd = w.start_full_box(b"smhd", 0, 0);
-            w.u16(0); // balance
-            w.u16(0); // reserved
-            w.end_box(smhd);
-        }
-    }
+/// `dinf` (the media is in this file) and `stbl` with one sample entry and empty tables.
+fn write_dinf_stbl(w: &mut BoxWriter<'_>, entry: impl FnOnce(&mut BoxWriter<'_>)) {
     let dinf = w.start_box(b"dinf");
     let dref = w.start_full_box(b"dref", 0, 0);
     w.u32(1); // entry_count
@@ -166,7 +184,7 @@ fn write_minf(w: &mut BoxWriter<'_>, track: &TrackInfo) {
     let stbl = w.start_box(b"stbl");
     let stsd = w.start_full_box(b"stsd", 0, 0);
     w.u32(1); // entry_count
-    write_sample_entry(w, track);
+    entry(w);
     w.end_box(stsd);
     for empty in [b"stts", b"stsc", b"stco"] {
         let b = w.start_full_box(empty, 0, 0);
@@ -178,7 +196,18 @@ fn write_minf(w: &mut BoxWriter<'_>, track: &TrackInfo) {
     w.u32(0); // sample_count
     w.end_box(stsz);
     w.end_box(stbl);
-    w.end_box(minf);
+}
+
+fn write_mvex(w: &mut BoxWriter<'_>, track_id: u32) {
+    let mvex = w.start_box(b"mvex");
+    let trex = w.start_full_box(b"trex", 0, 0);
+    w.u32(track_id);
+    w.u32(1); // default_sample_description_index
+    w.u32(0); // default_sample_duration
+    w.u32(0); // default_sample_size
+    w.u32(0); // default_sample_flags
+    w.end_box(trex);
+    w.end_box(mvex);
 }
 
 #[cfg(test)]

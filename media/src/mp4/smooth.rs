@@ -103,6 +103,18 @@ pub fn write_header(track: &TrackInfo, manifest: &str) -> Vec<u8> {
     let init = write_init(&smooth);
     let mut buf = Vec::with_capacity(init.len() + manifest.len() + 64);
     let mut w = BoxWriter::new(&mut buf);
+    write_ftyp_and_manifest(&mut w, manifest);
+    // The moov of our CMAF header (skip its ftyp: the first box).
+    let ftyp_len = init
+        .get(..4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .min(init.len());
+    w.bytes(&init[ftyp_len..]);
+    buf
+}
+
+/// What every stream's POST body starts with: `ftyp` (`isml`) and the Live Server Manifest box.
+pub(super) fn write_ftyp_and_manifest(w: &mut BoxWriter<'_>, manifest: &str) {
     let ftyp = w.start_box(b"ftyp");
     w.fourcc(b"isml");
     w.u32(1);
@@ -113,13 +125,6 @@ pub fn write_header(track: &TrackInfo, manifest: &str) -> Vec<u8> {
     let lsm = w.start_full_uuid_box(&LIVE_SERVER_MANIFEST_UUID, 0, 0);
     w.bytes(manifest.as_bytes());
     w.end_box(lsm);
-    // The moov of our CMAF header (skip its ftyp: the first box).
-    let ftyp_len = init
-        .get(..4)
-        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        .min(init.len());
-    w.bytes(&init[ftyp_len..]);
-    buf
 }
 
 /// One fragment: `moof` (`mfhd`, `traf` with `tfhd`, `tfdt`, `trun`, `tfxd`) and `mdat`.

@@ -81,7 +81,7 @@
 //! ([AMS-TMD] §2.2.4); see [`SPARSE_LEAD_10MHZ`] and [`sparse_arrival`].
 
 use super::emsg::{EventMessage, SCTE35_SCHEME, UNKNOWN_DURATION};
-use super::smooth::{LIVE_SERVER_MANIFEST_UUID, TFXD_UUID, VIDEO_TIMESCALE, live_server_manifest};
+use super::smooth::{TFXD_UUID, VIDEO_TIMESCALE, live_server_manifest};
 use super::writer::BoxWriter;
 use crate::time::{MediaTime, Rounding, Timescale};
 use crate::track::{TrackInfo, TrackKind};
@@ -107,12 +107,6 @@ const TFHD_DEFAULT_BASE_IS_MOOF: u32 = 0x02_0000;
 const TRUN_FLAGS: u32 = 0x000001 | 0x000100 | 0x000200 | 0x000400;
 /// Sample flags of a metadata sample: a sync sample (sample_depends_on = 2).
 const SYNC: u32 = 0x0200_0000;
-/// Unity transformation matrix (ISO/IEC 14496-12 §8.2.2.3).
-const UNITY_MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000];
-/// ISO 639-2/T "und" packed as three 5-bit letters (§8.4.2.3).
-const LANGUAGE_UND: u16 = ((b'u' - 0x60) as u16) << 10 | ((b'n' - 0x60) as u16) << 5 | 4;
-/// `tkhd` flags: track_enabled | track_in_movie.
-const TKHD_FLAGS: u32 = 0x000003;
 
 /// Why an event cannot become a sparse fragment.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -170,22 +164,6 @@ pub fn sparse_arrival(presentation_10mhz: u64, previous_arrival: Option<u64>) ->
     }
 }
 
-/// Escapes the five XML special characters of an attribute value.
-fn xml_attr(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The `<textstream>` element of the sparse track for the `<switch>` of the Live Server
 /// Manifest ([AMS-TMD] §2.2.1), indented like [`live_server_manifest`]'s tracks.
 /// `parent_track_name` is the `trackName` of a video track ([`parent_track`]).
@@ -198,7 +176,7 @@ pub fn sparse_manifest_entry(track_id: u32, parent_track_name: &str) -> String {
         ("timescale", SPARSE_TIMESCALE.to_string()),
         ("Subtype", SPARSE_SUBTYPE.to_string()),
         ("Scheme", SCTE35_SCHEME.to_string()),
-        ("parentTrackName", xml_attr(parent_track_name)),
+        ("parentTrackName", crate::dash::xml_attr(parent_track_name)),
         ("manifestOutput", "true".to_string()),
     ];
     for (name, value) in params {
@@ -233,114 +211,20 @@ pub fn live_server_manifest_with_sparse(
 pub fn write_sparse_header(track_id: u32, manifest: &str) -> Vec<u8> {
     let mut buf = Vec::with_capacity(manifest.len() + 640);
     let mut w = BoxWriter::new(&mut buf);
-    let ftyp = w.start_box(b"ftyp");
-    w.fourcc(b"isml");
-    w.u32(1);
-    for brand in [b"piff", b"iso2", b"isml"] {
-        w.fourcc(brand);
-    }
-    w.end_box(ftyp);
-    let lsm = w.start_full_uuid_box(&LIVE_SERVER_MANIFEST_UUID, 0, 0);
-    w.bytes(manifest.as_bytes());
-    w.end_box(lsm);
+    super::smooth::write_ftyp_and_manifest(&mut w, manifest);
     write_moov(&mut w, track_id);
     buf
 }
 
+/// The sparse track's `moov` ([AMS-TMD] §2.2.2): handler `meta`, a `scte` sample entry,
+/// `tkhd` duration 0 (the track box has no samples).
 fn write_moov(w: &mut BoxWriter<'_>, track_id: u32) {
-    let moov = w.start_box(b"moov");
-    let mvhd = w.start_full_box(b"mvhd", 0, 0);
-    w.u32(0); // creation_time
-    w.u32(0); // modification_time
-    w.u32(SPARSE_TIMESCALE);
-    w.u32(0); // duration: unknown
-    w.u32(0x0001_0000); // rate 1.0
-    w.u16(0x0100); // volume 1.0
-    w.zeros(2 + 8); // reserved
-    for m in UNITY_MATRIX {
-        w.u32(m);
-    }
-    w.zeros(6 * 4); // pre_defined
-    w.u32(track_id.saturating_add(1)); // next_track_ID
-    w.end_box(mvhd);
-
-    let trak = w.start_box(b"trak");
-    let tkhd = w.start_full_box(b"tkhd", 0, TKHD_FLAGS);
-    w.u32(0); // creation_time
-    w.u32(0); // modification_time
-    w.u32(track_id);
-    w.u32(0); // reserved
-    w.u32(0); // duration: 0, the track box has no samples ([AMS-TMD] §2.2.2)
-    w.zeros(8); // reserved
-    w.u16(0); // layer
-    w.u16(0); // alternate_group
-    w.u16(0); // volume: not audio
-    w.u16(0); // reserved
-    for m in UNITY_MATRIX {
-        w.u32(m);
-    }
-    w.u32(0); // width
-    w.u32(0); // height
-    w.end_box(tkhd);
-
-    let mdia = w.start_box(b"mdia");
-    let mdhd = w.start_full_box(b"mdhd", 0, 0);
-    w.u32(0); // creation_time
-    w.u32(0); // modification_time
-    w.u32(SPARSE_TIMESCALE);
-    w.u32(0); // duration: unknown
-    w.u16(LANGUAGE_UND);
-    w.u16(0); // pre_defined
-    w.end_box(mdhd);
-    let hdlr = w.start_full_box(b"hdlr", 0, 0);
-    w.u32(0); // pre_defined
-    w.fourcc(b"meta"); // handler_type ([AMS-TMD] §2.2.2)
-    w.zeros(12); // reserved
-    w.bytes(b"twincast scte35\0");
-    w.end_box(hdlr);
-
-    let minf = w.start_box(b"minf");
-    let nmhd = w.start_full_box(b"nmhd", 0, 0);
-    w.end_box(nmhd);
-    let dinf = w.start_box(b"dinf");
-    let dref = w.start_full_box(b"dref", 0, 0);
-    w.u32(1); // entry_count
-    let url = w.start_full_box(b"url ", 0, 1); // flag 1: media is in this file
-    w.end_box(url);
-    w.end_box(dref);
-    w.end_box(dinf);
-    let stbl = w.start_box(b"stbl");
-    let stsd = w.start_full_box(b"stsd", 0, 0);
-    w.u32(1); // entry_count
-    let entry = w.start_box(&SCTE_SAMPLE_ENTRY);
-    w.zeros(6); // SampleEntry reserved
-    w.u16(1); // data_reference_index
-    w.end_box(entry);
-    w.end_box(stsd);
-    for empty in [b"stts", b"stsc", b"stco"] {
-        let b = w.start_full_box(empty, 0, 0);
-        w.u32(0); // entry_count
-        w.end_box(b);
-    }
-    let stsz = w.start_full_box(b"stsz", 0, 0);
-    w.u32(0); // sample_size
-    w.u32(0); // sample_count
-    w.end_box(stsz);
-    w.end_box(stbl);
-    w.end_box(minf);
-    w.end_box(mdia);
-    w.end_box(trak);
-
-    let mvex = w.start_box(b"mvex");
-    let trex = w.start_full_box(b"trex", 0, 0);
-    w.u32(track_id);
-    w.u32(1); // default_sample_description_index
-    w.u32(0); // default_sample_duration
-    w.u32(0); // default_sample_size
-    w.u32(0); // default_sample_flags
-    w.end_box(trex);
-    w.end_box(mvex);
-    w.end_box(moov);
+    super::init::write_metadata_moov(w, track_id, SPARSE_TIMESCALE, b"twincast scte35\0", |w| {
+        let entry = w.start_box(&SCTE_SAMPLE_ENTRY);
+        w.zeros(6); // SampleEntry reserved
+        w.u16(1); // data_reference_index
+        w.end_box(entry);
+    });
 }
 
 /// One sparse fragment for `event` ([AMS-TMD] §2.2.3): `moof` (`mfhd` `sequence`, `traf` with
@@ -425,6 +309,7 @@ pub fn write_sparse_fragment(
 mod tests {
     use super::*;
     use crate::mp4::init::tests::{audio_track, decode_all, video_track};
+    use crate::mp4::smooth::LIVE_SERVER_MANIFEST_UUID;
     use crate::track::Sample;
     use mp4_atom::{Any, Decode, Mdat, Mfhd, Tfdt, Tfhd, Trun};
 
