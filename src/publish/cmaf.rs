@@ -202,7 +202,7 @@ struct EventTrack {
 impl EventTrack {
     /// After every media track of the hub: ids are the hub's track index + 1.
     fn new(task: &Task) -> EventTrack {
-        let track_id = super::smooth_sparse::track_id(&task.hub);
+        let track_id = super::event_track_id(&task.hub);
         EventTrack {
             track_id,
             header: event_track::write_event_track_init(track_id),

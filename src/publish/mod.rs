@@ -51,6 +51,13 @@ pub use task::{
     TaskSpec, Unit, init_of, same_init,
 };
 
+/// The id of an output's SCTE-35 event track (`EVENT_TRACK`): after every media track of the
+/// hub (their ids are index + 1), the same in every stream's manifest whichever of them the
+/// server has heard of.
+pub fn event_track_id(hub: &crate::hub::Hub) -> u32 {
+    u32::try_from(hub.tracks.len()).unwrap_or(u32::MAX - 1) + 1
+}
+
 /// Name of the audio track in the hub.
 pub const AUDIO: &str = twincast_media::TrackId::AUDIO;
 

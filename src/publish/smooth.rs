@@ -116,7 +116,7 @@ impl Target<'_> {
             .spec
             .sparse_parent
             .as_deref()
-            .map(|parent| (super::smooth_sparse::track_id(&task.hub), parent));
+            .map(|parent| (super::event_track_id(&task.hub), parent));
         let manifest =
             twincast_media::mp4::smooth_sparse::live_server_manifest_with_sparse(&infos, sparse);
         smooth::write_header(track, &manifest)

@@ -63,10 +63,11 @@ fn key_of(s: &Splice) -> Key {
     (s.frame, s.event_id, s.kind.name())
 }
 
-/// The sparse track's id: after every media track of the hub (their ids are index + 1), the
-/// same in every stream's manifest whichever of them the server has heard of.
-pub fn track_id(hub: &Hub) -> u32 {
-    u32::try_from(hub.tracks.len()).unwrap_or(u32::MAX - 1) + 1
+/// The system clock, ns since the epoch (the splice schedule's clock).
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 impl SparseTask {
@@ -76,7 +77,7 @@ impl SparseTask {
             return;
         };
         // What was on the schedule and already past before this stream started is not its.
-        let now = crate::control::state::now_ns();
+        let now = now_ns();
         let mut sent: HashSet<Key> = self
             .signals
             .list()
@@ -166,7 +167,7 @@ impl SparseTask {
                 }
             }
         }
-        let track_id = track_id(&self.hub);
+        let track_id = super::event_track_id(&self.hub);
         let manifest =
             sparse::live_server_manifest_with_sparse(&infos, Some((track_id, &self.parent)));
         Some((sparse::write_sparse_header(track_id, &manifest), track_id))
@@ -181,7 +182,7 @@ impl SparseTask {
         last_arrival: &mut Option<u64>,
         sequence: &mut u32,
     ) -> Result<(), PublishError> {
-        let now = crate::control::state::now_ns();
+        let now = now_ns();
         let listed = self.signals.list();
         // Bounded by the schedule (256 splices): what left it is forgotten.
         sent.retain(|k| listed.iter().any(|l| key_of(&l.splice) == *k));
@@ -306,7 +307,7 @@ mod tests {
         let run = tokio::spawn(t.run());
         rx.wait_for("the header alone", |r| r.iter().any(|r| r.complete))
             .await;
-        let now = crate::control::state::now_ns();
+        let now = now_ns();
         let splice = signals
             .request(
                 &Request::Out {
