@@ -473,7 +473,8 @@ primary = "http://127.0.0.1:{http}/cm"
         || {
             let s = get_json(&status_url)?;
             let d = destinations(&s);
-            (d.len() == 14 && d.iter().all(|x| x.4 == "publishing")).then_some(())
+            // 6 RTMP, 4 Smooth streams and its sparse SCTE-35 track, 4 CMAF tracks.
+            (d.len() == 15 && d.iter().all(|x| x.4 == "publishing")).then_some(())
         },
     );
     daemon.wait_for("the input live", Duration::from_secs(60), || {
