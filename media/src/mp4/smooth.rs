@@ -11,7 +11,7 @@
 //! Audio keeps its own timescale (the sample rate), which is exact.
 
 use super::init::write_init;
-use super::writer::BoxWriter;
+use super::writer::{BoxPos, BoxWriter};
 use crate::time::{MediaTime, Rounding, Timescale};
 use crate::track::{Sample, TrackInfo, TrackKind};
 
@@ -127,6 +127,32 @@ pub(super) fn write_ftyp_and_manifest(w: &mut BoxWriter<'_>, manifest: &str) {
     w.end_box(lsm);
 }
 
+/// Ends a fragment's `traf` with its `tfxd` (`time` and `duration` at 10 MHz), ends the
+/// `moof`, writes the `mdat` header for `payload` bytes and patches the `trun`'s data offset
+/// (at `data_offset_at`) to point at them; the payload follows.
+pub(super) fn end_fragment_header(
+    w: &mut BoxWriter<'_>,
+    moof: BoxPos,
+    traf: BoxPos,
+    time: u64,
+    duration: u64,
+    data_offset_at: usize,
+    payload: usize,
+) {
+    let tfxd = w.start_full_uuid_box(&TFXD_UUID, 1, 0);
+    w.u64(time); // fragment_absolute_time
+    w.u64(duration); // fragment_duration
+    w.end_box(tfxd);
+    w.end_box(traf);
+    w.end_box(moof);
+    w.write_mdat_header(payload as u64);
+    let data_offset = w.len() - moof.offset();
+    w.patch_u32(
+        data_offset_at,
+        u32::try_from(data_offset).unwrap_or(u32::MAX),
+    );
+}
+
 /// One fragment: `moof` (`mfhd`, `traf` with `tfhd`, `tfdt`, `trun`, `tfxd`) and `mdat`.
 /// `samples` are in the original track timescale and are rescaled here.
 pub fn write_fragment(track: &TrackInfo, sequence: u32, samples: &[Sample]) -> Vec<u8> {
@@ -162,17 +188,14 @@ pub fn write_fragment(track: &TrackInfo, sequence: u32, samples: &[Sample]) -> V
         w.i32(s.cts_offset);
     }
     w.end_box(trun);
-    let tfxd = w.start_full_uuid_box(&TFXD_UUID, 1, 0);
-    w.u64(start); // fragment_absolute_time
-    w.u64(end - start); // fragment_duration
-    w.end_box(tfxd);
-    w.end_box(traf);
-    w.end_box(moof);
-    w.write_mdat_header(payload as u64);
-    let data_offset = w.len() - moof.offset();
-    w.patch_u32(
+    end_fragment_header(
+        &mut w,
+        moof,
+        traf,
+        start,
+        end - start,
         data_offset_at,
-        u32::try_from(data_offset).unwrap_or(u32::MAX),
+        payload,
     );
     for s in &samples {
         w.bytes(&s.data);

@@ -81,7 +81,7 @@
 //! ([AMS-TMD] §2.2.4); see [`SPARSE_LEAD_10MHZ`] and [`sparse_arrival`].
 
 use super::emsg::{EventMessage, SCTE35_SCHEME, UNKNOWN_DURATION};
-use super::smooth::{TFXD_UUID, VIDEO_TIMESCALE, live_server_manifest};
+use super::smooth::{VIDEO_TIMESCALE, live_server_manifest};
 use super::writer::BoxWriter;
 use crate::time::{MediaTime, Rounding, Timescale};
 use crate::track::{TrackInfo, TrackKind};
@@ -286,17 +286,15 @@ pub fn write_sparse_fragment(
     w.u32(u32::try_from(payload).unwrap_or(u32::MAX));
     w.u32(SYNC);
     w.end_box(trun);
-    let tfxd = w.start_full_uuid_box(&TFXD_UUID, 1, 0);
-    w.u64(arrival_10mhz); // fragment_absolute_time: the arrival time
-    w.u64(duration); // fragment_duration: the event's
-    w.end_box(tfxd);
-    w.end_box(traf);
-    w.end_box(moof);
-    w.write_mdat_header(payload as u64);
-    let data_offset = w.len() - moof.offset();
-    w.patch_u32(
+    // The tfxd: the arrival time, and the event's duration.
+    super::smooth::end_fragment_header(
+        &mut w,
+        moof,
+        traf,
+        arrival_10mhz,
+        duration,
         data_offset_at,
-        u32::try_from(data_offset).unwrap_or(u32::MAX),
+        payload,
     );
     w.u32(MESSAGE_VERSION);
     w.u32(event.id);
@@ -309,7 +307,7 @@ pub fn write_sparse_fragment(
 mod tests {
     use super::*;
     use crate::mp4::init::tests::{audio_track, decode_all, video_track};
-    use crate::mp4::smooth::LIVE_SERVER_MANIFEST_UUID;
+    use crate::mp4::smooth::{LIVE_SERVER_MANIFEST_UUID, TFXD_UUID};
     use crate::track::Sample;
     use mp4_atom::{Any, Decode, Mdat, Mfhd, Tfdt, Tfhd, Trun};
 
